@@ -1,0 +1,115 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using PipelineActors.Onnx.Proto;
+
+namespace PipelineActors.Onnx.Graph;
+
+/// <summary>
+/// The dtype and concrete shape of every tensor in a model for one input size, found by one
+/// instrumented ONNX Runtime run (every node output made a graph output). A run rather than
+/// our own shape inference: it is exact for every operator ONNX Runtime knows, including
+/// Shape -> Gather -> Concat -> Reshape chains and control flow.
+/// </summary>
+public sealed class TensorShapes
+{
+    private readonly Dictionary<string, TensorInfo> _tensors;
+
+    private TensorShapes(Dictionary<string, TensorInfo> tensors, IReadOnlyList<TensorInfo> inputs)
+    {
+        _tensors = tensors;
+        InputSizes = inputs;
+    }
+
+    public IReadOnlyList<TensorInfo> InputSizes { get; }
+
+    public TensorInfo this[string name] => _tensors.TryGetValue(name, out var info)
+        ? info
+        : throw new KeyNotFoundException($"No shape is known for tensor '{name}'.");
+
+    public bool TryGet(string name, out TensorInfo info) => _tensors.TryGetValue(name, out info!);
+
+    /// <summary>Runs the model once on a deterministic input of the given sizes and records every tensor's shape.</summary>
+    public static TensorShapes Measure(ModelGraph graph, IReadOnlyList<TensorInfo> inputs)
+    {
+        var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+        foreach (var init in graph.Model.Graph.Initializer)
+        {
+            tensors[init.Name] = new TensorInfo(init.Name, (TensorProto.Types.DataType)init.DataType, init.Dims.ToArray());
+        }
+
+        foreach (var input in inputs)
+        {
+            tensors[input.Name] = input;
+        }
+
+        // Shallow clone: weight ByteStrings are immutable and shared, so this costs no weight copy.
+        var instrumented = graph.Model.Clone();
+        var existing = instrumented.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        var wanted = graph.Model.Graph.Node.SelectMany(n => n.Output).Where(o => o.Length > 0 && !tensors.ContainsKey(o)).Distinct().ToList();
+        foreach (var name in wanted.Where(n => !existing.Contains(n)))
+        {
+            instrumented.Graph.Output.Add(new ValueInfoProto { Name = name });
+        }
+
+        // Value infos can pin shapes to the declared input size; the run must follow the one given.
+        instrumented.Graph.ValueInfo.Clear();
+        var outputNames = instrumented.Graph.Output.Select(o => o.Name).ToList();
+
+        using var options = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL,
+            IntraOpNumThreads = Math.Max(1, Environment.ProcessorCount),
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(instrumented.ToByteArray(), options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new PipelineInputException($"ONNX Runtime cannot load the model: {FirstLine(e.Message)}");
+        }
+
+        using (session)
+        {
+            var inputValues = inputs.Select((t, i) => OrtTensors.Deterministic(t, seed: 17 + i)).ToList();
+            try
+            {
+                using var runOptions = new RunOptions();
+                using var results = session.Run(runOptions, inputs.Select(i => i.Name).ToList(), inputValues, outputNames);
+                for (var i = 0; i < outputNames.Count; i++)
+                {
+                    var value = results[i];
+                    if (value.OnnxType != OnnxValueType.ONNX_TYPE_TENSOR)
+                    {
+                        continue; // sequences and maps cannot cross a cut; the cut finder avoids them
+                    }
+
+                    var typeAndShape = value.GetTensorTypeAndShape();
+                    tensors[outputNames[i]] = new TensorInfo(outputNames[i], (TensorProto.Types.DataType)typeAndShape.ElementDataType, typeAndShape.Shape);
+                }
+            }
+            catch (OnnxRuntimeException e)
+            {
+                var sizes = string.Join(" ", inputs.Select(i => $"{i.Name}={string.Join(",", i.Shape)}"));
+                throw new PipelineInputException($"The model cannot run with input size {sizes}: {FirstLine(e.Message)}");
+            }
+            finally
+            {
+                foreach (var v in inputValues)
+                {
+                    v.Dispose();
+                }
+            }
+        }
+
+        return new TensorShapes(tensors, inputs);
+    }
+
+    private static string FirstLine(string message)
+    {
+        var line = message.Split('\n')[0].Trim();
+        return line.EndsWith('.') ? line : line + ".";
+    }
+}
