@@ -38,6 +38,9 @@ public static class StageExtractor
         return stages;
     }
 
+    /// <summary>One standalone model for the per-frame nodes [from, to), for profiling a segment.</summary>
+    public static StageModel ExtractRange(ModelAnalysis analysis, int from, int to) => ExtractStage(analysis, 0, from, to, 1);
+
     private static StageModel ExtractStage(ModelAnalysis analysis, int index, int from, int to, int stageCount)
     {
         var graph = analysis.Graph;

@@ -1,0 +1,142 @@
+using System.CommandLine;
+using System.Globalization;
+using Google.Protobuf;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Cost;
+using PipelineActors.Onnx.Cuts;
+using PipelineActors.Onnx.Stages;
+using Spectre.Console;
+
+namespace PipelineActors.Cli.Commands;
+
+/// <summary><c>pipeline split</c>: write one standalone ONNX model per stage plus <c>manifest.json</c>.</summary>
+internal static class SplitCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = CommonOptions.Model();
+        var input = CommonOptions.Input();
+        var threads = CommonOptions.Threads();
+        var parts = new Option<int?>("--parts") { Description = "Number of stages; the balancer picks the cuts that minimise the slowest stage." };
+        var cuts = new Option<string?>("--cuts") { Description = "Explicit cut positions from 'pipeline inspect', comma separated (e.g. 40,95,140)." };
+        var output = new Option<string>("--out") { Description = "Folder for stage-NN.onnx and manifest.json.", Required = true };
+        var measure = new Option<bool>("--measure") { Description = "Balance on latency measured in ONNX Runtime instead of FLOPs, and time each stage." };
+        var profile = new Option<string?>("--profile") { Description = "Balance on a profile saved by 'pipeline profile --out'." };
+        var runs = new Option<int>("--runs") { Description = "Timed runs per segment with --measure.", DefaultValueFactory = _ => 10 };
+        var verify = new Option<bool>("--verify") { Description = "Run the whole model and the chained stages on the same input and report the difference." };
+        var force = new Option<bool>("--force") { Description = "Replace the --out folder if it exists." };
+        var command = new Command("split", "Cut a model into pipeline stages: one standalone ONNX model per stage and a manifest.")
+        {
+            model, parts, cuts, output, input, measure, profile, threads, runs, verify, force,
+        };
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var partCount = parse.GetValue(parts);
+            var cutList = parse.GetValue(cuts);
+            if (partCount is null == cutList is null)
+            {
+                throw new PipelineInputException("Give either --parts N or --cuts A,B,... (one of them, not both).");
+            }
+
+            var threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
+            var modelPath = parse.GetValue(model)!;
+            var analysis = CommonOptions.Analyze(modelPath, parse.GetValue(input));
+            var profilePath = parse.GetValue(profile);
+            LatencyProfile? latency = null;
+            if (profilePath is not null)
+            {
+                latency = LatencyProfile.Load(profilePath, analysis);
+            }
+            else if (parse.GetValue(measure) && partCount is not null)
+            {
+                latency = ProfileCommand.MeasureWithProgress(context.Console, analysis, threadCount, parse.GetValue(runs));
+            }
+
+            IReadOnlyList<int> positions = cutList is not null
+                ? ParseCuts(cutList)
+                : latency is not null
+                    ? Balancer.Balance(analysis, partCount!.Value, (from, to) => latency.CostMs(from, to), latency.Boundaries)
+                    : Balancer.Balance(analysis, partCount!.Value);
+            var stages = StageExtractor.Extract(analysis, positions);
+
+            IReadOnlyList<double>? measured = null;
+            if (parse.GetValue(measure))
+            {
+                measured = stages.Select(s => LatencyProfiler.Time(
+                    s.Model.ToByteArray(), s.Inputs.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), threadCount, parse.GetValue(runs)).MedianMs).ToList();
+            }
+
+            var basis = latency is not null ? $"measured ({latency.IntraOpThreads} thread(s))" : cutList is not null ? "given cuts" : "flops";
+            var manifest = SplitWriter.Write(analysis, stages, parse.GetValue(output)!, Path.GetFileName(modelPath), basis, measured, parse.GetValue(force));
+            Render(context.Console, manifest, parse.GetValue(output)!);
+            if (parse.GetValue(verify))
+            {
+                var plain = StageChain.CompareWithWholeModel(analysis, stages);
+                var optimized = StageChain.CompareWithWholeModel(analysis, stages, optimize: true);
+                context.Console.MarkupLine($"verify: chained stages against the whole model, max |difference| / max |output|: {plain:E2} (ORT optimizations off), {optimized:E2} (on)");
+                if (plain > 1e-5)
+                {
+                    throw new PipelineInputException($"The chained stages differ from the whole model by {plain:E2} (relative); please report this model.");
+                }
+            }
+
+            return 0;
+        }));
+        return command;
+    }
+
+    private static List<int> ParseCuts(string text)
+    {
+        var result = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var position))
+            {
+                throw new PipelineInputException($"--cuts takes whole numbers separated by commas; '{part}' is not one.");
+            }
+
+            result.Add(position);
+        }
+
+        return result.Count > 0 ? result : throw new PipelineInputException("--cuts names no cut positions.");
+    }
+
+    private static void Render(IAnsiConsole console, SplitManifest manifest, string folder)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("stage").AddColumn("file").AddColumn("nodes").AddColumn("first .. last node")
+            .AddColumn("FLOPs", c => c.RightAligned()).AddColumn("share", c => c.RightAligned())
+            .AddColumn("params", c => c.RightAligned()).AddColumn("in/frame", c => c.RightAligned())
+            .AddColumn("out/frame", c => c.RightAligned());
+        var measured = manifest.Stages.Any(s => s.MeasuredMs is not null);
+        if (measured)
+        {
+            table.AddColumn("ms", c => c.RightAligned());
+        }
+
+        foreach (var s in manifest.Stages)
+        {
+            var row = new List<string>
+            {
+                s.Index.ToString(CultureInfo.InvariantCulture),
+                s.File,
+                $"{s.FirstNode}..{s.EndNode - 1}",
+                Markup.Escape($"{s.FirstNodeName} .. {s.LastNodeName}"),
+                Format.Count(s.Flops),
+                Format.Percent(s.FlopsShare),
+                Format.Bytes(s.ParameterBytes),
+                Format.Bytes(s.Index == 0 ? s.Inputs.Sum(t => t.Bytes) : manifest.Boundaries[s.Index - 1].Bytes),
+                Format.Bytes(s.Index == manifest.Stages.Count - 1 ? s.Outputs.Sum(t => t.Bytes) : manifest.Boundaries[s.Index].Bytes),
+            };
+            if (measured)
+            {
+                row.Add(s.MeasuredMs?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-");
+            }
+
+            table.AddRow(row.ToArray());
+        }
+
+        console.Write(table);
+        console.MarkupLine($"wrote {manifest.Stages.Count} stages and {SplitManifest.FileName} to {Markup.Escape(folder)} (balanced on {Markup.Escape(manifest.CostBasis)})");
+    }
+}

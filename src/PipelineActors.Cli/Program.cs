@@ -1,0 +1,4 @@
+using PipelineActors.Cli;
+using Spectre.Console;
+
+return PipelineCommandLine.Run(args, AnsiConsole.Console, Console.Error);
