@@ -40,22 +40,8 @@ public sealed class StageChain : IDisposable
     /// Runs the whole model and the chain on the same deterministic inputs and returns the worst
     /// relative difference over all graph outputs (max |difference| / max |whole-model output|).
     /// </summary>
-    public static double CompareWithWholeModel(ModelAnalysis analysis, IReadOnlyList<StageModel> stages, bool optimize = false, int seed = 5)
-    {
-        var inputs = analysis.Shapes.InputSizes.Select((info, i) => HostTensor.Deterministic(info, seed + i))
-            .ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
-        using var whole = new ModelRunner(analysis.Graph.Model.ToByteArray(), Math.Max(1, Environment.ProcessorCount), optimize);
-        var expected = whole.Run(inputs);
-        using var chain = new StageChain(stages, Math.Max(1, Environment.ProcessorCount), optimize);
-        var actual = chain.Run(inputs);
-        var worst = 0.0;
-        foreach (var name in analysis.Graph.OutputNames)
-        {
-            worst = Math.Max(worst, actual.TryGetValue(name, out var got) ? HostTensor.RelativeDifference(expected[name], got) : double.PositiveInfinity);
-        }
-
-        return worst;
-    }
+    public static double CompareWithWholeModel(ModelAnalysis analysis, IReadOnlyList<StageModel> stages, bool optimize = false, int seed = 5) =>
+        new SplitVerifier(analysis, optimize, seed).Check(stages);
 
     public void Dispose()
     {
@@ -63,5 +49,42 @@ public sealed class StageChain : IDisposable
         {
             runner.Dispose();
         }
+    }
+}
+
+/// <summary>
+/// Checks splits of one model against the whole model's outputs, computed once: max |difference|
+/// / max |whole-model output| over every graph output, for the same deterministic input.
+/// </summary>
+public sealed class SplitVerifier
+{
+    private readonly Dictionary<string, HostTensor> _inputs;
+    private readonly Dictionary<string, HostTensor> _expected;
+    private readonly IReadOnlyList<string> _outputs;
+    private readonly bool _optimize;
+
+    public SplitVerifier(ModelAnalysis analysis, bool optimize = false, int seed = 5)
+    {
+        _optimize = optimize;
+        _outputs = analysis.Graph.OutputNames;
+        _inputs = analysis.Shapes.InputSizes.Select((info, i) => HostTensor.Deterministic(info, seed + i))
+            .ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
+        using var whole = new ModelRunner(analysis.Graph.Model.ToByteArray(), Math.Max(1, Environment.ProcessorCount), optimize);
+        _expected = whole.Run(_inputs);
+    }
+
+    public IReadOnlyDictionary<string, HostTensor> Expected => _expected;
+
+    public double Check(IReadOnlyList<StageModel> stages)
+    {
+        using var chain = new StageChain(stages, Math.Max(1, Environment.ProcessorCount), _optimize);
+        var actual = chain.Run(_inputs);
+        var worst = 0.0;
+        foreach (var name in _outputs)
+        {
+            worst = Math.Max(worst, actual.TryGetValue(name, out var got) ? HostTensor.RelativeDifference(_expected[name], got) : double.PositiveInfinity);
+        }
+
+        return worst;
     }
 }
