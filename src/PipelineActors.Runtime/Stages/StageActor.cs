@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Stages;
+
+/// <summary>Stage to its worker agent: loaded and warmed up.</summary>
+internal sealed record StageReady(int Parts, int Index, double WarmupMs) : INoSerializationVerificationNeeded;
+
+/// <summary>Stage to its worker agent: could not load.</summary>
+internal sealed record StageLoadFailed(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
+
+/// <summary>Stage to its worker agent: wired for an epoch (reported to a new supervisor).</summary>
+internal sealed record StageWiredLocally(int Parts, int Index, long Epoch, IReadOnlyList<IActorRef> Successors) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Hosts one partition of the model. Runs on a pinned thread of its own (the stage dispatcher),
+/// so a long inference never delays the cluster's heartbeats; receives frames (whole or in
+/// chunks), runs them, and sends the result to a successor chosen by frame id.
+/// </summary>
+public sealed class StageActor : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly int _parts;
+    private readonly StageSpec _spec;
+    private readonly string _modelPath;
+    private readonly int _threads;
+    private readonly int _chunkBytes;
+    private readonly FrameAssembler _assembler = new();
+    private readonly double[] _computeMs = new double[512];
+    private StageSession? _session;
+    private long _epoch = -1;
+    private IReadOnlyList<IActorRef> _successors = [];
+    private IActorRef _ingest = ActorRefs.Nobody;
+    private long _frames;
+    private long _dropped;
+    private long _bytesIn;
+    private long _bytesOut;
+    private double _busyMs;
+    private long _firstFrameAt;
+
+    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes)
+    {
+        _parts = parts;
+        _spec = spec;
+        _modelPath = modelPath;
+        _threads = intraOpThreads;
+        _chunkBytes = chunkBytes;
+
+        Receive<WireStage>(wire =>
+        {
+            if (wire.Epoch >= _epoch)
+            {
+                _epoch = wire.Epoch;
+                _successors = wire.Successors;
+                _ingest = wire.Ingest;
+                Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch, _successors));
+            }
+
+            Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
+        });
+        Receive<Frame>(frame => Handle(frame, frame.Bytes));
+        Receive<FrameChunk>(chunk =>
+        {
+            var frame = _assembler.Add(chunk, Sender);
+            if (frame is not null)
+            {
+                Handle(frame, frame.Bytes);
+            }
+        });
+        Receive<GetStageStats>(_ => Sender.Tell(Stats()));
+    }
+
+    public static Props Props(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes) =>
+        Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes)).WithDispatcher("pipeline.stage-dispatcher");
+
+    protected override void PreStart()
+    {
+        try
+        {
+            _session = new StageSession(_modelPath, _threads);
+            var warmup = _session.WarmUp(_session.DeclaredInputs());
+            Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
+        }
+        catch (Exception e)
+        {
+            Context.Parent.Tell(new StageLoadFailed(_parts, _spec.Index, e.Message.Split('\n')[0]));
+            Context.Stop(Self);
+        }
+    }
+
+    protected override void PostStop() => _session?.Dispose();
+
+    private void Handle(Frame frame, long bytes)
+    {
+        if (frame.Epoch < _epoch || _successors.Count == 0 || _session is null)
+        {
+            // A frame of an older plan: the ingest replays it under the new epoch.
+            _dropped++;
+            return;
+        }
+
+        _bytesIn += bytes;
+        if (_firstFrameAt == 0)
+        {
+            _firstFrameAt = Stopwatch.GetTimestamp();
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        IReadOnlyList<FrameTensor> produced;
+        try
+        {
+            produced = _session.Run(frame.Tensors);
+        }
+        catch (Exception e)
+        {
+            _log.Warning("Stage {0}/{1} failed on frame {2}: {3}", _spec.Index, _parts, frame.FrameId, e.Message);
+            _ingest.Tell(new FrameRejected(frame.FrameId, frame.Attempt, _spec.Index, e.Message.Split('\n')[0]));
+            return;
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        _computeMs[_frames % _computeMs.Length] = elapsed;
+        _busyMs += elapsed;
+        _frames++;
+
+        var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
+        tensors.AddRange(produced);
+        foreach (var name in _spec.Forwarded)
+        {
+            var carried = frame.Tensors.FirstOrDefault(t => t.Name == name);
+            if (carried is not null)
+            {
+                tensors.Add(carried);
+            }
+        }
+
+        var next = frame with { Tensors = tensors };
+        var target = _successors[(int)(frame.FrameId % _successors.Count)];
+        _bytesOut += FrameLink.Send(target, next, Self, _chunkBytes);
+    }
+
+    private StageStats Stats()
+    {
+        var count = (int)Math.Min(_frames, _computeMs.Length);
+        var samples = _computeMs.Take(count).Order().ToArray();
+        double Percentile(double p) => count == 0 ? 0 : samples[Math.Min(count - 1, (int)(p * count))];
+        var wall = _firstFrameAt == 0 ? 0 : Stopwatch.GetElapsedTime(_firstFrameAt).TotalMilliseconds;
+        return new StageStats(
+            _parts,
+            _spec.Index,
+            Cluster.NodeAddress.Of(Context.System),
+            _frames,
+            Percentile(0.5),
+            Percentile(0.95),
+            wall <= 0 ? 0 : Math.Min(1, _busyMs / wall),
+            _bytesIn,
+            _bytesOut,
+            _dropped + _assembler.Dropped);
+    }
+}
