@@ -66,7 +66,7 @@ public static class ReceptiveField
                 continue;
             }
 
-            foreach (var (input, range) in Backward(node.Proto, shapes, outRange!.Value))
+            foreach (var (input, range) in Backward(graph, node.Proto, shapes, outRange!.Value))
             {
                 if (graph.ConstantTensors.Contains(input))
                 {
@@ -100,7 +100,7 @@ public static class ReceptiveField
         return range is null ? null : (int)range.Value.Count;
     }
 
-    private static IEnumerable<(string Input, RowRange? Range)> Backward(NodeProto node, TensorShapes shapes, RowRange output)
+    private static IEnumerable<(string Input, RowRange? Range)> Backward(ModelGraph graph, NodeProto node, TensorShapes shapes, RowRange output)
     {
         var inputs = node.Input.Where(i => i.Length > 0).ToList();
         var axis = output.Axis;
@@ -139,9 +139,7 @@ public static class ReceptiveField
                 var s = strides.Count > spatial ? strides[spatial] : 1;
                 var d = dilations.Count > spatial ? dilations[spatial] : 1;
                 var padBegin = PadBegin(node, spatial, inInfo.Shape[axis], shapes.TryGet(node.Output[0], out var o) ? o.Shape[axis] : 0, k, s, d);
-                var first = (output.First * s) - padBegin;
-                var last = (output.Last * s) - padBegin + ((k - 1) * d);
-                yield return (inputs[0], Clamp(axis, first, last, inInfo.Shape[axis]));
+                yield return (inputs[0], WindowRows(axis, output, inInfo.Shape[axis], k, s, d, padBegin));
                 yield break;
             }
 
@@ -178,9 +176,16 @@ public static class ReceptiveField
                     yield break;
                 }
 
-                // Conservative for every mode: the nearest source rows plus one on each side for interpolation.
                 var inRows = inInfo.Shape[axis];
                 var outRows = outInfo.Shape[axis];
+                var sampled = ResizeRows(graph, node, axis, output, inRows, outRows);
+                if (sampled is not null)
+                {
+                    yield return (inputs[0], sampled);
+                    yield break;
+                }
+
+                // Modes not modelled exactly: the nearest source rows plus one on each side for interpolation.
                 var first = (output.First * inRows / outRows) - 1;
                 var last = (((output.Last + 1) * inRows) + outRows - 1) / outRows;
                 yield return (inputs[0], Clamp(axis, first, last, inRows));
@@ -254,6 +259,176 @@ public static class ReceptiveField
             yield return (input, null);
         }
     }
+
+    /// <summary>
+    /// Input rows a sliding window (kernel k, stride s, dilation d) reads for output rows [First, Last]:
+    /// from the first tap that lands on a real row to the last one. With dilation, a window that
+    /// starts in the padding skips rows, so its first real tap is not simply row 0.
+    /// </summary>
+    private static RowRange WindowRows(int axis, RowRange output, long rows, long k, long s, long d, long padBegin)
+    {
+        long? first = null;
+        for (var o = output.First; o <= output.Last; o++)
+        {
+            var start = (o * s) - padBegin;
+            var tap = start < 0 ? start + (CeilDiv(-start, d) * d) : start;
+            if (tap <= start + ((k - 1) * d) && tap < rows)
+            {
+                first = Math.Min(first ?? tap, tap);
+            }
+
+            if (start >= 0)
+            {
+                break; // later windows start later
+            }
+        }
+
+        long? last = null;
+        for (var o = output.Last; o >= output.First; o--)
+        {
+            var start = (o * s) - padBegin;
+            var end = start + ((k - 1) * d);
+            var tap = end > rows - 1 ? end - (CeilDiv(end - (rows - 1), d) * d) : end;
+            if (tap >= start && tap >= 0)
+            {
+                last = Math.Max(last ?? tap, tap);
+            }
+
+            if (end <= rows - 1)
+            {
+                break; // earlier windows end earlier
+            }
+        }
+
+        return first is null || last is null
+            ? Clamp(axis, (output.First * s) - padBegin, (output.Last * s) - padBegin + ((k - 1) * d), rows)
+            : new RowRange(axis, first.Value, last.Value);
+    }
+
+    /// <summary>
+    /// Input rows Resize (or Upsample) samples for output rows [First, Last], computed the way ONNX
+    /// Runtime maps coordinates (in float): nearest reads one row, linear two (one when the
+    /// coordinate is whole), cubic four. Null for modes not modelled here.
+    /// </summary>
+    private static RowRange? ResizeRows(ModelGraph graph, NodeProto node, int axis, RowRange output, long inRows, long outRows)
+    {
+        var opset = graph.Model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(13).Max();
+        var isUpsample = node.OpType == "Upsample" || opset < 11;
+        var mode = StringAttribute(node, "mode") ?? "nearest";
+        var coordinates = isUpsample ? "asymmetric" : StringAttribute(node, "coordinate_transformation_mode") ?? "half_pixel";
+        var nearestMode = isUpsample ? "simple" : StringAttribute(node, "nearest_mode") ?? "round_prefer_floor";
+
+        // ONNX Runtime maps with the given scale when there is one, else with out / in.
+        var scalesName = node.OpType == "Resize" && opset >= 11 ? (node.Input.Count > 2 ? node.Input[2] : "") : (node.Input.Count > 1 ? node.Input[1] : "");
+        var scales = scalesName.Length > 0 ? ConstantFloats(graph, scalesName) : null;
+        var scale = scales is not null && scales.Count > axis ? scales[axis] : (float)outRows / inRows;
+        if (node.OpType == "Upsample" && node.Attribute.FirstOrDefault(a => a.Name == "scales") is { } attribute && attribute.Floats.Count > axis)
+        {
+            scale = attribute.Floats[axis];
+        }
+
+        float? Source(long o)
+        {
+            float x = o;
+            return coordinates switch
+            {
+                "half_pixel" => ((x + 0.5f) / scale) - 0.5f,
+                "pytorch_half_pixel" => outRows > 1 ? ((x + 0.5f) / scale) - 0.5f : 0f,
+                "align_corners" => outRows == 1 ? 0f : x * (inRows - 1) / (outRows - 1),
+                "asymmetric" => x / scale,
+                "tf_half_pixel_for_nearest" => (x + 0.5f) / scale,
+                _ => null,
+            };
+        }
+
+        (long First, long Last)? Sampled(long o)
+        {
+            if (Source(o) is not { } x)
+            {
+                return null;
+            }
+
+            switch (mode)
+            {
+                case "nearest":
+                {
+                    var floor = (long)MathF.Floor(x);
+                    var tie = x == floor + 0.5f;
+                    long row = nearestMode switch
+                    {
+                        "round_prefer_floor" => tie ? floor : (long)MathF.Round(x, MidpointRounding.AwayFromZero),
+                        "round_prefer_ceil" => tie ? floor + 1 : (long)MathF.Round(x, MidpointRounding.AwayFromZero),
+                        "floor" => floor,
+                        "ceil" => (long)MathF.Ceiling(x),
+                        "simple" => scale < 1 ? (long)MathF.Ceiling(x) : (long)x,
+                        _ => long.MinValue,
+                    };
+                    if (row == long.MinValue)
+                    {
+                        return null;
+                    }
+
+                    row = Math.Clamp(row, 0, inRows - 1);
+                    return (row, row);
+                }
+
+                case "linear":
+                {
+                    x = Math.Clamp(x, 0f, inRows - 1);
+                    var low = (long)MathF.Floor(x);
+                    return (low, x > low ? Math.Min(low + 1, inRows - 1) : low);
+                }
+
+                case "cubic":
+                {
+                    var low = (long)MathF.Floor(x);
+                    return (Math.Clamp(low - 1, 0, inRows - 1), Math.Clamp(low + 2, 0, inRows - 1));
+                }
+
+                default:
+                    return null;
+            }
+        }
+
+        // The mapping is monotone, so the band's ends come from its end rows.
+        var top = Sampled(output.First);
+        var bottom = Sampled(output.Last);
+        return top is null || bottom is null ? null : new RowRange(axis, top.Value.First, bottom.Value.Last);
+    }
+
+    private static string? StringAttribute(NodeProto node, string name) =>
+        node.Attribute.FirstOrDefault(a => a.Name == name)?.S.ToStringUtf8();
+
+    /// <summary>The values of a float constant (an initializer or a Constant node's value), or null.</summary>
+    private static List<float>? ConstantFloats(ModelGraph graph, string name)
+    {
+        var tensor = graph.Model.Graph.Initializer.FirstOrDefault(t => t.Name == name);
+        if (tensor is null && graph.ConstantProducer(name) is { OpType: "Constant" } constant)
+        {
+            tensor = constant.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
+        }
+
+        if (tensor is null || tensor.DataType != (int)TensorProto.Types.DataType.Float)
+        {
+            return null;
+        }
+
+        if (tensor.FloatData.Count > 0)
+        {
+            return [.. tensor.FloatData];
+        }
+
+        var raw = tensor.RawData.Span;
+        var values = new List<float>(raw.Length / 4);
+        for (var i = 0; i + 4 <= raw.Length; i += 4)
+        {
+            values.Add(System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(raw[i..]));
+        }
+
+        return values;
+    }
+
+    private static long CeilDiv(long a, long b) => (a + b - 1) / b;
 
     private static long PadBegin(NodeProto node, int spatial, long inRows, long outRows, long k, long s, long d)
     {
