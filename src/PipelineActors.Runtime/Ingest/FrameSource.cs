@@ -1,0 +1,97 @@
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx.Proto;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Ingest;
+
+/// <summary>
+/// Where frames come from. A live source (a camera) captures on its own clock: when the pipeline
+/// is full the ingest drops the oldest frame not yet sent and counts it as skipped. Any other
+/// source (a file, a synthetic clip) is read only when the pipeline has room, and drops nothing.
+/// </summary>
+public interface IFrameSource : IDisposable
+{
+    string Id { get; }
+
+    bool IsLive { get; }
+
+    /// <summary>Capture rate of a live source; 0 for a source read as fast as the pipeline takes frames.</summary>
+    double FramesPerSecond { get; }
+
+    /// <summary>The next frame's tensors (named as the first stage's inputs), or null when the source has ended.</summary>
+    IReadOnlyList<FrameTensor>? Read();
+}
+
+/// <summary>
+/// A moving test pattern shaped like the model's input (needs nothing installed). The pattern of
+/// capture <c>n</c> is a pure function of <c>n</c>, so tests can recompute any frame's input.
+/// </summary>
+public sealed class SyntheticSource : IFrameSource
+{
+    private readonly IReadOnlyList<TensorInfo> _inputs;
+    private readonly long? _count;
+    private long _sequence;
+
+    public SyntheticSource(IReadOnlyList<TensorInfo> inputs, double framesPerSecond, long? count = null)
+    {
+        _inputs = inputs;
+        FramesPerSecond = framesPerSecond;
+        _count = count;
+    }
+
+    public string Id => "synthetic";
+
+    public bool IsLive => FramesPerSecond > 0;
+
+    public double FramesPerSecond { get; }
+
+    public IReadOnlyList<FrameTensor>? Read()
+    {
+        if (_count is { } limit && _sequence >= limit)
+        {
+            return null;
+        }
+
+        return Pattern(_inputs, _sequence++);
+    }
+
+    /// <summary>The tensors of capture <paramref name="sequence"/>: diagonal stripes that move one pixel per frame.</summary>
+    public static IReadOnlyList<FrameTensor> Pattern(IReadOnlyList<TensorInfo> inputs, long sequence) =>
+        inputs.Select(info => new FrameTensor(info.Name, info.ElementType, info.Shape, Fill(info, sequence))).ToList();
+
+    private static byte[] Fill(TensorInfo info, long sequence)
+    {
+        var count = (int)info.ElementCount;
+        var width = info.Shape.Length > 0 ? (int)Math.Max(1, info.Shape[^1]) : 1;
+        var bytes = new byte[info.Bytes];
+        switch (info.ElementType)
+        {
+            case TensorProto.Types.DataType.Float:
+            {
+                var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes.AsSpan());
+                for (var i = 0; i < count; i++)
+                {
+                    floats[i] = (((i % width) + (i / width) + (3 * sequence)) & 63) / 63f;
+                }
+
+                break;
+            }
+
+            case TensorProto.Types.DataType.Uint8:
+                for (var i = 0; i < count; i++)
+                {
+                    bytes[i] = (byte)((((i % width) + (i / width) + (3 * sequence)) & 63) * 4);
+                }
+
+                break;
+            default:
+                break; // zeros for other types
+        }
+
+        return bytes;
+    }
+
+    public void Dispose()
+    {
+    }
+}

@@ -1,0 +1,65 @@
+using System.Globalization;
+using Google.Protobuf;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Cuts;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx.Stages;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Jobs;
+
+/// <summary>A model prepared for a run: its balanced split for every worker count, and where each stage file is.</summary>
+public sealed record PreparedModel(ModelAnalysis Analysis, IReadOnlyList<SplitPlan> Splits, IReadOnlyDictionary<string, string> FilesBySha)
+{
+    public IReadOnlyList<TensorInfo> Inputs => Analysis.Shapes.InputSizes;
+}
+
+/// <summary>
+/// Cuts a model for every number of workers the cluster may have (1..max), so that after a failure
+/// or a join the supervisor switches to a split that is already cut and already in every
+/// worker's cache. Stage files are stored by SHA-256.
+/// </summary>
+public static class JobBuilder
+{
+    public static PreparedModel Prepare(string modelPath, IReadOnlyDictionary<string, long[]>? inputSizes, int maxParts, string storeFolder, Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null)
+    {
+        var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), inputSizes);
+        Directory.CreateDirectory(storeFolder);
+        var files = new Dictionary<string, string>(StringComparer.Ordinal);
+        var splits = new List<SplitPlan>();
+        var most = Math.Min(maxParts, analysis.Cuts.Count + 1);
+        for (var parts = 1; parts <= most; parts++)
+        {
+            var cuts = balance?.Invoke(analysis, parts) ?? Balancer.Balance(analysis, parts);
+            var stages = StageExtractor.Extract(analysis, cuts);
+            var specs = new List<StageSpec>();
+            foreach (var stage in stages)
+            {
+                var bytes = stage.Model.ToByteArray();
+                var sha = OnnxModelFile.Sha256Hex(bytes);
+                var path = Path.Combine(storeFolder, sha + ".onnx");
+                if (!File.Exists(path))
+                {
+                    var temp = path + $".{Environment.ProcessId}.partial";
+                    File.WriteAllBytes(temp, bytes);
+                    File.Move(temp, path, overwrite: true);
+                }
+
+                files[sha] = path;
+                var layers = string.Create(CultureInfo.InvariantCulture, $"{stage.From}..{stage.To - 1} ({analysis.Graph.Order[stage.From].Name} .. {analysis.Graph.Order[stage.To - 1].Name})");
+                specs.Add(new StageSpec(
+                    stage.Index,
+                    new StageFile(sha, bytes.LongLength),
+                    stage.Inputs.Select(t => t.Name).ToList(),
+                    stage.Outputs.Select(t => t.Name).ToList(),
+                    stage.Forwarded.Select(t => t.Name).ToList(),
+                    stage.Flops,
+                    layers));
+            }
+
+            splits.Add(new SplitPlan(parts, specs));
+        }
+
+        return new PreparedModel(analysis, splits, files);
+    }
+}

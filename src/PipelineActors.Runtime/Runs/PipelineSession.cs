@@ -1,0 +1,54 @@
+using Akka.Actor;
+using PipelineActors.Runtime.Ingest;
+using PipelineActors.Runtime.Jobs;
+using PipelineActors.Runtime.ModelStore;
+using PipelineActors.Runtime.Sink;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Runs;
+
+/// <summary>
+/// The ingest side of one run on an ingest node: the model store that serves stage files, the
+/// sink, and the ingest that streams the source; completes when every frame has an outcome.
+/// </summary>
+public sealed class PipelineSession
+{
+    private readonly TaskCompletionSource<long> _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private PipelineSession(IActorRef ingest, IActorRef sink)
+    {
+        Ingest = ingest;
+        Sink = sink;
+    }
+
+    public IActorRef Ingest { get; private set; }
+
+    public IActorRef Sink { get; }
+
+    /// <summary>Completes with the number of frames when the source has ended and every frame has an outcome.</summary>
+    public Task<long> Completed => _completed.Task;
+
+    public static PipelineSession Start(Cluster.PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId)
+    {
+        var system = node.System;
+        var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{jobId}");
+        var sink = system.ActorOf(SinkActor.Props(writer), $"sink-{jobId}");
+        var session = new PipelineSession(ActorRefs.Nobody, sink);
+        var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
+        var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
+        sink.Tell(new AttachIngest(ingest));
+        session.Ingest = ingest;
+        return session;
+    }
+
+    public Task<IngestStats> IngestStatsAsync() => Ingest.Ask<IngestStats>(GetIngestStats.Instance, TimeSpan.FromSeconds(10));
+
+    public Task<SinkStats> SinkStatsAsync() => Sink.Ask<SinkStats>(GetSinkStats.Instance, TimeSpan.FromSeconds(10));
+
+    private sealed class CompletionObserver : ReceiveActor
+    {
+        public CompletionObserver(TaskCompletionSource<long> completed) =>
+            Receive<IngestCompleted>(c => completed.TrySetResult(c.Frames));
+    }
+}

@@ -1,0 +1,122 @@
+using Akka.Actor;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Sink;
+
+/// <summary>Tells the sink which ingest to confirm frames to.</summary>
+public sealed record AttachIngest(IActorRef Ingest) : INoSerializationVerificationNeeded;
+
+/// <summary>Ask the sink for its counters.</summary>
+public sealed class GetSinkStats
+{
+    public static readonly GetSinkStats Instance = new();
+
+    private GetSinkStats()
+    {
+    }
+}
+
+/// <summary>The sink's counters; latencies in milliseconds, capture to delivery.</summary>
+public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered, IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks, long Epoch)> Deliveries);
+
+/// <summary>
+/// The end of the pipeline: puts results back in frame order, drops duplicates (a re-sent frame
+/// may complete twice), tells the ingest each frame it holds (so the ingest stops re-sending it
+/// and reuses its credit), and hands each frame's outcome to the result writer exactly once.
+/// </summary>
+public sealed class SinkActor : ReceiveActor
+{
+    private readonly IResultWriter _writer;
+    private readonly FrameAssembler _assembler = new(256);
+    private readonly SortedDictionary<long, (Frame? Frame, string? Failed)> _buffer = [];
+    private readonly List<double> _latencies = [];
+    private readonly List<(long, long, long)> _deliveries = [];
+    private IActorRef _ingest = ActorRefs.Nobody;
+    private long _next;
+    private long _delivered;
+    private long _failed;
+    private long _duplicates;
+    private long _outOfOrder;
+    private long _lastDelivered = -1;
+    private long _firstTicks;
+    private long _lastTicks;
+
+    public SinkActor(IResultWriter writer)
+    {
+        _writer = writer;
+        Receive<AttachIngest>(a => _ingest = a.Ingest);
+        Receive<Frame>(Accept);
+        Receive<FrameChunk>(chunk =>
+        {
+            var frame = _assembler.Add(chunk, Sender);
+            if (frame is not null)
+            {
+                Accept(frame);
+            }
+        });
+        Receive<FrameFailed>(failed =>
+        {
+            if (failed.FrameId >= _next && !_buffer.ContainsKey(failed.FrameId))
+            {
+                _buffer[failed.FrameId] = (null, failed.Reason);
+                Deliver();
+            }
+        });
+        Receive<GetSinkStats>(_ => Sender.Tell(new SinkStats(
+            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
+    }
+
+    public static Props Props(IResultWriter writer) => Akka.Actor.Props.Create(() => new SinkActor(writer));
+
+    protected override void PostStop() => _writer.Dispose();
+
+    private void Accept(Frame frame)
+    {
+        if (frame.FrameId < _next || _buffer.ContainsKey(frame.FrameId))
+        {
+            _duplicates++;
+            _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
+            return;
+        }
+
+        _buffer[frame.FrameId] = (frame, null);
+        Deliver();
+        _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
+    }
+
+    private void Deliver()
+    {
+        while (_buffer.Remove(_next, out var entry))
+        {
+            if (_next <= _lastDelivered)
+            {
+                _outOfOrder++; // cannot happen by construction; counted so a test would see it
+            }
+
+            _lastDelivered = _next;
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
+            var ticks = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (entry.Frame is { } frame)
+            {
+                var latency = (now - frame.CaptureUnixMicros) / 1000.0;
+                _latencies.Add(latency);
+                _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null));
+                _delivered++;
+                _deliveries.Add((frame.FrameId, ticks, frame.Epoch));
+                if (_firstTicks == 0)
+                {
+                    _firstTicks = ticks;
+                }
+
+                _lastTicks = ticks;
+            }
+            else
+            {
+                _writer.Write(new FrameOutcome(_next, string.Empty, 0, 0, [], entry.Failed));
+                _failed++;
+            }
+
+            _next++;
+        }
+    }
+}
