@@ -36,6 +36,7 @@ public static class PipelineCommandLine
         root.Add(SplitCommand.Create(context));
         root.Add(ProfileCommand.Create(context));
         root.Add(ZooCommand.Create(context));
+        root.Add(RunCommand.Create(context));
         return root;
     }
 

@@ -31,6 +31,9 @@ public sealed record NodeOptions
 
     public string? ModelCache { get; init; }
 
+    /// <summary>Send Akka's log to this file instead of the console.</summary>
+    public string? LogFile { get; init; }
+
     /// <summary>Extra HOCON (a file's text), applied over the roles and under the command line.</summary>
     public string? ExtraHocon { get; init; }
 }
@@ -64,6 +67,14 @@ public static class NodeConfig
         if (!string.IsNullOrEmpty(options.PublicHostname))
         {
             overrides.Add($"akka.remote.dot-netty.tcp.public-hostname = \"{options.PublicHostname}\"");
+        }
+
+        if (!string.IsNullOrEmpty(options.LogFile))
+        {
+            overrides.Add($"pipeline.log-file = \"{options.LogFile.Replace("\\", "\\\\", StringComparison.Ordinal)}\"");
+            overrides.Add("akka.loggers = [\"PipelineActors.Runtime.Cluster.FileLogger, PipelineActors.Runtime\"]");
+            overrides.Add("akka.loglevel = INFO");
+            overrides.Add("akka.stdout-loglevel = OFF");
         }
 
         if (options.IntraOpThreads is { } threads)

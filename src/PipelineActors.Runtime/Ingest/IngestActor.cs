@@ -94,10 +94,6 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _job = _job with { Ingest = Self };
         Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         Timers.StartPeriodicTimer("deadlines", CheckDeadlines.Instance, TimeSpan.FromMilliseconds(100));
-        if (_source.IsLive)
-        {
-            Timers.StartPeriodicTimer("capture", Capture.Instance, TimeSpan.FromSeconds(1 / _source.FramesPerSecond));
-        }
     }
 
     protected override void PostStop() => _source.Dispose();
@@ -112,6 +108,12 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         }
 
         var replay = plan.Epoch > _epoch && _epoch >= 0;
+        if (_source.IsLive && _plan is null)
+        {
+            // The camera starts when the pipeline can take its first frame.
+            Timers.StartPeriodicTimer("capture", Capture.Instance, TimeSpan.FromSeconds(1 / _source.FramesPerSecond));
+        }
+
         _epoch = plan.Epoch;
         _plan = plan;
         _heads = plan.Heads;

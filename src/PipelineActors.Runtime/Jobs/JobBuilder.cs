@@ -46,7 +46,7 @@ public static class JobBuilder
                 }
 
                 files[sha] = path;
-                var layers = string.Create(CultureInfo.InvariantCulture, $"{stage.From}..{stage.To - 1} ({analysis.Graph.Order[stage.From].Name} .. {analysis.Graph.Order[stage.To - 1].Name})");
+                var layers = string.Create(CultureInfo.InvariantCulture, $"{stage.From}..{stage.To - 1} ({Short(analysis.Graph.Order[stage.From].Name)} .. {Short(analysis.Graph.Order[stage.To - 1].Name)})");
                 specs.Add(new StageSpec(
                     stage.Index,
                     new StageFile(sha, bytes.LongLength),
@@ -61,5 +61,13 @@ public static class JobBuilder
         }
 
         return new PreparedModel(analysis, splits, files);
+    }
+
+    /// <summary>The last part of an exporter's long node name (tf2onnx writes whole scopes).</summary>
+    private static string Short(string name)
+    {
+        var parts = name.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var last = parts.Length > 1 ? string.Join("/", parts.TakeLast(2)) : name;
+        return last.Length <= 28 ? last : last[^28..];
     }
 }

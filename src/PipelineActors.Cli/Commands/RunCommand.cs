@@ -1,0 +1,163 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Runtime.Runs;
+using PipelineActors.Runtime.Sink;
+using Spectre.Console;
+
+namespace PipelineActors.Cli.Commands;
+
+/// <summary><c>pipeline run</c>: the main job on an embedded default, a local cluster on 127.0.0.1.</summary>
+internal static class RunCommand
+{
+    public const string DefaultModel = "blazeface-back-256.onnx";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static Command Create(CliContext context)
+    {
+        var nodes = new Option<int>("--nodes") { Description = "Worker processes to start (each hosts one stage).", DefaultValueFactory = _ => 3 };
+        var model = new Option<string?>("--model") { Description = $"ONNX model to run (default: the bundled {DefaultModel})." };
+        var frames = new Option<long>("--frames") { Description = "Frames the source produces.", DefaultValueFactory = _ => 300 };
+        var source = new Option<string>("--source") { Description = "Frame source: synthetic (a moving test pattern shaped like the model input).", DefaultValueFactory = _ => "synthetic" };
+        var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 30 };
+        var input = CommonOptions.Input();
+        var threads = CommonOptions.Threads();
+        var window = new Option<int?>("--window") { Description = "Frames in flight at most (default: workers + 1)." };
+        var kill = new Option<double?>("--kill-worker-after") { Description = "SIGKILL the worker hosting the middle stage this many seconds after the first result." };
+        var add = new Option<double?>("--add-worker-after") { Description = "Start one more worker this many seconds after the first result." };
+        var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
+        var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
+        var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
+        {
+            nodes, model, frames, source, fps, input, threads, window, kill, add, results, json,
+        };
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var modelPath = parse.GetValue(model) ?? BundledModel(DefaultModel);
+            if (parse.GetValue(source) != "synthetic")
+            {
+                throw new PipelineInputException($"Unknown --source '{parse.GetValue(source)}'; this build has 'synthetic'.");
+            }
+
+            if (parse.GetValue(fps) < 0 || parse.GetValue(frames) < 1)
+            {
+                throw new PipelineInputException("--fps must be 0 or more and --frames at least 1.");
+            }
+
+            OnnxModelFile.Load(modelPath); // a clear error before anything starts
+            var resultsPath = parse.GetValue(results);
+            IResultWriter? writer = resultsPath switch
+            {
+                null => null,
+                "-" => new JsonLinesResultWriter(Console.Out, ownsWriter: false),
+                _ => new JsonLinesResultWriter(new StreamWriter(resultsPath)),
+            };
+            var quiet = parse.GetValue(json) || resultsPath == "-";
+            var options = new LocalRunOptions
+            {
+                ModelPath = modelPath,
+                InputSizes = InputSizes.ParseOverrides(parse.GetValue(input) ?? []),
+                Workers = parse.GetValue(nodes),
+                Frames = parse.GetValue(frames),
+                FramesPerSecond = parse.GetValue(fps),
+                IntraOpThreads = CommonOptions.CheckThreads(parse.GetValue(threads)),
+                Window = parse.GetValue(window),
+                KillWorkerAfterSeconds = parse.GetValue(kill),
+                AddWorkerAfterSeconds = parse.GetValue(add),
+                Results = writer,
+                Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
+                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
+            };
+            using var cancel = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                cancel.Cancel();
+            };
+            var report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+            if (parse.GetValue(json))
+            {
+                context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json));
+            }
+            else
+            {
+                Render(context.Console, report);
+                context.Console.MarkupLine($"[grey]cluster log: {Markup.Escape(options.LogFile)}[/]");
+            }
+
+            if (options.KillWorkerAfterSeconds is not null && report.InFlightAtKill is not > 0)
+            {
+                throw new PipelineInputException("No frame was in flight when the worker was killed, so the run shows nothing about recovery; raise --fps or --frames.");
+            }
+
+            return report.Lost == 0 && report.OutOfOrder == 0 ? 0 : 1;
+        }));
+        return command;
+    }
+
+    /// <summary>A model shipped beside the binary (copied from the repository's models/ folder).</summary>
+    public static string BundledModel(string file)
+    {
+        var beside = Path.Combine(AppContext.BaseDirectory, "models", file);
+        return File.Exists(beside) ? beside : Path.Combine("models", file);
+    }
+
+    private static void Render(IAnsiConsole console, RunReport r)
+    {
+        var summary = new Table().Border(TableBorder.Rounded).AddColumn("").AddColumn("", c => c.RightAligned()).HideHeaders();
+        void Row(string k, string v) => summary.AddRow(k, v);
+        Row("model", Markup.Escape(r.Model));
+        Row("workers / stages", $"{r.Workers} / {r.Parts}");
+        Row("frames in", r.FramesIn.ToString(CultureInfo.InvariantCulture));
+        Row("results out", r.ResultsOut.ToString(CultureInfo.InvariantCulture));
+        Row("lost", Color(r.Lost));
+        Row("duplicated (delivered twice)", Color(r.Duplicated));
+        Row("out of order", Color(r.OutOfOrder));
+        Row("skipped (live source, pipeline full)", r.Skipped.ToString(CultureInfo.InvariantCulture));
+        Row("failed", Color(r.Failed));
+        Row("re-sent after deadline / replayed on a new plan", $"{r.Resent} / {r.Replayed}");
+        Row("duplicate results dropped by the sink", r.DuplicatesDropped.ToString(CultureInfo.InvariantCulture));
+        Row("throughput", $"{r.FramesPerSecond:0.00} frames/s");
+        Row("latency p50 / p95 / p99", $"{r.LatencyP50Ms:0.0} / {r.LatencyP95Ms:0.0} / {r.LatencyP99Ms:0.0} ms");
+        if (r.KilledNode is not null)
+        {
+            Row("killed (SIGKILL)", $"{r.KilledNode} with {r.InFlightAtKill} frame(s) in flight");
+            Row("recovery: kill -> first result via the replacement", r.RecoveryToFirstResultMs is { } a ? $"{a:0} ms" : "-");
+            Row("recovery: kill -> throughput back to steady", r.RecoveryToSteadyMs is { } b ? $"{b:0} ms" : "-");
+        }
+
+        if (r.AddedNode is not null)
+        {
+            Row("joined mid-stream", Markup.Escape(r.AddedNode));
+        }
+
+        console.Write(summary);
+        var stages = new Table().Border(TableBorder.Simple)
+            .AddColumn("stage").AddColumn("node").AddColumn("nodes")
+            .AddColumn("frames", c => c.RightAligned()).AddColumn("compute ms p50", c => c.RightAligned())
+            .AddColumn("in/frame", c => c.RightAligned()).AddColumn("out/frame", c => c.RightAligned()).AddColumn("busy", c => c.RightAligned());
+        foreach (var s in r.Stages)
+        {
+            stages.AddRow(
+                s.Index.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(s.Node),
+                Markup.Escape(s.Layers.Split(' ')[0]),
+                s.Frames.ToString(CultureInfo.InvariantCulture),
+                s.ComputeMsP50.ToString("0.00", CultureInfo.InvariantCulture),
+                Format.Bytes(s.BytesInPerFrame),
+                Format.Bytes(s.BytesOutPerFrame),
+                $"{s.BusyPercent:0.0} %");
+        }
+
+        console.Write(stages);
+        foreach (var e in r.Events)
+        {
+            console.MarkupLine($"[grey]{Markup.Escape(e)}[/]");
+        }
+    }
+
+    private static string Color(long value) => value == 0 ? "[green]0[/]" : $"[red]{value}[/]";
+}

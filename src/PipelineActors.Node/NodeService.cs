@@ -1,0 +1,68 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using PipelineActors.Runtime.Cluster;
+
+namespace PipelineActors.Node;
+
+/// <summary>
+/// Runs one cluster node for the life of the host. SIGTERM (systemd stop, Ctrl-C) leaves the
+/// cluster gracefully through CoordinatedShutdown, so the supervisor moves this node's stages
+/// elsewhere; if the cluster downs this node, the process exits so that systemd can restart it.
+/// </summary>
+public sealed class NodeService(IConfiguration configuration, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
+{
+    private PipelineNode? _node;
+    private Timer? _parentWatch;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var options = NodeSettings.From(configuration);
+        _node = PipelineNode.Start(options);
+        _node.System.WhenTerminated.ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
+        Console.WriteLine($"node {_node.SeedUri} roles {string.Join(",", options.Roles)} seeds {string.Join(",", options.Seeds)}");
+
+        // Started by 'pipeline run': exit with the parent, whatever killed it.
+        if (int.TryParse(configuration["parent-pid"], out var parent))
+        {
+            _parentWatch = new Timer(_ =>
+            {
+                if (!IsAlive(parent))
+                {
+                    lifetime.StopApplication();
+                }
+            }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_parentWatch is not null)
+        {
+            await _parentWatch.DisposeAsync();
+        }
+
+        if (_node is not null)
+        {
+            await CoordinatedShutdown.Get(_node.System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        }
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    public void Dispose() => _parentWatch?.Dispose();
+}

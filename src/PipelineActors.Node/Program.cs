@@ -1,0 +1,23 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using PipelineActors.Node;
+
+var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, DisableDefaults = false });
+builder.Configuration.AddEnvironmentVariables("PIPELINE_");
+builder.Configuration.AddCommandLine(args);
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+builder.Services.AddSystemd();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+builder.Services.AddHostedService<NodeService>();
+try
+{
+    await builder.Build().RunAsync();
+    return 0;
+}
+catch (PipelineActors.Onnx.PipelineInputException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}

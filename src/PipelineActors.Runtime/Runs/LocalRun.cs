@@ -1,0 +1,360 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Akka.Actor;
+using Akka.Cluster;
+using PipelineActors.Runtime.Cluster;
+using PipelineActors.Runtime.Ingest;
+using PipelineActors.Runtime.Jobs;
+using PipelineActors.Runtime.Sink;
+using PipelineActors.Runtime.Wire;
+
+namespace PipelineActors.Runtime.Runs;
+
+/// <summary>What <c>pipeline run</c> does: a local cluster on 127.0.0.1, a model, a source, and optional faults.</summary>
+public sealed record LocalRunOptions
+{
+    public required string ModelPath { get; init; }
+
+    public IReadOnlyDictionary<string, long[]>? InputSizes { get; init; }
+
+    public int Workers { get; init; } = 3;
+
+    public long Frames { get; init; } = 300;
+
+    /// <summary>Camera rate of the synthetic source; 0 reads frames as fast as the pipeline takes them.</summary>
+    public double FramesPerSecond { get; init; } = 30;
+
+    public int IntraOpThreads { get; init; } = 1;
+
+    public int? Window { get; init; }
+
+    public double? KillWorkerAfterSeconds { get; init; }
+
+    public double? AddWorkerAfterSeconds { get; init; }
+
+    public IResultWriter? Results { get; init; }
+
+    public bool Pin { get; init; } = true;
+
+    public string? BinaryFolder { get; init; }
+
+    public string? ModelCache { get; init; }
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>Where this process's Akka log goes (null: the console).</summary>
+    public string? LogFile { get; init; }
+}
+
+/// <summary>One stage's row in a run's summary.</summary>
+public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95, long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
+
+/// <summary>A run's summary: what came in, what came out, how fast, and how recovery went.</summary>
+public sealed record RunReport(
+    string Model,
+    int Workers,
+    int Parts,
+    long FramesIn,
+    long ResultsOut,
+    long Lost,
+    long Duplicated,
+    long DuplicatesDropped,
+    long OutOfOrder,
+    long Skipped,
+    long Failed,
+    long Resent,
+    long Replayed,
+    double FramesPerSecond,
+    double LatencyP50Ms,
+    double LatencyP95Ms,
+    double LatencyP99Ms,
+    IReadOnlyList<StageRow> Stages,
+    string? KilledNode,
+    long? InFlightAtKill,
+    double? RecoveryToFirstResultMs,
+    double? RecoveryToSteadyMs,
+    string? AddedNode,
+    IReadOnlyList<string> Events);
+
+/// <summary>
+/// Starts a local cluster: this process is the coordinator and ingest node, the workers are child
+/// processes of the built node binary, each pinned to its own core where the machine has enough.
+/// Streams the source through the model and reports.
+/// </summary>
+public static partial class LocalRun
+{
+    public static async Task<RunReport> RunAsync(LocalRunOptions options, CancellationToken cancellation = default)
+    {
+        if (options.Workers < 1)
+        {
+            throw new Onnx.PipelineInputException($"--nodes must be at least 1, not {options.Workers}.");
+        }
+
+        var say = options.Progress ?? (_ => { });
+        var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
+        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
+        say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
+        var prepared = JobBuilder.Prepare(options.ModelPath, options.InputSizes, maxWorkers, store);
+
+        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
+        var cores = Environment.ProcessorCount;
+        var pin = options.Pin && cores >= maxWorkers + 1;
+        var workers = new List<NodeProcess>();
+        try
+        {
+            NodeProcess Launch(int i) => NodeProcess.Start(
+                $"worker-{i}",
+                WorkerArgs(head.SeedUri, options),
+                pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
+                options.BinaryFolder);
+
+            for (var i = 0; i < options.Workers; i++)
+            {
+                workers.Add(Launch(i));
+            }
+
+            say($"started {options.Workers} worker process(es){(pin ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)")}; waiting for them to join");
+            await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
+
+            var window = options.Window ?? Math.Max(2, options.Workers + 1);
+            var config = head.System.Settings.Config;
+            var settings = new IngestSettings(
+                window,
+                config.GetTimeSpan("pipeline.ingest.min-deadline", TimeSpan.FromMilliseconds(1500)),
+                config.GetInt("pipeline.ingest.max-attempts", 4),
+                config.GetInt("pipeline.chunk-bytes", 65536));
+            var source = new SyntheticSource(prepared.Inputs, options.FramesPerSecond, options.Frames);
+            var session = PipelineSession.Start(head, prepared, source, options.Results ?? new NullResultWriter(), settings, "run");
+
+            var clock = Stopwatch.StartNew();
+            long? killTicks = null;
+            long? inFlightAtKill = null;
+            string? killed = null;
+            string? added = null;
+            double? firstResultAt = null;
+            while (!session.Completed.IsCompleted)
+            {
+                await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
+                cancellation.ThrowIfCancellationRequested();
+                if (clock.Elapsed > options.Timeout)
+                {
+                    throw new TimeoutException($"The run did not finish within {options.Timeout.TotalSeconds:0} s.");
+                }
+
+                var ingest = await session.IngestStatsAsync();
+                var sink = await session.SinkStatsAsync();
+                if (firstResultAt is null && sink.Delivered > 0)
+                {
+                    firstResultAt = clock.Elapsed.TotalSeconds;
+                }
+
+                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}  {(ingest.Plan is null ? "waiting for a plan" : string.Join(" -> ", ingest.Plan.Placements.Select(p => p.Node)))}");
+
+                if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
+                {
+                    var victimNode = plan.Placements[plan.Placements.Count / 2].Node;
+                    var victim = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == victimNode)
+                        ?? throw new InvalidOperationException($"No worker process hosts {victimNode}.");
+
+                    // Kill while frames are in flight, so the kill tests recovery (a fast model at a
+                    // camera rate leaves the pipeline empty much of the time).
+                    inFlightAtKill = ingest.Accepted - (ingest.DeliveredThrough + 1);
+                    for (var tries = 0; inFlightAtKill <= 0 && tries < 2000; tries++)
+                    {
+                        await Task.Delay(1, cancellation);
+                        var now = await session.IngestStatsAsync();
+                        inFlightAtKill = now.Accepted - (now.DeliveredThrough + 1);
+                    }
+
+                    victim.Kill();
+                    killTicks = Stopwatch.GetTimestamp();
+                    killed = victimNode;
+                    say($"SIGKILL {victim.Name} ({victimNode}), hosting stage {plan.Placements.Count / 2}, with {inFlightAtKill} frame(s) in flight");
+                }
+
+                if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2 && clock.Elapsed.TotalSeconds >= f2 + addAfter)
+                {
+                    var extra = Launch(workers.Count);
+                    workers.Add(extra);
+                    added = extra.Name;
+                    say($"started {extra.Name} to join the running pipeline");
+                }
+            }
+
+            var finalIngest = await session.IngestStatsAsync();
+            var finalSink = await session.SinkStatsAsync();
+            var stages = await StageRows(finalIngest.Plan);
+            if (added is not null)
+            {
+                added = NodeOf(workers[^1]) ?? added;
+            }
+
+            return Report(options, prepared, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added);
+        }
+        finally
+        {
+            await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
+            foreach (var w in workers)
+            {
+                w.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The node arguments of a worker started by a local run.</summary>
+    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options)
+    {
+        var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        if (options.ModelCache is not null)
+        {
+            args.AddRange(["--model-cache", options.ModelCache]);
+        }
+
+        return args;
+    }
+
+    /// <summary>The host:port a node process reported on start.</summary>
+    public static string? NodeOf(NodeProcess process)
+    {
+        var match = NodeLine().Match(process.Output);
+        return match.Success ? $"{match.Groups[1].Value}:{match.Groups[2].Value}" : null;
+    }
+
+    public static async Task WaitForMembers(ActorSystem system, int workers, IReadOnlyList<NodeProcess> processes, TimeSpan timeout)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var clock = Stopwatch.StartNew();
+        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker)) < workers)
+        {
+            var dead = processes.FirstOrDefault(p => p.HasExited);
+            if (dead is not null)
+            {
+                throw new InvalidOperationException($"{dead.Name} exited before joining: {dead.Output.Trim()}");
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers joined within {timeout.TotalSeconds:0} s.");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task<List<StageRow>> StageRows(PlanActivated? plan)
+    {
+        var rows = new List<StageRow>();
+        foreach (var placement in plan?.Placements ?? [])
+        {
+            try
+            {
+                var s = await placement.Stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+                rows.Add(new StageRow(
+                    placement.Index,
+                    placement.Node,
+                    placement.Layers,
+                    s.Frames,
+                    Math.Round(s.ComputeMsP50, 3),
+                    Math.Round(s.ComputeMsP95, 3),
+                    s.Frames == 0 ? 0 : s.BytesIn / s.Frames,
+                    s.Frames == 0 ? 0 : s.BytesOut / s.Frames,
+                    Math.Round(100 * s.BusyFraction, 1)));
+            }
+            catch (AskTimeoutException)
+            {
+                rows.Add(new StageRow(placement.Index, placement.Node, placement.Layers, 0, 0, 0, 0, 0, 0));
+            }
+        }
+
+        return rows;
+    }
+
+    private static RunReport Report(LocalRunOptions options, PreparedModel prepared, IngestStats ingest, SinkStats sink, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
+    {
+        var latencies = sink.LatenciesMs.Order().ToArray();
+        double Percentile(double p) => latencies.Length == 0 ? 0 : Math.Round(latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))], 2);
+        var seconds = (sink.LastDeliveryTicks - sink.FirstDeliveryTicks) / (double)Stopwatch.Frequency;
+        var fps = sink.Delivered > 1 && seconds > 0 ? (sink.Delivered - 1) / seconds : 0;
+
+        double? toFirst = null;
+        double? toSteady = null;
+        if (killTicks is { } kill)
+        {
+            var recoveryEpoch = ingest.Events
+                .Where(e => e.Ticks > kill && e.Text.Contains("(recovery)", StringComparison.Ordinal))
+                .Select(e => long.Parse(EpochOf().Match(e.Text).Groups[1].Value, CultureInfo.InvariantCulture))
+                .DefaultIfEmpty(long.MaxValue).Min();
+            var after = sink.Deliveries.Where(d => d.Ticks > kill && d.Epoch >= recoveryEpoch).ToList();
+            if (after.Count > 0)
+            {
+                toFirst = Math.Round((after[0].Ticks - kill) * 1000.0 / Stopwatch.Frequency, 0);
+                toSteady = SteadyAfter(after, kill);
+            }
+        }
+
+        return new RunReport(
+            Path.GetFileName(options.ModelPath),
+            options.Workers,
+            ingest.Plan?.Parts ?? 0,
+            ingest.Accepted,
+            sink.Delivered,
+            ingest.Accepted - sink.Delivered - sink.Failed,
+            0,
+            sink.DuplicatesDropped,
+            sink.OutOfOrder,
+            ingest.Skipped,
+            sink.Failed,
+            ingest.Resent,
+            ingest.Replayed,
+            Math.Round(fps, 2),
+            Percentile(0.50),
+            Percentile(0.95),
+            Percentile(0.99),
+            stages,
+            killed,
+            inFlightAtKill,
+            toFirst,
+            toSteady,
+            added,
+            ingest.Events.Select(e => e.Text).ToList());
+    }
+
+    /// <summary>Milliseconds from the kill until a one-second window of deliveries reaches 90 % of the rate the run settled at.</summary>
+    private static double? SteadyAfter(List<(long FrameId, long Ticks, long Epoch)> after, long kill)
+    {
+        var span = (after[^1].Ticks - after[0].Ticks) / (double)Stopwatch.Frequency;
+        if (after.Count < 10 || span < 2)
+        {
+            return null;
+        }
+
+        var tail = after.Where(d => d.Ticks >= after[0].Ticks + (long)(span / 2 * Stopwatch.Frequency)).ToList();
+        var steady = (tail.Count - 1) / ((tail[^1].Ticks - tail[0].Ticks) / (double)Stopwatch.Frequency);
+        for (var i = 0; i < after.Count; i++)
+        {
+            var end = after[i].Ticks + Stopwatch.Frequency;
+            if (end > after[^1].Ticks)
+            {
+                break;
+            }
+
+            var inWindow = after.Skip(i).TakeWhile(d => d.Ticks <= end).Count();
+            if (inWindow >= 0.9 * steady)
+            {
+                return Math.Round((end - kill) * 1000.0 / Stopwatch.Frequency, 0);
+            }
+        }
+
+        return null;
+    }
+
+    [GeneratedRegex(@"node akka\.tcp://pipeline@([^:]+):(\d+)")]
+    private static partial Regex NodeLine();
+
+    [GeneratedRegex(@"epoch (\d+)")]
+    private static partial Regex EpochOf();
+}
