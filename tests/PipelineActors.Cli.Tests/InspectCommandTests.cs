@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Google.Protobuf;
+using PipelineActors.Onnx.Proto;
 
 namespace PipelineActors.Cli.Tests;
 
@@ -46,6 +48,26 @@ public sealed class InspectCommandTests(TinyNetFile tinynet) : IClassFixture<Tin
     }
 
     [Fact]
+    public void A_per_frame_scalar_broadcast_into_a_feature_map_means_all_rows()
+    {
+        // As in dynamically quantized exports (isnet int8): a scale computed from the whole
+        // frame, combined with another scalar, then multiplied into the feature map. The
+        // receptive-field walk used to index the row axis of the scalar and crash.
+        using var temp = new TempFolder();
+        var path = temp["scaled.onnx"];
+        File.WriteAllBytes(path, ScalarScaledModel().ToByteArray());
+
+        var result = Cli.Run("inspect", path, "--json");
+
+        Assert.True(result.ExitCode == 0, result.Error);
+        using var json = JsonDocument.Parse(result.Output);
+        var cut = json.RootElement.GetProperty("cuts").EnumerateArray().Single(c => c.GetProperty("afterNode").GetString() == "scale");
+        Assert.Equal(JsonValueKind.Null, cut.GetProperty("inputRowsPerRow").ValueKind);
+        var relu = json.RootElement.GetProperty("cuts").EnumerateArray().Single(c => c.GetProperty("afterNode").GetString() == "relu");
+        Assert.Equal(JsonValueKind.Null, relu.GetProperty("inputRowsPerRow").ValueKind);
+    }
+
+    [Fact]
     public void A_zoo_model_is_said_to_have_random_weights()
     {
         var result = Cli.Run("inspect", tinynet.Path);
@@ -63,5 +85,37 @@ public sealed class InspectCommandTests(TinyNetFile tinynet) : IClassFixture<Tin
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.DoesNotContain("random", result.Output, StringComparison.Ordinal);
         Assert.Contains("[1,3,160,160]", result.Output, StringComparison.Ordinal);
+    }
+
+    private static ModelProto ScalarScaledModel()
+    {
+        static ValueInfoProto Tensor(string name, params long[] dims)
+        {
+            var shape = new TensorShapeProto();
+            shape.Dim.AddRange(dims.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
+            return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } } };
+        }
+
+        static NodeProto Node(string op, string name, string[] inputs, string output)
+        {
+            var node = new NodeProto { OpType = op, Name = name };
+            node.Input.AddRange(inputs);
+            node.Output.Add(output);
+            return node;
+        }
+
+        var max = Node("ReduceMax", "max", ["x"], "m");
+        max.Attribute.Add(new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 0 });
+        var graph = new GraphProto { Name = "scaled" };
+        graph.Input.Add(Tensor("x", 1, 2, 8, 8));
+        graph.Output.Add(Tensor("z", 1, 2, 8, 8));
+        graph.Node.Add(Node("Relu", "relu", ["x"], "r"));
+        graph.Node.Add(max);
+        graph.Node.Add(Node("Mul", "square", ["m", "m"], "s"));
+        graph.Node.Add(Node("Mul", "scale", ["r", "s"], "y"));
+        graph.Node.Add(Node("Relu", "out", ["y"], "z"));
+        var model = new ModelProto { IrVersion = 8, ProducerName = "test", Graph = graph };
+        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
+        return model;
     }
 }
