@@ -48,6 +48,12 @@ public sealed record OnnxModelFile(string Path, ModelProto Model, string Sha256,
             throw new PipelineInputException($"'{what}' is not an ONNX model (it has no IR version or no graph nodes).");
         }
 
+        if (model.OpsetImport.Count == 0)
+        {
+            // What a file cut short after its graph looks like; ONNX Runtime refuses it too.
+            throw new PipelineInputException($"'{what}' is not a complete ONNX model (it imports no operator set; the file may be truncated).");
+        }
+
         RefuseExternalData(model, what);
         return model;
     }

@@ -243,7 +243,9 @@ public static class ReceptiveField
                 }
                 else if (inInfo is not null && inInfo.Shape.Length < (outInfo?.Shape.Length ?? 0) - axis)
                 {
-                    yield return (input, new RowRange(axis, 0, 0));
+                    // A broadcast operand without the row axis (constants were skipped already) is a
+                    // per-frame value such as a dynamic quantization scale: it may depend on every row.
+                    yield return (input, null);
                 }
                 else
                 {

@@ -103,6 +103,17 @@ public static class SplitWriter
             throw new PipelineInputException($"--out '{outFolder}' already exists and is not empty; choose a new folder or add --force to replace it.");
         }
 
+        // --force deletes the folder, so it may only replace what an earlier split wrote: with
+        // '--out . --force' a stray file (or the source model itself) would otherwise be lost.
+        var foreign = Directory.Exists(target)
+            ? Directory.EnumerateFileSystemEntries(target).Select(Path.GetFileName).FirstOrDefault(n => !IsSplitFile(n!))
+            : null;
+        if (foreign is not null)
+        {
+            throw new PipelineInputException(
+                $"--out '{outFolder}' holds '{foreign}', which 'pipeline split' did not write; --force replaces only an earlier split's folder, so choose a new folder.");
+        }
+
         var parent = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(parent);
         var temp = Path.Combine(parent, $".{Path.GetFileName(target)}.partial-{Environment.ProcessId}");
@@ -167,4 +178,8 @@ public static class SplitWriter
             throw;
         }
     }
+
+    private static bool IsSplitFile(string name) =>
+        name == SplitManifest.FileName
+        || (name.StartsWith("stage-", StringComparison.Ordinal) && name.EndsWith(".onnx", StringComparison.Ordinal));
 }

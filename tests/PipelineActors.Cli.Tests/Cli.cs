@@ -1,0 +1,109 @@
+using Spectre.Console.Testing;
+
+namespace PipelineActors.Cli.Tests;
+
+/// <summary>What one in-process run of the <c>pipeline</c> command produced.</summary>
+public sealed record CliResult(int ExitCode, string Output, string Error)
+{
+    /// <summary>Non-empty lines written to the error writer.</summary>
+    public IReadOnlyList<string> ErrorLines => Error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
+
+/// <summary>Runs the command line in-process against a test console, as the real entry point does.</summary>
+public static class Cli
+{
+    public static CliResult Run(params string[] args)
+    {
+        var console = new TestConsole().Width(200);
+        using var error = new StringWriter();
+        var code = PipelineCommandLine.Run(args, console, error);
+        return new CliResult(code, console.Output, error.ToString());
+    }
+
+    /// <summary>
+    /// The contract for an error the user caused: exit code 2, exactly one line on stderr that
+    /// starts with <c>error: </c> and names the thing, no stack trace, nothing on stdout.
+    /// </summary>
+    public static void AssertUserError(CliResult result, params string[] naming)
+    {
+        Assert.True(result.ExitCode == 2, $"exit code {result.ExitCode}, stderr: {result.Error}");
+        Assert.DoesNotContain("   at ", result.Error, StringComparison.Ordinal);
+        var line = Assert.Single(result.ErrorLines);
+        Assert.StartsWith("error: ", line, StringComparison.Ordinal);
+        foreach (var thing in naming)
+        {
+            Assert.Contains(thing, line, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("", result.Output.Trim());
+    }
+}
+
+/// <summary>A fresh folder under the system temp folder, deleted with everything in it.</summary>
+public sealed class TempFolder : IDisposable
+{
+    public TempFolder()
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"pa-cli-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public string this[string name] => System.IO.Path.Combine(Path, name);
+
+    /// <summary>Asserts that a split into <paramref name="name"/> left neither the folder nor a partial sibling.</summary>
+    public void AssertNoSplitLeftBehind(string name)
+    {
+        Assert.False(Directory.Exists(this[name]), $"{name} was created");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path, $".{name}.partial-*"));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A file still open on a slow machine is not a test failure.
+        }
+    }
+}
+
+/// <summary>tinynet from the zoo, written once through <c>pipeline zoo</c> and shared by a test class.</summary>
+public sealed class TinyNetFile : IDisposable
+{
+    private readonly TempFolder _folder = new();
+
+    public TinyNetFile()
+    {
+        Path = _folder["tinynet.onnx"];
+        var result = Cli.Run("zoo", "tinynet", "--out", Path);
+        Assert.True(result.ExitCode == 0, result.Error);
+    }
+
+    public string Path { get; }
+
+    public void Dispose() => _folder.Dispose();
+}
+
+/// <summary>Finds the repository's bundled models.</summary>
+public static class Repository
+{
+    public static string Root { get; } = FindRoot();
+
+    public static string Model(string name) => System.IO.Path.Combine(Root, "models", name);
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(System.IO.Path.Combine(dir.FullName, "PipelineActors.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("Cannot find the repository root above the test binaries.");
+    }
+}
