@@ -61,6 +61,11 @@ public sealed class SinkActor : ReceiveActor
                 _buffer[failed.FrameId] = (null, failed.Reason);
                 Deliver();
             }
+
+            // Confirm it like a result: the ingest frees a frame's place in the window only when
+            // DeliveredThrough passes it, and would otherwise stall when every frame in flight
+            // (or the last frame of the run) has failed.
+            _ingest.Tell(new FrameReceived(failed.FrameId, _next - 1));
         });
         Receive<GetSinkStats>(_ => Sender.Tell(new SinkStats(
             _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
