@@ -21,7 +21,7 @@ namespace PipelineActors.Runtime.Tests;
 [Collection(ClusterCollection.Name)]
 public sealed class MultiProcessTests : IAsyncLifetime
 {
-    private static readonly TimeSpan RunBound = TimeSpan.FromMinutes(3);
+    private static readonly TimeSpan RunBound = TimeSpan.FromMinutes(2);
     private readonly ITestOutputHelper _output;
     private readonly string _folder = Directory.CreateTempSubdirectory("pa-procs-").FullName;
     private readonly List<NodeProcess> _processes = [];
@@ -162,7 +162,7 @@ public sealed class MultiProcessTests : IAsyncLifetime
 
     private async Task<PipelineNode> StartHead(IReadOnlyList<string> roles, string? seed = null)
     {
-        var node = PipelineNode.Start(new NodeOptions { Roles = roles, Seeds = seed is null ? [] : [seed], LogFile = Path.Combine(_folder, "head.log") });
+        var node = PipelineNode.Start(new NodeOptions { Roles = roles, Seeds = seed is null ? [] : [seed], LogFile = Path.Combine(Path.GetTempPath(), $"pa-head-{Environment.ProcessId}-{_nodes.Count}.log") });
         _nodes.Add(node);
         await node.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         return node;

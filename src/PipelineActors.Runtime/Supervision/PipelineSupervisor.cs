@@ -27,6 +27,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     private Transition? _transition;
     private long _epoch;
     private bool _settled;
+    private int _settleTicks;
 
     public PipelineSupervisor(IPlacementPolicy policy)
     {
@@ -102,7 +103,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             Event($"stage {failed.Index}/{failed.Parts} failed to deploy on {NodeAddress.Of(Sender.Path.Address)}: {failed.Reason}");
             if (_transition?.Epoch == failed.Epoch)
             {
-                if (_workers.TryGetValue(Sender.Path.Address, out var w))
+                if (_workers.TryGetValue(NodeOf(Sender), out var w))
                 {
                     w.FailedDeploys++;
                 }
@@ -115,6 +116,15 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         Receive<PlanTick>(_ => Plan(immediate: false));
         Receive<Settled>(_ =>
         {
+            // Settled once every worker that is Up has reported (or after a few seconds anyway).
+            _settleTicks++;
+            var silent = _workers.Values.Count(w => w.Up && w.Reachable && !w.Gone && w.Status is null);
+            if (silent > 0 && _settleTicks < 20)
+            {
+                return;
+            }
+
+            Timers.Cancel("settle");
             _settled = true;
             Plan(immediate: true);
         });
@@ -150,7 +160,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
         // A new supervisor (first start, or moved after its node died) listens to the workers'
         // reports before it decides anything, so it adopts the running plan instead of redeploying.
-        Timers.StartSingleTimer("settle", Settled.Instance, TimeSpan.FromMilliseconds(1500));
+        Timers.StartPeriodicTimer("settle", Settled.Instance, TimeSpan.FromMilliseconds(1000), TimeSpan.FromMilliseconds(250));
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -167,7 +177,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private void OnWorkerStatus(WorkerStatus status)
     {
-        var address = status.Agent.Path.Address;
+        // A worker on this very node reports with a local reference, whose address has no host.
+        var address = NodeOf(status.Agent);
         var worker = WorkerFor(address);
         if (worker.Gone)
         {
@@ -366,7 +377,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private void OnDeployed(StageDeployed deployed)
     {
-        var node = deployed.Stage.Path.Address.HasLocalScope ? _cluster.SelfAddress : deployed.Stage.Path.Address;
+        var node = NodeOf(deployed.Stage);
         _registry[(deployed.Parts, deployed.Index, node)] = deployed.Stage;
         if (_transition is { } t && t.Target.Parts == deployed.Parts && t.Target.Workers[deployed.Index] == node)
         {
@@ -445,6 +456,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             .ToList();
         return new PlanActivated(active.Epoch, active.Target.Parts, [active.Stages[0]], placements, reason);
     }
+
+    private Address NodeOf(IActorRef actor) => actor.Path.Address.HasLocalScope ? _cluster.SelfAddress : actor.Path.Address;
 
     private void Event(string text) => _log.Info("supervisor: {0}", text);
 
