@@ -37,6 +37,7 @@ public static class PipelineCommandLine
         root.Add(ProfileCommand.Create(context));
         root.Add(ZooCommand.Create(context));
         root.Add(RunCommand.Create(context));
+        root.Add(BenchCommand.Create(context));
         return root;
     }
 

@@ -4,6 +4,12 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PipelineActors.Node;
 
+if (args.Contains("--bench-loop"))
+{
+    // Benchmark mode: the bare inference loop a user would otherwise run, in a process of its own.
+    return PipelineActors.Runtime.Runs.BareLoop.Main(args);
+}
+
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, DisableDefaults = false });
 builder.Configuration.AddEnvironmentVariables("PIPELINE_");
 builder.Configuration.AddCommandLine(args);

@@ -74,13 +74,15 @@ public sealed class MultiProcessTests : IAsyncLifetime
         var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
         StartWorker(head.SeedUri, [Roles.Worker]);
         await LocalRun.WaitForMembers(head.System, 1, _processes, TimeSpan.FromSeconds(60));
-        var (session, writer) = Stream(head, frames: 200);
+        var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 20, "20 results on one worker");
         Assert.Equal(1, (await session.IngestStatsAsync()).Plan!.Parts);
         StartWorker(head.SeedUri, [Roles.Worker]);
         await WaitFor(async () => (await session.IngestStatsAsync()).Plan!.Parts == 2, "the plan to use the new worker");
+        var ingest = await session.IngestStatsAsync();
+        Assert.False(ingest.SourceEnded, "the new worker took its stage while frames were still streaming");
         await Finish(session);
-        AssertExactlyOnceInOrderAndCorrect(writer, 200);
+        AssertExactlyOnceInOrderAndCorrect(writer, (int)(await session.IngestStatsAsync()).Accepted);
     }
 
     [Fact]
@@ -90,14 +92,15 @@ public sealed class MultiProcessTests : IAsyncLifetime
         StartWorker(head.SeedUri, [Roles.Worker]);
         StartWorker(head.SeedUri, [Roles.Worker]);
         await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
-        var (session, writer) = Stream(head, frames: 160);
+        var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the leave");
         var plan = (await session.IngestStatsAsync()).Plan!;
         var leaving = _processes.Single(p => LocalRun.NodeOf(p) == plan.Placements[1].Node);
         Assert.True(await leaving.StopAsync(TimeSpan.FromSeconds(30)), "the node left and exited on SIGTERM");
         await Finish(session);
         Assert.DoesNotContain(Akka.Cluster.Cluster.Get(head.System).State.Members, m => m.Address.Port.ToString() == plan.Placements[1].Node.Split(':')[1] && m.Status == MemberStatus.Up);
-        AssertExactlyOnceInOrderAndCorrect(writer, 160);
+        Assert.True((await session.IngestStatsAsync()).Plan!.Epoch > plan.Epoch, "the stage moved to the worker that stayed");
+        AssertExactlyOnceInOrderAndCorrect(writer, (int)(await session.IngestStatsAsync()).Accepted);
     }
 
     [Fact]
@@ -191,7 +194,7 @@ public sealed class MultiProcessTests : IAsyncLifetime
     {
         var writer = new CollectingResultWriter();
         var settings = new IngestSettings(4, TimeSpan.FromSeconds(2), 6, 65536);
-        var session = PipelineSession.Start(head, _model, new SyntheticSource(_model.Inputs, framesPerSecond, frames), writer, settings, "test");
+        var session = PipelineSession.Start(head, _model, new SyntheticSource(_model.Inputs, framesPerSecond, frames, live: false), writer, settings, "test");
         return (session, writer);
     }
 

@@ -29,6 +29,42 @@ public sealed class NodeProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>CPU time the process has used so far, in seconds (0 once it has exited).</summary>
+    public double CpuSeconds
+    {
+        get
+        {
+            try
+            {
+                _process.Refresh();
+                return _process.TotalProcessorTime.TotalSeconds;
+            }
+            catch (InvalidOperationException)
+            {
+                return 0;
+            }
+        }
+    }
+
+    /// <summary>Resident memory of the process now, in bytes (0 once it has exited).</summary>
+    public long RssBytes
+    {
+        get
+        {
+            try
+            {
+                _process.Refresh();
+                return _process.WorkingSet64;
+            }
+            catch (InvalidOperationException)
+            {
+                return 0;
+            }
+        }
+    }
+
+    public Task WaitForExitAsync(CancellationToken cancellation = default) => _process.WaitForExitAsync(cancellation);
+
     /// <summary>What the node printed so far (for diagnostics when a test or run fails).</summary>
     public string Output
     {

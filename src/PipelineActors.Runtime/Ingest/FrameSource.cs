@@ -15,7 +15,7 @@ public interface IFrameSource : IDisposable
 
     bool IsLive { get; }
 
-    /// <summary>Capture rate of a live source; 0 for a source read as fast as the pipeline takes frames.</summary>
+    /// <summary>Capture rate of a live source, or the rate a clip is played at (never faster, slower when the pipeline is full); 0 for as fast as the pipeline takes frames.</summary>
     double FramesPerSecond { get; }
 
     /// <summary>The next frame's tensors (named as the first stage's inputs), or null when the source has ended.</summary>
@@ -32,16 +32,18 @@ public sealed class SyntheticSource : IFrameSource
     private readonly long? _count;
     private long _sequence;
 
-    public SyntheticSource(IReadOnlyList<TensorInfo> inputs, double framesPerSecond, long? count = null)
+    /// <param name="live">A camera (drops frames when the pipeline is full) rather than a clip played at its frame rate (never drops).</param>
+    public SyntheticSource(IReadOnlyList<TensorInfo> inputs, double framesPerSecond, long? count = null, bool live = true)
     {
         _inputs = inputs;
         FramesPerSecond = framesPerSecond;
         _count = count;
+        IsLive = live && framesPerSecond > 0;
     }
 
     public string Id => "synthetic";
 
-    public bool IsLive => FramesPerSecond > 0;
+    public bool IsLive { get; }
 
     public double FramesPerSecond { get; }
 

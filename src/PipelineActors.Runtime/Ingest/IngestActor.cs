@@ -53,6 +53,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private long _confirmations;
     private (IReadOnlyList<FrameTensor> Tensors, long Capture)? _pendingLive;
     private bool _ended;
+    private int _owed;
     private bool _completed;
     private long _skipped;
     private long _resent;
@@ -108,7 +109,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         }
 
         var replay = plan.Epoch > _epoch && _epoch >= 0;
-        if (_source.IsLive && _plan is null)
+        if (_source.FramesPerSecond > 0 && _plan is null)
         {
             // The camera starts when the pipeline can take its first frame.
             Timers.StartPeriodicTimer("capture", Capture.Instance, TimeSpan.FromSeconds(1 / _source.FramesPerSecond));
@@ -172,6 +173,17 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
                 return;
             }
 
+            if (_source.FramesPerSecond > 0)
+            {
+                // A clip played at its frame rate: one frame per tick, never skipped.
+                if (_owed == 0)
+                {
+                    return;
+                }
+
+                _owed--;
+            }
+
             var tensors = _source.Read();
             if (tensors is null)
             {
@@ -188,6 +200,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     {
         if (_ended)
         {
+            return;
+        }
+
+        if (!_source.IsLive)
+        {
+            _owed = 1;
+            Pump();
             return;
         }
 

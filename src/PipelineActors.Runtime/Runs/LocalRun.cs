@@ -37,6 +37,9 @@ public sealed record LocalRunOptions
 
     public bool Pin { get; init; } = true;
 
+    /// <summary>Cores for worker i (taskset list); overrides the default pinning when given.</summary>
+    public Func<int, string?>? CoresOf { get; init; }
+
     public string? BinaryFolder { get; init; }
 
     public string? ModelCache { get; init; }
@@ -48,6 +51,9 @@ public sealed record LocalRunOptions
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
 }
+
+/// <summary>A worker process's resource use over a run.</summary>
+public sealed record NodeRow(string Node, string? Cores, double CpuSeconds, double CpuSecondsPerFrame, long RssBytes);
 
 /// <summary>One stage's row in a run's summary.</summary>
 public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95, long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
@@ -77,6 +83,8 @@ public sealed record RunReport(
     double? RecoveryToFirstResultMs,
     double? RecoveryToSteadyMs,
     string? AddedNode,
+    IReadOnlyList<NodeRow> Nodes,
+    double HeadCpuSecondsPerFrame,
     IReadOnlyList<string> Events);
 
 /// <summary>
@@ -109,7 +117,7 @@ public static partial class LocalRun
             NodeProcess Launch(int i) => NodeProcess.Start(
                 $"worker-{i}",
                 WorkerArgs(head.SeedUri, options),
-                pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
+                options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                 options.BinaryFolder);
 
             for (var i = 0; i < options.Workers; i++)
@@ -131,6 +139,8 @@ public static partial class LocalRun
             var session = PipelineSession.Start(head, prepared, source, options.Results ?? new NullResultWriter(), settings, "run");
 
             var clock = Stopwatch.StartNew();
+            var headCpuStart = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+            var workerCpuStart = workers.ToDictionary(w => w, w => w.CpuSeconds);
             long? killTicks = null;
             long? inFlightAtKill = null;
             string? killed = null;
@@ -188,12 +198,19 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
+            var frames = Math.Max(1, finalSink.Delivered);
+            var nodes = workers.Where(w => !w.HasExited).Select(w =>
+            {
+                var cpu = w.CpuSeconds - workerCpuStart.GetValueOrDefault(w);
+                return new NodeRow(NodeOf(w) ?? w.Name, w.Cores, Math.Round(cpu, 2), Math.Round(cpu / frames, 4), w.RssBytes);
+            }).ToList();
+            var headCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - headCpuStart) / frames;
             if (added is not null)
             {
                 added = NodeOf(workers[^1]) ?? added;
             }
 
-            return Report(options, prepared, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added);
+            return Report(options, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added) with { Nodes = nodes, HeadCpuSecondsPerFrame = Math.Round(headCpu, 4) };
         }
         finally
         {
@@ -273,7 +290,7 @@ public static partial class LocalRun
         return rows;
     }
 
-    private static RunReport Report(LocalRunOptions options, PreparedModel prepared, IngestStats ingest, SinkStats sink, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
+    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
     {
         var latencies = sink.LatenciesMs.Order().ToArray();
         double Percentile(double p) => latencies.Length == 0 ? 0 : Math.Round(latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))], 2);
@@ -320,6 +337,8 @@ public static partial class LocalRun
             toFirst,
             toSteady,
             added,
+            [],
+            0,
             ingest.Events.Select(e => e.Text).ToList());
     }
 

@@ -1,0 +1,110 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Runtime.Runs;
+using Spectre.Console;
+
+namespace PipelineActors.Cli.Commands;
+
+/// <summary><c>pipeline bench</c>: the pipeline against the bare loop and concurrent replicas, measured in one run.</summary>
+internal static class BenchCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, IncludeFields = true };
+
+    public static Command Create(CliContext context)
+    {
+        var model = new Option<string?>("--model") { Description = $"ONNX model (default: the bundled {RunCommand.DefaultModel})." };
+        var nodes = new Option<string>("--nodes") { Description = "Worker counts to measure, comma separated (e.g. 1,2).", DefaultValueFactory = _ => "1,2" };
+        var threads = new Option<int>("--threads-per-node") { Description = "ONNX Runtime intra-op threads (and cores) per worker and per bare loop.", DefaultValueFactory = _ => 1 };
+        var frames = new Option<long>("--frames") { Description = "Frames per pipeline run.", DefaultValueFactory = _ => 200 };
+        var seconds = new Option<double>("--loop-seconds") { Description = "Seconds each bare loop and replica set runs.", DefaultValueFactory = _ => 15 };
+        var input = CommonOptions.Input();
+        var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
+        {
+            model, nodes, threads, frames, seconds, input, json,
+        };
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var modelPath = parse.GetValue(model) ?? RunCommand.BundledModel(RunCommand.DefaultModel);
+            OnnxModelFile.Load(modelPath);
+            var counts = new List<int>();
+            foreach (var part in parse.GetValue(nodes)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                counts.Add(int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 1
+                    ? n
+                    : throw new PipelineInputException($"--nodes takes positive whole numbers separated by commas; '{part}' is not one."));
+            }
+
+            var quiet = parse.GetValue(json);
+            var options = new BenchOptions
+            {
+                ModelPath = modelPath,
+                InputSizes = InputSizes.ParseOverrides(parse.GetValue(input) ?? []),
+                Nodes = counts,
+                ThreadsPerNode = CommonOptions.CheckThreads(parse.GetValue(threads)),
+                Frames = Math.Max(20, parse.GetValue(frames)),
+                LoopSeconds = Math.Max(2, parse.GetValue(seconds)),
+                Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
+                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"bench-{Environment.ProcessId}.log"),
+            };
+            var report = Bench.RunAsync(options).GetAwaiter().GetResult();
+            if (quiet)
+            {
+                context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json));
+                return 0;
+            }
+
+            Render(context.Console, report);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static void Render(IAnsiConsole console, BenchReport r)
+    {
+        console.MarkupLine($"[bold]{Markup.Escape(r.Model)}[/] on {Markup.Escape(r.Machine)}");
+        console.MarkupLine($"[grey]method: {Markup.Escape(r.Method)}[/]");
+        console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("configuration").AddColumn("frames/s", c => c.RightAligned()).AddColumn("x bare loop", c => c.RightAligned())
+            .AddColumn("efficiency", c => c.RightAligned()).AddColumn("vs N replicas", c => c.RightAligned())
+            .AddColumn("p50 ms", c => c.RightAligned()).AddColumn("bytes/frame per link").AddColumn("CPU s/frame per node").AddColumn("memory per node").AddColumn("lost", c => c.RightAligned());
+        foreach (var row in r.Rows)
+        {
+            table.AddRow(
+                row.Configuration,
+                row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture),
+                row.SpeedupOverBareLoop.ToString("0.00x", CultureInfo.InvariantCulture),
+                $"{row.ScalingEfficiency * 100:0.0} %",
+                row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-",
+                row.LatencyP50Ms.ToString("0.0", CultureInfo.InvariantCulture),
+                string.Join(", ", row.BytesPerFrameOnLinks.Select(Format.Bytes)),
+                string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture))) + $" (+ingest {row.HeadCpuSecondsPerFrame:0.0000})",
+                string.Join(", ", row.RssBytesPerNode.Select(Format.Bytes)),
+                row.Lost.ToString(CultureInfo.InvariantCulture));
+        }
+
+        foreach (var (n, fps, rss) in r.Replicas)
+        {
+            table.AddRow($"{n} replicas", fps.ToString("0.00", CultureInfo.InvariantCulture), (fps / r.BareLoopFps).ToString("0.00x", CultureInfo.InvariantCulture), $"{fps / r.BareLoopFps / n * 100:0.0} %", "100.0 %", "-", "-", "-", Format.Bytes(rss), "-");
+        }
+
+        console.Write(table);
+        var chart = new BarChart().Width(60).Label("frames/s");
+        chart.AddItem("bare loop", Math.Round(r.BareLoopFps, 1), Color.Grey);
+        foreach (var row in r.Rows)
+        {
+            chart.AddItem(row.Configuration, Math.Round(row.FramesPerSecond, 1), Color.Green);
+        }
+
+        foreach (var (n, fps, _) in r.Replicas)
+        {
+            chart.AddItem($"{n} replicas", Math.Round(fps, 1), Color.Blue);
+        }
+
+        console.Write(chart);
+    }
+}
