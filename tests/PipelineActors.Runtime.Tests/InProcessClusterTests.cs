@@ -32,7 +32,7 @@ public sealed class InProcessClusterTests(ITestOutputHelper output) : IDisposabl
 
         const int frames = 30;
         var writer = new CollectingResultWriter();
-        var session = PipelineSession.Start(head, prepared, new SyntheticSource(prepared.Inputs, 0, frames), writer, new IngestSettings(4, TimeSpan.FromSeconds(3), 4, 65536), "t1");
+        var session = PipelineSession.Start(head, prepared, new SyntheticSource(prepared.SourceInputs, 0, frames), writer, new IngestSettings(4, TimeSpan.FromSeconds(3), 4, 65536), "t1");
         var done = await Task.WhenAny(session.Completed, Task.Delay(TimeSpan.FromSeconds(90)));
         var ingest = await session.IngestStatsAsync();
         foreach (var e in ingest.Events)

@@ -194,7 +194,7 @@ public sealed class MultiProcessTests : IAsyncLifetime
     {
         var writer = new CollectingResultWriter();
         var settings = new IngestSettings(4, TimeSpan.FromSeconds(2), 6, 65536);
-        var session = PipelineSession.Start(head, _model, new SyntheticSource(_model.Inputs, framesPerSecond, frames, live: false), writer, settings, "test");
+        var session = PipelineSession.Start(head, _model, new SyntheticSource(_model.SourceInputs, framesPerSecond, frames, live: false), writer, settings, "test");
         return (session, writer);
     }
 

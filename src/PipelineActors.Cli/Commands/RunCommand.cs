@@ -28,11 +28,12 @@ internal static class RunCommand
         var window = new Option<int?>("--window") { Description = "Frames in flight at most (default: workers + 1)." };
         var kill = new Option<double?>("--kill-worker-after") { Description = "SIGKILL the worker hosting the middle stage this many seconds after the first result." };
         var add = new Option<double?>("--add-worker-after") { Description = "Start one more worker this many seconds after the first result." };
+        var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random times (3-7 s apart) in one stream, replacing each." };
         var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, results, json,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -67,6 +68,7 @@ internal static class RunCommand
                 Window = parse.GetValue(window),
                 KillWorkerAfterSeconds = parse.GetValue(kill),
                 AddWorkerAfterSeconds = parse.GetValue(add),
+                SoakKills = Math.Max(0, parse.GetValue(soak)),
                 Results = writer,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
@@ -127,6 +129,13 @@ internal static class RunCommand
             Row("killed (SIGKILL)", $"{r.KilledNode} with {r.InFlightAtKill} frame(s) in flight");
             Row("recovery: kill -> first result via the replacement", r.RecoveryToFirstResultMs is { } a ? $"{a:0} ms" : "-");
             Row("recovery: kill -> throughput back to steady", r.RecoveryToSteadyMs is { } b ? $"{b:0} ms" : "-");
+        }
+
+        if (r.SoakKills.Count > 0)
+        {
+            var recovered = r.SoakKills.Where(k => k.RecoveryMs is not null).Select(k => k.RecoveryMs!.Value).Order().ToList();
+            Row("soak kills (SIGKILL, random worker, random time)", $"{r.SoakKills.Count}, {r.SoakKills.Count(k => k.InFlight > 0)} with frames in flight");
+            Row("soak: recovery to a result via the new plan (min / median / max)", recovered.Count == 0 ? "-" : $"{recovered[0]:0} / {recovered[recovered.Count / 2]:0} / {recovered[^1]:0} ms");
         }
 
         if (r.AddedNode is not null)

@@ -120,4 +120,18 @@ public static class Balancer
 
         return value[parts, last];
     }
+
+    /// <summary>
+    /// A stage cost that also charges moving frames: FLOPs plus <paramref name="flopsPerByte"/> for
+    /// every byte the stage receives and sends per frame (serialization and transport take CPU on
+    /// both ends of a link, on the same cores as inference).
+    /// </summary>
+    public static Func<int, int, double> WithTransferCost(ModelAnalysis analysis, double flopsPerByte)
+    {
+        var inputBytes = analysis.Shapes.InputSizes.Sum(t => (double)t.Bytes);
+        var outputBytes = analysis.Graph.OutputNames.Sum(o => analysis.Shapes.TryGet(o, out var t) ? (double)t.Bytes : 0);
+        var cuts = analysis.Cuts.ToDictionary(c => c.Position, c => (double)c.Bytes);
+        double BytesAt(int position) => position == 0 ? inputBytes : position == analysis.NodeCount ? outputBytes : cuts.GetValueOrDefault(position);
+        return (from, to) => analysis.FlopsBetween(from, to) + (flopsPerByte * (BytesAt(from) + BytesAt(to)));
+    }
 }

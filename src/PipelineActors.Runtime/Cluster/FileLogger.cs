@@ -27,3 +27,11 @@ public sealed class FileLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMess
 
     protected override void PostStop() => _writer?.Dispose();
 }
+
+/// <summary>Akka's logger of last resort (start-up and shutdown) when the log goes to a file: silent, so command output stays clean.</summary>
+public sealed class SilentStdoutLogger : MinimalLogger
+{
+    protected override void Log(object message)
+    {
+    }
+}

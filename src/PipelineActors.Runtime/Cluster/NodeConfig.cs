@@ -74,7 +74,8 @@ public static class NodeConfig
             overrides.Add($"pipeline.log-file = \"{options.LogFile.Replace("\\", "\\\\", StringComparison.Ordinal)}\"");
             overrides.Add("akka.loggers = [\"PipelineActors.Runtime.Cluster.FileLogger, PipelineActors.Runtime\"]");
             overrides.Add("akka.loglevel = INFO");
-            overrides.Add("akka.stdout-loglevel = OFF");
+            overrides.Add("akka.stdout-loglevel = WARNING");
+            overrides.Add("akka.stdout-logger-class = \"PipelineActors.Runtime.Cluster.SilentStdoutLogger, PipelineActors.Runtime\"");
         }
 
         if (options.IntraOpThreads is { } threads)

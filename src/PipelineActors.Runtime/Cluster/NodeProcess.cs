@@ -130,6 +130,8 @@ public sealed class NodeProcess : IDisposable
 
         // Measured on this project's machines: a larger gen-0 budget removes most GCs per frame.
         info.Environment["DOTNET_GCgen0size"] = "0x4000000";
+        // Tensors of a few MB would land on the large-object heap and cost a gen-2 GC per frame.
+        info.Environment["DOTNET_GCLOHThreshold"] = "0x800000";
         info.Environment["DOTNET_TieredPGO"] = "0";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {

@@ -63,26 +63,35 @@ public sealed class SyntheticSource : IFrameSource
 
     private static byte[] Fill(TensorInfo info, long sequence)
     {
+        // Pixels p(i) = ((column + row + 3 n) mod 64) * 4; a float input holds p / 255, the
+        // value a first stage fed uint8 pixels computes, so both kinds of frame mean the same image.
         var count = (int)info.ElementCount;
         var width = info.Shape.Length > 0 ? (int)Math.Max(1, info.Shape[^1]) : 1;
         var bytes = new byte[info.Bytes];
+        var shift = (int)((3 * sequence) & 63);
         switch (info.ElementType)
         {
             case TensorProto.Types.DataType.Float:
             {
                 var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes.AsSpan());
-                for (var i = 0; i < count; i++)
+                for (int i = 0, row = 0; i < count; row++)
                 {
-                    floats[i] = (((i % width) + (i / width) + (3 * sequence)) & 63) / 63f;
+                    for (var column = 0; column < width && i < count; column++, i++)
+                    {
+                        floats[i] = (((column + row + shift) & 63) * 4) / 255f;
+                    }
                 }
 
                 break;
             }
 
             case TensorProto.Types.DataType.Uint8:
-                for (var i = 0; i < count; i++)
+                for (int i = 0, row = 0; i < count; row++)
                 {
-                    bytes[i] = (byte)((((i % width) + (i / width) + (3 * sequence)) & 63) * 4);
+                    for (var column = 0; column < width && i < count; column++, i++)
+                    {
+                        bytes[i] = (byte)(((column + row + shift) & 63) * 4);
+                    }
                 }
 
                 break;

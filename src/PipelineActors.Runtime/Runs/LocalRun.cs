@@ -33,6 +33,9 @@ public sealed record LocalRunOptions
 
     public double? AddWorkerAfterSeconds { get; init; }
 
+    /// <summary>Soak: SIGKILL this many random stage-hosting workers at random times (3-7 s apart), starting a fresh worker after each.</summary>
+    public int SoakKills { get; init; }
+
     public IResultWriter? Results { get; init; }
 
     public bool Pin { get; init; } = true;
@@ -51,6 +54,9 @@ public sealed record LocalRunOptions
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
 }
+
+/// <summary>One kill of a soak run: which node, and how long until a result came through the new plan.</summary>
+public sealed record SoakKill(int Number, string Node, long InFlight, double? RecoveryMs);
 
 /// <summary>A worker process's resource use over a run.</summary>
 public sealed record NodeRow(string Node, string? Cores, double CpuSeconds, double CpuSecondsPerFrame, long RssBytes);
@@ -83,6 +89,7 @@ public sealed record RunReport(
     double? RecoveryToFirstResultMs,
     double? RecoveryToSteadyMs,
     string? AddedNode,
+    IReadOnlyList<SoakKill> SoakKills,
     IReadOnlyList<NodeRow> Nodes,
     double HeadCpuSecondsPerFrame,
     IReadOnlyList<string> Events);
@@ -135,17 +142,22 @@ public static partial class LocalRun
                 config.GetTimeSpan("pipeline.ingest.min-deadline", TimeSpan.FromMilliseconds(1500)),
                 config.GetInt("pipeline.ingest.max-attempts", 4),
                 config.GetInt("pipeline.chunk-bytes", 65536));
-            var source = new SyntheticSource(prepared.Inputs, options.FramesPerSecond, options.Frames);
+            var source = new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames);
             var session = PipelineSession.Start(head, prepared, source, options.Results ?? new NullResultWriter(), settings, "run");
 
             var clock = Stopwatch.StartNew();
-            var headCpuStart = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
-            var workerCpuStart = workers.ToDictionary(w => w, w => w.CpuSeconds);
+            // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
+            var headCpuStart = 0.0;
+            var workerCpuStart = new Dictionary<NodeProcess, double>();
+            long deliveredAtCpuStart = 0;
             long? killTicks = null;
             long? inFlightAtKill = null;
             string? killed = null;
             string? added = null;
             double? firstResultAt = null;
+            var random = new Random(Environment.TickCount);
+            var soak = new List<(int Number, string Node, long InFlight, long Ticks)>();
+            double? nextSoakKill = null;
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
@@ -160,6 +172,13 @@ public static partial class LocalRun
                 if (firstResultAt is null && sink.Delivered > 0)
                 {
                     firstResultAt = clock.Elapsed.TotalSeconds;
+                    headCpuStart = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+                    foreach (var w in workers)
+                    {
+                        workerCpuStart[w] = w.CpuSeconds;
+                    }
+
+                    deliveredAtCpuStart = sink.Delivered;
                 }
 
                 say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}  {(ingest.Plan is null ? "waiting for a plan" : string.Join(" -> ", ingest.Plan.Placements.Select(p => p.Node)))}");
@@ -186,6 +205,25 @@ public static partial class LocalRun
                     say($"SIGKILL {victim.Name} ({victimNode}), hosting stage {plan.Placements.Count / 2}, with {inFlightAtKill} frame(s) in flight");
                 }
 
+                if (options.SoakKills > soak.Count && firstResultAt is { } soakStart && ingest.Plan is { } soakPlan)
+                {
+                    nextSoakKill ??= clock.Elapsed.TotalSeconds + 3 + (4 * random.NextDouble());
+                    if (clock.Elapsed.TotalSeconds >= nextSoakKill)
+                    {
+                        var target = soakPlan.Placements[random.Next(soakPlan.Placements.Count)].Node;
+                        var process = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == target);
+                        if (process is not null)
+                        {
+                            process.Kill();
+                            soak.Add((soak.Count + 1, target, ingest.Accepted - (ingest.DeliveredThrough + 1), Stopwatch.GetTimestamp()));
+                            say($"soak kill {soak.Count}/{options.SoakKills}: SIGKILL {process.Name} ({target}); starting a fresh worker");
+                            workers.Add(Launch(workers.Count));
+                        }
+
+                        nextSoakKill = null;
+                    }
+                }
+
                 if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2 && clock.Elapsed.TotalSeconds >= f2 + addAfter)
                 {
                     var extra = Launch(workers.Count);
@@ -198,7 +236,7 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
-            var frames = Math.Max(1, finalSink.Delivered);
+            var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {
                 var cpu = w.CpuSeconds - workerCpuStart.GetValueOrDefault(w);
@@ -210,7 +248,18 @@ public static partial class LocalRun
                 added = NodeOf(workers[^1]) ?? added;
             }
 
-            return Report(options, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added) with { Nodes = nodes, HeadCpuSecondsPerFrame = Math.Round(headCpu, 4) };
+            var soakKills = soak.Select(k =>
+            {
+                var first = finalSink.Deliveries.FirstOrDefault(d => d.Ticks > k.Ticks && d.Epoch > EpochAt(finalIngest, k.Ticks));
+                double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
+                return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
+            }).ToList();
+            return Report(options, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added) with
+            {
+                Nodes = nodes,
+                HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
+                SoakKills = soakKills,
+            };
         }
         finally
         {
@@ -221,6 +270,12 @@ public static partial class LocalRun
             }
         }
     }
+
+    /// <summary>The plan epoch live at a moment, from the ingest's event log.</summary>
+    private static long EpochAt(IngestStats ingest, long ticks) => ingest.Events
+        .Where(e => e.Ticks <= ticks && e.Text.StartsWith("plan epoch ", StringComparison.Ordinal))
+        .Select(e => long.Parse(EpochOf().Match(e.Text).Groups[1].Value, CultureInfo.InvariantCulture))
+        .DefaultIfEmpty(0).Max();
 
     /// <summary>The node arguments of a worker started by a local run.</summary>
     public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options)
@@ -337,6 +392,7 @@ public static partial class LocalRun
             toFirst,
             toSteady,
             added,
+            [],
             [],
             0,
             ingest.Events.Select(e => e.Text).ToList());

@@ -62,13 +62,24 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
             return [];
         }
 
+        if (obj is FrameChunk chunk)
+        {
+            // The hot path: one exact-size array, one copy of the payload.
+            var buffer = new byte[36 + chunk.Payload.Length];
+            BinaryPrimitives.WriteInt64LittleEndian(buffer, chunk.FrameId);
+            BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(8), chunk.Epoch);
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(16), chunk.Attempt);
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(20), chunk.Index);
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(24), chunk.Count);
+            BinaryPrimitives.WriteInt32LittleEndian(buffer.AsSpan(28), chunk.Payload.Length);
+            chunk.Payload.CopyTo(buffer, 36);
+            return buffer;
+        }
+
         using var stream = new MemoryStream();
         using var w = new BinaryWriter(stream, Encoding.UTF8);
         switch (obj)
         {
-            case FrameChunk m:
-                w.Write(m.FrameId); w.Write(m.Epoch); w.Write(m.Attempt); w.Write(m.Index); w.Write(m.Count); WriteBytes(w, m.Payload);
-                break;
             case FrameReceived m:
                 w.Write(m.FrameId); w.Write(m.DeliveredThrough);
                 break;
@@ -154,10 +165,21 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
             return GetStageStats.Instance;
         }
 
+        if (manifest == "FC")
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(28));
+            return new FrameChunk(
+                BinaryPrimitives.ReadInt64LittleEndian(bytes),
+                BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(8)),
+                BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(16)),
+                BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(20)),
+                BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(24)),
+                bytes.AsSpan(36, length).ToArray());
+        }
+
         using var r = new BinaryReader(new MemoryStream(bytes), Encoding.UTF8);
         return manifest switch
         {
-            "FC" => new FrameChunk(r.ReadInt64(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), ReadBytes(r)),
             "FR" => new FrameReceived(r.ReadInt64(), r.ReadInt64()),
             "FJ" => new FrameRejected(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
             "FF" => new FrameFailed(r.ReadInt64(), r.ReadString()),
