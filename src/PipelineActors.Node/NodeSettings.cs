@@ -15,7 +15,10 @@ public static class NodeSettings
         static IReadOnlyList<string> List(string? value) =>
             (value ?? string.Empty).Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
-        var hoconFile = config["config"];
+        // The command line says --model-cache; the environment says PIPELINE_MODEL_CACHE.
+        string? Get(string key) => config[key] ?? config[key.Replace('-', '_')];
+
+        var hoconFile = Get("config");
         string? hocon = null;
         if (!string.IsNullOrEmpty(hoconFile))
         {
@@ -24,16 +27,16 @@ public static class NodeSettings
                 : throw new Onnx.PipelineInputException($"No such configuration file: '{hoconFile}'.");
         }
 
-        var roles = List(config["roles"]);
+        var roles = List(Get("roles"));
         return new NodeOptions
         {
-            Host = config["host"] ?? "127.0.0.1",
-            Port = int.TryParse(config["port"], NumberStyles.Integer, CultureInfo.InvariantCulture, out var port) ? port : 0,
-            PublicHostname = config["public-hostname"],
-            Seeds = List(config["seeds"]),
+            Host = Get("host") ?? "127.0.0.1",
+            Port = int.TryParse(Get("port"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var port) ? port : 0,
+            PublicHostname = Get("public-hostname"),
+            Seeds = List(Get("seeds")),
             Roles = roles.Count > 0 ? roles : [Roles.Worker],
-            IntraOpThreads = int.TryParse(config["threads"], NumberStyles.Integer, CultureInfo.InvariantCulture, out var threads) ? threads : null,
-            ModelCache = config["model-cache"],
+            IntraOpThreads = int.TryParse(Get("threads"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var threads) ? threads : null,
+            ModelCache = Get("model-cache"),
             ExtraHocon = hocon,
         };
     }
