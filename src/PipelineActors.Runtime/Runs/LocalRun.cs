@@ -158,6 +158,7 @@ public static partial class LocalRun
             var random = new Random(Environment.TickCount);
             var soak = new List<(int Number, string Node, long InFlight, long Ticks)>();
             double? nextSoakKill = null;
+            long shownEpoch = -1;
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
@@ -181,7 +182,13 @@ public static partial class LocalRun
                     deliveredAtCpuStart = sink.Delivered;
                 }
 
-                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}  {(ingest.Plan is null ? "waiting for a plan" : string.Join(" -> ", ingest.Plan.Placements.Select(p => p.Node)))}");
+                if (ingest.Epoch != shownEpoch && ingest.Plan is { } shown)
+                {
+                    shownEpoch = ingest.Epoch;
+                    say($"plan epoch {shown.Epoch} ({shown.Reason}): {string.Join(" -> ", shown.Placements.Select(p => p.Node))}");
+                }
+
+                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}");
 
                 if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
                 {

@@ -12,6 +12,9 @@ internal sealed record StageReady(int Parts, int Index, double WarmupMs) : INoSe
 /// <summary>Stage to its worker agent: could not load.</summary>
 internal sealed record StageLoadFailed(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
 
+/// <summary>Stage to its worker agent: the median compute time of recent frames (reported to the supervisor).</summary>
+internal sealed record StageMeasured(int Parts, int Index, double ComputeMsP50) : INoSerializationVerificationNeeded;
+
 /// <summary>Stage to its worker agent: wired for an epoch (reported to a new supervisor).</summary>
 internal sealed record StageWiredLocally(int Parts, int Index, long Epoch, IReadOnlyList<IActorRef> Successors) : INoSerializationVerificationNeeded;
 
@@ -125,6 +128,10 @@ public sealed class StageActor : ReceiveActor
         _computeMs[_frames % _computeMs.Length] = elapsed;
         _busyMs += elapsed;
         _frames++;
+        if (_frames % 25 == 0)
+        {
+            Context.Parent.Tell(new StageMeasured(_parts, _spec.Index, Stats().ComputeMsP50));
+        }
 
         var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
         tensors.AddRange(produced);

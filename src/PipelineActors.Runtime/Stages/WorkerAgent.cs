@@ -74,6 +74,13 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
                 entry.Successors = wired.Successors;
             }
         });
+        Receive<StageMeasured>(measured =>
+        {
+            if (_stages.TryGetValue((measured.Parts, measured.Index), out var entry))
+            {
+                entry.MeasuredMs = measured.ComputeMsP50;
+            }
+        });
         Receive<StopStage>(stop =>
         {
             if (_stages.Remove((stop.Parts, stop.Index), out var entry))
@@ -188,7 +195,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
         _cache.CachedHashes(),
         _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch, kv.Value.Successors)).ToList(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new StageTiming(kv.Key.Parts, kv.Key.Index, kv.Value.WarmupMs / 3)).ToList());
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new StageTiming(kv.Key.Parts, kv.Key.Index, kv.Value.MeasuredMs ?? kv.Value.WarmupMs / 3)).ToList());
 
     private sealed class StageEntry(IActorRef actor)
     {
@@ -197,6 +204,9 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         public bool Ready { get; set; }
 
         public double WarmupMs { get; set; }
+
+        /// <summary>Median compute time of recent frames; until frames arrive, a third of the warm-up (three runs).</summary>
+        public double? MeasuredMs { get; set; }
 
         public long WiredEpoch { get; set; } = -1;
 
