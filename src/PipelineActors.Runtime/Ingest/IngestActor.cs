@@ -304,6 +304,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     private void Event(string text)
     {
+        if (_events.Count >= 1000)
+        {
+            _events.RemoveRange(0, 250); // bounded, like every buffer here
+        }
+
         _events.Add((Stopwatch.GetTimestamp(), text));
         _log.Info("ingest: {0}", text);
     }

@@ -169,7 +169,7 @@ public static partial class LocalRun
                 }
 
                 var ingest = await session.IngestStatsAsync();
-                var sink = await session.SinkStatsAsync();
+                var sink = await session.SinkCountersAsync();
                 if (firstResultAt is null && sink.Delivered > 0)
                 {
                     firstResultAt = clock.Elapsed.TotalSeconds;

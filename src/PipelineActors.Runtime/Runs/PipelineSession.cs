@@ -46,6 +46,9 @@ public sealed class PipelineSession
 
     public Task<SinkStats> SinkStatsAsync() => Sink.Ask<SinkStats>(GetSinkStats.Instance, TimeSpan.FromSeconds(10));
 
+    /// <summary>Counters without the per-frame records (for polling).</summary>
+    public Task<SinkStats> SinkCountersAsync() => Sink.Ask<SinkStats>(GetSinkCounters.Instance, TimeSpan.FromSeconds(10));
+
     private sealed class CompletionObserver : ReceiveActor
     {
         public CompletionObserver(TaskCompletionSource<long> completed) =>

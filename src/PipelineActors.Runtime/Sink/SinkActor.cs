@@ -16,7 +16,17 @@ public sealed class GetSinkStats
     }
 }
 
-/// <summary>The sink's counters; latencies in milliseconds, capture to delivery.</summary>
+/// <summary>Ask the sink for its counters only (cheap enough to poll every second).</summary>
+public sealed class GetSinkCounters
+{
+    public static readonly GetSinkCounters Instance = new();
+
+    private GetSinkCounters()
+    {
+    }
+}
+
+/// <summary>The sink's counters; latencies in milliseconds, capture to delivery, for the most recent frames (bounded).</summary>
 public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered, IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks, long Epoch)> Deliveries);
 
 /// <summary>
@@ -26,6 +36,7 @@ public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropp
 /// </summary>
 public sealed class SinkActor : ReceiveActor
 {
+    private const int RecordLimit = 1 << 18;
     private readonly IResultWriter _writer;
     private readonly FrameAssembler _assembler = new(256);
     private readonly SortedDictionary<long, (Frame? Frame, string? Failed)> _buffer = [];
@@ -67,6 +78,8 @@ public sealed class SinkActor : ReceiveActor
             // (or the last frame of the run) has failed.
             _ingest.Tell(new FrameReceived(failed.FrameId, _next - 1));
         });
+        Receive<GetSinkCounters>(_ => Sender.Tell(new SinkStats(
+            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, [], _firstTicks, _lastTicks, [])));
         Receive<GetSinkStats>(_ => Sender.Tell(new SinkStats(
             _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
     }
@@ -89,6 +102,17 @@ public sealed class SinkActor : ReceiveActor
         _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
     }
 
+    /// <summary>Keeps the most recent records only: a sink that runs for days must not grow without bound.</summary>
+    private static void Keep<T>(List<T> records, T record)
+    {
+        if (records.Count >= RecordLimit)
+        {
+            records.RemoveRange(0, RecordLimit / 4);
+        }
+
+        records.Add(record);
+    }
+
     private void Deliver()
     {
         while (_buffer.Remove(_next, out var entry))
@@ -104,10 +128,10 @@ public sealed class SinkActor : ReceiveActor
             if (entry.Frame is { } frame)
             {
                 var latency = (now - frame.CaptureUnixMicros) / 1000.0;
-                _latencies.Add(latency);
+                Keep(_latencies, latency);
                 _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null));
                 _delivered++;
-                _deliveries.Add((frame.FrameId, ticks, frame.Epoch));
+                Keep(_deliveries, (frame.FrameId, ticks, frame.Epoch));
                 if (_firstTicks == 0)
                 {
                     _firstTicks = ticks;
