@@ -38,6 +38,7 @@ public static class PipelineCommandLine
         root.Add(ZooCommand.Create(context));
         root.Add(RunCommand.Create(context));
         root.Add(BenchCommand.Create(context));
+        root.Add(MonitorCommand.Create(context));
         return root;
     }
 

@@ -116,6 +116,7 @@ public static partial class LocalRun
 
         await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
+        say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var cores = Environment.ProcessorCount;
         var pin = options.Pin && cores >= maxWorkers + 1;
         var workers = new List<NodeProcess>();

@@ -38,6 +38,7 @@ public sealed class PipelineSession
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
         var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
         sink.Tell(new AttachIngest(ingest));
+        system.ActorOf(Monitor.ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
         session.Ingest = ingest;
         return session;
     }

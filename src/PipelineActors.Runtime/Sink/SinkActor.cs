@@ -27,7 +27,11 @@ public sealed class GetSinkCounters
 }
 
 /// <summary>The sink's counters; latencies in milliseconds, capture to delivery, for the most recent frames (bounded).</summary>
-public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered, IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks, long Epoch)> Deliveries);
+public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered, IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks, long Epoch)> Deliveries)
+{
+    /// <summary>Latency p50, p95 and p99 of the most recent frames (up to 1,000), in milliseconds.</summary>
+    public double[] RecentLatencyMs { get; init; } = [0, 0, 0];
+}
 
 /// <summary>
 /// The end of the pipeline: puts results back in frame order, drops duplicates (a re-sent frame
@@ -79,7 +83,10 @@ public sealed class SinkActor : ReceiveActor
             _ingest.Tell(new FrameReceived(failed.FrameId, _next - 1));
         });
         Receive<GetSinkCounters>(_ => Sender.Tell(new SinkStats(
-            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, [], _firstTicks, _lastTicks, [])));
+            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, [], _firstTicks, _lastTicks, [])
+        {
+            RecentLatencyMs = RecentPercentiles(),
+        }));
         Receive<GetSinkStats>(_ => Sender.Tell(new SinkStats(
             _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
     }
@@ -100,6 +107,13 @@ public sealed class SinkActor : ReceiveActor
         _buffer[frame.FrameId] = (frame, null);
         Deliver();
         _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
+    }
+
+    private double[] RecentPercentiles()
+    {
+        var recent = _latencies.Skip(Math.Max(0, _latencies.Count - 1000)).Order().ToArray();
+        double At(double p) => recent.Length == 0 ? 0 : recent[Math.Min(recent.Length - 1, (int)(p * recent.Length))];
+        return [At(0.50), At(0.95), At(0.99)];
     }
 
     /// <summary>Keeps the most recent records only: a sink that runs for days must not grow without bound.</summary>

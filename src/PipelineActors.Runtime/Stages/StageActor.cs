@@ -23,7 +23,7 @@ internal sealed record StageWiredLocally(int Parts, int Index, long Epoch, IRead
 /// so a long inference never delays the cluster's heartbeats; receives frames (whole or in
 /// chunks), runs them, and sends the result to a successor chosen by frame id.
 /// </summary>
-public sealed class StageActor : ReceiveActor
+public sealed class StageActor : ReceiveActor, IWithTimers
 {
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly int _parts;
@@ -74,7 +74,16 @@ public sealed class StageActor : ReceiveActor
             }
         });
         Receive<GetStageStats>(_ => Sender.Tell(Stats()));
+        Receive<PublishReport>(_ =>
+        {
+            if (_epoch >= 0)
+            {
+                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial));
+            }
+        });
     }
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes) =>
         Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes)).WithDispatcher("pipeline.stage-dispatcher");
@@ -86,6 +95,7 @@ public sealed class StageActor : ReceiveActor
             _session = new StageSession(_modelPath, _threads);
             var warmup = _session.WarmUp(_session.DeclaredInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
+            Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
         }
         catch (Exception e)
         {
@@ -166,5 +176,10 @@ public sealed class StageActor : ReceiveActor
             _bytesIn,
             _bytesOut,
             _dropped + _assembler.Dropped);
+    }
+
+    private sealed class PublishReport
+    {
+        public static readonly PublishReport Instance = new();
     }
 }

@@ -30,7 +30,12 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _threads = intraOpThreads;
         _chunkBytes = chunkBytes;
 
-        Receive<ReportStatus>(_ => _supervisor.Tell(Status()));
+        Receive<ReportStatus>(_ =>
+        {
+            var status = Status();
+            _supervisor.Tell(status);
+            Wire.MonitorTopic.Publish(Context.System, status);
+        });
         Receive<PrefetchFiles>(p =>
         {
             foreach (var file in p.Files)

@@ -459,7 +459,11 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private Address NodeOf(IActorRef actor) => actor.Path.Address.HasLocalScope ? _cluster.SelfAddress : actor.Path.Address;
 
-    private void Event(string text) => _log.Info("supervisor: {0}", text);
+    private void Event(string text)
+    {
+        _log.Info("supervisor: {0}", text);
+        MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text));
+    }
 
     private sealed class Worker(Address address)
     {

@@ -47,6 +47,9 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
         FileUnavailable => "FU",
         GetStageStats => "GS",
         StageStats => "ST",
+        StageReport => "SR",
+        PipelineReport => "PR",
+        PipelineEvent => "PE",
         _ => throw new ArgumentException($"PipelineSerializer cannot serialize {o.GetType()}.", nameof(o)),
     };
 
@@ -129,7 +132,7 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
                 break;
             case PlanActivated m:
                 w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
-                WriteList(w, m.Placements, (x, p) => { x.Write(p.Index); WriteRef(x, p.Stage); x.Write(p.Node); x.Write(p.Layers); x.Write(p.Flops); });
+                WriteList(w, m.Placements, WritePlacement);
                 w.Write(m.Reason);
                 break;
             case FetchFileChunk m:
@@ -140,6 +143,19 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
                 break;
             case FileUnavailable m:
                 w.Write(m.Sha256);
+                break;
+            case StageReport m:
+                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames);
+                break;
+            case PipelineReport m:
+                w.Write(m.UnixMs); w.Write(m.JobId); w.Write(m.FramesIn); w.Write(m.ResultsOut); w.Write(m.Skipped); w.Write(m.Failed);
+                w.Write(m.Resent); w.Write(m.Replayed); w.Write(m.DuplicatesDropped); w.Write(m.OutOfOrder); w.Write(m.InFlight);
+                w.Write(m.LatencyP50Ms); w.Write(m.LatencyP95Ms); w.Write(m.LatencyP99Ms); w.Write(m.Epoch);
+                WriteList(w, m.Plan, WritePlacement);
+                WriteList(w, m.RecentEvents, (x, e) => { x.Write(e.UnixMs); x.Write(e.Source); x.Write(e.Text); });
+                break;
+            case PipelineEvent m:
+                w.Write(m.UnixMs); w.Write(m.Source); w.Write(m.Text);
                 break;
             case StageStats m:
                 w.Write(m.Parts); w.Write(m.Index); w.Write(m.Node); w.Write(m.Frames); w.Write(m.ComputeMsP50); w.Write(m.ComputeMsP95);
@@ -204,15 +220,40 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
                 r.ReadInt64(),
                 r.ReadInt32(),
                 ReadList(r, ReadRef),
-                ReadList(r, x => new Placement(x.ReadInt32(), ReadRef(x), x.ReadString(), x.ReadString(), x.ReadInt64())),
+                ReadList(r, ReadPlacement),
                 r.ReadString()),
             "FX" => new FetchFileChunk(r.ReadString(), r.ReadInt32()),
             "FK" => new FileChunk(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), ReadBytes(r)),
             "FU" => new FileUnavailable(r.ReadString()),
-            "ST" => new StageStats(r.ReadInt32(), r.ReadInt32(), r.ReadString(), r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64()),
+            "ST" => ReadStats(r),
+            "SR" => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32()),
+            "PR" => new PipelineReport(
+                r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
+                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), ReadList(r, ReadPlacement), ReadList(r, x => new PipelineEvent(x.ReadInt64(), x.ReadString(), x.ReadString()))),
+            "PE" => new PipelineEvent(r.ReadInt64(), r.ReadString(), r.ReadString()),
             _ => throw new System.Runtime.Serialization.SerializationException($"PipelineSerializer does not know manifest '{manifest}'."),
         };
     }
+
+    private static void WritePlacement(BinaryWriter x, Placement p)
+    {
+        x.Write(p.Index);
+        WriteRef(x, p.Stage);
+        x.Write(p.Node);
+        x.Write(p.Layers);
+        x.Write(p.Flops);
+    }
+
+    private Placement ReadPlacement(BinaryReader x) => new(x.ReadInt32(), ReadRef(x), x.ReadString(), x.ReadString(), x.ReadInt64());
+
+    private static void WriteStats(BinaryWriter w, StageStats m)
+    {
+        w.Write(m.Parts); w.Write(m.Index); w.Write(m.Node); w.Write(m.Frames); w.Write(m.ComputeMsP50); w.Write(m.ComputeMsP95);
+        w.Write(m.BusyFraction); w.Write(m.BytesIn); w.Write(m.BytesOut); w.Write(m.Dropped);
+    }
+
+    private static StageStats ReadStats(BinaryReader r) =>
+        new(r.ReadInt32(), r.ReadInt32(), r.ReadString(), r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
 
     private static void WriteBytes(BinaryWriter w, byte[] data)
     {

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Text.Json;
+using Akka.Actor;
+using PipelineActors.Onnx;
+using PipelineActors.Runtime.Cluster;
+using PipelineActors.Runtime.Monitor;
+using Spectre.Console;
+
+namespace PipelineActors.Cli.Commands;
+
+/// <summary><c>pipeline monitor</c>: join the cluster as a monitor and show the live dashboard.</summary>
+internal static class MonitorCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static Command Create(CliContext context)
+    {
+        var seed = new Option<string>("--seed") { Description = "A seed node of the cluster, e.g. akka.tcp://pipeline@10.0.0.10:4053.", Required = true };
+        var once = new Option<bool>("--once") { Description = "Print one snapshot and leave." };
+        var json = new Option<bool>("--json") { Description = "With --once: print the snapshot as JSON." };
+        var wait = new Option<double>("--wait") { Description = "With --once: seconds to wait for a running pipeline's reports.", DefaultValueFactory = _ => 10 };
+        var command = new Command("monitor", "Join the cluster as a monitor (no part in placement or split-brain decisions) and show members, plan, stages, end-to-end figures and events, refreshed every second.")
+        {
+            seed, once, json, wait,
+        };
+        command.SetAction(parse => context.Guard(() => Run(context, parse.GetValue(seed)!, parse.GetValue(once), parse.GetValue(json), parse.GetValue(wait)).GetAwaiter().GetResult()));
+        return command;
+    }
+
+    private static async Task<int> Run(CliContext context, string seed, bool once, bool json, double wait)
+    {
+        if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal))
+        {
+            throw new PipelineInputException($"--seed '{seed}' is not a node address; write it as akka.tcp://pipeline@HOST:PORT.");
+        }
+
+        var node = PipelineNode.Start(new NodeOptions
+        {
+            Roles = [Roles.Monitor],
+            Seeds = [seed],
+            LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"monitor-{Environment.ProcessId}.log"),
+        });
+        await using (node)
+        {
+            try
+            {
+                await node.WaitUntilUpAsync(TimeSpan.FromSeconds(20));
+            }
+            catch (TimeoutException)
+            {
+                throw new PipelineInputException($"Could not join the cluster at {seed} within 20 s; is a node running there?");
+            }
+
+            var monitor = node.System.ActorOf(MonitorActor.Props(), "monitor");
+            if (once)
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(wait);
+                MonitorSnapshot snapshot;
+                do
+                {
+                    await Task.Delay(500);
+                    snapshot = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
+                }
+                while ((snapshot.Pipeline is null || snapshot.Pipeline.ThroughputHistory.Count == 0 || snapshot.Stages.Any(s => s.Frames == 0)) && DateTime.UtcNow < deadline);
+
+                if (json)
+                {
+                    context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(snapshot, Json));
+                }
+                else
+                {
+                    context.Console.Write(MonitorView.Render(snapshot));
+                }
+
+                return 0;
+            }
+
+            using var stop = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stop.Cancel();
+            };
+            var first = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
+            await context.Console.Live(MonitorView.Render(first)).StartAsync(async live =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    try
+                    {
+                        await Task.Delay(1000, stop.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+
+                    live.UpdateTarget(MonitorView.Render(await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5))));
+                }
+            });
+            context.Console.MarkupLine("[grey]leaving the cluster[/]");
+            return 0;
+        }
+    }
+}
