@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Text.Json.Serialization;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Runtime.Wire;
@@ -58,6 +59,7 @@ public sealed record DecodeContext(int ImageWidth, int ImageHeight, int InputWid
 /// <summary>An axis-aligned box: top-left corner and size, y down.</summary>
 public sealed record Box(double X, double Y, double Width, double Height)
 {
+    [JsonIgnore]
     public double Area => Width * Height;
 
     /// <summary>Area of the overlap of two boxes (0 when they do not touch).</summary>
