@@ -15,10 +15,16 @@ public sealed class NodeService(IConfiguration configuration, IHostApplicationLi
 {
     private PipelineNode? _node;
     private Timer? _parentWatch;
+    private Runtime.Metrics.MetricsEndpoint? _metrics;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var options = NodeSettings.From(configuration);
+        if (int.TryParse(configuration["metrics-port"] ?? configuration["metrics_port"], out var metricsPort))
+        {
+            _metrics = Runtime.Metrics.MetricsEndpoint.Start(metricsPort);
+        }
+
         _node = PipelineNode.Start(options);
         _node.System.WhenTerminated.ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
         Console.WriteLine($"node {_node.SeedUri} roles {string.Join(",", options.Roles)} seeds {string.Join(",", options.Seeds)}");
@@ -64,5 +70,9 @@ public sealed class NodeService(IConfiguration configuration, IHostApplicationLi
         }
     }
 
-    public void Dispose() => _parentWatch?.Dispose();
+    public void Dispose()
+    {
+        _parentWatch?.Dispose();
+        _metrics?.Dispose();
+    }
 }

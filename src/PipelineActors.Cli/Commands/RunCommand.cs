@@ -31,9 +31,10 @@ internal static class RunCommand
         var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random times (3-7 s apart) in one stream, replacing each." };
         var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -69,6 +70,7 @@ internal static class RunCommand
                 KillWorkerAfterSeconds = parse.GetValue(kill),
                 AddWorkerAfterSeconds = parse.GetValue(add),
                 SoakKills = Math.Max(0, parse.GetValue(soak)),
+                MetricsPort = parse.GetValue(metricsPort),
                 Results = writer,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),

@@ -125,6 +125,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             foreach (var f in _inFlight.Values.Where(f => !f.Done))
             {
                 _replayed++;
+                Metrics.PipelineMetrics.FramesReplayed.Add(1);
                 Send(f, f.Frame.Attempt);
             }
         }
@@ -137,6 +138,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         if (_inFlight.TryGetValue(received.FrameId, out var f) && !f.Done)
         {
             f.Done = true;
+            Metrics.PipelineMetrics.InFlight.Add(-1);
             if (f.Frame.Attempt == 1)
             {
                 _confirmMs[_confirmations++ % _confirmMs.Length] = Stopwatch.GetElapsedTime(f.SentAt).TotalMilliseconds;
@@ -227,6 +229,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         if (_pendingLive is not null)
         {
             _skipped++; // the pipeline is full: the oldest unsent frame gives way to the newest
+            Metrics.PipelineMetrics.FramesSkipped.Add(1);
         }
 
         _pendingLive = (tensors, NowMicros());
@@ -236,6 +239,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private void Accept(IReadOnlyList<FrameTensor> tensors, long capture)
     {
         var frame = new Frame(_nextId++, _source.Id, _epoch, capture, 1, tensors);
+        Metrics.PipelineMetrics.FramesAccepted.Add(1);
+        Metrics.PipelineMetrics.InFlight.Add(1);
         var f = new InFlight(frame);
         _inFlight[frame.FrameId] = f;
         Send(f, 1);
@@ -282,6 +287,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         {
             f.Done = true;
             _failed++;
+            Metrics.PipelineMetrics.InFlight.Add(-1);
+            Metrics.PipelineMetrics.FramesFailed.Add(1);
             _log.Warning("Frame {0} failed after {1} attempts: {2}", f.Frame.FrameId, f.Frame.Attempt, reason);
             Event($"frame {f.Frame.FrameId} failed after {f.Frame.Attempt} attempts: {reason}");
             _sink.Tell(new FrameFailed(f.Frame.FrameId, $"{reason} (after {f.Frame.Attempt} attempts)"));
@@ -289,6 +296,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         }
 
         _resent++;
+        Metrics.PipelineMetrics.FramesResent.Add(1);
         Send(f, f.Frame.Attempt + 1);
     }
 

@@ -51,6 +51,9 @@ public sealed record LocalRunOptions
 
     public Action<string>? Progress { get; init; }
 
+    /// <summary>Serve Prometheus metrics: this process on this port, worker i on port + 1 + i.</summary>
+    public int? MetricsPort { get; init; }
+
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
 }
@@ -114,6 +117,7 @@ public static partial class LocalRun
         say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
         var prepared = JobBuilder.Prepare(options.ModelPath, options.InputSizes, maxWorkers, store);
 
+        using var metrics = options.MetricsPort is { } metricsPort ? Metrics.MetricsEndpoint.Start(metricsPort) : null;
         await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
@@ -124,7 +128,7 @@ public static partial class LocalRun
         {
             NodeProcess Launch(int i) => NodeProcess.Start(
                 $"worker-{i}",
-                WorkerArgs(head.SeedUri, options),
+                WorkerArgs(head.SeedUri, options, i),
                 options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                 options.BinaryFolder);
 
@@ -286,9 +290,14 @@ public static partial class LocalRun
         .DefaultIfEmpty(0).Max();
 
     /// <summary>The node arguments of a worker started by a local run.</summary>
-    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options)
+    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        if (options.MetricsPort is { } port)
+        {
+            args.AddRange(["--metrics-port", (port + 1 + index).ToString(CultureInfo.InvariantCulture)]);
+        }
+
         if (options.ModelCache is not null)
         {
             args.AddRange(["--model-cache", options.ModelCache]);

@@ -100,6 +100,7 @@ public sealed class SinkActor : ReceiveActor
         if (frame.FrameId < _next || _buffer.ContainsKey(frame.FrameId))
         {
             _duplicates++;
+            Metrics.PipelineMetrics.DuplicatesDropped.Add(1);
             _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
             return;
         }
@@ -143,6 +144,8 @@ public sealed class SinkActor : ReceiveActor
             {
                 var latency = (now - frame.CaptureUnixMicros) / 1000.0;
                 Keep(_latencies, latency);
+                Metrics.PipelineMetrics.Latency.Record(latency);
+                Metrics.PipelineMetrics.ResultsDelivered.Add(1);
                 _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null));
                 _delivered++;
                 Keep(_deliveries, (frame.FrameId, ticks, frame.Epoch));

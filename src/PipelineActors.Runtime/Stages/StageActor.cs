@@ -136,6 +136,11 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
         var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         _computeMs[_frames % _computeMs.Length] = elapsed;
+        var stage = new KeyValuePair<string, object?>("stage", _spec.Index);
+        var parts = new KeyValuePair<string, object?>("parts", _parts);
+        Metrics.PipelineMetrics.StageFrames.Add(1, stage, parts);
+        Metrics.PipelineMetrics.StageCompute.Record(elapsed, stage, parts);
+        Metrics.PipelineMetrics.StageBytesIn.Add(bytes, stage, parts);
         _busyMs += elapsed;
         _frames++;
         if (_frames % 25 == 0)
@@ -156,7 +161,9 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
         var next = frame with { Tensors = tensors };
         var target = _successors[(int)(frame.FrameId % _successors.Count)];
-        _bytesOut += FrameLink.Send(target, next, Self, _chunkBytes);
+        var sent = FrameLink.Send(target, next, Self, _chunkBytes);
+        _bytesOut += sent;
+        Metrics.PipelineMetrics.StageBytesOut.Add(sent, new KeyValuePair<string, object?>("stage", _spec.Index), new KeyValuePair<string, object?>("parts", _parts));
     }
 
     private StageStats Stats()

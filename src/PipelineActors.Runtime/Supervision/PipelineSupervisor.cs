@@ -427,6 +427,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         Event($"epoch {t.Epoch} live ({t.Reason}) in {took:0} ms{sinceLoss}");
+        Metrics.PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", t.Reason));
         _job!.Ingest.Tell(Activation(_active, t.Reason));
 
         // The new plan is live: stop stage actors no plan uses any more.
