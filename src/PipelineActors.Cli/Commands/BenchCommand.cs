@@ -22,9 +22,10 @@ internal static class BenchCommand
         var seconds = new Option<double>("--loop-seconds") { Description = "Seconds each bare loop and replica set runs.", DefaultValueFactory = _ => 15 };
         var input = CommonOptions.Input();
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
+        var report = new Option<string?>("--report") { Description = "Write PNG plots and a Markdown summary to this folder (adds a run with a worker kill)." };
         var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
         {
-            model, nodes, threads, frames, seconds, input, json,
+            model, nodes, threads, frames, seconds, input, json, report,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -49,15 +50,25 @@ internal static class BenchCommand
                 LoopSeconds = Math.Max(2, parse.GetValue(seconds)),
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"bench-{Environment.ProcessId}.log"),
+                WithKillRun = parse.GetValue(report) is not null,
             };
-            var report = Bench.RunAsync(options).GetAwaiter().GetResult();
+            var result = Bench.RunAsync(options).GetAwaiter().GetResult();
+            if (parse.GetValue(report) is { } folder)
+            {
+                BenchReportWriter.Write(result, folder);
+                if (!quiet)
+                {
+                    context.Console.MarkupLine($"wrote the report to {Markup.Escape(folder)}");
+                }
+            }
+
             if (quiet)
             {
-                context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json));
+                context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(result, Json));
                 return 0;
             }
 
-            Render(context.Console, report);
+            Render(context.Console, result);
             return 0;
         }));
         return command;

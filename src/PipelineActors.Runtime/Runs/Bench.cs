@@ -25,6 +25,9 @@ public sealed record BenchOptions
     public Action<string>? Progress { get; init; }
 
     public string? LogFile { get; init; }
+
+    /// <summary>Also run the most workers once more, killing one, to show recovery over time.</summary>
+    public bool WithKillRun { get; init; }
 }
 
 /// <summary>One configuration's figures.</summary>
@@ -41,10 +44,19 @@ public sealed record BenchRow(
     IReadOnlyList<double> CpuSecondsPerFrameOnNodes,
     double HeadCpuSecondsPerFrame,
     IReadOnlyList<long> RssBytesPerNode,
-    long Lost);
+    long Lost)
+{
+    public IReadOnlyList<double> StageBusyPercent { get; init; } = [];
+
+    public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
+}
 
 /// <summary>A benchmark's method, machine and figures.</summary>
-public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<(int Nodes, double Fps, long RssPerReplica)> Replicas);
+public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<(int Nodes, double Fps, long RssPerReplica)> Replicas)
+{
+    /// <summary>With a report: a run on the most workers with one worker SIGKILLed, for the throughput-over-time plot.</summary>
+    public RunReport? KillRun { get; init; }
+}
 
 /// <summary>
 /// Measures, in one run: the bare inference loop (the baseline), the pipeline on 1..N workers,
@@ -106,7 +118,34 @@ public static class Bench
                 run.Nodes.Select(x => x.CpuSecondsPerFrame).ToList(),
                 run.HeadCpuSecondsPerFrame,
                 run.Nodes.Select(x => x.RssBytes).ToList(),
-                run.Lost));
+                run.Lost)
+            {
+                StageBusyPercent = run.Stages.Select(s => s.BusyPercent).ToList(),
+                LatencyPercentiles = run.LatencyPercentiles,
+            });
+        }
+
+        RunReport? killRun = null;
+        var most = options.Nodes.Max();
+        if (options.WithKillRun && most > 1)
+        {
+            say($"pipeline on {most} workers again, SIGKILLing the middle stage's worker after 4 s, to show recovery over time");
+            killRun = await LocalRun.RunAsync(
+                new LocalRunOptions
+                {
+                    ModelPath = options.ModelPath,
+                    InputSizes = options.InputSizes,
+                    Workers = most,
+                    // Long enough to show steady state before and after the kill (about 14 s).
+                    Frames = Math.Max(options.Frames * 3, (long)(rows.Max(x => x.FramesPerSecond) * 14)),
+                    FramesPerSecond = 0,
+                    IntraOpThreads = options.ThreadsPerNode,
+                    CoresOf = CoresFor,
+                    BinaryFolder = options.BinaryFolder,
+                    LogFile = options.LogFile,
+                    KillWorkerAfterSeconds = 4,
+                },
+                cancellation);
         }
 
         say("bare loop again, to see how much the machine drifted during the run");
@@ -118,7 +157,10 @@ public static class Bench
             $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
             "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
         ]);
-        return new BenchReport(Path.GetFileName(options.ModelPath), $"{cores} cores, {Environment.OSVersion}", method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas);
+        return new BenchReport(Path.GetFileName(options.ModelPath), $"{cores} cores, {Environment.OSVersion}", method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
+        {
+            KillRun = killRun,
+        };
     }
 
     private static async Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation)

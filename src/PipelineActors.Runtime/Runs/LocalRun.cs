@@ -95,7 +95,19 @@ public sealed record RunReport(
     IReadOnlyList<SoakKill> SoakKills,
     IReadOnlyList<NodeRow> Nodes,
     double HeadCpuSecondsPerFrame,
-    IReadOnlyList<string> Events);
+    IReadOnlyList<string> Events)
+{
+    /// <summary>Latency at percentiles 0, 1, ..., 100 (ms), for a CDF.</summary>
+    public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
+
+    /// <summary>Results per second in half-second bins, from the first result on: (seconds, frames/s).</summary>
+    public IReadOnlyList<(double Seconds, double FramesPerSecond)> ThroughputSeries { get; init; } = [];
+
+    /// <summary>When the worker was killed and when the recovery plan went live, in seconds from the first result.</summary>
+    public double? KillAtSeconds { get; init; }
+
+    public double? RecoveryLiveAtSeconds { get; init; }
+}
 
 /// <summary>
 /// Starts a local cluster: this process is the coordinator and ingest node, the workers are child
@@ -385,6 +397,16 @@ public static partial class LocalRun
             }
         }
 
+        var first = sink.FirstDeliveryTicks;
+        double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
+        var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
+        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => (b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
+        var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => latencies[Math.Min(latencies.Length - 1, p * latencies.Length / 100)]).ToList();
+        double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
+        double? liveAt = killTicks is { } k3
+            ? ingest.Events.Where(e => e.Ticks > k3 && e.Text.Contains("(recovery)", StringComparison.Ordinal)).Select(e => (double?)Math.Round(Seconds(e.Ticks), 2)).FirstOrDefault()
+            : null;
+
         return new RunReport(
             Path.GetFileName(options.ModelPath),
             options.Workers,
@@ -412,7 +434,13 @@ public static partial class LocalRun
             [],
             [],
             0,
-            ingest.Events.Select(e => e.Text).ToList());
+            ingest.Events.Select(e => e.Text).ToList())
+        {
+            LatencyPercentiles = percentiles,
+            ThroughputSeries = series,
+            KillAtSeconds = killAt,
+            RecoveryLiveAtSeconds = liveAt,
+        };
     }
 
     /// <summary>Milliseconds from the kill until a one-second window of deliveries reaches 90 % of the rate the run settled at.</summary>
