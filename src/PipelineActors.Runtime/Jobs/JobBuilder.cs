@@ -30,7 +30,7 @@ public static class JobBuilder
     /// </summary>
     public const double TransferFlopsPerByte = 700;
 
-    public static PreparedModel Prepare(string modelPath, IReadOnlyDictionary<string, long[]>? inputSizes, int maxParts, string storeFolder, Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null, bool pixels = true)
+    public static PreparedModel Prepare(string modelPath, IReadOnlyDictionary<string, long[]>? inputSizes, int maxParts, string storeFolder, Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null, bool pixels = true, PixelNormalisation? normalisation = null)
     {
         var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), inputSizes);
         var pixelInputs = new HashSet<string>(StringComparer.Ordinal);
@@ -51,7 +51,7 @@ public static class JobBuilder
                     var view = new StageSpecView(stage.Inputs.Select(t => t.Name).ToList(), stage.Outputs.Select(t => t.Name).ToList(), stage.Forwarded.Select(t => t.Name).ToList());
                     foreach (var input in analysis.Shapes.InputSizes.Where(i => PixelInput.Applies(i, view)))
                     {
-                        model = PixelInput.Adapt(model, input.Name);
+                        model = PixelInput.Adapt(model, input.Name, normalisation ?? PixelNormalisation.Default(input));
                         pixelInputs.Add(input.Name);
                     }
                 }
