@@ -52,6 +52,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
     private int _failuresInARow;
     private double _detectedRate;
     private bool _ended;
+    private bool _streaming;
 
     public FfmpegSource(FfmpegInput input, Preprocessor preprocessor, FfmpegOptions? options = null)
     {
@@ -107,6 +108,13 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
 
             if (count == _frame.Length)
             {
+                if (_failuresInARow > 0 || !_streaming)
+                {
+                    // What ffmpeg printed while opening the input is no news once frames flow.
+                    ClearStderr();
+                    _streaming = true;
+                }
+
                 _failuresInARow = 0;
                 return [_preprocessor.Run(_frame, _preprocessor.Profile.Width, _preprocessor.Profile.Height)];
             }
@@ -159,7 +167,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
     private List<string> Arguments()
     {
         var profile = _preprocessor.Profile;
-        var arguments = new List<string> { "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info" };
+        var arguments = new List<string> { "-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+info" };
         arguments.AddRange(_input.InputArguments);
         arguments.AddRange(
         [
@@ -200,6 +208,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             }
 
             process.BeginErrorReadLine();
+            _streaming = false;
             _process = process;
             _stdout = process.StandardOutput.BaseStream;
             Starts++;
@@ -253,33 +262,52 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
 
     private void OnStderr(string? line)
     {
-        if (line is null)
+        // With -loglevel level+info every line carries its level: "[tcp @ 0x..] [error] Connection refused".
+        if (line is null || LevelPattern().Match(line) is not { Success: true } level)
         {
             return;
         }
 
+        if (level.Groups[1].Value == "info")
+        {
+            // The input's rate, from ffmpeg's stream line ("Video: mjpeg ..., 25 fps, 25 tbr, ...").
+            if (Volatile.Read(ref _detectedRate) == 0 && line.Contains("Video:", StringComparison.Ordinal))
+            {
+                var match = FpsPattern().Match(line);
+                if (!match.Success)
+                {
+                    match = TbrPattern().Match(line);
+                }
+
+                if (match.Success && double.TryParse(match.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) && rate > 0)
+                {
+                    Volatile.Write(ref _detectedRate, rate);
+                }
+            }
+
+            return;
+        }
+
+        if (line.Contains("deprecated pixel format", StringComparison.Ordinal))
+        {
+            return; // swscale's note on every full-range MJPEG frame, not a fault
+        }
+
         lock (_stderr)
         {
-            _stderr.Enqueue(line);
+            _stderr.Enqueue(line.Remove(level.Index, level.Length));
             while (_stderr.Count > KeptLines)
             {
                 _stderr.Dequeue();
             }
         }
+    }
 
-        // The input's rate, from ffmpeg's stream line ("Video: mjpeg ..., 25 fps, 25 tbr, ...").
-        if (Volatile.Read(ref _detectedRate) == 0 && line.Contains("Video:", StringComparison.Ordinal))
+    private void ClearStderr()
+    {
+        lock (_stderr)
         {
-            var match = FpsPattern().Match(line);
-            if (!match.Success)
-            {
-                match = TbrPattern().Match(line);
-            }
-
-            if (match.Success && double.TryParse(match.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) && rate > 0)
-            {
-                Volatile.Write(ref _detectedRate, rate);
-            }
+            _stderr.Clear();
         }
     }
 
@@ -302,6 +330,9 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             ( > 128, _) => $"was killed (exit code {exit}, signal {exit - 128})",
             _ => $"exited with code {exit}",
         };
+
+    [GeneratedRegex(@"\[(info|warning|error|fatal|panic)\] ")]
+    private static partial Regex LevelPattern();
 
     [GeneratedRegex(@"[ ,](\d+(?:\.\d+)?) fps")]
     private static partial Regex FpsPattern();
