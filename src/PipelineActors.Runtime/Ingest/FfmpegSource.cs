@@ -159,9 +159,9 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             return;
         }
 
+        // The token source is not disposed: a Read blocked on another thread may still wait on it.
         _disposed.Cancel();
         Stop();
-        _disposed.Dispose();
     }
 
     private List<string> Arguments()
@@ -197,6 +197,12 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
         process.ErrorDataReceived += (_, e) => OnStderr(e.Data);
         lock (_gate)
         {
+            if (_disposed.IsCancellationRequested)
+            {
+                process.Dispose();
+                return Stream.Null; // disposed while this Read was on its way here: start nothing
+            }
+
             try
             {
                 process.Start();
