@@ -21,7 +21,7 @@ internal static class RunCommand
         var nodes = new Option<int>("--nodes") { Description = "Worker processes to start (each hosts one stage).", DefaultValueFactory = _ => 3 };
         var model = new Option<string?>("--model") { Description = $"ONNX model to run (default: the bundled {DefaultModel})." };
         var frames = new Option<long>("--frames") { Description = "Frames the source produces.", DefaultValueFactory = _ => 300 };
-        var source = new Option<string>("--source") { Description = "Frame source: synthetic (a moving test pattern shaped like the model input).", DefaultValueFactory = _ => "synthetic" };
+        var source = new Option<string>("--source") { Description = $"Frame source: {PipelineActors.Runtime.Ingest.FrameSources.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
         var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 30 };
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();
@@ -39,11 +39,6 @@ internal static class RunCommand
         command.SetAction(parse => context.Guard(() =>
         {
             var modelPath = parse.GetValue(model) ?? BundledModel(DefaultModel);
-            if (parse.GetValue(source) != "synthetic")
-            {
-                throw new PipelineInputException($"Unknown --source '{parse.GetValue(source)}'; this build has 'synthetic'.");
-            }
-
             if (parse.GetValue(fps) < 0 || parse.GetValue(frames) < 1)
             {
                 throw new PipelineInputException("--fps must be 0 or more and --frames at least 1.");
@@ -51,12 +46,6 @@ internal static class RunCommand
 
             OnnxModelFile.Load(modelPath); // a clear error before anything starts
             var resultsPath = parse.GetValue(results);
-            IResultWriter? writer = resultsPath switch
-            {
-                null => null,
-                "-" => new JsonLinesResultWriter(Console.Out, ownsWriter: false),
-                _ => new JsonLinesResultWriter(new StreamWriter(resultsPath)),
-            };
             var quiet = parse.GetValue(json) || resultsPath == "-";
             var options = new LocalRunOptions
             {
@@ -71,7 +60,8 @@ internal static class RunCommand
                 AddWorkerAfterSeconds = parse.GetValue(add),
                 SoakKills = Math.Max(0, parse.GetValue(soak)),
                 MetricsPort = parse.GetValue(metricsPort),
-                Results = writer,
+                ResultsPath = resultsPath,
+                Source = parse.GetValue(source)!,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
             };

@@ -22,6 +22,26 @@ public interface IFrameSource : IDisposable
     IReadOnlyList<FrameTensor>? Read();
 }
 
+/// <summary>Ends another source after a number of frames (for runs and benchmarks of a long clip or a camera).</summary>
+public sealed class LimitedSource(IFrameSource inner, long frames) : IFrameSource, IReportsFaults
+{
+    private long _read;
+
+    public string Id => inner.Id;
+
+    public bool IsLive => inner.IsLive;
+
+    public double FramesPerSecond => inner.FramesPerSecond;
+
+    public SourceFaults Faults => inner is IReportsFaults r ? r.Faults : _noFaults ??= new SourceFaults(inner.Id);
+
+    private SourceFaults? _noFaults;
+
+    public IReadOnlyList<FrameTensor>? Read() => _read++ < frames ? inner.Read() : null;
+
+    public void Dispose() => inner.Dispose();
+}
+
 /// <summary>
 /// A moving test pattern shaped like the model's input (needs nothing installed). The pattern of
 /// capture <c>n</c> is a pure function of <c>n</c>, so tests can recompute any frame's input.

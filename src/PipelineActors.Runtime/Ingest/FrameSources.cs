@@ -5,7 +5,7 @@ using PipelineActors.Runtime.Wire;
 namespace PipelineActors.Runtime.Ingest;
 
 /// <summary>Choices that apply to every kind of source.</summary>
-/// <param name="Uint8Pixels">Send resized pixels as uint8 (the first stage divides by 255); the profile must be plain x/255.</param>
+/// <param name="Uint8Pixels">Send resized pixels as uint8; the first stage applies the profile's normalisation.</param>
 /// <param name="Frames">Stop a synthetic source after this many frames.</param>
 /// <param name="FramesPerSecond">The rate of a camera whose rate ffmpeg cannot tell, or of a synthetic source with none in its spec.</param>
 public sealed record FrameSourceOptions(bool Uint8Pixels = false, long? Frames = null, double? FramesPerSecond = null, FfmpegOptions? Ffmpeg = null);
@@ -105,10 +105,6 @@ public static class FrameSources
         if (sizeText.Length == 0)
         {
             // Shaped like the model's input: no resize, the pattern the ingest tests know.
-            if (options.Uint8Pixels && !profile.AcceptsUint8Pixels)
-            {
-                throw new PipelineInputException($"Model input '{profile.Input}' is not plain x/255, so it cannot be sent as uint8 pixels.");
-            }
 
             return new SyntheticSource([profile.InputInfo(options.Uint8Pixels)], rate, options.Frames);
         }

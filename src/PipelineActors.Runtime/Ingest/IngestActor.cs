@@ -80,6 +80,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             }
         });
         Receive<Register>(_ => _supervisor.Tell(_job));
+        Receive<SourceFault>(fault => Event($"source {fault.SourceId}: {fault.Message}{(fault.Ended ? " (source ended)" : string.Empty)}"));
         Receive<Capture>(_ => CaptureLive());
         Receive<CheckDeadlines>(_ => CheckTimeouts());
         Receive<GetIngestStats>(_ => Sender.Tell(new IngestStats(_nextId, _skipped, _resent, _replayed, _failed, _deliveredThrough, _ended, _epoch, _plan, _events.ToList())));
@@ -93,6 +94,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     protected override void PreStart()
     {
         _job = _job with { Ingest = Self };
+        if (_source is IReportsFaults reporting)
+        {
+            // A camera that drops or a corrupt picture is reported, never a crash of the ingest.
+            var self = Self;
+            reporting.Faults.Reported += fault => self.Tell(fault);
+        }
+
         Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
         Timers.StartPeriodicTimer("deadlines", CheckDeadlines.Instance, TimeSpan.FromMilliseconds(100));
     }

@@ -40,10 +40,7 @@ public sealed record ModelProfile(
     /// <summary>The file name suffix that marks a profile: <c>NAME.profile.json</c> beside <c>NAME.onnx</c>.</summary>
     public const string Suffix = ".profile.json";
 
-    /// <summary>
-    /// True when the model's input is plain <c>pixel / 255</c> on every channel, so the ingest may
-    /// send uint8 pixels and let the first stage divide by 255 itself.
-    /// </summary>
+    /// <summary>True when the model's input is plain <c>pixel / 255</c> on every channel (the default pixel conversion).</summary>
     public bool AcceptsUint8Pixels =>
         MathF.Abs(Scale - (1f / 255f)) < 1e-7f && Mean.All(m => m == 0f) && Std.All(s => s == 1f);
 

@@ -19,14 +19,9 @@ public sealed class Preprocessor
     private Taps? _columns;
     private Taps? _rows;
 
-    /// <param name="uint8Pixels">Emit the resized pixels as uint8 (the first stage divides by 255); only for profiles whose normalisation is plain x/255.</param>
+    /// <param name="uint8Pixels">Emit the resized, reordered pixels as uint8; the pipeline's first stage applies the profile's normalisation.</param>
     public Preprocessor(ModelProfile profile, bool uint8Pixels = false)
     {
-        if (uint8Pixels && !profile.AcceptsUint8Pixels)
-        {
-            throw new PipelineInputException($"Model input '{profile.Input}' is normalised as {profile}, not plain x/255, so it cannot be sent as uint8 pixels; send float frames instead.");
-        }
-
         Profile = profile;
         Uint8Pixels = uint8Pixels;
         Output = profile.InputInfo(uint8Pixels);

@@ -38,6 +38,12 @@ public sealed record LocalRunOptions
 
     public IResultWriter? Results { get; init; }
 
+    /// <summary>Frame source spec (see <see cref="FrameSources.Kinds"/>); anything but synthetic needs the model's profile.</summary>
+    public string Source { get; init; } = "synthetic";
+
+    /// <summary>Where to write one JSON line per frame (decoded as the model profile says); null for none, "-" for stdout.</summary>
+    public string? ResultsPath { get; init; }
+
     public bool Pin { get; init; } = true;
 
     /// <summary>Cores for worker i (taskset list); overrides the default pinning when given.</summary>
@@ -127,7 +133,16 @@ public static partial class LocalRun
         var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
         var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
         say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
-        var prepared = JobBuilder.Prepare(options.ModelPath, options.InputSizes, maxWorkers, store);
+        var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
+        if (profile is null && options.Source != "synthetic")
+        {
+            throw new Onnx.PipelineInputException($"Source '{options.Source}' needs the model's profile ({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
+        }
+
+        var sizes = options.InputSizes is { Count: > 0 } || profile is null
+            ? options.InputSizes
+            : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
+        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, normalisation: profile is null ? null : Normalisation(profile));
 
         using var metrics = options.MetricsPort is { } metricsPort ? Metrics.MetricsEndpoint.Start(metricsPort) : null;
         await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
@@ -159,8 +174,11 @@ public static partial class LocalRun
                 config.GetTimeSpan("pipeline.ingest.min-deadline", TimeSpan.FromMilliseconds(1500)),
                 config.GetInt("pipeline.ingest.max-attempts", 4),
                 config.GetInt("pipeline.chunk-bytes", 65536));
-            var source = new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames);
-            var session = PipelineSession.Start(head, prepared, source, options.Results ?? new NullResultWriter(), settings, "run");
+            IFrameSource source = options.Source == "synthetic" || profile is null
+                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
+                : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
+            var results = options.Results ?? ResultsFor(options.ResultsPath, profile);
+            var session = PipelineSession.Start(head, prepared, source, results, settings, "run");
 
             var clock = Stopwatch.StartNew();
             // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
@@ -293,6 +311,26 @@ public static partial class LocalRun
                 w.Dispose();
             }
         }
+    }
+
+    /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
+    public static PixelNormalisation Normalisation(ModelProfile profile) => new(
+        profile.Std.Select(s => profile.Scale / s).ToArray(),
+        profile.Mean.Select((m, c) => -m / profile.Std[c]).ToArray(),
+        profile.Layout == TensorLayout.Nchw ? 1 : 3);
+
+    private static IResultWriter ResultsFor(string? path, ModelProfile? profile)
+    {
+        if (path is null)
+        {
+            return new NullResultWriter();
+        }
+
+        var decoder = profile?.Decoder is { } name ? Sink.Decoders.DecoderRegistry.Get(name) : null;
+        var context = profile is null ? null : new Sink.Decoders.DecodeContext(profile.Width, profile.Height, profile.Width, profile.Height);
+        return path == "-"
+            ? new JsonLinesResultWriter(Console.Out, ownsWriter: false, decoder, context)
+            : new JsonLinesResultWriter(new StreamWriter(path), ownsWriter: true, decoder, context);
     }
 
     /// <summary>The plan epoch live at a moment, from the ingest's event log.</summary>

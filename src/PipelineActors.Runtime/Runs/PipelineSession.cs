@@ -36,7 +36,8 @@ public sealed class PipelineSession
         var session = new PipelineSession(ActorRefs.Nobody, sink);
         var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
-        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
+        // The ingest gets a thread of its own: a live source's Read() waits for the camera's next frame.
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer).WithDispatcher("pipeline.stage-dispatcher"), $"ingest-{jobId}");
         sink.Tell(new AttachIngest(ingest));
         system.ActorOf(Monitor.ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
         session.Ingest = ingest;

@@ -16,8 +16,10 @@ public interface IResultWriter : IDisposable
 }
 
 /// <summary>One JSON object per line: frame id, capture time, latency, and a summary of each output tensor.</summary>
-public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true) : IResultWriter
+public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null) : IResultWriter
 {
+    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+
     public void Write(FrameOutcome outcome)
     {
         var line = new StringBuilder(256);
@@ -57,6 +59,21 @@ public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = t
             }
 
             line.Append('}');
+            if (decoder is not null && context is not null)
+            {
+                // The model's result decoded as its profile says (faces, text regions, orientation).
+                object decoded;
+                try
+                {
+                    decoded = decoder.Decode(outcome.Outputs, context);
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+                {
+                    decoded = new { error = e.Message };
+                }
+
+                line.Append(",\"").Append(decoder.Name).Append("\":").Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
+            }
         }
 
         line.Append('}');
