@@ -31,10 +31,11 @@ internal static class RunCommand
         var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random times (3-7 s apart) in one stream, replacing each." };
         var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
+        var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -71,7 +72,31 @@ internal static class RunCommand
                 e.Cancel = true;
                 cancel.Cancel();
             };
-            var report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+            RunReport report;
+            if (parse.GetValue(dashboard) && !quiet)
+            {
+                RunReport? done = null;
+                context.Console.Live(new Spectre.Console.Text("starting the cluster...")).StartAsync(async live =>
+                {
+                    done = await LocalRun.RunAsync(
+                        options with
+                        {
+                            Progress = null,
+                            OnSnapshot = snapshot =>
+                            {
+                                live.UpdateTarget(MonitorView.Render(snapshot));
+                                live.Refresh();
+                            },
+                        },
+                        cancel.Token);
+                }).GetAwaiter().GetResult();
+                report = done!;
+            }
+            else
+            {
+                report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+            }
+
             if (parse.GetValue(json))
             {
                 context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(report, Json));

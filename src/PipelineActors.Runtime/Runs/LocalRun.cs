@@ -57,6 +57,9 @@ public sealed record LocalRunOptions
 
     public Action<string>? Progress { get; init; }
 
+    /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
+    public Action<Monitor.MonitorSnapshot>? OnSnapshot { get; init; }
+
     /// <summary>Serve Prometheus metrics: this process on this port, worker i on port + 1 + i.</summary>
     public int? MetricsPort { get; init; }
 
@@ -148,6 +151,7 @@ public static partial class LocalRun
         await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
+        var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(Monitor.MonitorActor.Props(), "monitor");
         var cores = Environment.ProcessorCount;
         var pin = options.Pin && cores >= maxWorkers + 1;
         var workers = new List<NodeProcess>();
@@ -205,6 +209,11 @@ public static partial class LocalRun
 
                 var ingest = await session.IngestStatsAsync();
                 var sink = await session.SinkCountersAsync();
+                if (monitor is not null)
+                {
+                    options.OnSnapshot!(await monitor.Ask<Monitor.MonitorSnapshot>(Monitor.GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5), cancellation));
+                }
+
                 if (firstResultAt is null && sink.Delivered > 0)
                 {
                     firstResultAt = clock.Elapsed.TotalSeconds;

@@ -49,7 +49,9 @@ public sealed class FrameSourceSpecs : IDisposable
 
         Assert.Throws<PipelineInputException>(() => FrameSources.Parse("synthetic:640by480", Face));
         Assert.Throws<PipelineInputException>(() => FrameSources.Parse("synthetic@fast", Face));
-        Assert.Throws<PipelineInputException>(() => FrameSources.Parse("synthetic", Face, new FrameSourceOptions(Uint8Pixels: true)));
+        // uint8 pixels for any profile: the pipeline's first stage applies the profile's normalisation.
+        using var pixels = FrameSources.Parse("synthetic", Face, new FrameSourceOptions(Uint8Pixels: true, Frames: 1));
+        Assert.Equal(DataType.Uint8, pixels.Read()![0].ElementType);
     }
 
     [Fact]
