@@ -31,11 +31,12 @@ internal static class RunCommand
         var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random times (3-7 s apart) in one stream, replacing each." };
         var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
+        var annotate = new Option<string?>("--annotate") { Description = "Write each frame with the detector's boxes drawn on it as PNG into this folder." };
         var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -62,6 +63,9 @@ internal static class RunCommand
                 SoakKills = Math.Max(0, parse.GetValue(soak)),
                 MetricsPort = parse.GetValue(metricsPort),
                 ResultsPath = resultsPath,
+                Annotate = parse.GetValue(annotate) is { } folder
+                    ? (images, profile, inner) => new AnnotatingResultWriter(inner, images, profile, folder)
+                    : null,
                 Source = parse.GetValue(source)!,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),

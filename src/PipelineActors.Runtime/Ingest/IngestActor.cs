@@ -60,8 +60,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private long _replayed;
     private long _failed;
 
-    public IngestActor(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer)
+    private readonly FrameImages? _images;
+
+    public IngestActor(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer, FrameImages? images = null)
     {
+        _images = images;
         _source = source;
         _sink = sink;
         _supervisor = supervisor;
@@ -88,8 +91,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer) =>
-        Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer));
+    public static Props Props(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer, FrameImages? images = null) =>
+        Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer, images));
 
     protected override void PreStart()
     {
@@ -249,6 +252,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         var frame = new Frame(_nextId++, _source.Id, _epoch, capture, 1, tensors);
         Metrics.PipelineMetrics.FramesAccepted.Add(1);
         Metrics.PipelineMetrics.InFlight.Add(1);
+        if (_images is not null && tensors.Count > 0 && tensors[0].Shape.Length == 4)
+        {
+            _images.Put(frame.FrameId, tensors[0]);
+        }
+
         var f = new InFlight(frame);
         _inFlight[frame.FrameId] = f;
         Send(f, 1);

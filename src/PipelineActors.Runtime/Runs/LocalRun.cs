@@ -57,6 +57,9 @@ public sealed record LocalRunOptions
 
     public Action<string>? Progress { get; init; }
 
+    /// <summary>Draw results on the frames: given the pictures kept on the ingest node, the profile and the writer, the writer to use.</summary>
+    public Func<FrameImages, ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
+
     /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
     public Action<Monitor.MonitorSnapshot>? OnSnapshot { get; init; }
 
@@ -182,7 +185,19 @@ public static partial class LocalRun
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
                 : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
             var results = options.Results ?? ResultsFor(options.ResultsPath, profile);
-            var session = PipelineSession.Start(head, prepared, source, results, settings, "run");
+            FrameImages? images = null;
+            if (options.Annotate is not null)
+            {
+                if (profile?.Decoder is null)
+                {
+                    throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
+                }
+
+                images = new FrameImages(4 * window + 16);
+                results = options.Annotate(images, profile, results);
+            }
+
+            var session = PipelineSession.Start(head, prepared, source, results, settings, "run", images);
 
             var clock = Stopwatch.StartNew();
             // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.

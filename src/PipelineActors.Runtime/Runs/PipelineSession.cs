@@ -28,7 +28,7 @@ public sealed class PipelineSession
     /// <summary>Completes with the number of frames when the source has ended and every frame has an outcome.</summary>
     public Task<long> Completed => _completed.Task;
 
-    public static PipelineSession Start(Cluster.PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId)
+    public static PipelineSession Start(Cluster.PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId, FrameImages? images = null)
     {
         var system = node.System;
         var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{jobId}");
@@ -37,7 +37,7 @@ public sealed class PipelineSession
         var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
         // The ingest gets a thread of its own: a live source's Read() waits for the camera's next frame.
-        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer).WithDispatcher("pipeline.stage-dispatcher"), $"ingest-{jobId}");
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer, images).WithDispatcher("pipeline.stage-dispatcher"), $"ingest-{jobId}");
         sink.Tell(new AttachIngest(ingest));
         system.ActorOf(Monitor.ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
         session.Ingest = ingest;
