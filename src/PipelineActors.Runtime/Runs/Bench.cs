@@ -157,10 +157,20 @@ public static class Bench
             $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
             "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
         ]);
-        return new BenchReport(Path.GetFileName(options.ModelPath), $"{cores} cores, {Environment.OSVersion}", method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
+        return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
         {
             KillRun = killRun,
         };
+    }
+
+    /// <summary>The machine in words: cores, CPU model, memory, OS.</summary>
+    private static string Machine(int cores)
+    {
+        var cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+            : null;
+        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 30);
+        return $"{cores} cores ({cpu ?? "unknown CPU"}), {memory} GiB, {Environment.OSVersion}";
     }
 
     private static async Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation)
