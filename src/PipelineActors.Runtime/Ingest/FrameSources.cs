@@ -17,7 +17,7 @@ public sealed record FrameSourceOptions(bool Uint8Pixels = false, long? Frames =
 /// </summary>
 public static class FrameSources
 {
-    public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://..., http://... (MJPEG) or v4l2:/dev/videoN";
+    public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://...[?listen], http://... (MJPEG) or v4l2:/dev/videoN";
 
     public static IFrameSource Parse(string spec, ModelProfile profile, FrameSourceOptions? options = null)
     {
@@ -60,6 +60,13 @@ public static class FrameSources
 
         if (spec.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("rtsps://", StringComparison.OrdinalIgnoreCase))
         {
+            if (spec.EndsWith("?listen", StringComparison.Ordinal))
+            {
+                // A camera or encoder that pushes: ffmpeg serves RTSP here and takes the stream it is sent.
+                string[] served = ["-rtsp_flags", "listen", "-rtsp_transport", "tcp", "-i", spec[..^"?listen".Length]];
+                return Camera(spec, served, profile, options, ffmpeg);
+            }
+
             // A stalled camera must end ffmpeg (and so be restarted) rather than block for ever; timeout is in microseconds.
             string[] input = ["-rtsp_transport", "tcp", "-timeout", "5000000", "-i", spec];
             return Camera(spec, input, profile, options, ffmpeg);

@@ -1,0 +1,65 @@
+using System.Diagnostics;
+using PipelineActors.Runtime.Ingest;
+using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+
+namespace PipelineActors.Runtime.Tests.Ingest;
+
+/// <summary>An RTSP camera that pushes its stream, against a real ffmpeg encoder on 127.0.0.1.</summary>
+public sealed class RtspSourceSpecs
+{
+    private static readonly ModelProfile Face = new("input:0", 24, 32, TensorLayout.Nhwc, ChannelOrder.Rgb, 1 / 127.5f, [1, 1, 1], [1, 1, 1]);
+
+    [Fact]
+    public async Task An_rtsp_source_in_listen_mode_takes_frames_an_encoder_pushes_to_it()
+    {
+        var port = FreePort();
+        using var source = FrameSources.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
+        Assert.True(source.IsLive);
+        var frames = new List<PipelineActors.Runtime.Wire.FrameTensor>();
+        var reader = Task.Run(() =>
+        {
+            while (frames.Count < 20)
+            {
+                var frame = source.Read();
+                if (frame is null)
+                {
+                    break;
+                }
+
+                frames.Add(frame[0]);
+            }
+        });
+
+        // The encoder (a camera's role) pushes a test pattern once the source listens.
+        await Task.Delay(1500);
+        var push = new ProcessStartInfo("ffmpeg")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "5", "-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp", $"rtsp://127.0.0.1:{port}/live" })
+        {
+            push.ArgumentList.Add(arg);
+        }
+
+        using var encoder = Process.Start(push)!;
+        var finished = await Task.WhenAny(reader, Task.Delay(TimeSpan.FromSeconds(30)));
+        encoder.Kill(entireProcessTree: true);
+        Assert.Same(reader, finished);
+        Assert.Equal(20, frames.Count);
+        Assert.All(frames, f =>
+        {
+            Assert.Equal(DataType.Uint8, f.ElementType);
+            Assert.Equal(new long[] { 1, 24, 32, 3 }, f.Shape);
+        });
+        Assert.Contains(frames, f => !f.Data.AsSpan().SequenceEqual(frames[0].Data)); // the pattern moves
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
