@@ -36,7 +36,10 @@ public sealed class NodeService(IConfiguration configuration, IHostApplicationLi
             {
                 if (!IsAlive(parent))
                 {
+                    // The parent (pipeline run) is gone, and with it the cluster this node served:
+                    // try to leave, but do not linger.
                     lifetime.StopApplication();
+                    _ = Task.Delay(TimeSpan.FromSeconds(3)).ContinueWith(_ => Environment.Exit(0), TaskScheduler.Default);
                 }
             }, null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
         }

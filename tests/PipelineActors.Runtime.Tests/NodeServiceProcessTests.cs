@@ -1,0 +1,40 @@
+using System.Diagnostics;
+
+namespace PipelineActors.Runtime.Tests;
+
+/// <summary>The node binary as <c>pipeline run</c> starts it: it exits when its parent dies, whatever killed the parent.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class NodeServiceProcessTests
+{
+    [Fact]
+    public async Task A_node_started_for_a_parent_exits_soon_after_the_parent_is_killed()
+    {
+        using var parent = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--roles", "worker", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var node = Process.Start(info)!;
+        node.BeginOutputReadLine();
+        node.BeginErrorReadLine();
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.False(node.HasExited, "the node runs while its parent lives");
+
+        parent.Kill();
+        var clock = Stopwatch.StartNew();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await node.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            node.Kill(entireProcessTree: true);
+            Assert.Fail("the node outlived its parent by 20 s");
+        }
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the node took {clock.Elapsed.TotalSeconds:0.0} s to exit");
+    }
+}
