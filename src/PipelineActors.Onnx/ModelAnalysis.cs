@@ -12,6 +12,8 @@ namespace PipelineActors.Onnx;
 public sealed class ModelAnalysis
 {
     private readonly long[] _flopsPrefix;
+    private readonly List<(string Tensor, int Born, int LastUse)> _lifetimes;
+    private readonly Dictionary<int, Cut> _cutsByPosition;
 
     private ModelAnalysis(ModelGraph graph, TensorShapes shapes, string? sourceSha256)
     {
@@ -24,7 +26,14 @@ public sealed class ModelAnalysis
         {
             _flopsPrefix[i + 1] = _flopsPrefix[i] + NodeCosts[i].Flops;
         }
+        // Each per-frame tensor lives from its producer to its last reader (graph outputs to the end),
+        // so the cargo at any position is one pass over these, not a search of every consumer.
+        var outputs = graph.OutputNames.ToHashSet(StringComparer.Ordinal);
+        _lifetimes = graph.FrameTensors().Distinct(StringComparer.Ordinal)
+            .Select(t => (t, graph.ProducerPosition(t), outputs.Contains(t) ? int.MaxValue : graph.ConsumerPositions(t).DefaultIfEmpty(-1).Max()))
+            .ToList();
         Cuts = FindCuts();
+        _cutsByPosition = Cuts.ToDictionary(c => c.Position);
     }
 
     public ModelGraph Graph { get; }
@@ -67,8 +76,7 @@ public sealed class ModelAnalysis
     /// <summary>The cut at a position, or a clear error naming the valid range.</summary>
     public Cut CutAt(int position)
     {
-        var cut = Cuts.FirstOrDefault(c => c.Position == position);
-        if (cut is null)
+        if (!_cutsByPosition.TryGetValue(position, out var cut))
         {
             throw new PipelineInputException(position < 1 || position >= NodeCount
                 ? $"There is no cut {position}: cut positions run from 1 to {NodeCount - 1} (see 'pipeline inspect')."
@@ -84,18 +92,10 @@ public sealed class ModelAnalysis
     /// </summary>
     public IReadOnlyList<string> CargoNames(int position)
     {
-        var outputs = Graph.OutputNames.ToHashSet(StringComparer.Ordinal);
         var result = new List<string>();
-        foreach (var tensor in Graph.FrameTensors())
+        foreach (var (tensor, born, lastUse) in _lifetimes)
         {
-            var born = Graph.ProducerPosition(tensor);
-            if (born >= position)
-            {
-                continue;
-            }
-
-            var readDownstream = Graph.ConsumerPositions(tensor).Any(p => p >= position);
-            if ((readDownstream || outputs.Contains(tensor)) && !result.Contains(tensor))
+            if (born < position && lastUse >= position)
             {
                 result.Add(tensor);
             }

@@ -107,7 +107,7 @@ public sealed class MultiProcessTests : IAsyncLifetime
     public async Task When_the_coordinators_node_dies_the_supervisor_moves_and_frames_keep_flowing()
     {
         // The oldest coordinator is a process of its own; a worker carries the coordinator role too.
-        var coordinator = StartWorker(null, [Roles.Coordinator], port: FreePort());
+        var coordinator = StartWorker(null, [Roles.Coordinator], port: TestPorts.Free());
         var seed = $"akka.tcp://{NodeConfig.SystemName}@127.0.0.1:{coordinator.Port}";
         await Task.Delay(TimeSpan.FromSeconds(2));
         var head = await StartHead([Roles.Ingest], seed);
@@ -248,10 +248,4 @@ public sealed class MultiProcessTests : IAsyncLifetime
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -49,11 +49,7 @@ public static class BenchReportWriter
             replicas.LegendText = "N concurrent replicas";
         }
 
-        plot.Title($"{r.Model}: throughput against worker count");
-        plot.XLabel("workers");
-        plot.YLabel("frames/s");
-        plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        Save(plot, $"{r.Model}: throughput against worker count", "workers", "frames/s", path);
     }
 
     private static void Busy(BenchReport r, string path)
@@ -63,9 +59,7 @@ public static class BenchReportWriter
         plot.Add.Bars(row.StageBusyPercent.ToArray());
         plot.Axes.Bottom.SetTicks(Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => (double)i).ToArray(), Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => $"stage {i}").ToArray());
         plot.Axes.SetLimitsY(0, 100);
-        plot.Title($"{r.Model}: busy % per stage, pipeline on {row.Nodes} worker(s)");
-        plot.YLabel("busy %");
-        plot.SavePng(path, 800, 500);
+        Save(plot, $"{r.Model}: busy % per stage, pipeline on {row.Nodes} worker(s)", null, "busy %", path, legend: false);
     }
 
     private static void LatencyCdf(BenchReport r, string path)
@@ -78,11 +72,7 @@ public static class BenchReportWriter
             line.MarkerSize = 0;
         }
 
-        plot.Title($"{r.Model}: end-to-end latency CDF");
-        plot.XLabel("latency (ms), capture to result");
-        plot.YLabel("fraction of frames");
-        plot.ShowLegend();
-        plot.SavePng(path, 800, 500);
+        Save(plot, $"{r.Model}: end-to-end latency CDF", "latency (ms), capture to result", "fraction of frames", path);
     }
 
     private static void Recovery(RunReport kill, string path)
@@ -103,13 +93,27 @@ public static class BenchReportWriter
             live.LegendText = "recovery plan live";
         }
 
-        plot.Title(kill.RecoveryToFirstResultMs is { } ms
+        var title = kill.RecoveryToFirstResultMs is { } ms
             ? $"{kill.Model}: throughput across a worker kill ({kill.Lost} lost; first result via the replacement {ms:0} ms after the kill)"
-            : $"{kill.Model}: throughput over time ({kill.Lost} lost)");
-        plot.XLabel("seconds since the first result");
-        plot.YLabel("results/s");
-        plot.ShowLegend();
-        plot.SavePng(path, 1000, 500);
+            : $"{kill.Model}: throughput over time ({kill.Lost} lost)";
+        Save(plot, title, "seconds since the first result", "results/s", path, width: 1000);
+    }
+
+    private static void Save(ScottPlot.Plot plot, string title, string? x, string y, string path, bool legend = true, int width = 800)
+    {
+        plot.Title(title);
+        if (x is not null)
+        {
+            plot.XLabel(x);
+        }
+
+        plot.YLabel(y);
+        if (legend)
+        {
+            plot.ShowLegend();
+        }
+
+        plot.SavePng(path, width, 500);
     }
 
     private static string Summary(BenchReport r)

@@ -12,16 +12,7 @@ public sealed class ModelRunner : IDisposable
 
     public ModelRunner(byte[] model, int intraOpThreads = 1, bool optimize = false)
     {
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = optimize ? GraphOptimizationLevel.ORT_ENABLE_ALL : GraphOptimizationLevel.ORT_DISABLE_ALL,
-            IntraOpNumThreads = intraOpThreads,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
-        // Nodes may share cores: a spinning idle pool steals cycles from the neighbour.
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = OrtSessionOptions.Create(intraOpThreads, optimize);
         _session = new InferenceSession(model, options);
         InputNames = _session.InputNames.ToList();
         OutputNames = _session.OutputNames.ToList();

@@ -22,7 +22,11 @@ public sealed class GetIngestStats
 }
 
 /// <summary>The ingest's counters and the live plan.</summary>
-public sealed record IngestStats(long Accepted, long Skipped, long Resent, long Replayed, long Failed, long DeliveredThrough, bool SourceEnded, long Epoch, PlanActivated? Plan, IReadOnlyList<(long Ticks, string Text)> Events);
+public sealed record IngestStats(long Accepted, long Skipped, long Resent, long Replayed, long Failed, long DeliveredThrough, bool SourceEnded, long Epoch, PlanActivated? Plan, IReadOnlyList<(long Ticks, string Text)> Events)
+{
+    /// <summary>When each plan went live (Stopwatch ticks), its epoch and why; the newest 1,000.</summary>
+    public IReadOnlyList<(long Ticks, long Epoch, string Reason)> Plans { get; init; } = [];
+}
 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
 public sealed record IngestCompleted(long Frames) : INoSerializationVerificationNeeded;
@@ -44,6 +48,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private readonly SortedDictionary<long, InFlight> _inFlight = [];
     private readonly double[] _confirmMs = new double[256];
     private readonly List<(long, string)> _events = [];
+    private readonly List<(long, long, string)> _plans = [];
     private PipelineJob _job;
     private IReadOnlyList<IActorRef> _heads = [];
     private PlanActivated? _plan;
@@ -86,7 +91,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         Receive<SourceFault>(fault => Event($"source {fault.SourceId}: {fault.Message}{(fault.Ended ? " (source ended)" : string.Empty)}"));
         Receive<Capture>(_ => CaptureLive());
         Receive<CheckDeadlines>(_ => CheckTimeouts());
-        Receive<GetIngestStats>(_ => Sender.Tell(new IngestStats(_nextId, _skipped, _resent, _replayed, _failed, _deliveredThrough, _ended, _epoch, _plan, _events.ToList())));
+        Receive<GetIngestStats>(_ => Sender.Tell(new IngestStats(_nextId, _skipped, _resent, _replayed, _failed, _deliveredThrough, _ended, _epoch, _plan, _events.ToList()) { Plans = _plans.ToList() }));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -130,6 +135,12 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _plan = plan;
         _heads = plan.Heads;
         Event($"plan epoch {plan.Epoch} live ({plan.Reason}): {string.Join(" -> ", plan.Placements.Select(p => p.Node))}");
+        if (_plans.Count >= 1000)
+        {
+            _plans.RemoveRange(0, 250);
+        }
+
+        _plans.Add((Stopwatch.GetTimestamp(), plan.Epoch, plan.Reason));
         if (replay)
         {
             // Frames in flight on the old plan may be gone with a node; send them again under the new epoch.

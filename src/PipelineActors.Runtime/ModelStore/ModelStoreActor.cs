@@ -13,6 +13,9 @@ public sealed class ModelStoreActor : ReceiveActor
 
     private readonly Dictionary<string, string> _files;
 
+    // A 100 MB model is ~1,600 pieces per worker: open each file once, not once per piece.
+    private readonly Dictionary<string, FileStream> _open = new(StringComparer.Ordinal);
+
     public ModelStoreActor(IReadOnlyDictionary<string, string> filesBySha)
     {
         _files = new Dictionary<string, string>(filesBySha, StringComparer.Ordinal);
@@ -24,7 +27,11 @@ public sealed class ModelStoreActor : ReceiveActor
                 return;
             }
 
-            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+            if (!_open.TryGetValue(request.Sha256, out var stream))
+            {
+                _open[request.Sha256] = stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+            }
+
             var total = stream.Length;
             var count = (int)Math.Max(1, (total + ChunkBytes - 1) / ChunkBytes);
             if (request.Index < 0 || request.Index >= count)
@@ -39,6 +46,14 @@ public sealed class ModelStoreActor : ReceiveActor
             stream.ReadExactly(data);
             Sender.Tell(new FileChunk(request.Sha256, request.Index, count, total, data));
         });
+    }
+
+    protected override void PostStop()
+    {
+        foreach (var stream in _open.Values)
+        {
+            stream.Dispose();
+        }
     }
 
     public static Props Props(IReadOnlyDictionary<string, string> filesBySha) =>

@@ -53,7 +53,7 @@ public sealed class MonitorActor : ReceiveActor
             var key = (r.Stats.Node, r.Stats.Parts, r.Stats.Index);
             _stages[key] = (r, _stages.TryGetValue(key, out var old) ? old.Latest : null);
         });
-        Receive<WorkerStatus>(w => _workers[Cluster.NodeAddress.Of(w.Agent.Path.Address.HasLocalScope ? Akka.Cluster.Cluster.Get(Context.System).SelfAddress : w.Agent.Path.Address)] = w);
+        Receive<WorkerStatus>(w => _workers[Cluster.NodeAddress.Of(Cluster.NodeAddress.NodeOf(Context.System, w.Agent))] = w);
         Receive<PipelineReport>(r =>
         {
             if (_pipeline is not null && r.UnixMs > _pipeline.UnixMs && r.JobId == _pipeline.JobId)

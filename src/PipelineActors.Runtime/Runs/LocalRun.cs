@@ -357,11 +357,13 @@ public static partial class LocalRun
             : new JsonLinesResultWriter(new StreamWriter(path), ownsWriter: true, decoder, context);
     }
 
-    /// <summary>The plan epoch live at a moment, from the ingest's event log.</summary>
-    private static long EpochAt(IngestStats ingest, long ticks) => ingest.Events
-        .Where(e => e.Ticks <= ticks && e.Text.StartsWith("plan epoch ", StringComparison.Ordinal))
-        .Select(e => long.Parse(EpochOf().Match(e.Text).Groups[1].Value, CultureInfo.InvariantCulture))
-        .DefaultIfEmpty(0).Max();
+    /// <summary>The plan epoch live at a moment.</summary>
+    private static long EpochAt(IngestStats ingest, long ticks) =>
+        ingest.Plans.Where(p => p.Ticks <= ticks).Select(p => p.Epoch).DefaultIfEmpty(0).Max();
+
+    /// <summary>The first recovery plan that went live after a moment.</summary>
+    private static (long Ticks, long Epoch, string Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
+        ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == "recovery").Select(p => ((long, long, string)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run.</summary>
     public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0)
@@ -447,10 +449,7 @@ public static partial class LocalRun
         double? toSteady = null;
         if (killTicks is { } kill)
         {
-            var recoveryEpoch = ingest.Events
-                .Where(e => e.Ticks > kill && e.Text.Contains("(recovery)", StringComparison.Ordinal))
-                .Select(e => long.Parse(EpochOf().Match(e.Text).Groups[1].Value, CultureInfo.InvariantCulture))
-                .DefaultIfEmpty(long.MaxValue).Min();
+            var recoveryEpoch = RecoveryAfter(ingest, kill)?.Epoch ?? long.MaxValue;
             var after = sink.Deliveries.Where(d => d.Ticks > kill && d.Epoch >= recoveryEpoch).ToList();
             if (after.Count > 0)
             {
@@ -465,9 +464,7 @@ public static partial class LocalRun
         var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => (b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
         var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => latencies[Math.Min(latencies.Length - 1, p * latencies.Length / 100)]).ToList();
         double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
-        double? liveAt = killTicks is { } k3
-            ? ingest.Events.Where(e => e.Ticks > k3 && e.Text.Contains("(recovery)", StringComparison.Ordinal)).Select(e => (double?)Math.Round(Seconds(e.Ticks), 2)).FirstOrDefault()
-            : null;
+        double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;
 
         return new RunReport(
             Path.GetFileName(options.ModelPath),
@@ -537,6 +534,4 @@ public static partial class LocalRun
     [GeneratedRegex(@"node akka\.tcp://pipeline@([^:]+):(\d+)")]
     private static partial Regex NodeLine();
 
-    [GeneratedRegex(@"epoch (\d+)")]
-    private static partial Regex EpochOf();
 }

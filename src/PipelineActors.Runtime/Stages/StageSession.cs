@@ -26,17 +26,7 @@ public sealed class StageSession : IDisposable
 
     public StageSession(string modelPath, int intraOpThreads)
     {
-        using var options = new SessionOptions
-        {
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            IntraOpNumThreads = intraOpThreads,
-            InterOpNumThreads = 1,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
-        };
-        // Nodes share cores with other nodes and with Akka's threads: no spin-waiting.
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        options.AddSessionConfigEntry("session.inter_op.allow_spinning", "0");
+        using var options = OrtSessionOptions.Create(intraOpThreads, optimize: true);
         _session = new InferenceSession(modelPath, options);
         _inputNames = _session.InputNames.ToArray();
         _outputNames = _session.OutputNames.ToArray();

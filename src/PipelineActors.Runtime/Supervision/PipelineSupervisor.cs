@@ -416,7 +416,6 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         Timers.Cancel("deploy-timeout");
-        var previous = _active;
         _active = new Active(t.Epoch, t.Target, new Dictionary<int, IActorRef>(t.Stages));
         _transition = null;
         var took = Stopwatch.GetElapsedTime(t.Started).TotalMilliseconds;
@@ -446,7 +445,6 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             _registry.Remove((parts, index, node));
         }
 
-        _ = previous;
     }
 
     private PlanActivated Activation(Active active, string reason)
@@ -458,7 +456,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         return new PlanActivated(active.Epoch, active.Target.Parts, [active.Stages[0]], placements, reason);
     }
 
-    private Address NodeOf(IActorRef actor) => actor.Path.Address.HasLocalScope ? _cluster.SelfAddress : actor.Path.Address;
+    private static Address NodeOf(IActorRef actor) => NodeAddress.NodeOf(Context.System, actor);
 
     private void Event(string text)
     {

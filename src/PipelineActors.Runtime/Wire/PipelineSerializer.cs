@@ -322,17 +322,23 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
 /// <summary>The frame layout: header, then per tensor its name, dtype, shape and bytes, little-endian, in one exact-size array.</summary>
 public static class FrameCodec
 {
+    /// <summary>Bytes <see cref="Encode"/> writes for a frame.</summary>
+    public static int EncodedLength(Frame frame)
+    {
+        var size = 8 + 8 + 8 + 4 + 4 + Encoding.UTF8.GetByteCount(frame.SourceId) + 4;
+        foreach (var t in frame.Tensors)
+        {
+            size += 4 + Encoding.UTF8.GetByteCount(t.Name) + 4 + 4 + (8 * t.Shape.Length) + 4 + t.Data.Length;
+        }
+
+        return size;
+    }
+
     public static byte[] Encode(Frame frame)
     {
         var source = Encoding.UTF8.GetBytes(frame.SourceId);
         var names = frame.Tensors.Select(t => Encoding.UTF8.GetBytes(t.Name)).ToArray();
-        var size = 8 + 8 + 8 + 4 + 4 + source.Length + 4;
-        for (var i = 0; i < frame.Tensors.Count; i++)
-        {
-            size += 4 + names[i].Length + 4 + 4 + (8 * frame.Tensors[i].Shape.Length) + 4 + frame.Tensors[i].Data.Length;
-        }
-
-        var buffer = new byte[size];
+        var buffer = new byte[EncodedLength(frame)];
         var at = 0;
         void Int64(long v)
         {

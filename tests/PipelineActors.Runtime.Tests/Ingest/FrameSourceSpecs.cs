@@ -194,7 +194,7 @@ public sealed class FrameSourceSpecs : IDisposable
     [Fact]
     public void An_mjpeg_camera_over_http_is_live_and_restarts_ffmpeg_with_backoff_after_it_is_killed()
     {
-        var port = Media.FreePort();
+        var port = TestPorts.Free();
         var server = Media.ServeMjpeg(port);
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 20, FirstRestartDelay: TimeSpan.FromMilliseconds(100), MaxRestartDelay: TimeSpan.FromMilliseconds(400)));
         using var source = (FfmpegSource)FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
@@ -246,7 +246,7 @@ public sealed class FrameSourceSpecs : IDisposable
     [Fact]
     public void A_camera_that_never_answers_is_restarted_a_bounded_number_of_times_then_ends()
     {
-        var port = Media.FreePort();
+        var port = TestPorts.Free();
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 2, FirstRestartDelay: TimeSpan.FromMilliseconds(50)));
         using var source = (FfmpegSource)FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
 

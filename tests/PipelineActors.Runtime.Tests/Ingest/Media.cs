@@ -73,13 +73,6 @@ public sealed class Media : IDisposable
         return path;
     }
 
-    /// <summary>A TCP port nothing listens on just now.</summary>
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     /// <summary>ffmpeg serving a test pattern as MJPEG over HTTP on 127.0.0.1 in real time, to one client.</summary>
     public static Process ServeMjpeg(int port, int rate = 25, double seconds = 20) =>

@@ -12,7 +12,7 @@ public sealed class RtspSourceSpecs
     [Fact]
     public async Task An_rtsp_source_in_listen_mode_takes_frames_an_encoder_pushes_to_it()
     {
-        var port = FreePort();
+        var port = TestPorts.Free();
         using var source = FrameSources.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
         Assert.True(source.IsLive);
         var frames = new List<PipelineActors.Runtime.Wire.FrameTensor>();
@@ -56,10 +56,4 @@ public sealed class RtspSourceSpecs
         Assert.Contains(frames, f => !f.Data.AsSpan().SequenceEqual(frames[0].Data)); // the pattern moves
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

@@ -25,7 +25,7 @@ public sealed class MetricsEndpointTests : IDisposable
     [Fact]
     public async Task After_a_run_the_scrape_endpoint_serves_the_documented_metrics_with_counts()
     {
-        var port = FreePort();
+        var port = TestPorts.Free();
         using var endpoint = MetricsEndpoint.Start(port, "127.0.0.1");
         var modelPath = Path.Combine(_folder, "tinynet.onnx");
         OnnxModelFile.Save(ModelZoo.Build("tinynet"), modelPath);
@@ -57,10 +57,4 @@ public sealed class MetricsEndpointTests : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }
