@@ -27,6 +27,17 @@ internal static class MonitorCommand
         return command;
     }
 
+    /// <summary>
+    /// A one-shot snapshot is worth printing once a pipeline is reporting, every stage has counted frames, and every
+    /// worker has announced its capacity: reports arrive about once a second, so an early snapshot shows holes that
+    /// a script would read as a fault.
+    /// </summary>
+    private static bool IsSettled(MonitorSnapshot snapshot) =>
+        snapshot.Pipeline is { ThroughputHistory.Count: > 0 }
+        && snapshot.Stages.Count > 0
+        && snapshot.Stages.All(s => s.Frames > 0)
+        && snapshot.Members.Where(m => m.Roles.Contains(Roles.Worker) && m.Status == "Up").All(m => m.Cores is not null);
+
     private static async Task<int> Run(CliContext context, string seed, bool once, bool json, double wait)
     {
         if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal))
@@ -61,7 +72,7 @@ internal static class MonitorCommand
                     await Task.Delay(500);
                     snapshot = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
                 }
-                while ((snapshot.Pipeline is null || snapshot.Pipeline.ThroughputHistory.Count == 0 || snapshot.Stages.Any(s => s.Frames == 0)) && DateTime.UtcNow < deadline);
+                while (!IsSettled(snapshot) && DateTime.UtcNow < deadline);
 
                 if (json)
                 {
