@@ -30,23 +30,32 @@ public sealed class RtspSourceSpecs
             }
         });
 
-        // The encoder (a camera's role) pushes a test pattern once the source listens.
-        await Task.Delay(1500);
-        var push = new ProcessStartInfo("ffmpeg")
+        // The encoder (a camera's role) pushes a test pattern. The listener takes a moment to open its port, and a
+        // push that finds it closed exits at once, so the encoder tries again until the reader has its frames.
+        var deadline = Stopwatch.StartNew();
+        do
         {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "5", "-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp", $"rtsp://127.0.0.1:{port}/live" })
-        {
-            push.ArgumentList.Add(arg);
-        }
+            await Task.Delay(500);
+            var push = new ProcessStartInfo("ffmpeg")
+            {
+                RedirectStandardError = true,
+                RedirectStandardOutput = true,
+                UseShellExecute = false,
+            };
+            foreach (var arg in new[] { "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "5", "-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp", $"rtsp://127.0.0.1:{port}/live" })
+            {
+                push.ArgumentList.Add(arg);
+            }
 
-        using var encoder = Process.Start(push)!;
-        var finished = await Task.WhenAny(reader, Task.Delay(TimeSpan.FromSeconds(30)));
-        encoder.Kill(entireProcessTree: true);
-        Assert.Same(reader, finished);
+            using var encoder = Process.Start(push)!;
+            _ = encoder.StandardError.ReadToEndAsync();
+            await Task.WhenAny(reader, encoder.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(Math.Max(0, 30 - deadline.Elapsed.TotalSeconds))));
+            encoder.Kill(entireProcessTree: true);
+        }
+        while (!reader.IsCompleted && deadline.Elapsed < TimeSpan.FromSeconds(30));
+
+        Assert.True(reader.IsCompleted, "no frames arrived from the encoder within 30 s");
+        await reader; // rethrows what the reader met
         Assert.Equal(20, frames.Count);
         Assert.All(frames, f =>
         {
@@ -55,5 +64,4 @@ public sealed class RtspSourceSpecs
         });
         Assert.Contains(frames, f => !f.Data.AsSpan().SequenceEqual(frames[0].Data)); // the pattern moves
     }
-
 }
