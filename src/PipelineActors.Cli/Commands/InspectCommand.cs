@@ -78,6 +78,7 @@ internal static class InspectCommand
             .AddColumn("after node")
             .AddColumn("tensors carried")
             .AddColumn("bytes/frame", c => c.RightAligned())
+            .AddColumn("on the wire", c => c.RightAligned())
             .AddColumn("FLOPs before", c => c.RightAligned())
             .AddColumn("input rows/row", c => c.RightAligned());
         foreach (var cut in cuts)
@@ -87,12 +88,13 @@ internal static class InspectCommand
                 Markup.Escape(cut.AfterNode),
                 Format.Tensors(cut.Cargo),
                 Format.Bytes(cut.Bytes),
+                cut.WireBytes < cut.Bytes ? Format.Bytes(cut.WireBytes) : "raw",
                 Format.Percent(cut.FlopsShare),
                 cut.ReceptiveRows?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "-");
         }
 
         console.Write(table);
-        console.MarkupLine($"{cuts.Count} cuts listed ({analysis.Cuts.Count(c => c.IsSingleTensor)} of {analysis.Cuts.Count} carry one tensor); 'input rows/row': model-input rows one row of the carried tensor depends on. Analysed in {elapsed.TotalSeconds:0.0} s.");
+        console.MarkupLine($"{cuts.Count} cuts listed ({analysis.Cuts.Count(c => c.IsSingleTensor)} of {analysis.Cuts.Count} carry one tensor); 'on the wire': zero-suppressed size, estimated from the zeros in one calibration run on a synthetic input; 'input rows/row': model-input rows one row of the carried tensor depends on. Analysed in {elapsed.TotalSeconds:0.0} s.");
     }
 
     private static object ToJson(OnnxModelFile file, ModelAnalysis analysis, List<Onnx.Cuts.Cut> cuts) => new
@@ -116,13 +118,14 @@ internal static class InspectCommand
             afterNode = c.AfterNode,
             tensors = c.Cargo.Select(Tensor),
             bytes = c.Bytes,
+            wireBytes = c.WireBytes,
             flopsBefore = c.FlopsBefore,
             flopsShare = Math.Round(c.FlopsShare, 5),
             inputRowsPerRow = c.ReceptiveRows,
         }),
     };
 
-    private static object Tensor(TensorInfo t) => new { name = t.Name, dtype = t.TypeName, shape = t.Shape, bytes = t.Bytes };
+    private static object Tensor(TensorInfo t) => new { name = t.Name, dtype = t.TypeName, shape = t.Shape, bytes = t.Bytes, zeroShare = Math.Round(t.ZeroShare, 4) };
 
     private static string Producer(ModelProto model) =>
         string.IsNullOrEmpty(model.ProducerName) ? "(unnamed)" : $"{model.ProducerName} {model.ProducerVersion}".Trim();

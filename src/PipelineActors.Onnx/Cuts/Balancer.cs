@@ -3,7 +3,8 @@ namespace PipelineActors.Onnx.Cuts;
 /// <summary>
 /// Picks the cuts for an N-part split: first the smallest possible cost of the slowest stage
 /// (the pipeline's throughput), then, among splits within a small tolerance of it, the one that
-/// moves the fewest bytes per frame. Cost is FLOPs unless measured costs are given; a later
+/// moves the fewest bytes per frame on the wire (after zero suppression, so a cut after a ReLU
+/// beats the same tensor before it). Cost is FLOPs unless measured costs are given; a later
 /// planner passes per-node speeds (heterogeneous devices) and its own candidate positions.
 /// </summary>
 public static class Balancer
@@ -41,7 +42,7 @@ public static class Balancer
         var points = new List<int> { 0 };
         points.AddRange(cuts);
         points.Add(analysis.NodeCount);
-        var bytes = points.Select(p => p == 0 || p == analysis.NodeCount ? 0 : (double)analysis.CutAt(p).Bytes).ToArray();
+        var bytes = points.Select(p => p == 0 || p == analysis.NodeCount ? 0 : (double)analysis.CutAt(p).WireBytes).ToArray();
         double Cost(int stage, int i, int j) => stageCost(points[i], points[j]) / (speeds?[stage] ?? 1.0);
 
         var optimum = Solve(points.Count, parts, Cost, (prev, _, __) => prev, double.PositiveInfinity, out _);
@@ -129,8 +130,8 @@ public static class Balancer
     public static Func<int, int, double> WithTransferCost(ModelAnalysis analysis, double flopsPerByte)
     {
         var inputBytes = analysis.Shapes.InputSizes.Sum(t => (double)t.Bytes);
-        var outputBytes = analysis.Graph.OutputNames.Sum(o => analysis.Shapes.TryGet(o, out var t) ? (double)t.Bytes : 0);
-        var cuts = analysis.Cuts.ToDictionary(c => c.Position, c => (double)c.Bytes);
+        var outputBytes = analysis.Graph.OutputNames.Sum(o => analysis.Shapes.TryGet(o, out var t) ? (double)t.WireBytes : 0);
+        var cuts = analysis.Cuts.ToDictionary(c => c.Position, c => (double)c.WireBytes);
         double BytesAt(int position) => position == 0 ? inputBytes : position == analysis.NodeCount ? outputBytes : cuts.GetValueOrDefault(position);
         return (from, to) => analysis.FlopsBetween(from, to) + (flopsPerByte * (BytesAt(from) + BytesAt(to)));
     }

@@ -16,6 +16,9 @@ public sealed record Cut(int Position, string AfterNode, IReadOnlyList<TensorInf
 {
     public long Bytes => Cargo.Sum(t => t.Bytes);
 
+    /// <summary>Bytes per frame expected on the link: zero suppression shrinks sparse cargo (a ReLU's output) losslessly.</summary>
+    public long WireBytes => Cargo.Sum(t => t.WireBytes);
+
     public bool IsSingleTensor => Cargo.Count == 1;
 
     public double FlopsShare => TotalFlops == 0 ? 0 : (double)FlopsBefore / TotalFlops;

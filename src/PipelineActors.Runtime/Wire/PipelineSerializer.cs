@@ -319,26 +319,19 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
     private static SplitPlan ReadSplit(BinaryReader r) => new(r.ReadInt32(), ReadList(r, ReadSpec));
 }
 
-/// <summary>The frame layout: header, then per tensor its name, dtype, shape and bytes, little-endian, in one exact-size array.</summary>
+/// <summary>
+/// The frame layout: header, then per tensor its name, dtype, shape, how its bytes travel (raw, or zero-suppressed when
+/// that is at least an eighth smaller, see <see cref="ZeroSuppression"/>) and the bytes, little-endian, in one
+/// exact-size array. Decoding gives back every tensor bit for bit.
+/// </summary>
 public static class FrameCodec
 {
-    /// <summary>Bytes <see cref="Encode"/> writes for a frame.</summary>
-    public static int EncodedLength(Frame frame)
-    {
-        var size = 8 + 8 + 8 + 4 + 4 + Encoding.UTF8.GetByteCount(frame.SourceId) + 4;
-        foreach (var t in frame.Tensors)
-        {
-            size += 4 + Encoding.UTF8.GetByteCount(t.Name) + 4 + 4 + (8 * t.Shape.Length) + 4 + t.Data.Length;
-        }
-
-        return size;
-    }
+    private const int Raw = 0;
+    private const int ZeroSuppressed = 1;
 
     public static byte[] Encode(Frame frame)
     {
-        var source = Encoding.UTF8.GetBytes(frame.SourceId);
-        var names = frame.Tensors.Select(t => Encoding.UTF8.GetBytes(t.Name)).ToArray();
-        var buffer = new byte[EncodedLength(frame)];
+        var buffer = new byte[Measure(frame, out var suppressed)];
         var at = 0;
         void Int64(long v)
         {
@@ -352,23 +345,23 @@ public static class FrameCodec
             at += 4;
         }
 
-        void Bytes(byte[] b)
+        void Text(string text)
         {
-            Int32(b.Length);
-            b.CopyTo(buffer, at);
-            at += b.Length;
+            var length = Encoding.UTF8.GetBytes(text, buffer.AsSpan(at + 4));
+            Int32(length);
+            at += length;
         }
 
         Int64(frame.FrameId);
         Int64(frame.Epoch);
         Int64(frame.CaptureUnixMicros);
         Int32(frame.Attempt);
-        Bytes(source);
+        Text(frame.SourceId);
         Int32(frame.Tensors.Count);
         for (var i = 0; i < frame.Tensors.Count; i++)
         {
             var t = frame.Tensors[i];
-            Bytes(names[i]);
+            Text(t.Name);
             Int32((int)t.ElementType);
             Int32(t.Shape.Length);
             foreach (var d in t.Shape)
@@ -376,7 +369,21 @@ public static class FrameCodec
                 Int64(d);
             }
 
-            Bytes(t.Data);
+            if (suppressed[i] > 0)
+            {
+                Int32(ZeroSuppressed);
+                Int32(t.Data.Length);
+                Int32(suppressed[i]);
+                ZeroSuppression.Encode(t.ElementType, t.Data, buffer.AsSpan(at, suppressed[i]));
+                at += suppressed[i];
+            }
+            else
+            {
+                Int32(Raw);
+                Int32(t.Data.Length);
+                t.Data.CopyTo(buffer, at);
+                at += t.Data.Length;
+            }
         }
 
         return buffer;
@@ -399,24 +406,25 @@ public static class FrameCodec
             return v;
         }
 
-        byte[] Bytes()
+        ReadOnlySpan<byte> Span(int n)
         {
-            var n = Int32();
-            var b = buffer.AsSpan(at, n).ToArray();
+            var span = buffer.AsSpan(at, n);
             at += n;
-            return b;
+            return span;
         }
+
+        string Text() => Encoding.UTF8.GetString(Span(Int32()));
 
         var id = Int64();
         var epoch = Int64();
         var capture = Int64();
         var attempt = Int32();
-        var source = Encoding.UTF8.GetString(Bytes());
+        var source = Text();
         var count = Int32();
         var tensors = new FrameTensor[count];
         for (var i = 0; i < count; i++)
         {
-            var name = Encoding.UTF8.GetString(Bytes());
+            var name = Text();
             var dtype = (TensorProto.Types.DataType)Int32();
             var shape = new long[Int32()];
             for (var d = 0; d < shape.Length; d++)
@@ -424,9 +432,33 @@ public static class FrameCodec
                 shape[d] = Int64();
             }
 
-            tensors[i] = new FrameTensor(name, dtype, shape, Bytes());
+            var encoding = Int32();
+            var rawLength = Int32();
+            var data = encoding switch
+            {
+                Raw => Span(rawLength).ToArray(),
+                ZeroSuppressed => ZeroSuppression.Decode(dtype, Span(Int32()), rawLength),
+                _ => throw new InvalidDataException($"Tensor '{name}' has an unknown encoding {encoding}."),
+            };
+            tensors[i] = new FrameTensor(name, dtype, shape, data);
         }
 
         return new Frame(id, source, epoch, capture, attempt, tensors);
+    }
+
+    /// <summary>The encoded size; <paramref name="suppressed"/> holds each tensor's zero-suppressed size, or -1 where it travels raw.</summary>
+    private static int Measure(Frame frame, out int[] suppressed)
+    {
+        suppressed = new int[frame.Tensors.Count];
+        var size = 8 + 8 + 8 + 4 + 4 + Encoding.UTF8.GetByteCount(frame.SourceId) + 4;
+        for (var i = 0; i < frame.Tensors.Count; i++)
+        {
+            var t = frame.Tensors[i];
+            suppressed[i] = ZeroSuppression.EncodedLength(t.ElementType, t.Data);
+            size += 4 + Encoding.UTF8.GetByteCount(t.Name) + 4 + 4 + (8 * t.Shape.Length) + 4 + 4
+                + (suppressed[i] > 0 ? 4 + suppressed[i] : t.Data.Length);
+        }
+
+        return size;
     }
 }

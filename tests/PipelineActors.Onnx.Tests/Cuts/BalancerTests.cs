@@ -46,6 +46,22 @@ public class BalancerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Of_two_cuts_that_carry_the_same_bytes_the_one_after_the_relu_is_cheaper_on_the_wire_and_chosen()
+    {
+        var analysis = Load("zoo:tinynet");
+        var add = analysis.Cuts.Single(c => c.AfterNode == "block.add");
+        var relu = analysis.Cuts.Single(c => c.AfterNode == "block.relu2");
+
+        Assert.Equal(add.Bytes, relu.Bytes);
+        Assert.Equal(add.Bytes, add.WireBytes); // about half negative: nothing to suppress
+        Assert.InRange(relu.Cargo[0].ZeroShare, 0.3, 0.7); // the negative half became exact zeros
+        Assert.InRange(relu.WireBytes, relu.Bytes * 0.3, relu.Bytes * 0.75);
+
+        // Only these two positions allowed: they split the FLOPs alike, so the bytes on the wire decide.
+        Assert.Equal([relu.Position], Balancer.Balance(analysis, 2, candidates: [add.Position, relu.Position], tolerance: 0.05));
+    }
+
+    [Fact]
     public void One_part_needs_no_cuts()
     {
         Assert.Empty(Balancer.Balance(Load("zoo:tinynet"), 1));
@@ -93,7 +109,7 @@ public class BalancerTests(ITestOutputHelper output)
         return Enumerable.Range(0, bounds.Count - 1).Max(i => analysis.FlopsBetween(bounds[i], bounds[i + 1]));
     }
 
-    private static long Bytes(ModelAnalysis analysis, IReadOnlyList<int> cuts) => cuts.Sum(p => analysis.CutAt(p).Bytes);
+    private static long Bytes(ModelAnalysis analysis, IReadOnlyList<int> cuts) => cuts.Sum(p => analysis.CutAt(p).WireBytes);
 
     private static IEnumerable<int[]> Combinations(List<int> items, int count)
     {
