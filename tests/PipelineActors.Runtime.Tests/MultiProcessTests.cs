@@ -116,7 +116,10 @@ public sealed class MultiProcessTests : IAsyncLifetime
         await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 300, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the coordinator dies");
-        var epochBefore = (await session.IngestStatsAsync()).Epoch;
+        await WaitFor(async () => (await session.IngestStatsAsync()).Plan?.Placements.Select(p => p.Node).Distinct().Count() == 2, "a plan over both workers");
+        // Under load the second worker may be ready a moment after the first plan went live, and the rebalance onto it
+        // replays what was in flight: count only what happens from the kill on.
+        var before = await session.IngestStatsAsync();
         var delivered = writer.Snapshot().Count;
         coordinator.Process.Kill();
         var killedAt = Stopwatch.GetTimestamp();
@@ -138,8 +141,8 @@ public sealed class MultiProcessTests : IAsyncLifetime
             _output.WriteLine(e.Text);
         }
 
-        Assert.Equal(epochBefore, ingest.Epoch); // nothing was redeployed
-        Assert.Equal(0, ingest.Replayed);
+        Assert.Equal(before.Epoch, ingest.Epoch); // nothing was redeployed
+        Assert.Equal(before.Replayed, ingest.Replayed);
         AssertExactlyOnceInOrderAndCorrect(writer, (int)ingest.Accepted);
     }
 
