@@ -16,7 +16,7 @@ internal static class ProfileCommand
         var threads = CommonOptions.Threads();
         var runs = new Option<int>("--runs") { Description = "Timed runs per segment after 3 warm-up runs (the median is kept).", DefaultValueFactory = _ => 10 };
         var output = new Option<string?>("--out") { Description = "Save the profile as JSON for 'pipeline split --profile'." };
-        var command = new Command("profile", "Measure the latency of each segment between single-tensor cuts in ONNX Runtime.")
+        var command = new Command("profile", "Measure what each segment between cuts costs in ONNX Runtime: every node timed inside one session over the whole model.")
         {
             model, input, threads, runs, output,
         };
@@ -53,7 +53,7 @@ internal static class ProfileCommand
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask($"profiling segments ({threads} thread(s), {runs} runs each)");
+                var task = ctx.AddTask($"profiling ({threads} thread(s), {runs} runs)");
                 result = LatencyProfiler.Measure(analysis, threads, runs, new Progress(task));
             });
         return result!;
@@ -83,7 +83,7 @@ internal static class ProfileCommand
         }
 
         console.Write(table);
-        console.MarkupLine($"whole model {profile.WholeModelMs:0.00} ms; sum of {profile.Segments.Count} segments {total:0.00} ms ({profile.IntraOpThreads} intra-op thread(s), median of {profile.Runs} runs after warm-up)");
+        console.MarkupLine($"whole model {profile.WholeModelMs:0.00} ms; sum of {profile.Segments.Count} segments {total:0.00} ms ({profile.IntraOpThreads} intra-op thread(s), median of {profile.Runs} runs after warm-up; {Markup.Escape(profile.Method ?? LatencyProfile.SegmentsMethod)})");
     }
 
     private sealed class Progress(ProgressTask task) : IProgress<(int Done, int Total)>

@@ -24,6 +24,15 @@ public sealed record LatencyProfile(
 {
     public const string CurrentFormat = "pipelineactors.profile/1";
 
+    /// <summary>Every node timed inside one session over the whole model; segments are sums of their nodes.</summary>
+    public const string NodesMethod = "nodes in the whole model";
+
+    /// <summary>Each segment timed as a standalone model.</summary>
+    public const string SegmentsMethod = "segments as standalone models";
+
+    /// <summary>How the segments were timed (<see cref="NodesMethod"/> or <see cref="SegmentsMethod"/>); null in older files.</summary>
+    public string? Method { get; init; }
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     /// <summary>Positions where segments meet (cut positions the measured balancer may use).</summary>
@@ -79,7 +88,41 @@ public static class LatencyProfiler
         return single.Count >= 8 ? single : analysis.Cuts.Select(c => c.Position).ToList();
     }
 
-    public static LatencyProfile Measure(ModelAnalysis analysis, int intraOpThreads, int runs, IProgress<(int Done, int Total)>? progress = null)
+    /// <summary>
+    /// Measures what each stage would cost. First choice: time every node inside one session over the whole model
+    /// (ONNX Runtime's own profiler), so fused operators (Conv+ReLU, Gemm+ReLU) and layout changes cost what they cost
+    /// in a stage, and every cut gets a price. Where the profiler's node names cannot be traced back to the model's
+    /// nodes, each segment between single-tensor cuts is timed as a model of its own instead (slower, and it
+    /// overcharges segments that break a fusion).
+    /// </summary>
+    public static LatencyProfile Measure(ModelAnalysis analysis, int intraOpThreads, int runs, IProgress<(int Done, int Total)>? progress = null) =>
+        NodeTimes.Measure(analysis, intraOpThreads, runs, progress) is { } nodes
+            ? FromNodeTimes(analysis, intraOpThreads, runs, nodes)
+            : MeasureSegments(analysis, intraOpThreads, runs, progress);
+
+    private static LatencyProfile FromNodeTimes(ModelAnalysis analysis, int intraOpThreads, int runs, NodeTimes nodes)
+    {
+        var bounds = new List<int> { 0 };
+        bounds.AddRange(analysis.Cuts.Select(c => c.Position));
+        bounds.Add(analysis.NodeCount);
+        var segments = new List<SegmentTiming>();
+        for (var i = 0; i + 1 < bounds.Count; i++)
+        {
+            segments.Add(new SegmentTiming(bounds[i], bounds[i + 1], nodes.SumMedianMs(bounds[i], bounds[i + 1]), nodes.SumP90Ms(bounds[i], bounds[i + 1])));
+        }
+
+        return new LatencyProfile(
+            LatencyProfile.CurrentFormat,
+            analysis.SourceSha256,
+            intraOpThreads,
+            runs,
+            analysis.Shapes.InputSizes.ToDictionary(t => t.Name, t => t.Shape),
+            nodes.WholeModelMs,
+            segments)
+        { Method = LatencyProfile.NodesMethod };
+    }
+
+    private static LatencyProfile MeasureSegments(ModelAnalysis analysis, int intraOpThreads, int runs, IProgress<(int Done, int Total)>? progress)
     {
         var bounds = new List<int> { 0 };
         bounds.AddRange(DefaultBoundaries(analysis));
@@ -103,7 +146,8 @@ public static class LatencyProfiler
             runs,
             analysis.Shapes.InputSizes.ToDictionary(t => t.Name, t => t.Shape),
             wholeMs,
-            segments);
+            segments)
+        { Method = LatencyProfile.SegmentsMethod };
     }
 
     /// <summary>Median and 90th percentile latency in milliseconds, after warm-up runs (the first runs are 2-4x slower).</summary>

@@ -127,12 +127,19 @@ public static class Balancer
     /// every byte the stage receives and sends per frame (serialization and transport take CPU on
     /// both ends of a link, on the same cores as inference).
     /// </summary>
-    public static Func<int, int, double> WithTransferCost(ModelAnalysis analysis, double flopsPerByte)
+    public static Func<int, int, double> WithTransferCost(ModelAnalysis analysis, double flopsPerByte) =>
+        WithTransferCost(analysis, (from, to) => analysis.FlopsBetween(from, to), flopsPerByte);
+
+    /// <summary>
+    /// A stage cost in any unit (<paramref name="compute"/>: measured milliseconds, say) plus <paramref name="costPerByte"/>
+    /// for every byte on the wire the stage receives and sends per frame.
+    /// </summary>
+    public static Func<int, int, double> WithTransferCost(ModelAnalysis analysis, Func<int, int, double> compute, double costPerByte)
     {
         var inputBytes = analysis.Shapes.InputSizes.Sum(t => (double)t.Bytes);
         var outputBytes = analysis.Graph.OutputNames.Sum(o => analysis.Shapes.TryGet(o, out var t) ? (double)t.WireBytes : 0);
         var cuts = analysis.Cuts.ToDictionary(c => c.Position, c => (double)c.WireBytes);
         double BytesAt(int position) => position == 0 ? inputBytes : position == analysis.NodeCount ? outputBytes : cuts.GetValueOrDefault(position);
-        return (from, to) => analysis.FlopsBetween(from, to) + (flopsPerByte * (BytesAt(from) + BytesAt(to)));
+        return (from, to) => compute(from, to) + (costPerByte * (BytesAt(from) + BytesAt(to)));
     }
 }

@@ -148,7 +148,7 @@ public static partial class LocalRun
         var sizes = options.InputSizes is { Count: > 0 } || profile is null
             ? options.InputSizes
             : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
-        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, normalisation: profile is null ? null : Normalisation(profile));
+        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, JobBuilder.MeasuredBalance(options.IntraOpThreads), normalisation: profile is null ? null : Normalisation(profile));
 
         using var metrics = options.MetricsPort is { } metricsPort ? Metrics.MetricsEndpoint.Start(metricsPort) : null;
         await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
