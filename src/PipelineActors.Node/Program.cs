@@ -7,7 +7,15 @@ using PipelineActors.Node;
 if (args.Contains("--bench-loop"))
 {
     // Benchmark mode: the bare inference loop a user would otherwise run, in a process of its own.
-    return PipelineActors.Runtime.Runs.BareLoop.Main(args);
+    try
+    {
+        return PipelineActors.Runtime.Runs.BareLoop.Main(args);
+    }
+    catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or FormatException)
+    {
+        Console.Error.WriteLine($"error: {e.Message}");
+        return 2;
+    }
 }
 
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, DisableDefaults = false });

@@ -37,4 +37,23 @@ public sealed class NodeServiceProcessTests
 
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10), $"the node took {clock.Elapsed.TotalSeconds:0.0} s to exit");
     }
+
+    [Fact]
+    public async Task The_bench_loop_mode_given_a_missing_model_says_so_in_one_sentence()
+    {
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--bench-loop", "/nonexistent/model.onnx", "--seconds", "1" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var node = Process.Start(info)!;
+        var error = await node.StandardError.ReadToEndAsync();
+        await node.WaitForExitAsync();
+
+        Assert.Equal(2, node.ExitCode);
+        Assert.Contains("/nonexistent/model.onnx", error, StringComparison.Ordinal);
+        Assert.DoesNotContain(" at ", error, StringComparison.Ordinal); // no stack trace
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
 }
