@@ -64,13 +64,19 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
             Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
         });
-        Receive<Frame>(frame => Handle(frame, frame.Bytes));
+        Receive<Frame>(frame =>
+        {
+            Received(frame.Bytes);
+            Handle(frame);
+        });
         Receive<FrameChunk>(chunk =>
         {
+            // What crossed the link: zero-suppressed tensors arrive smaller than they unpack.
+            Received(chunk.Payload.Length);
             var frame = _assembler.Add(chunk, Sender);
             if (frame is not null)
             {
-                Handle(frame, frame.Bytes);
+                Handle(frame);
             }
         });
         Receive<GetStageStats>(_ => Sender.Tell(Stats()));
@@ -106,7 +112,13 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
     protected override void PostStop() => _session?.Dispose();
 
-    private void Handle(Frame frame, long bytes)
+    private void Received(long bytes)
+    {
+        _bytesIn += bytes;
+        Metrics.PipelineMetrics.StageBytesIn.Add(bytes, new KeyValuePair<string, object?>("stage", _spec.Index), new KeyValuePair<string, object?>("parts", _parts));
+    }
+
+    private void Handle(Frame frame)
     {
         if (frame.Epoch < _epoch || _successors.Count == 0 || _session is null)
         {
@@ -115,7 +127,6 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             return;
         }
 
-        _bytesIn += bytes;
         if (_firstFrameAt == 0)
         {
             _firstFrameAt = Stopwatch.GetTimestamp();
@@ -140,7 +151,6 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         var parts = new KeyValuePair<string, object?>("parts", _parts);
         Metrics.PipelineMetrics.StageFrames.Add(1, stage, parts);
         Metrics.PipelineMetrics.StageCompute.Record(elapsed, stage, parts);
-        Metrics.PipelineMetrics.StageBytesIn.Add(bytes, stage, parts);
         _busyMs += elapsed;
         _frames++;
         if (_frames % 25 == 0)
