@@ -13,13 +13,16 @@ public class NodeTimesTests(ITestOutputHelper output)
     {
         var analysis = ModelAnalysis.Analyze(ModelZoo.Build("resnet18"));
 
-        var times = NodeTimes.Measure(analysis, intraOpThreads: 1, runs: 5);
+        var times = NodeTimes.Measure(analysis, intraOpThreads: 1, runs: 9);
 
         Assert.NotNull(times);
         var sum = times.SumMedianMs(0, analysis.NodeCount);
         output.WriteLine($"whole model {times.WholeModelMs:0.00} ms, nodes {sum:0.00} ms, traced {times.AttributedShare:P1}");
         Assert.True(times.AttributedShare >= 0.95, $"only {times.AttributedShare:P1} of the kernel time traced to nodes");
-        Assert.InRange(sum, times.WholeModelMs * 0.7, times.WholeModelMs * 1.1);
+        // Kernel times leave out the gaps between kernels, and other tests running at once stretch a run's wall time
+        // more than its kernels: the sum may fall well short of the whole, but never exceeds it by much (timing
+        // segments as models of their own did, by 25 % on VGG-16).
+        Assert.InRange(sum, times.WholeModelMs * 0.4, times.WholeModelMs * 1.1);
 
         // Every convolution costs time, either on itself or on the ReLU or Add fused into it.
         var order = analysis.Graph.Order;
