@@ -102,31 +102,19 @@ public static class LatencyProfiler
 
     private static LatencyProfile FromNodeTimes(ModelAnalysis analysis, int intraOpThreads, int runs, NodeTimes nodes)
     {
-        var bounds = new List<int> { 0 };
-        bounds.AddRange(analysis.Cuts.Select(c => c.Position));
-        bounds.Add(analysis.NodeCount);
+        var bounds = Bounds(analysis, analysis.Cuts.Select(c => c.Position));
         var segments = new List<SegmentTiming>();
         for (var i = 0; i + 1 < bounds.Count; i++)
         {
             segments.Add(new SegmentTiming(bounds[i], bounds[i + 1], nodes.SumMedianMs(bounds[i], bounds[i + 1]), nodes.SumP90Ms(bounds[i], bounds[i + 1])));
         }
 
-        return new LatencyProfile(
-            LatencyProfile.CurrentFormat,
-            analysis.SourceSha256,
-            intraOpThreads,
-            runs,
-            analysis.Shapes.InputSizes.ToDictionary(t => t.Name, t => t.Shape),
-            nodes.WholeModelMs,
-            segments)
-        { Method = LatencyProfile.NodesMethod };
+        return Profile(analysis, intraOpThreads, runs, nodes.WholeModelMs, segments, LatencyProfile.NodesMethod);
     }
 
     private static LatencyProfile MeasureSegments(ModelAnalysis analysis, int intraOpThreads, int runs, IProgress<(int Done, int Total)>? progress)
     {
-        var bounds = new List<int> { 0 };
-        bounds.AddRange(DefaultBoundaries(analysis));
-        bounds.Add(analysis.NodeCount);
+        var bounds = Bounds(analysis, DefaultBoundaries(analysis));
         var total = bounds.Count; // segments plus the whole model
         var segments = new List<SegmentTiming>();
         for (var i = 0; i + 1 < bounds.Count; i++)
@@ -139,7 +127,14 @@ public static class LatencyProfiler
 
         var (wholeMs, _) = Time(analysis.Graph.Model.ToByteArray(), analysis.Shapes.InputSizes.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), intraOpThreads, runs);
         progress?.Report((total, total));
-        return new LatencyProfile(
+        return Profile(analysis, intraOpThreads, runs, wholeMs, segments, LatencyProfile.SegmentsMethod);
+    }
+
+    /// <summary>0, the given cut positions, and the node count: the edges of the segments.</summary>
+    private static List<int> Bounds(ModelAnalysis analysis, IEnumerable<int> cuts) => [0, .. cuts, analysis.NodeCount];
+
+    private static LatencyProfile Profile(ModelAnalysis analysis, int intraOpThreads, int runs, double wholeMs, IReadOnlyList<SegmentTiming> segments, string method) =>
+        new(
             LatencyProfile.CurrentFormat,
             analysis.SourceSha256,
             intraOpThreads,
@@ -147,8 +142,7 @@ public static class LatencyProfiler
             analysis.Shapes.InputSizes.ToDictionary(t => t.Name, t => t.Shape),
             wholeMs,
             segments)
-        { Method = LatencyProfile.SegmentsMethod };
-    }
+        { Method = method };
 
     /// <summary>Median and 90th percentile latency in milliseconds, after warm-up runs (the first runs are 2-4x slower).</summary>
     public static (double MedianMs, double P90Ms) Time(byte[] model, IReadOnlyList<HostTensor> inputs, int intraOpThreads, int runs)

@@ -186,31 +186,10 @@ public sealed class NodeTimes
     /// <summary>The model node an optimized kernel came from, or -1.</summary>
     private static int Trace(Graph.ModelGraph graph, Dictionary<string, int> byName, string kernel)
     {
+        // "fused NODE" keeps a node's name; "TENSOR_nchwc" names the tensor the fused kernel writes.
         var name = kernel.StartsWith("fused ", StringComparison.Ordinal) ? kernel["fused ".Length..] : kernel;
-        if (byName.TryGetValue(name, out var position))
-        {
-            return position;
-        }
-
-        foreach (var suffix in new[] { "_nchwc", "" })
-        {
-            if (name.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                var tensor = name[..^suffix.Length];
-                if (byName.TryGetValue(tensor, out position))
-                {
-                    return position;
-                }
-
-                position = graph.ProducerPosition(tensor);
-                if (position >= 0)
-                {
-                    return position;
-                }
-            }
-        }
-
-        return -1;
+        name = name.EndsWith("_nchwc", StringComparison.Ordinal) ? name[..^"_nchwc".Length] : name;
+        return byName.TryGetValue(name, out var position) ? position : graph.ProducerPosition(name);
     }
 
     private static double Sum(double[] values, int from, int to)

@@ -32,6 +32,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly int _chunkBytes;
     private readonly FrameAssembler _assembler = new();
+    private readonly KeyValuePair<string, object?>[] _tags;
     private readonly double[] _computeMs = new double[512];
     private StageSession? _session;
     private long _epoch = -1;
@@ -51,6 +52,9 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         _modelPath = modelPath;
         _threads = intraOpThreads;
         _chunkBytes = chunkBytes;
+
+        // Built once: every chunk and frame records metrics under the same tags.
+        _tags = [new("stage", spec.Index), new("parts", parts)];
 
         Receive<WireStage>(wire =>
         {
@@ -115,7 +119,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private void Received(long bytes)
     {
         _bytesIn += bytes;
-        Metrics.PipelineMetrics.StageBytesIn.Add(bytes, new KeyValuePair<string, object?>("stage", _spec.Index), new KeyValuePair<string, object?>("parts", _parts));
+        Metrics.PipelineMetrics.StageBytesIn.Add(bytes, _tags);
     }
 
     private void Handle(Frame frame)
@@ -147,10 +151,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
         var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         _computeMs[_frames % _computeMs.Length] = elapsed;
-        var stage = new KeyValuePair<string, object?>("stage", _spec.Index);
-        var parts = new KeyValuePair<string, object?>("parts", _parts);
-        Metrics.PipelineMetrics.StageFrames.Add(1, stage, parts);
-        Metrics.PipelineMetrics.StageCompute.Record(elapsed, stage, parts);
+        Metrics.PipelineMetrics.StageFrames.Add(1, _tags);
+        Metrics.PipelineMetrics.StageCompute.Record(elapsed, _tags);
         _busyMs += elapsed;
         _frames++;
         if (_frames % 25 == 0)
@@ -173,7 +175,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         var target = _successors[(int)(frame.FrameId % _successors.Count)];
         var sent = FrameLink.Send(target, next, Self, _chunkBytes);
         _bytesOut += sent;
-        Metrics.PipelineMetrics.StageBytesOut.Add(sent, new KeyValuePair<string, object?>("stage", _spec.Index), new KeyValuePair<string, object?>("parts", _parts));
+        Metrics.PipelineMetrics.StageBytesOut.Add(sent, _tags);
     }
 
     private StageStats Stats()
