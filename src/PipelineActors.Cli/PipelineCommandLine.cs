@@ -1,7 +1,8 @@
 using System.CommandLine;
 using PipelineActors.Cli.Commands;
-using PipelineActors.Onnx;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli;
 

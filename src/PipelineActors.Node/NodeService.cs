@@ -2,7 +2,9 @@ using System.Diagnostics;
 using Akka.Actor;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
-using PipelineActors.Runtime.Cluster;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 
 namespace PipelineActors.Node;
 
@@ -15,14 +17,14 @@ public sealed class NodeService(IConfiguration configuration, IHostApplicationLi
 {
     private PipelineNode? _node;
     private Timer? _parentWatch;
-    private Runtime.Metrics.MetricsEndpoint? _metrics;
+    private MetricsEndpoint? _metrics;
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var options = NodeSettings.From(configuration);
         if (int.TryParse(configuration["metrics-port"] ?? configuration["metrics_port"], out var metricsPort))
         {
-            _metrics = Runtime.Metrics.MetricsEndpoint.Start(metricsPort);
+            _metrics = MetricsEndpoint.Start(metricsPort);
         }
 
         _node = PipelineNode.Start(options);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
-using PipelineActors.Runtime.Cluster;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Node;
 

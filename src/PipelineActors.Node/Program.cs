@@ -9,7 +9,7 @@ if (args.Contains("--bench-loop"))
     // Benchmark mode: the bare inference loop a user would otherwise run, in a process of its own.
     try
     {
-        return PipelineActors.Runtime.Runs.BareLoop.Main(args);
+        return PipelineActors.Harness.BareLoop.Main(args);
     }
     catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or FormatException)
     {

@@ -2,6 +2,7 @@ using PipelineActors.Onnx.Cost;
 using PipelineActors.Onnx.Cuts;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx;
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Google.Protobuf;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx;
 

@@ -1,3 +1,4 @@
+using PipelineActors.Onnx.Inference;
 namespace PipelineActors.Onnx;
 
 /// <summary>

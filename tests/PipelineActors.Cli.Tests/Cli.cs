@@ -88,22 +88,3 @@ public sealed class TinyNetFile : IDisposable
 
     public void Dispose() => _folder.Dispose();
 }
-
-/// <summary>Finds the repository's bundled models.</summary>
-public static class Repository
-{
-    public static string Root { get; } = FindRoot();
-
-    public static string Model(string name) => System.IO.Path.Combine(Root, "models", name);
-
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(System.IO.Path.Combine(dir.FullName, "PipelineActors.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("Cannot find the repository root above the test binaries.");
-    }
-}

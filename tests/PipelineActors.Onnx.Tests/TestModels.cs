@@ -1,11 +1,12 @@
 using PipelineActors.Onnx.Graph;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Onnx.Tests;
 
 /// <summary>Finds the repository's bundled models and gives the input sizes they are tested at.</summary>
 public static class TestModels
 {
-    public static string RepositoryRoot { get; } = FindRoot();
+    public static string RepositoryRoot => RepositoryFiles.Root;
 
     public static string ModelsFolder => Path.Combine(RepositoryRoot, "models");
 
@@ -20,14 +21,4 @@ public static class TestModels
     public static IReadOnlyDictionary<string, long[]> Sizes(string spec) =>
         InputSizes.ParseOverrides(spec.Length == 0 ? [] : spec.Split(' '));
 
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PipelineActors.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("Cannot find the repository root above the test binaries.");
-    }
 }

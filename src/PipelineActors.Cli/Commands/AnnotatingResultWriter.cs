@@ -1,9 +1,13 @@
 using System.Globalization;
-using PipelineActors.Runtime.Ingest;
-using PipelineActors.Runtime.Sink;
-using PipelineActors.Runtime.Sink.Decoders;
-using PipelineActors.Runtime.Wire;
 using SkiaSharp;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
 
 namespace PipelineActors.Cli.Commands;
 

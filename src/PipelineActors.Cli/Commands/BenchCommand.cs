@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Graph;
-using PipelineActors.Runtime.Runs;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Cli.Commands;
 

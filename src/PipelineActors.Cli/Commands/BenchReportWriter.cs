@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
-using PipelineActors.Runtime.Runs;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Cli.Commands;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 

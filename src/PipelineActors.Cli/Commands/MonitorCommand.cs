@@ -1,10 +1,12 @@
 using System.CommandLine;
 using System.Text.Json;
 using Akka.Actor;
-using PipelineActors.Onnx;
-using PipelineActors.Runtime.Cluster;
-using PipelineActors.Runtime.Monitor;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Monitoring;
 
 namespace PipelineActors.Cli.Commands;
 

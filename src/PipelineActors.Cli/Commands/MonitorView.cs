@@ -1,7 +1,7 @@
 using System.Globalization;
-using PipelineActors.Runtime.Monitor;
 using Spectre.Console;
 using Spectre.Console.Rendering;
+using PipelineActors.Runtime.DataPath.Monitoring;
 
 namespace PipelineActors.Cli.Commands;
 

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Cost;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 

@@ -1,11 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Graph;
-using PipelineActors.Runtime.Runs;
-using PipelineActors.Runtime.Sink;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
+using PipelineActors.Harness;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
 
 namespace PipelineActors.Cli.Commands;
 
@@ -21,7 +24,7 @@ internal static class RunCommand
         var nodes = new Option<int>("--nodes") { Description = "Worker processes to start (each hosts one stage).", DefaultValueFactory = _ => 3 };
         var model = new Option<string?>("--model") { Description = $"ONNX model to run (default: the bundled {DefaultModel})." };
         var frames = new Option<long>("--frames") { Description = "Frames the source produces.", DefaultValueFactory = _ => 300 };
-        var source = new Option<string>("--source") { Description = $"Frame source: {PipelineActors.Runtime.Ingest.FrameSources.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
+        var source = new Option<string>("--source") { Description = $"Frame source: {FrameSources.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
         var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 30 };
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();

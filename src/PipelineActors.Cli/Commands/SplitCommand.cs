@@ -1,11 +1,12 @@
 using System.CommandLine;
 using System.Globalization;
 using Google.Protobuf;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Onnx.Cuts;
 using PipelineActors.Onnx.Stages;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 

@@ -1,8 +1,9 @@
 using System.CommandLine;
 using System.Diagnostics;
-using PipelineActors.Onnx;
 using PipelineActors.Onnx.Zoo;
 using Spectre.Console;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 

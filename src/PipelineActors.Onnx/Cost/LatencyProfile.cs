@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Google.Protobuf;
 using PipelineActors.Onnx.Stages;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx.Cost;
 

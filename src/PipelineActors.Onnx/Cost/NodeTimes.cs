@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx.Cost;
 

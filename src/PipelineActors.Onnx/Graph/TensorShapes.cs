@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Microsoft.ML.OnnxRuntime;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx.Graph;
 

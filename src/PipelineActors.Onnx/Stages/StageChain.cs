@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx.Stages;
 

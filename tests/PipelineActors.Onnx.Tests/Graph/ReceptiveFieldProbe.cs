@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using Google.Protobuf;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Onnx.Tests.Graph;
 

@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Text.Json;
+using PipelineActors.Runtime.Hosting;
+
+namespace PipelineActors.Harness;
+
+/// <summary>What <c>pipeline bench</c> measures.</summary>
+public sealed record BenchOptions
+{
+    public required string ModelPath { get; init; }
+
+    public IReadOnlyDictionary<string, long[]>? InputSizes { get; init; }
+
+    public required IReadOnlyList<int> Nodes { get; init; }
+
+    public int ThreadsPerNode { get; init; } = 1;
+
+    public long Frames { get; init; } = 200;
+
+    /// <summary>Seconds each bare loop and each replica runs.</summary>
+    public double LoopSeconds { get; init; } = 15;
+
+    public string? BinaryFolder { get; init; }
+
+    public Action<string>? Progress { get; init; }
+
+    public string? LogFile { get; init; }
+
+    /// <summary>Also run the most workers once more, killing one, to show recovery over time.</summary>
+    public bool WithKillRun { get; init; }
+}
+
+/// <summary>One configuration's figures.</summary>
+public sealed record BenchRow(
+    string Configuration,
+    int Nodes,
+    double FramesPerSecond,
+    double SpeedupOverBareLoop,
+    double ScalingEfficiency,
+    double VersusNTimesBareLoop,
+    double? VersusConcurrentReplicas,
+    double LatencyP50Ms,
+    IReadOnlyList<long> BytesPerFrameOnLinks,
+    IReadOnlyList<double> CpuSecondsPerFrameOnNodes,
+    double HeadCpuSecondsPerFrame,
+    IReadOnlyList<long> RssBytesPerNode,
+    long Lost)
+{
+    public IReadOnlyList<double> StageBusyPercent { get; init; } = [];
+
+    public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
+}
+
+/// <summary>A benchmark's method, machine and figures.</summary>
+public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<(int Nodes, double Fps, long RssPerReplica)> Replicas)
+{
+    /// <summary>With a report: a run on the most workers with one worker SIGKILLed, for the throughput-over-time plot.</summary>
+    public RunReport? KillRun { get; init; }
+}
+
+/// <summary>
+/// Measures, in one run: the bare inference loop (the baseline), the pipeline on 1..N workers,
+/// and N concurrent whole-model replicas on the same cores (the data-parallel alternative and,
+/// on one machine, the fair ceiling). Every worker and replica is pinned to its own core(s); the
+/// ingest process is left unpinned and its CPU is reported. The bare loop runs first and last to
+/// show the machine's drift.
+/// </summary>
+public static class Bench
+{
+    public static async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken cancellation = default)
+    {
+        var say = options.Progress ?? (_ => { });
+        var cores = Environment.ProcessorCount;
+        string CoresFor(int index) => string.Join(",", Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode).Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+
+        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, {options.LoopSeconds:0} s");
+        var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var rows = new List<BenchRow>();
+        var replicas = new List<(int, double, long)>();
+        foreach (var n in options.Nodes.Order())
+        {
+            say($"pipeline on {n} worker(s), each pinned to its own core(s); {options.Frames} frames as fast as the pipeline takes them");
+            var run = await LocalRun.RunAsync(
+                new LocalRunOptions
+                {
+                    ModelPath = options.ModelPath,
+                    InputSizes = options.InputSizes,
+                    Workers = n,
+                    Frames = options.Frames,
+                    FramesPerSecond = 0,
+                    IntraOpThreads = options.ThreadsPerNode,
+                    CoresOf = CoresFor,
+                    BinaryFolder = options.BinaryFolder,
+                    LogFile = options.LogFile,
+                },
+                cancellation);
+
+            double? versusReplicas = null;
+            if (n > 1)
+            {
+                say($"{n} concurrent whole-model replicas on the same cores, {options.LoopSeconds:0} s");
+                var loops = await Loops(options, n, CoresFor, cancellation);
+                var sum = loops.Sum(l => l.FramesPerSecond);
+                replicas.Add((n, Math.Round(sum, 2), (long)loops.Average(l => l.PeakRssBytes)));
+                versusReplicas = Math.Round(run.FramesPerSecond / sum, 3);
+            }
+
+            rows.Add(new BenchRow(
+                $"pipeline x{n}",
+                n,
+                run.FramesPerSecond,
+                Math.Round(run.FramesPerSecond / bare.FramesPerSecond, 3),
+                Math.Round(run.FramesPerSecond / bare.FramesPerSecond / n, 3),
+                Math.Round(run.FramesPerSecond / (n * bare.FramesPerSecond), 3),
+                versusReplicas,
+                run.LatencyP50Ms,
+                run.Stages.Take(run.Stages.Count - 1).Select(s => s.BytesOutPerFrame).ToList(),
+                run.Nodes.Select(x => x.CpuSecondsPerFrame).ToList(),
+                run.HeadCpuSecondsPerFrame,
+                run.Nodes.Select(x => x.RssBytes).ToList(),
+                run.Lost)
+            {
+                StageBusyPercent = run.Stages.Select(s => s.BusyPercent).ToList(),
+                LatencyPercentiles = run.LatencyPercentiles,
+            });
+        }
+
+        RunReport? killRun = null;
+        var most = options.Nodes.Max();
+        if (options.WithKillRun && most > 1)
+        {
+            say($"pipeline on {most} workers again, SIGKILLing the middle stage's worker after 4 s, to show recovery over time");
+            killRun = await LocalRun.RunAsync(
+                new LocalRunOptions
+                {
+                    ModelPath = options.ModelPath,
+                    InputSizes = options.InputSizes,
+                    Workers = most,
+                    // Long enough to show steady state before and after the kill (about 14 s).
+                    Frames = Math.Max(options.Frames * 3, (long)(rows.Max(x => x.FramesPerSecond) * 14)),
+                    FramesPerSecond = 0,
+                    IntraOpThreads = options.ThreadsPerNode,
+                    CoresOf = CoresFor,
+                    BinaryFolder = options.BinaryFolder,
+                    LogFile = options.LogFile,
+                    KillWorkerAfterSeconds = 4,
+                },
+                cancellation);
+        }
+
+        say("bare loop again, to see how much the machine drifted during the run");
+        var bareAfter = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var method = string.Join(" ", [
+            $"One run on this machine ({cores} cores). Baseline: ONNX Runtime over the whole model in a loop in one process ({options.ThreadsPerNode} intra-op thread(s), optimizations on, spinning off),",
+            $"pinned with taskset, {options.LoopSeconds:0} s after 5 warm-up runs, run first and last.",
+            $"Pipeline: 'pipeline run' with N worker processes, worker i pinned to core(s) i*T..i*T+T-1 (mod {cores}), the ingest/coordinator process unpinned (its CPU is reported),",
+            $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
+            "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
+        ]);
+        return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
+        {
+            KillRun = killRun,
+        };
+    }
+
+    /// <summary>The machine in words: cores, CPU model, memory, OS.</summary>
+    private static string Machine(int cores)
+    {
+        var cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim()
+            : null;
+        var memory = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1L << 30);
+        return $"{cores} cores ({cpu ?? "unknown CPU"}), {memory} GiB, {Environment.OSVersion}";
+    }
+
+    private static async Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation)
+    {
+        var args = new List<string> { "--bench-loop", options.ModelPath, "--threads", options.ThreadsPerNode.ToString(CultureInfo.InvariantCulture), "--seconds", options.LoopSeconds.ToString(CultureInfo.InvariantCulture) };
+        if (options.InputSizes is { Count: > 0 } sizes)
+        {
+            args.AddRange(["--input", string.Join(" ", sizes.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}"))]);
+        }
+
+        var processes = Enumerable.Range(0, count).Select(i => NodeProcess.Start($"loop-{i}", args, coresFor(i), options.BinaryFolder)).ToList();
+        try
+        {
+            await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(cancellation)));
+            return processes.Select(p =>
+            {
+                var line = p.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
+                    ?? throw new InvalidOperationException($"The bare loop printed no result: {p.Output.Trim()}");
+                return JsonSerializer.Deserialize<BareLoopResult>(line)!;
+            }).ToList();
+        }
+        finally
+        {
+            processes.ForEach(p => p.Dispose());
+        }
+    }
+}

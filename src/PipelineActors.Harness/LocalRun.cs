@@ -1,0 +1,545 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Akka.Actor;
+using Akka.Cluster;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Runtime.ControlPath.Planning;
+using PipelineActors.Onnx.Stages;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.DataPath.Monitoring;
+using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.DataPath.Sink.Decoders;
+
+namespace PipelineActors.Harness;
+
+/// <summary>What <c>pipeline run</c> does: a local cluster on 127.0.0.1, a model, a source, and optional faults.</summary>
+public sealed record LocalRunOptions
+{
+    public required string ModelPath { get; init; }
+
+    public IReadOnlyDictionary<string, long[]>? InputSizes { get; init; }
+
+    public int Workers { get; init; } = 3;
+
+    public long Frames { get; init; } = 300;
+
+    /// <summary>Camera rate of the synthetic source; 0 reads frames as fast as the pipeline takes them.</summary>
+    public double FramesPerSecond { get; init; } = 30;
+
+    public int IntraOpThreads { get; init; } = 1;
+
+    public int? Window { get; init; }
+
+    public double? KillWorkerAfterSeconds { get; init; }
+
+    public double? AddWorkerAfterSeconds { get; init; }
+
+    /// <summary>Soak: SIGKILL this many random stage-hosting workers at random times (3-7 s apart), starting a fresh worker after each.</summary>
+    public int SoakKills { get; init; }
+
+    public IResultWriter? Results { get; init; }
+
+    /// <summary>Frame source spec (see <see cref="FrameSources.Kinds"/>); anything but synthetic needs the model's profile.</summary>
+    public string Source { get; init; } = "synthetic";
+
+    /// <summary>Where to write one JSON line per frame (decoded as the model profile says); null for none, "-" for stdout.</summary>
+    public string? ResultsPath { get; init; }
+
+    public bool Pin { get; init; } = true;
+
+    /// <summary>Cores for worker i (taskset list); overrides the default pinning when given.</summary>
+    public Func<int, string?>? CoresOf { get; init; }
+
+    public string? BinaryFolder { get; init; }
+
+    public string? ModelCache { get; init; }
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    public Action<string>? Progress { get; init; }
+
+    /// <summary>Draw results on the frames: given the pictures kept on the ingest node, the profile and the writer, the writer to use.</summary>
+    public Func<FrameImages, ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
+
+    /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
+    public Action<MonitorSnapshot>? OnSnapshot { get; init; }
+
+    /// <summary>Serve Prometheus metrics: this process on this port, worker i on port + 1 + i.</summary>
+    public int? MetricsPort { get; init; }
+
+    /// <summary>Where this process's Akka log goes (null: the console).</summary>
+    public string? LogFile { get; init; }
+}
+
+/// <summary>One kill of a soak run: which node, and how long until a result came through the new plan.</summary>
+public sealed record SoakKill(int Number, string Node, long InFlight, double? RecoveryMs);
+
+/// <summary>A worker process's resource use over a run.</summary>
+public sealed record NodeRow(string Node, string? Cores, double CpuSeconds, double CpuSecondsPerFrame, long RssBytes);
+
+/// <summary>One stage's row in a run's summary.</summary>
+public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95, long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
+
+/// <summary>A run's summary: what came in, what came out, how fast, and how recovery went.</summary>
+public sealed record RunReport(
+    string Model,
+    int Workers,
+    int Parts,
+    long FramesIn,
+    long ResultsOut,
+    long Lost,
+    long Duplicated,
+    long DuplicatesDropped,
+    long OutOfOrder,
+    long Skipped,
+    long Failed,
+    long Resent,
+    long Replayed,
+    double FramesPerSecond,
+    double LatencyP50Ms,
+    double LatencyP95Ms,
+    double LatencyP99Ms,
+    IReadOnlyList<StageRow> Stages,
+    string? KilledNode,
+    long? InFlightAtKill,
+    double? RecoveryToFirstResultMs,
+    double? RecoveryToSteadyMs,
+    string? AddedNode,
+    IReadOnlyList<SoakKill> SoakKills,
+    IReadOnlyList<NodeRow> Nodes,
+    double HeadCpuSecondsPerFrame,
+    IReadOnlyList<string> Events)
+{
+    /// <summary>Latency at percentiles 0, 1, ..., 100 (ms), for a CDF.</summary>
+    public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
+
+    /// <summary>Results per second in half-second bins, from the first result on: (seconds, frames/s).</summary>
+    public IReadOnlyList<(double Seconds, double FramesPerSecond)> ThroughputSeries { get; init; } = [];
+
+    /// <summary>When the worker was killed and when the recovery plan went live, in seconds from the first result.</summary>
+    public double? KillAtSeconds { get; init; }
+
+    public double? RecoveryLiveAtSeconds { get; init; }
+}
+
+/// <summary>
+/// Starts a local cluster: this process is the coordinator and ingest node, the workers are child
+/// processes of the built node binary, each pinned to its own core where the machine has enough.
+/// Streams the source through the model and reports.
+/// </summary>
+public static partial class LocalRun
+{
+    public static async Task<RunReport> RunAsync(LocalRunOptions options, CancellationToken cancellation = default)
+    {
+        if (options.Workers < 1)
+        {
+            throw new Onnx.PipelineInputException($"--nodes must be at least 1, not {options.Workers}.");
+        }
+
+        var say = options.Progress ?? (_ => { });
+        var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
+        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
+        say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
+        var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
+        if (profile is null && options.Source != "synthetic")
+        {
+            throw new Onnx.PipelineInputException($"Source '{options.Source}' needs the model's profile ({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
+        }
+
+        var sizes = options.InputSizes is { Count: > 0 } || profile is null
+            ? options.InputSizes
+            : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
+        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, JobBuilder.MeasuredBalance(options.IntraOpThreads), normalisation: profile is null ? null : Normalisation(profile));
+
+        using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
+        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
+        say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
+        var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
+        var cores = Environment.ProcessorCount;
+        var pin = options.Pin && cores >= maxWorkers + 1;
+        var workers = new List<NodeProcess>();
+        try
+        {
+            NodeProcess Launch(int i) => NodeProcess.Start(
+                $"worker-{i}",
+                WorkerArgs(head.SeedUri, options, i),
+                options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
+                options.BinaryFolder);
+
+            for (var i = 0; i < options.Workers; i++)
+            {
+                workers.Add(Launch(i));
+            }
+
+            say($"started {options.Workers} worker process(es){(pin ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)")}; waiting for them to join");
+            await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
+
+            var window = options.Window ?? Math.Max(2, options.Workers + 1);
+            var config = head.System.Settings.Config;
+            var settings = new IngestSettings(
+                window,
+                config.GetTimeSpan("pipeline.ingest.min-deadline", TimeSpan.FromMilliseconds(1500)),
+                config.GetInt("pipeline.ingest.max-attempts", 4),
+                config.GetInt("pipeline.chunk-bytes", 65536));
+            IFrameSource source = options.Source == "synthetic" || profile is null
+                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
+                : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
+            var results = options.Results ?? ResultsFor(options.ResultsPath, profile);
+            FrameImages? images = null;
+            if (options.Annotate is not null)
+            {
+                if (profile?.Decoder is null)
+                {
+                    throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
+                }
+
+                images = new FrameImages(4 * window + 16);
+                results = options.Annotate(images, profile, results);
+            }
+
+            var session = IngestSession.Start(head, prepared, source, results, settings, "run", images);
+
+            var clock = Stopwatch.StartNew();
+            // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
+            var headCpuStart = 0.0;
+            var workerCpuStart = new Dictionary<NodeProcess, double>();
+            long deliveredAtCpuStart = 0;
+            long? killTicks = null;
+            long? inFlightAtKill = null;
+            string? killed = null;
+            string? added = null;
+            double? firstResultAt = null;
+            var random = new Random(Environment.TickCount);
+            var soak = new List<(int Number, string Node, long InFlight, long Ticks)>();
+            double? nextSoakKill = null;
+            long shownEpoch = -1;
+            while (!session.Completed.IsCompleted)
+            {
+                await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
+                cancellation.ThrowIfCancellationRequested();
+                if (clock.Elapsed > options.Timeout)
+                {
+                    throw new TimeoutException($"The run did not finish within {options.Timeout.TotalSeconds:0} s.");
+                }
+
+                var ingest = await session.IngestStatsAsync();
+                var sink = await session.SinkCountersAsync();
+                if (monitor is not null)
+                {
+                    options.OnSnapshot!(await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5), cancellation));
+                }
+
+                if (firstResultAt is null && sink.Delivered > 0)
+                {
+                    firstResultAt = clock.Elapsed.TotalSeconds;
+                    headCpuStart = Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
+                    foreach (var w in workers)
+                    {
+                        workerCpuStart[w] = w.CpuSeconds;
+                    }
+
+                    deliveredAtCpuStart = sink.Delivered;
+                }
+
+                if (ingest.Epoch != shownEpoch && ingest.Plan is { } shown)
+                {
+                    shownEpoch = ingest.Epoch;
+                    say($"plan epoch {shown.Epoch} ({shown.Reason}): {string.Join(" -> ", shown.Placements.Select(p => p.Node))}");
+                }
+
+                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}");
+
+                if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
+                {
+                    var victimNode = plan.Placements[plan.Placements.Count / 2].Node;
+                    var victim = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == victimNode)
+                        ?? throw new InvalidOperationException($"No worker process hosts {victimNode}.");
+
+                    // Kill while frames are in flight, so the kill tests recovery (a fast model at a
+                    // camera rate leaves the pipeline empty much of the time).
+                    inFlightAtKill = ingest.Accepted - (ingest.DeliveredThrough + 1);
+                    for (var tries = 0; inFlightAtKill <= 0 && tries < 2000; tries++)
+                    {
+                        await Task.Delay(1, cancellation);
+                        var now = await session.IngestStatsAsync();
+                        inFlightAtKill = now.Accepted - (now.DeliveredThrough + 1);
+                    }
+
+                    victim.Kill();
+                    killTicks = Stopwatch.GetTimestamp();
+                    killed = victimNode;
+                    say($"SIGKILL {victim.Name} ({victimNode}), hosting stage {plan.Placements.Count / 2}, with {inFlightAtKill} frame(s) in flight");
+                }
+
+                if (options.SoakKills > soak.Count && firstResultAt is { } soakStart && ingest.Plan is { } soakPlan)
+                {
+                    nextSoakKill ??= clock.Elapsed.TotalSeconds + 3 + (4 * random.NextDouble());
+                    if (clock.Elapsed.TotalSeconds >= nextSoakKill)
+                    {
+                        var target = soakPlan.Placements[random.Next(soakPlan.Placements.Count)].Node;
+                        var process = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == target);
+                        if (process is not null)
+                        {
+                            process.Kill();
+                            soak.Add((soak.Count + 1, target, ingest.Accepted - (ingest.DeliveredThrough + 1), Stopwatch.GetTimestamp()));
+                            say($"soak kill {soak.Count}/{options.SoakKills}: SIGKILL {process.Name} ({target}); starting a fresh worker");
+                            workers.Add(Launch(workers.Count));
+                        }
+
+                        nextSoakKill = null;
+                    }
+                }
+
+                if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2 && clock.Elapsed.TotalSeconds >= f2 + addAfter)
+                {
+                    var extra = Launch(workers.Count);
+                    workers.Add(extra);
+                    added = extra.Name;
+                    say($"started {extra.Name} to join the running pipeline");
+                }
+            }
+
+            var finalIngest = await session.IngestStatsAsync();
+            var finalSink = await session.SinkStatsAsync();
+            var stages = await StageRows(finalIngest.Plan);
+            var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
+            var nodes = workers.Where(w => !w.HasExited).Select(w =>
+            {
+                var cpu = w.CpuSeconds - workerCpuStart.GetValueOrDefault(w);
+                return new NodeRow(NodeOf(w) ?? w.Name, w.Cores, Math.Round(cpu, 2), Math.Round(cpu / frames, 4), w.RssBytes);
+            }).ToList();
+            var headCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - headCpuStart) / frames;
+            if (added is not null)
+            {
+                added = NodeOf(workers[^1]) ?? added;
+            }
+
+            var soakKills = soak.Select(k =>
+            {
+                var first = finalSink.Deliveries.FirstOrDefault(d => d.Ticks > k.Ticks && d.Epoch > EpochAt(finalIngest, k.Ticks));
+                double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
+                return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
+            }).ToList();
+            return Report(options, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added) with
+            {
+                Nodes = nodes,
+                HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
+                SoakKills = soakKills,
+            };
+        }
+        finally
+        {
+            await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
+            foreach (var w in workers)
+            {
+                w.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
+    public static PixelNormalisation Normalisation(ModelProfile profile) => new(
+        profile.Std.Select(s => profile.Scale / s).ToArray(),
+        profile.Mean.Select((m, c) => -m / profile.Std[c]).ToArray(),
+        profile.Layout == TensorLayout.Nchw ? 1 : 3);
+
+    private static IResultWriter ResultsFor(string? path, ModelProfile? profile)
+    {
+        if (path is null)
+        {
+            return new NullResultWriter();
+        }
+
+        var decoder = profile?.Decoder is { } name ? DecoderRegistry.Get(name) : null;
+        var context = profile is null ? null : new DecodeContext(profile.Width, profile.Height, profile.Width, profile.Height);
+        return path == "-"
+            ? new JsonLinesResultWriter(Console.Out, ownsWriter: false, decoder, context)
+            : new JsonLinesResultWriter(new StreamWriter(path), ownsWriter: true, decoder, context);
+    }
+
+    /// <summary>The plan epoch live at a moment.</summary>
+    private static long EpochAt(IngestStats ingest, long ticks) =>
+        ingest.Plans.Where(p => p.Ticks <= ticks).Select(p => p.Epoch).DefaultIfEmpty(0).Max();
+
+    /// <summary>The first recovery plan that went live after a moment.</summary>
+    private static (long Ticks, long Epoch, string Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
+        ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == "recovery").Select(p => ((long, long, string)?)p).FirstOrDefault();
+
+    /// <summary>The node arguments of a worker started by a local run.</summary>
+    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0)
+    {
+        var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        if (options.MetricsPort is { } port)
+        {
+            args.AddRange(["--metrics-port", (port + 1 + index).ToString(CultureInfo.InvariantCulture)]);
+        }
+
+        if (options.ModelCache is not null)
+        {
+            args.AddRange(["--model-cache", options.ModelCache]);
+        }
+
+        return args;
+    }
+
+    /// <summary>The host:port a node process reported on start.</summary>
+    public static string? NodeOf(NodeProcess process)
+    {
+        var match = NodeLine().Match(process.Output);
+        return match.Success ? $"{match.Groups[1].Value}:{match.Groups[2].Value}" : null;
+    }
+
+    public static async Task WaitForMembers(ActorSystem system, int workers, IReadOnlyList<NodeProcess> processes, TimeSpan timeout)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var clock = Stopwatch.StartNew();
+        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker)) < workers)
+        {
+            var dead = processes.FirstOrDefault(p => p.HasExited);
+            if (dead is not null)
+            {
+                throw new InvalidOperationException($"{dead.Name} exited before joining: {dead.Output.Trim()}");
+            }
+
+            if (clock.Elapsed > timeout)
+            {
+                throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers joined within {timeout.TotalSeconds:0} s.");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    private static async Task<List<StageRow>> StageRows(PlanActivated? plan)
+    {
+        var rows = new List<StageRow>();
+        foreach (var placement in plan?.Placements ?? [])
+        {
+            try
+            {
+                var s = await placement.Stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+                rows.Add(new StageRow(
+                    placement.Index,
+                    placement.Node,
+                    placement.Layers,
+                    s.Frames,
+                    Math.Round(s.ComputeMsP50, 3),
+                    Math.Round(s.ComputeMsP95, 3),
+                    s.Frames == 0 ? 0 : s.BytesIn / s.Frames,
+                    s.Frames == 0 ? 0 : s.BytesOut / s.Frames,
+                    Math.Round(100 * s.BusyFraction, 1)));
+            }
+            catch (AskTimeoutException)
+            {
+                rows.Add(new StageRow(placement.Index, placement.Node, placement.Layers, 0, 0, 0, 0, 0, 0));
+            }
+        }
+
+        return rows;
+    }
+
+    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
+    {
+        var latencies = sink.LatenciesMs.Order().ToArray();
+        double Percentile(double p) => latencies.Length == 0 ? 0 : Math.Round(latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))], 2);
+        var seconds = (sink.LastDeliveryTicks - sink.FirstDeliveryTicks) / (double)Stopwatch.Frequency;
+        var fps = sink.Delivered > 1 && seconds > 0 ? (sink.Delivered - 1) / seconds : 0;
+
+        double? toFirst = null;
+        double? toSteady = null;
+        if (killTicks is { } kill)
+        {
+            var recoveryEpoch = RecoveryAfter(ingest, kill)?.Epoch ?? long.MaxValue;
+            var after = sink.Deliveries.Where(d => d.Ticks > kill && d.Epoch >= recoveryEpoch).ToList();
+            if (after.Count > 0)
+            {
+                toFirst = Math.Round((after[0].Ticks - kill) * 1000.0 / Stopwatch.Frequency, 0);
+                toSteady = SteadyAfter(after, kill);
+            }
+        }
+
+        var first = sink.FirstDeliveryTicks;
+        double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
+        var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
+        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => (b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
+        var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => latencies[Math.Min(latencies.Length - 1, p * latencies.Length / 100)]).ToList();
+        double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
+        double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;
+
+        return new RunReport(
+            Path.GetFileName(options.ModelPath),
+            options.Workers,
+            ingest.Plan?.Parts ?? 0,
+            ingest.Accepted,
+            sink.Delivered,
+            ingest.Accepted - sink.Delivered - sink.Failed,
+            0,
+            sink.DuplicatesDropped,
+            sink.OutOfOrder,
+            ingest.Skipped,
+            sink.Failed,
+            ingest.Resent,
+            ingest.Replayed,
+            Math.Round(fps, 2),
+            Percentile(0.50),
+            Percentile(0.95),
+            Percentile(0.99),
+            stages,
+            killed,
+            inFlightAtKill,
+            toFirst,
+            toSteady,
+            added,
+            [],
+            [],
+            0,
+            ingest.Events.Select(e => e.Text).ToList())
+        {
+            LatencyPercentiles = percentiles,
+            ThroughputSeries = series,
+            KillAtSeconds = killAt,
+            RecoveryLiveAtSeconds = liveAt,
+        };
+    }
+
+    /// <summary>Milliseconds from the kill until a one-second window of deliveries reaches 90 % of the rate the run settled at.</summary>
+    private static double? SteadyAfter(List<(long FrameId, long Ticks, long Epoch)> after, long kill)
+    {
+        var span = (after[^1].Ticks - after[0].Ticks) / (double)Stopwatch.Frequency;
+        if (after.Count < 10 || span < 2)
+        {
+            return null;
+        }
+
+        var tail = after.Where(d => d.Ticks >= after[0].Ticks + (long)(span / 2 * Stopwatch.Frequency)).ToList();
+        var steady = (tail.Count - 1) / ((tail[^1].Ticks - tail[0].Ticks) / (double)Stopwatch.Frequency);
+        for (var i = 0; i < after.Count; i++)
+        {
+            var end = after[i].Ticks + Stopwatch.Frequency;
+            if (end > after[^1].Ticks)
+            {
+                break;
+            }
+
+            var inWindow = after.Skip(i).TakeWhile(d => d.Ticks <= end).Count();
+            if (inWindow >= 0.9 * steady)
+            {
+                return Math.Round((end - kill) * 1000.0 / Stopwatch.Frequency, 0);
+            }
+        }
+
+        return null;
+    }
+
+    [GeneratedRegex(@"node akka\.tcp://pipeline@([^:]+):(\d+)")]
+    private static partial Regex NodeLine();
+
+}

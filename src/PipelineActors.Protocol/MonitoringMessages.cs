@@ -1,0 +1,35 @@
+using Akka.Actor;
+
+namespace PipelineActors.Protocol;
+
+/// <summary>The DistributedPubSub topic every node publishes its statistics and events to.</summary>
+public static class Topics
+{
+    public const string Pipeline = "pipeline.monitor";
+}
+
+/// <summary>A stage's counters, published every second by the stage itself.</summary>
+public sealed record StageReport(long UnixMs, StageStats Stats, int PartialFrames) : IPipelineMessage;
+
+/// <summary>End-to-end counters of one ingest/sink pair, published every second from the ingest node.</summary>
+public sealed record PipelineReport(
+    long UnixMs,
+    string JobId,
+    long FramesIn,
+    long ResultsOut,
+    long Skipped,
+    long Failed,
+    long Resent,
+    long Replayed,
+    long DuplicatesDropped,
+    long OutOfOrder,
+    long InFlight,
+    double LatencyP50Ms,
+    double LatencyP95Ms,
+    double LatencyP99Ms,
+    long Epoch,
+    IReadOnlyList<StagePlacement> Plan,
+    IReadOnlyList<PipelineEvent> RecentEvents) : IPipelineMessage;
+
+/// <summary>Something worth a line in the monitor's event log: a join, a failure, a redeploy and how long it took.</summary>
+public sealed record PipelineEvent(long UnixMs, string Source, string Text) : IPipelineMessage;

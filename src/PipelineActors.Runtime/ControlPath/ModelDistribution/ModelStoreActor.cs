@@ -1,0 +1,63 @@
+using Akka.Actor;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+
+namespace PipelineActors.Runtime.ControlPath.ModelDistribution;
+
+/// <summary>
+/// Serves stage model files by SHA-256, in pieces of at most 64 KiB so that a 100 MB model never
+/// travels as one remote message. Runs on the node that made the plan.
+/// </summary>
+public sealed class ModelStoreActor : ReceiveActor
+{
+    public const int ChunkBytes = 64 * 1024;
+
+    private readonly Dictionary<string, string> _files;
+
+    // A 100 MB model is ~1,600 pieces per worker: open each file once, not once per piece.
+    private readonly Dictionary<string, FileStream> _open = new(StringComparer.Ordinal);
+
+    public ModelStoreActor(IReadOnlyDictionary<string, string> filesBySha)
+    {
+        _files = new Dictionary<string, string>(filesBySha, StringComparer.Ordinal);
+        Receive<FetchFileChunk>(request =>
+        {
+            if (!_files.TryGetValue(request.Sha256, out var path) || !File.Exists(path))
+            {
+                Sender.Tell(new FileUnavailable(request.Sha256));
+                return;
+            }
+
+            if (!_open.TryGetValue(request.Sha256, out var stream))
+            {
+                _open[request.Sha256] = stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+            }
+
+            var total = stream.Length;
+            var count = (int)Math.Max(1, (total + ChunkBytes - 1) / ChunkBytes);
+            if (request.Index < 0 || request.Index >= count)
+            {
+                Sender.Tell(new FileUnavailable(request.Sha256));
+                return;
+            }
+
+            var offset = (long)request.Index * ChunkBytes;
+            var data = new byte[(int)Math.Min(ChunkBytes, total - offset)];
+            stream.Position = offset;
+            stream.ReadExactly(data);
+            Sender.Tell(new FileChunk(request.Sha256, request.Index, count, total, data));
+        });
+    }
+
+    protected override void PostStop()
+    {
+        foreach (var stream in _open.Values)
+        {
+            stream.Dispose();
+        }
+    }
+
+    public static Props Props(IReadOnlyDictionary<string, string> filesBySha) =>
+        Akka.Actor.Props.Create(() => new ModelStoreActor(filesBySha));
+}

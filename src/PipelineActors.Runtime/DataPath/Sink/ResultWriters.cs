@@ -1,0 +1,131 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text;
+using PipelineActors.Onnx.Proto;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+
+namespace PipelineActors.Runtime.DataPath.Sink;
+
+/// <summary>One frame's end: its result (outputs) or the reason it failed.</summary>
+public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<FrameTensor> Outputs, string? FailedReason);
+
+/// <summary>Receives frames' outcomes in frame order, exactly once each.</summary>
+public interface IResultWriter : IDisposable
+{
+    void Write(FrameOutcome outcome);
+}
+
+/// <summary>One JSON object per line: frame id, capture time, latency, and a summary of each output tensor.</summary>
+public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null) : IResultWriter
+{
+    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+
+    public void Write(FrameOutcome outcome)
+    {
+        var line = new StringBuilder(256);
+        line.Append(CultureInfo.InvariantCulture, $"{{\"frame\":{outcome.FrameId},\"source\":\"{outcome.SourceId}\",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":{outcome.LatencyMs:0.###}");
+        if (outcome.FailedReason is not null)
+        {
+            line.Append(",\"failed\":").Append(System.Text.Json.JsonSerializer.Serialize(outcome.FailedReason));
+        }
+        else
+        {
+            line.Append(",\"outputs\":{");
+            for (var i = 0; i < outcome.Outputs.Count; i++)
+            {
+                var t = outcome.Outputs[i];
+                line.Append(i == 0 ? string.Empty : ",").Append(System.Text.Json.JsonSerializer.Serialize(t.Name))
+                    .Append(CultureInfo.InvariantCulture, $":{{\"dtype\":\"{t.Info.TypeName}\",\"shape\":[{string.Join(",", t.Shape)}]");
+                if (t.ElementType == TensorProto.Types.DataType.Float && t.Data.Length > 0)
+                {
+                    var v = MemoryMarshal.Cast<byte, float>(t.Data.AsSpan());
+                    var (min, max, sum, argmax) = (float.MaxValue, float.MinValue, 0.0, 0);
+                    for (var k = 0; k < v.Length; k++)
+                    {
+                        min = Math.Min(min, v[k]);
+                        if (v[k] > max)
+                        {
+                            max = v[k];
+                            argmax = k;
+                        }
+
+                        sum += v[k];
+                    }
+
+                    line.Append(CultureInfo.InvariantCulture, $",\"min\":{min:G6},\"max\":{max:G6},\"mean\":{sum / v.Length:G6},\"argmax\":{argmax}");
+                }
+
+                line.Append('}');
+            }
+
+            line.Append('}');
+            if (decoder is not null && context is not null)
+            {
+                // The model's result decoded as its profile says (faces, text regions, orientation).
+                object decoded;
+                try
+                {
+                    decoded = decoder.Decode(outcome.Outputs, context);
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException or IndexOutOfRangeException)
+                {
+                    decoded = new { error = e.Message };
+                }
+
+                line.Append(",\"").Append(decoder.Name).Append("\":").Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
+            }
+        }
+
+        line.Append('}');
+        writer.WriteLine(line.ToString());
+    }
+
+    public void Dispose()
+    {
+        writer.Flush();
+        if (ownsWriter)
+        {
+            writer.Dispose();
+        }
+    }
+}
+
+/// <summary>Keeps every outcome in memory (tests compare them with the whole model's outputs).</summary>
+public sealed class CollectingResultWriter : IResultWriter
+{
+    private readonly List<FrameOutcome> _outcomes = [];
+
+    public IReadOnlyList<FrameOutcome> Snapshot()
+    {
+        lock (_outcomes)
+        {
+            return _outcomes.ToList();
+        }
+    }
+
+    public void Write(FrameOutcome outcome)
+    {
+        lock (_outcomes)
+        {
+            _outcomes.Add(outcome);
+        }
+    }
+
+    public void Dispose()
+    {
+    }
+}
+
+/// <summary>Discards outcomes (benchmarks).</summary>
+public sealed class NullResultWriter : IResultWriter
+{
+    public void Write(FrameOutcome outcome)
+    {
+    }
+
+    public void Dispose()
+    {
+    }
+}

@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.DataPath.Monitoring;
+using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.Hosting;
+
+namespace PipelineActors.Runtime.DataPath.Stages;
+
+/// <summary>Stage to its worker agent: loaded and warmed up.</summary>
+internal sealed record StageReady(int Parts, int Index, double WarmupMs) : INoSerializationVerificationNeeded;
+
+/// <summary>Stage to its worker agent: could not load.</summary>
+internal sealed record StageLoadFailed(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
+
+/// <summary>Stage to its worker agent: the median compute time of recent frames (reported to the supervisor).</summary>
+internal sealed record StageMeasured(int Parts, int Index, double ComputeMsP50) : INoSerializationVerificationNeeded;
+
+/// <summary>Stage to its worker agent: wired for an epoch (reported to a new supervisor).</summary>
+internal sealed record StageWiredLocally(int Parts, int Index, long Epoch, IReadOnlyList<IActorRef> Successors) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// Hosts one partition of the model. Runs on a pinned thread of its own (the stage dispatcher),
+/// so a long inference never delays the cluster's heartbeats; receives frames (whole or in
+/// chunks), runs them, and sends the result to a successor chosen by frame id.
+/// </summary>
+public sealed class StageActor : ReceiveActor, IWithTimers
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly int _parts;
+    private readonly StageSpec _spec;
+    private readonly string _modelPath;
+    private readonly int _threads;
+    private readonly int _chunkBytes;
+    private readonly FrameAssembler _assembler = new();
+    private readonly KeyValuePair<string, object?>[] _tags;
+    private readonly double[] _computeMs = new double[512];
+    private StageSession? _session;
+    private long _epoch = -1;
+    private IReadOnlyList<IActorRef> _successors = [];
+    private IActorRef _ingest = ActorRefs.Nobody;
+    private long _frames;
+    private long _dropped;
+    private long _bytesIn;
+    private long _bytesOut;
+    private double _busyMs;
+    private long _firstFrameAt;
+
+    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes)
+    {
+        _parts = parts;
+        _spec = spec;
+        _modelPath = modelPath;
+        _threads = intraOpThreads;
+        _chunkBytes = chunkBytes;
+
+        // Built once: every chunk and frame records metrics under the same tags.
+        _tags = [new("stage", spec.Index), new("parts", parts)];
+
+        Receive<WireStage>(wire =>
+        {
+            if (wire.Epoch >= _epoch)
+            {
+                _epoch = wire.Epoch;
+                _successors = wire.Successors;
+                _ingest = wire.Ingest;
+                Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch, _successors));
+            }
+
+            Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
+        });
+        Receive<Frame>(frame =>
+        {
+            Received(frame.Bytes);
+            Handle(frame);
+        });
+        Receive<FrameChunk>(chunk =>
+        {
+            // What crossed the link: zero-suppressed tensors arrive smaller than they unpack.
+            Received(chunk.Payload.Length);
+            var frame = _assembler.Add(chunk, Sender);
+            if (frame is not null)
+            {
+                Handle(frame);
+            }
+        });
+        Receive<GetStageStats>(_ => Sender.Tell(Stats()));
+        Receive<PublishReport>(_ =>
+        {
+            if (_epoch >= 0)
+            {
+                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial));
+            }
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes) =>
+        Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes)).WithDispatcher("pipeline.stage-dispatcher");
+
+    protected override void PreStart()
+    {
+        try
+        {
+            _session = new StageSession(_modelPath, _threads);
+            var warmup = _session.WarmUp(_session.DeclaredInputs());
+            Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
+            Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
+        }
+        catch (Exception e)
+        {
+            Context.Parent.Tell(new StageLoadFailed(_parts, _spec.Index, e.Message.Split('\n')[0]));
+            Context.Stop(Self);
+        }
+    }
+
+    protected override void PostStop() => _session?.Dispose();
+
+    private void Received(long bytes)
+    {
+        _bytesIn += bytes;
+        PipelineMetrics.StageBytesIn.Add(bytes, _tags);
+    }
+
+    private void Handle(Frame frame)
+    {
+        if (frame.Epoch < _epoch || _successors.Count == 0 || _session is null)
+        {
+            // A frame of an older plan: the ingest replays it under the new epoch.
+            _dropped++;
+            return;
+        }
+
+        if (_firstFrameAt == 0)
+        {
+            _firstFrameAt = Stopwatch.GetTimestamp();
+        }
+
+        var start = Stopwatch.GetTimestamp();
+        IReadOnlyList<FrameTensor> produced;
+        try
+        {
+            produced = _session.Run(frame.Tensors);
+        }
+        catch (Exception e)
+        {
+            _log.Warning("Stage {0}/{1} failed on frame {2}: {3}", _spec.Index, _parts, frame.FrameId, e.Message);
+            _ingest.Tell(new FrameRejected(frame.FrameId, frame.Attempt, _spec.Index, e.Message.Split('\n')[0]));
+            return;
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        _computeMs[_frames % _computeMs.Length] = elapsed;
+        PipelineMetrics.StageFrames.Add(1, _tags);
+        PipelineMetrics.StageCompute.Record(elapsed, _tags);
+        _busyMs += elapsed;
+        _frames++;
+        if (_frames % 25 == 0)
+        {
+            Context.Parent.Tell(new StageMeasured(_parts, _spec.Index, Stats().ComputeMsP50));
+        }
+
+        var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
+        tensors.AddRange(produced);
+        foreach (var name in _spec.Forwarded)
+        {
+            var carried = frame.Tensors.FirstOrDefault(t => t.Name == name);
+            if (carried is not null)
+            {
+                tensors.Add(carried);
+            }
+        }
+
+        var next = frame with { Tensors = tensors };
+        var target = _successors[(int)(frame.FrameId % _successors.Count)];
+        var sent = FrameLink.Send(target, next, Self, _chunkBytes);
+        _bytesOut += sent;
+        PipelineMetrics.StageBytesOut.Add(sent, _tags);
+    }
+
+    private StageStats Stats()
+    {
+        var count = (int)Math.Min(_frames, _computeMs.Length);
+        var samples = _computeMs.Take(count).Order().ToArray();
+        double Percentile(double p) => count == 0 ? 0 : samples[Math.Min(count - 1, (int)(p * count))];
+        var wall = _firstFrameAt == 0 ? 0 : Stopwatch.GetElapsedTime(_firstFrameAt).TotalMilliseconds;
+        return new StageStats(
+            _parts,
+            _spec.Index,
+            NodeAddress.Of(Context.System),
+            _frames,
+            Percentile(0.5),
+            Percentile(0.95),
+            wall <= 0 ? 0 : Math.Min(1, _busyMs / wall),
+            _bytesIn,
+            _bytesOut,
+            _dropped + _assembler.Dropped);
+    }
+
+    private sealed class PublishReport
+    {
+        public static readonly PublishReport Instance = new();
+    }
+}

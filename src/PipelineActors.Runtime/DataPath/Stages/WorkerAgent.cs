@@ -1,0 +1,230 @@
+using Akka.Actor;
+using Akka.Event;
+using PipelineActors.Runtime.ControlPath.ModelDistribution;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.DataPath.Monitoring;
+
+namespace PipelineActors.Runtime.DataPath.Stages;
+
+/// <summary>
+/// The worker role's resident actor (<c>/user/worker</c>): reports the node's capacity and the
+/// stages it hosts to the supervisor every second (so a supervisor that moved rebuilds its view
+/// from these reports), keeps stage files in the node's cache, and starts and stops stage actors.
+/// </summary>
+public sealed class WorkerAgent : ReceiveActor, IWithTimers
+{
+    public const string Name = "worker";
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IActorRef _supervisor;
+    private readonly ModelCache _cache;
+    private readonly int _threads;
+    private readonly int _chunkBytes;
+    private readonly Dictionary<(int Parts, int Index), StageEntry> _stages = [];
+    private readonly Dictionary<string, IActorRef> _fetching = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<(DeployStage Request, IActorRef ReplyTo)>> _waitingForFile = new(StringComparer.Ordinal);
+
+    public WorkerAgent(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes)
+    {
+        _supervisor = supervisor;
+        _cache = cache;
+        _threads = intraOpThreads;
+        _chunkBytes = chunkBytes;
+
+        Receive<ReportStatus>(_ =>
+        {
+            var status = Status();
+            _supervisor.Tell(status);
+            MonitorTopic.Publish(Context.System, status);
+        });
+        Receive<PrefetchFiles>(p =>
+        {
+            foreach (var file in p.Files)
+            {
+                EnsureFile(file, p.ModelStore);
+            }
+        });
+        Receive<DeployStage>(Deploy);
+        Receive<FileFetched>(OnFetched);
+        Receive<StageReady>(ready =>
+        {
+            if (_stages.TryGetValue((ready.Parts, ready.Index), out var entry))
+            {
+                entry.Ready = true;
+                entry.WarmupMs = ready.WarmupMs;
+                foreach (var (request, replyTo) in entry.Waiters)
+                {
+                    replyTo.Tell(new StageDeployed(request.JobId, request.Epoch, ready.Parts, ready.Index, entry.Actor, ready.WarmupMs));
+                }
+
+                entry.Waiters.Clear();
+            }
+
+            _supervisor.Tell(Status());
+        });
+        Receive<StageLoadFailed>(failed =>
+        {
+            if (_stages.Remove((failed.Parts, failed.Index), out var entry))
+            {
+                foreach (var (request, replyTo) in entry.Waiters)
+                {
+                    replyTo.Tell(new StageDeployFailed(request.JobId, request.Epoch, failed.Parts, failed.Index, failed.Reason));
+                }
+            }
+        });
+        Receive<StageWiredLocally>(wired =>
+        {
+            if (_stages.TryGetValue((wired.Parts, wired.Index), out var entry))
+            {
+                entry.WiredEpoch = wired.Epoch;
+                entry.Successors = wired.Successors;
+            }
+        });
+        Receive<StageMeasured>(measured =>
+        {
+            if (_stages.TryGetValue((measured.Parts, measured.Index), out var entry))
+            {
+                entry.MeasuredMs = measured.ComputeMsP50;
+            }
+        });
+        Receive<StopStage>(stop =>
+        {
+            if (_stages.Remove((stop.Parts, stop.Index), out var entry))
+            {
+                Context.Stop(entry.Actor);
+            }
+        });
+        Receive<Terminated>(t =>
+        {
+            var key = _stages.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
+            if (_stages.Remove(key))
+            {
+                _log.Warning("Stage {0}/{1} stopped unexpectedly", key.Index, key.Parts);
+            }
+        });
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes) =>
+        Akka.Actor.Props.Create(() => new WorkerAgent(supervisor, cache, intraOpThreads, chunkBytes));
+
+    protected override void PreStart() => Timers.StartPeriodicTimer("status", ReportStatus.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    private void Deploy(DeployStage request)
+    {
+        var key = (request.Parts, request.Spec.Index);
+        if (_stages.TryGetValue(key, out var existing))
+        {
+            if (existing.Ready)
+            {
+                Sender.Tell(new StageDeployed(request.JobId, request.Epoch, request.Parts, request.Spec.Index, existing.Actor, 0));
+            }
+            else
+            {
+                existing.Waiters.Add((request, Sender));
+            }
+
+            return;
+        }
+
+        if (_cache.Has(request.Spec.File.Sha256))
+        {
+            StartStage(request, Sender);
+            return;
+        }
+
+        if (!_waitingForFile.TryGetValue(request.Spec.File.Sha256, out var waiting))
+        {
+            _waitingForFile[request.Spec.File.Sha256] = waiting = [];
+        }
+
+        waiting.Add((request, Sender));
+        EnsureFile(request.Spec.File, request.ModelStore);
+    }
+
+    private void StartStage(DeployStage request, IActorRef replyTo)
+    {
+        var key = (request.Parts, request.Spec.Index);
+        if (_stages.TryGetValue(key, out var existing))
+        {
+            existing.Waiters.Add((request, replyTo));
+            return;
+        }
+
+        var actor = Context.ActorOf(
+            StageActor.Props(request.Parts, request.Spec, _cache.PathOf(request.Spec.File.Sha256), _threads, _chunkBytes),
+            $"stage-{request.Parts}-{request.Spec.Index}-{Guid.NewGuid():N}"[..32]);
+        Context.Watch(actor);
+        var entry = new StageEntry(actor);
+        entry.Waiters.Add((request, replyTo));
+        _stages[key] = entry;
+    }
+
+    private void EnsureFile(StageFile file, IActorRef store)
+    {
+        if (_fetching.ContainsKey(file.Sha256) || _cache.Has(file.Sha256))
+        {
+            return;
+        }
+
+        _fetching[file.Sha256] = Context.ActorOf(FileFetcher.Props(_cache, file, store));
+    }
+
+    private void OnFetched(FileFetched fetched)
+    {
+        _fetching.Remove(fetched.Sha256);
+        if (!_waitingForFile.Remove(fetched.Sha256, out var waiting))
+        {
+            return;
+        }
+
+        foreach (var (request, replyTo) in waiting)
+        {
+            if (fetched.Error is null)
+            {
+                StartStage(request, replyTo);
+            }
+            else
+            {
+                replyTo.Tell(new StageDeployFailed(request.JobId, request.Epoch, request.Parts, request.Spec.Index, $"fetching the stage file failed: {fetched.Error}"));
+            }
+        }
+    }
+
+    private WorkerStatus Status() => new(
+        Self,
+        Environment.ProcessorCount,
+        _threads,
+        GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
+        _cache.CachedHashes(),
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch, kv.Value.Successors)).ToList(),
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new StageTiming(kv.Key.Parts, kv.Key.Index, kv.Value.MeasuredMs ?? kv.Value.WarmupMs / 3)).ToList());
+
+    private sealed class StageEntry(IActorRef actor)
+    {
+        public IActorRef Actor { get; } = actor;
+
+        public bool Ready { get; set; }
+
+        public double WarmupMs { get; set; }
+
+        /// <summary>Median compute time of recent frames; until frames arrive, a third of the warm-up (three runs).</summary>
+        public double? MeasuredMs { get; set; }
+
+        public long WiredEpoch { get; set; } = -1;
+
+        public IReadOnlyList<IActorRef> Successors { get; set; } = [];
+
+        public List<(DeployStage Request, IActorRef ReplyTo)> Waiters { get; } = [];
+    }
+
+    private sealed class ReportStatus
+    {
+        public static readonly ReportStatus Instance = new();
+    }
+}

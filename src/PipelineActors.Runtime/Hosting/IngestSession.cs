@@ -1,0 +1,65 @@
+using Akka.Actor;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Runtime.ControlPath.Planning;
+using PipelineActors.Onnx.Stages;
+using PipelineActors.Runtime.ControlPath.ModelDistribution;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.DataPath.Monitoring;
+
+namespace PipelineActors.Runtime.Hosting;
+
+/// <summary>
+/// The ingest side of one run on an ingest node: the model store that serves stage files, the
+/// sink, and the ingest that streams the source; completes when every frame has an outcome.
+/// </summary>
+public sealed class IngestSession
+{
+    private readonly TaskCompletionSource<long> _completed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private IngestSession(IActorRef ingest, IActorRef sink)
+    {
+        Ingest = ingest;
+        Sink = sink;
+    }
+
+    public IActorRef Ingest { get; private set; }
+
+    public IActorRef Sink { get; }
+
+    /// <summary>Completes with the number of frames when the source has ended and every frame has an outcome.</summary>
+    public Task<long> Completed => _completed.Task;
+
+    public static IngestSession Start(PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId, FrameImages? images = null)
+    {
+        var system = node.System;
+        var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{jobId}");
+        var sink = system.ActorOf(SinkActor.Props(writer), $"sink-{jobId}");
+        var session = new IngestSession(ActorRefs.Nobody, sink);
+        var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
+        var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
+        // The ingest gets a thread of its own: a live source's Read() waits for the camera's next frame.
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer, images).WithDispatcher("pipeline.stage-dispatcher"), $"ingest-{jobId}");
+        sink.Tell(new AttachIngest(ingest));
+        system.ActorOf(ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
+        session.Ingest = ingest;
+        return session;
+    }
+
+    public Task<IngestStats> IngestStatsAsync() => Ingest.Ask<IngestStats>(GetIngestStats.Instance, TimeSpan.FromSeconds(10));
+
+    public Task<SinkStats> SinkStatsAsync() => Sink.Ask<SinkStats>(GetSinkStats.Instance, TimeSpan.FromSeconds(10));
+
+    /// <summary>Counters without the per-frame records (for polling).</summary>
+    public Task<SinkStats> SinkCountersAsync() => Sink.Ask<SinkStats>(GetSinkCounters.Instance, TimeSpan.FromSeconds(10));
+
+    private sealed class CompletionObserver : ReceiveActor
+    {
+        public CompletionObserver(TaskCompletionSource<long> completed) =>
+            Receive<IngestCompleted>(c => completed.TrySetResult(c.Frames));
+    }
+}

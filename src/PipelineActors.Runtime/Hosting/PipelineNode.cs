@@ -1,0 +1,90 @@
+using Akka.Actor;
+using Akka.Cluster.Tools.Singleton;
+using PipelineActors.Runtime.ControlPath.ModelDistribution;
+using PipelineActors.Runtime.DataPath.Stages;
+using PipelineActors.Runtime.ControlPath.Supervision;
+using PipelineActors.Runtime.ControlPath.Placement;
+
+namespace PipelineActors.Runtime.Hosting;
+
+/// <summary>
+/// One member of the pipeline cluster in this process: the ActorSystem with the cluster provider,
+/// the supervisor singleton (coordinator role) and its proxy, and the worker agent (worker role).
+/// The node service, <c>pipeline run</c> and the tests all start nodes through this.
+/// </summary>
+public sealed class PipelineNode : IAsyncDisposable
+{
+    private PipelineNode(ActorSystem system, IActorRef supervisor, IActorRef? agent, NodeOptions options)
+    {
+        System = system;
+        Supervisor = supervisor;
+        Agent = agent;
+        Options = options;
+    }
+
+    public ActorSystem System { get; }
+
+    /// <summary>Proxy to the supervisor singleton, wherever it runs.</summary>
+    public IActorRef Supervisor { get; }
+
+    public IActorRef? Agent { get; }
+
+    public NodeOptions Options { get; }
+
+    public Akka.Actor.Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
+
+    /// <summary>This node's address as a seed URI (<c>akka.tcp://pipeline@host:port</c>).</summary>
+    public string SeedUri => Address.ToString();
+
+    /// <summary>Starts the node and joins the seeds; with no seeds it forms a cluster of its own.</summary>
+    public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null)
+    {
+        var config = PipelineConfig.Build(options);
+        var system = ActorSystem.Create(PipelineConfig.SystemName, config);
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        if (options.Seeds.Count == 0)
+        {
+            cluster.Join(cluster.SelfAddress);
+        }
+
+        if (options.Roles.Contains(Roles.Coordinator))
+        {
+            system.ActorOf(
+                ClusterSingletonManager.Props(
+                    PipelineSupervisor.Props(policy),
+                    PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName("supervisor")),
+                "supervisor");
+        }
+
+        var proxy = system.ActorOf(
+            ClusterSingletonProxy.Props("/user/supervisor", ClusterSingletonProxySettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName("supervisor")),
+            "supervisor-proxy");
+
+        IActorRef? agent = null;
+        if (options.Roles.Contains(Roles.Worker))
+        {
+            var cache = new ModelCache(PipelineConfig.ModelCacheFolder(config));
+            var threads = config.GetInt("pipeline.intra-op-threads", 1);
+            var chunk = config.GetInt("pipeline.chunk-bytes", 65536);
+            agent = system.ActorOf(WorkerAgent.Props(proxy, cache, threads, chunk), WorkerAgent.Name);
+        }
+
+        return new PipelineNode(system, proxy, agent, options);
+    }
+
+    /// <summary>Waits until this node is an Up member of the cluster.</summary>
+    public async Task WaitUntilUpAsync(TimeSpan timeout)
+    {
+        var up = new TaskCompletionSource();
+        Akka.Cluster.Cluster.Get(System).RegisterOnMemberUp(() => up.TrySetResult());
+        if (await Task.WhenAny(up.Task, Task.Delay(timeout)) != up.Task)
+        {
+            throw new TimeoutException($"Node {Address} did not join the cluster within {timeout.TotalSeconds:0} s.");
+        }
+    }
+
+    /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the ActorSystem.</summary>
+    public async ValueTask DisposeAsync() =>
+        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+}

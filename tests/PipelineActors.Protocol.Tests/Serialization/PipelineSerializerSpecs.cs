@@ -1,0 +1,273 @@
+using System.Collections;
+using System.Reflection;
+using Akka.Actor;
+using Akka.Serialization;
+using PipelineActors.Onnx.Proto;
+using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.TestSupport;
+
+namespace PipelineActors.Protocol.Tests.Serialization;
+
+/// <summary>
+/// Every protocol message is bound to <see cref="PipelineSerializer"/> (Akka falls back to JSON
+/// silently otherwise) and survives a round trip, actor refs included, within and across systems.
+/// Runs on the production configuration so the binding tested is the one nodes use.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
+{
+    private const string RemoteStagePath = "akka.tcp://pipeline@10.1.2.3:4053/user/worker/stage-2-1#1234567";
+
+    public PipelineSerializerSpecs()
+        : base(TestNodes.Config(Roles.Worker), PipelineConfig.SystemName)
+    {
+    }
+
+    private ExtendedActorSystem ExtendedSystem => (ExtendedActorSystem)Sys;
+
+    public static TheoryData<string> MessageTypes()
+    {
+        var data = new TheoryData<string>();
+        foreach (var type in ProtocolTypes())
+        {
+            data.Add(type.Name);
+        }
+
+        return data;
+    }
+
+    [Fact]
+    public void The_samples_cover_every_message_type_that_implements_IPipelineMessage()
+    {
+        var sampled = Samples(ActorRefs.Nobody, ActorRefs.Nobody).Select(m => m.GetType()).ToHashSet();
+        var missing = ProtocolTypes().Where(t => !sampled.Contains(t)).Select(t => t.Name).ToList();
+        Assert.True(missing.Count == 0, $"No serializer sample for {string.Join(", ", missing)}: add one to {nameof(Samples)}.");
+    }
+
+    [Theory]
+    [MemberData(nameof(MessageTypes))]
+    public void Every_message_type_is_bound_to_the_pipeline_serializer_not_json(string typeName)
+    {
+        var message = Sample(typeName);
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        Assert.IsType<PipelineSerializer>(serializer);
+        Assert.Equal(PipelineSerializer.Id, serializer.Identifier);
+    }
+
+    [Theory]
+    [MemberData(nameof(MessageTypes))]
+    public void Every_message_type_round_trips_to_an_equal_message(string typeName)
+    {
+        var message = Sample(typeName);
+        var serializer = (PipelineSerializer)Sys.Serialization.FindSerializerFor(message);
+        var manifest = serializer.Manifest(message);
+        var bytes = serializer.ToBinary(message);
+
+        var copy = serializer.FromBinary(bytes, manifest);
+
+        Assert.IsType(message.GetType(), copy);
+        AssertStructurallyEqual(message, copy, typeName);
+        Assert.Equal(bytes, serializer.ToBinary(copy));
+    }
+
+    [Fact]
+    public void Round_trips_go_through_Akkas_serialization_entry_points_with_the_string_manifest()
+    {
+        foreach (var message in Samples(TestActor, RemoteRef()))
+        {
+            var serializer = Sys.Serialization.FindSerializerFor(message);
+            var manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+            var copy = Sys.Serialization.Deserialize(serializer.ToBinary(message), serializer.Identifier, manifest);
+            AssertStructurallyEqual(message, copy, message.GetType().Name);
+        }
+    }
+
+    [Fact]
+    public void A_remote_actor_ref_keeps_its_address_and_uid_through_a_round_trip()
+    {
+        var remote = RemoteRef();
+        Assert.False(remote.Path.Address.HasLocalScope);
+        var copy = RoundTrip(new WireStage(3, [remote, TestActor], remote));
+
+        Assert.Equal(remote.Path.ToSerializationFormat(), copy.Ingest.Path.ToSerializationFormat());
+        Assert.Equal(remote.Path.Uid, copy.Successors[0].Path.Uid);
+        Assert.Equal(TestActor, copy.Successors[1]);
+    }
+
+    [Fact]
+    public void A_frame_of_800_KB_serializes_to_its_tensor_bytes_plus_at_most_one_KiB()
+    {
+        var frame = new Frame(42, "camera-1", 3, 1_700_000_000_000_000, 1, [Tensor("input", DataType.Float, [1, 3, 256, 256], seed: 9)]);
+        Assert.InRange(frame.Bytes, 780_000, 800_000);
+
+        var bytes = Sys.Serialization.FindSerializerFor(frame).ToBinary(frame);
+
+        Assert.InRange(bytes.LongLength, frame.Bytes, frame.Bytes + 1024);
+    }
+
+    [Fact]
+    public async Task Actor_refs_serialized_in_one_actor_system_reach_their_actor_when_used_from_another()
+    {
+        var inA = CreateTestProbe();
+        var systemB = ActorSystem.Create(PipelineConfig.SystemName, TestNodes.Config(Roles.Worker));
+        try
+        {
+            var refsChecked = 0;
+            foreach (var message in Samples(inA.Ref, inA.Ref))
+            {
+                var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
+                var bytes = serializer.ToBinary(message);
+
+                var copy = systemB.Serialization.Deserialize(bytes, serializer.Identifier, serializer.Manifest(message));
+
+                foreach (var actor in ActorRefsIn(copy))
+                {
+                    Assert.False(actor.Path.Address.HasLocalScope, $"{message.GetType().Name}: the ref should point back to system A, not into system B");
+                    Assert.Equal(ExtendedSystem.Provider.DefaultAddress, actor.Path.Address);
+                    var token = new JobAccepted($"{message.GetType().Name}-{refsChecked++}");
+                    actor.Tell(token);
+                    Assert.Equal(token, await inA.ExpectMsgAsync<JobAccepted>(TimeSpan.FromSeconds(10)));
+                }
+            }
+
+            Assert.True(refsChecked >= 10, $"only {refsChecked} refs were exercised");
+        }
+        finally
+        {
+            await systemB.Terminate();
+        }
+    }
+
+    private T RoundTrip<T>(T message)
+        where T : notnull
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
+        return (T)serializer.FromBinary(serializer.ToBinary(message), serializer.Manifest(message));
+    }
+
+    private IActorRef RemoteRef() => ExtendedSystem.Provider.ResolveActorRef(RemoteStagePath);
+
+    private object Sample(string typeName) => Samples(TestActor, RemoteRef()).Single(m => m.GetType().Name == typeName);
+
+    private static IEnumerable<Type> ProtocolTypes() =>
+        typeof(IPipelineMessage).Assembly.GetTypes()
+            .Where(t => typeof(IPipelineMessage).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
+            .OrderBy(t => t.Name, StringComparer.Ordinal);
+
+    /// <summary>One non-trivial instance of every protocol message.</summary>
+    private static IReadOnlyList<object> Samples(IActorRef local, IActorRef remote)
+    {
+        var tensors = new List<FrameTensor>
+        {
+            Tensor("input", DataType.Float, [1, 3, 8, 8], seed: 1),
+            Tensor("token_ids", DataType.Int64, [2, 5], seed: 2),
+            Tensor("mask_u8", DataType.Uint8, [1, 1, 7, 3], seed: 3),
+            Tensor("keep", DataType.Bool, [4], seed: 4),
+            Tensor("half", DataType.Float16, [1, 2, 3], seed: 5),
+            new FrameTensor("scalar", DataType.Float, [], BitConverter.GetBytes(2.5f)),
+            new FrameTensor("empty", DataType.Float, [0, 4], []),
+        };
+        var file = new StageFile("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 123_456_789);
+        var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)");
+        var specB = new StageSpec(1, new StageFile("ab" + new string('c', 62), 42), ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
+        var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
+        var hosted = new List<HostedStage> { new(2, 0, local, 7, [remote, local]), new(3, 2, remote, -1, []) };
+        return
+        [
+            new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
+            new FrameChunk(17, 4, 2, 3, 16, [1, 2, 3, 255, 0, 128]),
+            new FrameReceived(17, 15),
+            new FrameRejected(17, 3, 1, "The frame carries no tensor 'input' (it has x)."),
+            new FrameFailed(17, "stage 1 failed: boom (after 4 attempts)"),
+            new PipelineJob("job-1", splits, remote, local, remote, 6),
+            new JobAccepted("job-1"),
+            new WorkerStatus(local, 16, 2, 64L << 30, [file.Sha256, specB.File.Sha256], hosted, [new(2, 0, 3.25), new(2, 1, 0.001)]),
+            new PrefetchFiles("job-1", [file, specB.File], remote),
+            new DeployStage("job-1", 9, 2, specB, remote),
+            new StageDeployed("job-1", 9, 2, 1, local, 812.5),
+            new StageDeployFailed("job-1", 9, 2, 1, "Stage model 'x.onnx' is not a valid ONNX file."),
+            new WireStage(9, [local, remote, local], remote),
+            new StageWired(9, 2, 1),
+            new StopStage(2, 1),
+            new PlanActivated(9, 2, [local, remote], [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)], "worker joined"),
+            new FetchFileChunk(file.Sha256, 12),
+            new FileChunk(file.Sha256, 12, 40, 2_600_000, Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray()),
+            new FileUnavailable(file.Sha256),
+            GetStageStats.Instance,
+            new StageStats(2, 1, "127.0.0.1:4001", 1_000, 3.5, 7.25, 0.93, 1L << 33, 1L << 20, 3),
+            new StageReport(1_700_000_000_123, new StageStats(3, 2, "10.0.0.11:4053", 77, 1.5, 2.5, 0.5, 900, 800, 0), 2),
+            new PipelineReport(
+                1_700_000_000_456, "job-1", 1_000, 990, 5, 1, 7, 3, 2, 0, 4, 12.5, 30.25, 48.0, 9,
+                [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
+                [new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)"), new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé")]),
+            new PipelineEvent(1_700_000_000_789, "supervisor", "worker 10.0.0.12:4053 unreachable; moving its stages"),
+        ];
+    }
+
+    private static FrameTensor Tensor(string name, DataType type, long[] shape, int seed)
+    {
+        var info = new Onnx.Graph.TensorInfo(name, type, shape);
+        var data = new byte[info.Bytes];
+        new Random(seed).NextBytes(data);
+        if (type == DataType.Bool)
+        {
+            for (var i = 0; i < data.Length; i++)
+            {
+                data[i] &= 1;
+            }
+        }
+
+        return new FrameTensor(name, type, shape, data);
+    }
+
+    private static IEnumerable<IActorRef> ActorRefsIn(object? value) => value switch
+    {
+        null or string or byte[] => [],
+        IActorRef actor => [actor],
+        IEnumerable items => items.Cast<object?>().SelectMany(ActorRefsIn),
+        _ when value.GetType().IsPrimitive || value.GetType().IsEnum => [],
+        _ => Properties(value.GetType()).SelectMany(p => ActorRefsIn(p.GetValue(value))),
+    };
+
+    private static IEnumerable<PropertyInfo> Properties(Type type) =>
+        type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.GetIndexParameters().Length == 0);
+
+    /// <summary>Records with list members compare lists by reference; this compares them element by element.</summary>
+    private static void AssertStructurallyEqual(object? expected, object? actual, string path)
+    {
+        switch (expected)
+        {
+            case null:
+                Assert.True(actual is null, $"{path}: expected null, got {actual}");
+                return;
+            case IActorRef expectedRef:
+                var actualRef = Assert.IsAssignableFrom<IActorRef>(actual);
+                Assert.True(expectedRef.Equals(actualRef), $"{path}: expected {expectedRef.Path}#{expectedRef.Path.Uid}, got {actualRef.Path}#{actualRef.Path.Uid}");
+                return;
+            case string or double or float or long or int or bool or Enum:
+                Assert.True(expected.Equals(actual), $"{path}: expected {expected}, got {actual}");
+                return;
+            case IEnumerable expectedItems:
+                var e = expectedItems.Cast<object?>().ToList();
+                var a = Assert.IsAssignableFrom<IEnumerable>(actual).Cast<object?>().ToList();
+                Assert.True(e.Count == a.Count, $"{path}: expected {e.Count} items, got {a.Count}");
+                for (var i = 0; i < e.Count; i++)
+                {
+                    AssertStructurallyEqual(e[i], a[i], $"{path}[{i}]");
+                }
+
+                return;
+        }
+
+        Assert.NotNull(actual);
+        Assert.Equal(expected.GetType(), actual.GetType());
+        foreach (var property in Properties(expected.GetType()))
+        {
+            AssertStructurallyEqual(property.GetValue(expected), property.GetValue(actual), $"{path}.{property.Name}");
+        }
+    }
+}

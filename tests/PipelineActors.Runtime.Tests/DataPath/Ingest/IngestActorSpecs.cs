@@ -1,0 +1,260 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.TestKit;
+using PipelineActors.Onnx.Graph;
+using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.TestSupport;
+
+namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
+
+/// <summary>The ingest under probes for supervisor, head stage and sink: credit, deadlines, poison limit, replay, live sources.</summary>
+public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
+{
+    private static readonly IReadOnlyList<TensorInfo> Inputs = [new("input", DataType.Float, [1, 1, 2, 2])];
+    private static readonly TimeSpan Never = TimeSpan.FromMinutes(5);
+
+    private readonly TestProbe _supervisor;
+    private readonly TestProbe _sink;
+    private readonly TestProbe _head;
+    private readonly TestProbe _observer;
+
+    public IngestActorSpecs()
+        : base(TestNodes.Config(Roles.Ingest), PipelineConfig.SystemName)
+    {
+        _supervisor = CreateTestProbe();
+        _sink = CreateTestProbe();
+        _head = CreateTestProbe();
+        _observer = CreateTestProbe();
+    }
+
+    [Fact]
+    public void The_ingest_registers_its_job_and_sends_no_frame_before_a_plan_is_active()
+    {
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 10), window: 2, Never, maxAttempts: 4);
+
+        var job = _supervisor.ExpectMsg<PipelineJob>();
+        Assert.Equal(ingest, job.Ingest);
+        Assert.Equal(_sink.Ref, job.Sink);
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        ingest.Tell(Plan(0, _head));
+
+        var first = _head.ExpectMsg<Frame>();
+        Assert.Equal((0L, 0L, 1, "synthetic"), (first.FrameId, first.Epoch, first.Attempt, first.SourceId));
+        Assert.Equal(SyntheticSource.Pattern(Inputs, 0), first.Tensors);
+        Assert.Equal(ingest, _head.LastSender);
+        Assert.Equal(1, _head.ExpectMsg<Frame>().FrameId);
+    }
+
+    [Fact]
+    public void The_window_bounds_unconfirmed_frames_and_a_confirmation_received_twice_frees_credit_once()
+    {
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 50), window: 3, Never, maxAttempts: 4);
+        ingest.Tell(Plan(0, _head));
+        Assert.Equal([0L, 1, 2], Frames(3));
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        ingest.Tell(new FrameReceived(0, 0));
+        Assert.Equal([3L], Frames(1));
+        ingest.Tell(new FrameReceived(0, 0));
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        // Frame 2 is held by the sink but frame 1 is not: nothing is delivered past 0, so no credit.
+        ingest.Tell(new FrameReceived(2, 0));
+        ingest.Tell(new FrameReceived(2, 0));
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        ingest.Tell(new FrameReceived(1, 2));
+        Assert.Equal([4L, 5], Frames(2));
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        ingest.Tell(new FrameReceived(5, 2)); // out of order: still only 3 delivered
+        ingest.Tell(new FrameReceived(3, 3));
+        Assert.Equal([6L], Frames(1));
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public void An_unconfirmed_frame_is_resent_after_the_deadline_and_reported_failed_to_the_sink_after_max_attempts()
+    {
+        var deadline = TimeSpan.FromMilliseconds(250);
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, deadline, maxAttempts: 3);
+        ingest.Tell(Plan(0, _head));
+
+        var clock = Stopwatch.StartNew();
+        var attempts = new List<(int Attempt, TimeSpan At)>();
+        for (var i = 0; i < 3; i++)
+        {
+            var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
+            Assert.Equal(0, frame.FrameId);
+            Assert.Equal(SyntheticSource.Pattern(Inputs, 0), frame.Tensors);
+            attempts.Add((frame.Attempt, clock.Elapsed));
+        }
+
+        var failed = _sink.ExpectMsg<FrameFailed>(TimeSpan.FromSeconds(5));
+
+        Assert.Equal([1, 2, 3], attempts.Select(a => a.Attempt));
+        Assert.All(attempts.Skip(1).Zip(attempts), p => Assert.True(p.First.At - p.Second.At >= deadline * 0.9, $"re-sent after {(p.First.At - p.Second.At).TotalMilliseconds:0} ms"));
+        Assert.Equal(0, failed.FrameId);
+        Assert.Contains("after 3 attempts", failed.Reason, StringComparison.Ordinal);
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(400));
+        var stats = Stats(ingest);
+        Assert.Equal((2L, 1L), (stats.Resent, stats.Failed));
+    }
+
+    [Fact]
+    public void A_rejected_frame_is_resent_at_once_and_a_rejection_of_an_earlier_attempt_is_ignored()
+    {
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, Never, maxAttempts: 2);
+        ingest.Tell(Plan(0, _head));
+        Assert.Equal(1, _head.ExpectMsg<Frame>().Attempt);
+
+        ingest.Tell(new FrameRejected(0, 1, 1, "bad input"));
+        Assert.Equal(2, _head.ExpectMsg<Frame>().Attempt);
+        ingest.Tell(new FrameRejected(0, 1, 1, "bad input")); // stale: attempt 1 is not the live one
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        _sink.ExpectNoMsg(TimeSpan.FromMilliseconds(10));
+
+        ingest.Tell(new FrameRejected(0, 2, 1, "bad input"));
+        var failed = _sink.ExpectMsg<FrameFailed>();
+        Assert.Contains("stage 1 failed: bad input", failed.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_new_plan_epoch_replays_unconfirmed_frames_to_the_new_head_under_the_new_epoch()
+    {
+        var newHead = CreateTestProbe();
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 20), window: 2, Never, maxAttempts: 4);
+        ingest.Tell(Plan(0, _head));
+        Assert.Equal([0L, 1], Frames(2));
+        ingest.Tell(new FrameReceived(0, 0));
+        Assert.Equal([2L], Frames(1));
+        ingest.Tell(new FrameReceived(2, 0)); // held by the sink, so not replayed
+
+        ingest.Tell(Plan(1, newHead));
+
+        var replayed = newHead.ExpectMsg<Frame>();
+        Assert.Equal((1L, 1L, 1), (replayed.FrameId, replayed.Epoch, replayed.Attempt));
+        Assert.Equal(SyntheticSource.Pattern(Inputs, 1), replayed.Tensors);
+        newHead.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+
+        ingest.Tell(new FrameReceived(1, 2));
+        var next = new[] { newHead.ExpectMsg<Frame>(), newHead.ExpectMsg<Frame>() };
+        Assert.Equal([(3L, 1L), (4L, 1L)], next.Select(f => (f.FrameId, f.Epoch)));
+
+        ingest.Tell(Plan(0, _head)); // an older plan arriving late changes nothing
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        var stats = Stats(ingest);
+        Assert.Equal((1L, 1L), (stats.Replayed, stats.Epoch));
+    }
+
+    [Fact]
+    public void A_live_source_drops_the_oldest_unsent_frame_when_the_pipeline_is_full_and_frame_ids_have_no_gaps()
+    {
+        var source = new NumberedLiveSource(framesPerSecond: 200);
+        var ingest = StartIngest(source, window: 2, Never, maxAttempts: 4);
+        Thread.Sleep(150); // no plan yet: the camera has not started
+        Assert.Equal(0, source.Captured);
+
+        ingest.Tell(Plan(0, _head));
+        var received = Frames(2, out var sent);
+        Thread.Sleep(250); // the pipeline is full: captures replace the one waiting frame
+        ingest.Tell(new FrameReceived(0, 0));
+        ingest.Tell(new FrameReceived(1, 1));
+        var more = Frames(2, out var sentLater);
+        var capturedBefore = source.Captured;
+        var stats = Stats(ingest);
+        var capturedAfter = source.Captured;
+
+        Assert.Equal([0L, 1, 2, 3], received.Concat(more));
+        var sequence = sent.Concat(sentLater).Select(NumberedLiveSource.SequenceOf).ToList();
+        Assert.True(sequence.Zip(sequence.Skip(1)).All(p => p.Second > p.First), $"captures sent out of order: {string.Join(", ", sequence)}");
+        Assert.Equal(0, sequence[0]); // the camera starts with the first plan; its first capture is frame 0
+        Assert.True(sequence[2] - sequence[1] >= 5, $"frame 2 should be the newest capture, not the one after frame 1 ({string.Join(", ", sequence)})");
+        Assert.True(stats.Skipped >= 10, $"only {stats.Skipped} skipped of {capturedAfter}");
+        Assert.Equal(4, stats.Accepted);
+        Assert.InRange(stats.Accepted + stats.Skipped, capturedBefore - 1, capturedAfter); // every capture is sent, skipped, or the one waiting
+    }
+
+    [Fact]
+    public void A_run_whose_frames_fail_still_completes_once_every_frame_has_an_outcome()
+    {
+        // Window 1, and frame 0 never gets a result: only the sink's confirmation of the failure
+        // frees the window for frame 1, and the run completes when both have an outcome.
+        var writer = new CollectingResultWriter();
+        var sink = Sys.ActorOf(SinkActor.Props(writer));
+        var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 2), sink, _supervisor.Ref, Job(sink, 1), new IngestSettings(1, TimeSpan.FromMilliseconds(400), 1, 65536), _observer.Ref));
+        sink.Tell(new AttachIngest(ingest));
+        ingest.Tell(Plan(0, _head));
+
+        Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
+        var second = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, second.FrameId);
+        sink.Tell(second);
+
+        Assert.Equal(2, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(5)).Frames);
+        Assert.Equal([true, false], writer.Snapshot().Select(o => o.FailedReason is not null));
+    }
+
+    private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>
+        Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, window), new IngestSettings(window, deadline, maxAttempts, 65536), _observer.Ref));
+
+    private static PipelineJob Job(IActorRef sink, int window) => new("job-1", [], ActorRefs.Nobody, ActorRefs.Nobody, sink, window);
+
+    private static PlanActivated Plan(long epoch, TestProbe head) =>
+        new(epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], "test");
+
+    private List<long> Frames(int count) => Frames(count, out _);
+
+    private List<long> Frames(int count, out List<Frame> frames)
+    {
+        frames = [];
+        for (var i = 0; i < count; i++)
+        {
+            frames.Add(_head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5)));
+        }
+
+        Assert.All(frames, f => Assert.Equal(1, f.Attempt));
+        return frames.Select(f => f.FrameId).ToList();
+    }
+
+    private IngestStats Stats(IActorRef ingest)
+    {
+        ingest.Tell(GetIngestStats.Instance);
+        return ExpectMsg<IngestStats>();
+    }
+
+    /// <summary>A camera that stamps each capture with its sequence number.</summary>
+    private sealed class NumberedLiveSource(double framesPerSecond) : IFrameSource
+    {
+        private long _captured;
+
+        public string Id => "camera";
+
+        public bool IsLive => true;
+
+        public double FramesPerSecond => framesPerSecond;
+
+        public long Captured => Interlocked.Read(ref _captured);
+
+        public static long SequenceOf(Frame frame) => BitConverter.ToInt64(frame.Tensors[0].Data);
+
+        public IReadOnlyList<FrameTensor>? Read()
+        {
+            var sequence = Interlocked.Increment(ref _captured) - 1;
+            return [new FrameTensor("input", DataType.Int64, [1], BitConverter.GetBytes(sequence))];
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
