@@ -146,13 +146,20 @@ public static partial class LocalRun
         var say = options.Progress ?? (_ => { });
         var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
         var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
-        say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
             throw new Onnx.PipelineInputException($"Source '{options.Source}' needs the model's profile ({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
         }
 
+        if (profile is not null && options.Source != "synthetic")
+        {
+            // Checked before the model is cut and workers start: a wrong path or a missing ffmpeg is one sentence at once.
+            // Sources open lazily (ffmpeg starts on the first read), so this costs nothing.
+            using var probe = FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: true));
+        }
+
+        say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
         var sizes = options.InputSizes is { Count: > 0 } || profile is null
             ? options.InputSizes
             : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
@@ -183,12 +190,7 @@ public static partial class LocalRun
             await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
 
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
-            var config = head.System.Settings.Config;
-            var settings = new IngestSettings(
-                window,
-                config.GetTimeSpan("pipeline.ingest.min-deadline", TimeSpan.FromMilliseconds(1500)),
-                config.GetInt("pipeline.ingest.max-attempts", 4),
-                config.GetInt("pipeline.chunk-bytes", 65536));
+            var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes);
             IFrameSource source = options.Source == "synthetic" || profile is null
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
                 : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);

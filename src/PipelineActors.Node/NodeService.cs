@@ -13,7 +13,7 @@ namespace PipelineActors.Node;
 /// cluster gracefully through CoordinatedShutdown, so the supervisor moves this node's stages
 /// elsewhere; if the cluster downs this node, the process exits so that systemd can restart it.
 /// </summary>
-public sealed class NodeService(IConfiguration configuration, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
+public sealed class NodeService(NodeOptions options, IConfiguration configuration, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
 {
     private PipelineNode? _node;
     private Timer? _parentWatch;
@@ -21,8 +21,7 @@ public sealed class NodeService(IConfiguration configuration, IHostApplicationLi
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        var options = NodeSettings.From(configuration);
-        if (int.TryParse(configuration["metrics-port"] ?? configuration["metrics_port"], out var metricsPort))
+        if (NodeArguments.MetricsPort(configuration) is { } metricsPort)
         {
             _metrics = MetricsEndpoint.Start(metricsPort);
         }

@@ -3,6 +3,13 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using PipelineActors.Node;
+using PipelineActors.Runtime.Hosting;
+
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.Out.Write(NodeArguments.Help);
+    return 0;
+}
 
 if (args.Contains("--bench-loop"))
 {
@@ -21,17 +28,25 @@ if (args.Contains("--bench-loop"))
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, DisableDefaults = false });
 builder.Configuration.AddEnvironmentVariables("PIPELINE_");
 builder.Configuration.AddCommandLine(args);
-builder.Logging.SetMinimumLevel(LogLevel.Warning);
-builder.Services.AddSystemd();
-builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
-builder.Services.AddHostedService<NodeService>();
+NodeOptions options;
 try
 {
-    await builder.Build().RunAsync();
-    return 0;
+    // Every setting is checked before the host starts, so a bad one is one sentence, not the host's
+    // "failed to start" log with a stack trace.
+    options = NodeArguments.From(builder.Configuration);
+    NodeArguments.MetricsPort(builder.Configuration);
+    PipelineSettings.From(PipelineConfig.Build(options));
 }
-catch (PipelineActors.Onnx.PipelineInputException e)
+catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or Akka.Configuration.ConfigurationException)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 2;
 }
+
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+builder.Services.AddSystemd();
+builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+builder.Services.AddSingleton(options);
+builder.Services.AddHostedService<NodeService>();
+await builder.Build().RunAsync();
+return 0;

@@ -259,4 +259,26 @@ public sealed class UserErrorSpecs(TinyNetFile tinynet) : IClassFixture<TinyNetF
             return null;
         }
     }
+
+    [Theory]
+    [InlineData("--fps", "NaN", "--fps")]
+    [InlineData("--fps", "1e-300", "--fps")]
+    [InlineData("--fps", "-1", "--fps")]
+    [InlineData("--window", "0", "--window")]
+    [InlineData("--nodes", "0", "--nodes")]
+    public void Run_refuses_settings_that_would_hang_or_overflow(string option, string value, string named) =>
+        Cli.AssertUserError(Cli.Run("run", "--model", tinynet.Path, option, value), named);
+
+    [Fact]
+    public void Run_checks_its_source_before_it_cuts_the_model_or_starts_a_worker()
+    {
+        var missing = _temp["no-such-clip.mp4"];
+
+        var result = Cli.Run("run", "--source", $"video:{missing}");
+
+        Cli.AssertUserError(result, missing);
+        // run says "cutting MODEL for 1..N workers" when it starts to cut, and names the seed once the cluster is up.
+        Assert.DoesNotContain("cutting", result.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("cluster seed", result.Output, StringComparison.Ordinal);
+    }
 }

@@ -1,3 +1,4 @@
+using PipelineActors.TestSupport;
 using System.Diagnostics;
 
 namespace PipelineActors.Integration.Tests;
@@ -11,7 +12,13 @@ public sealed class NodeServiceProcessSpecs
     {
         using var parent = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--roles", "worker", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        var port = TestPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] args =
+        [
+            Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--roles", "worker", "--port", port,
+            "--seeds", $"akka.tcp://pipeline@127.0.0.1:{port}", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ];
+        foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
         }
@@ -55,5 +62,81 @@ public sealed class NodeServiceProcessSpecs
         Assert.Contains("/nonexistent/model.onnx", error, StringComparison.Ordinal);
         Assert.DoesNotContain(" at ", error, StringComparison.Ordinal); // no stack trace
         Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task Help_prints_the_options_and_exits_at_once_without_starting_a_node()
+    {
+        var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), "--help");
+
+        Assert.Equal(0, code);
+        Assert.Empty(error.Trim());
+        foreach (var option in new[] { "--roles", "--seeds", "--host", "--port", "--threads", "--config", "--metrics-port" })
+        {
+            Assert.Contains(option, output, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("--port 4O53 --seeds akka.tcp://pipeline@127.0.0.1:4053", "4O53")]
+    [InlineData("--port 70000 --seeds akka.tcp://pipeline@127.0.0.1:4053", "70000")]
+    [InlineData("--roles worker", "No seed nodes")]
+    [InlineData("--seeds 127.0.0.1:4053", "not a node address")]
+    [InlineData("--threads 0 --seeds akka.tcp://pipeline@127.0.0.1:4053", "--threads")]
+    [InlineData("--roles wroker --seeds akka.tcp://pipeline@127.0.0.1:4053", "wroker")]
+    [InlineData("--metrics-port x --seeds akka.tcp://pipeline@127.0.0.1:4053", "--metrics-port")]
+    public async Task A_bad_setting_is_one_sentence_and_exit_code_2_before_any_node_starts(string arguments, string named)
+    {
+        var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), arguments.Split(' '));
+
+        Assert.Equal(2, code);
+        Assert.Contains(named, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(" at ", error, StringComparison.Ordinal);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_chunk_size_that_does_not_fit_the_transport_frame_is_refused_from_the_config_file()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"pipeline-node-test-{Guid.NewGuid():N}.conf");
+        await File.WriteAllTextAsync(file, "pipeline.chunk-bytes = 300000\n");
+        try
+        {
+            var (code, _, error) = await RunNode(TimeSpan.FromSeconds(30), "--seeds", "akka.tcp://pipeline@127.0.0.1:4053", "--config", file);
+
+            Assert.Equal(2, code);
+            Assert.Contains("maximum-frame-size", error, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    private static async Task<(int Code, string Output, string Error)> RunNode(TimeSpan timeout, params string[] arguments)
+    {
+        var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"));
+        foreach (var arg in arguments)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var node = Process.Start(info)!;
+        var output = node.StandardOutput.ReadToEndAsync();
+        var error = node.StandardError.ReadToEndAsync();
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await node.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            node.Kill(entireProcessTree: true);
+            Assert.Fail($"pipeline-node {string.Join(' ', arguments)} was still running after {timeout.TotalSeconds:0} s");
+        }
+
+        return (node.ExitCode, await output, await error);
     }
 }

@@ -44,9 +44,15 @@ internal static class RunCommand
         command.SetAction(parse => context.Guard(() =>
         {
             var modelPath = parse.GetValue(model) ?? BundledModel(DefaultModel);
-            if (parse.GetValue(fps) < 0 || parse.GetValue(frames) < 1)
+            var rate = parse.GetValue(fps);
+            if (!double.IsFinite(rate) || rate < 0 || (rate > 0 && rate < 0.01) || rate > 10_000 || parse.GetValue(frames) < 1)
             {
-                throw new PipelineInputException("--fps must be 0 or more and --frames at least 1.");
+                throw new PipelineInputException("--fps must be 0 (as fast as the pipeline takes frames) or 0.01 to 10000, and --frames at least 1.");
+            }
+
+            if (parse.GetValue(window) is < 1)
+            {
+                throw new PipelineInputException($"--window {parse.GetValue(window)} lets no frame in flight; give at least 1.");
             }
 
             OnnxModelFile.Load(modelPath); // a clear error before anything starts

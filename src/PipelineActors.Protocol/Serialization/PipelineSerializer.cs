@@ -11,7 +11,7 @@ namespace PipelineActors.Protocol.Serialization;
 /// The binary wire format of every <see cref="IPipelineMessage"/>. Akka falls back to its JSON
 /// serializer without a warning, which turns a 800 KiB tensor into megabytes of base64 and costs
 /// 10-40x in throughput; this serializer is bound to the marker interface in
-/// <c>hocon/pipeline-base.conf</c>, and a test checks the binding for every message type.
+/// <c>hocon/reference.conf</c>, and a test checks the binding for every message type.
 /// Frames are written straight into one exact-size array (one copy each way).
 /// </summary>
 public sealed class PipelineSerializer : SerializerWithStringManifest

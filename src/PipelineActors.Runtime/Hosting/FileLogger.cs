@@ -14,7 +14,7 @@ public sealed class FileLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMess
 
     public FileLogger()
     {
-        var path = Context.System.Settings.Config.GetString("pipeline.log-file", string.Empty);
+        var path = Context.System.Settings.Config.GetString("pipeline.log-file");
         if (!string.IsNullOrEmpty(path))
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);

@@ -39,8 +39,8 @@ public sealed record NodeOptions
 }
 
 /// <summary>
-/// Builds a node's configuration: the base file, then one overlay per role, then the user's
-/// HOCON, then command-line values (highest precedence). The files live in <c>hocon/</c> and are
+/// Builds a node's configuration: <c>reference.conf</c> (every default), then an overlay per role
+/// where one exists, then the user's HOCON, then command-line values (highest precedence). The files live in <c>hocon/</c> and are
 /// embedded, so a node needs nothing beside its binary.
 /// </summary>
 public static class PipelineConfig
@@ -57,21 +57,31 @@ public static class PipelineConfig
             }
         }
 
+        if (options.Port is < 0 or > 65535)
+        {
+            throw new Onnx.PipelineInputException($"Port {options.Port} is out of range; give 0 to 65535 (0 picks a free port).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Host))
+        {
+            throw new Onnx.PipelineInputException("The host to bind is empty; give an address such as 0.0.0.0 or 127.0.0.1.");
+        }
+
         var overrides = new List<string>
         {
-            $"akka.remote.dot-netty.tcp.hostname = \"{options.Host}\"",
+            $"akka.remote.dot-netty.tcp.hostname = {Hocon.Quote(options.Host)}",
             $"akka.remote.dot-netty.tcp.port = {options.Port}",
-            $"akka.cluster.roles = [{string.Join(", ", options.Roles.Select(r => $"\"{r}\""))}]",
-            $"akka.cluster.seed-nodes = [{string.Join(", ", options.Seeds.Select(s => $"\"{s}\""))}]",
+            $"akka.cluster.roles = {Hocon.List(options.Roles)}",
+            $"akka.cluster.seed-nodes = {Hocon.List(options.Seeds)}",
         };
         if (!string.IsNullOrEmpty(options.PublicHostname))
         {
-            overrides.Add($"akka.remote.dot-netty.tcp.public-hostname = \"{options.PublicHostname}\"");
+            overrides.Add($"akka.remote.dot-netty.tcp.public-hostname = {Hocon.Quote(options.PublicHostname)}");
         }
 
         if (!string.IsNullOrEmpty(options.LogFile))
         {
-            overrides.Add($"pipeline.log-file = \"{options.LogFile.Replace("\\", "\\\\", StringComparison.Ordinal)}\"");
+            overrides.Add($"pipeline.log-file = {Hocon.Quote(options.LogFile)}");
             overrides.Add("akka.loggers = [\"PipelineActors.Runtime.Hosting.FileLogger, PipelineActors.Runtime\"]");
             overrides.Add("akka.loglevel = INFO");
             overrides.Add("akka.stdout-loglevel = WARNING");
@@ -85,7 +95,7 @@ public static class PipelineConfig
 
         if (!string.IsNullOrEmpty(options.ModelCache))
         {
-            overrides.Add($"pipeline.model-cache = \"{options.ModelCache.Replace("\\", "\\\\", StringComparison.Ordinal)}\"");
+            overrides.Add($"pipeline.model-cache = {Hocon.Quote(options.ModelCache)}");
         }
 
         var config = ConfigurationFactory.ParseString(string.Join("\n", overrides));
@@ -96,26 +106,28 @@ public static class PipelineConfig
 
         foreach (var role in options.Roles.Reverse())
         {
-            config = config.WithFallback(ConfigurationFactory.ParseString(Embedded($"role-{role}.conf")));
+            if (Embedded($"role-{role}.conf") is { } overlay)
+            {
+                config = config.WithFallback(ConfigurationFactory.ParseString(overlay));
+            }
         }
 
-        return config.WithFallback(ConfigurationFactory.ParseString(Embedded("pipeline-base.conf")));
+        return config.WithFallback(Reference);
     }
 
-    /// <summary>Where this node caches stage models: the configured folder or a per-user default.</summary>
-    public static string ModelCacheFolder(Config config)
-    {
-        var configured = config.GetString("pipeline.model-cache", string.Empty);
-        return string.IsNullOrEmpty(configured)
-            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "pipelineactors", "models")
-            : configured;
-    }
+    /// <summary>The defaults of every node (<c>hocon/reference.conf</c>), and nothing else.</summary>
+    public static Config Reference { get; } = ConfigurationFactory.ParseString(
+        Embedded("reference.conf") ?? throw new InvalidOperationException("hocon/reference.conf is not embedded."));
 
-    private static string Embedded(string file)
+    private static string? Embedded(string file)
     {
         var assembly = typeof(PipelineConfig).Assembly;
-        var name = assembly.GetManifestResourceNames().FirstOrDefault(n => n.EndsWith("." + file, StringComparison.Ordinal))
-            ?? throw new InvalidOperationException($"Configuration file {file} is not embedded.");
+        var name = assembly.GetManifestResourceNames().FirstOrDefault(n => n.EndsWith("." + file, StringComparison.Ordinal));
+        if (name is null)
+        {
+            return null;
+        }
+
         using var stream = assembly.GetManifestResourceStream(name)!;
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();

@@ -14,13 +14,17 @@ namespace PipelineActors.Runtime.Hosting;
 /// </summary>
 public sealed class PipelineNode : IAsyncDisposable
 {
-    private PipelineNode(ActorSystem system, IActorRef supervisor, IActorRef? agent, NodeOptions options)
+    private PipelineNode(ActorSystem system, IActorRef supervisor, IActorRef? agent, NodeOptions options, PipelineSettings settings)
     {
         System = system;
         Supervisor = supervisor;
         Agent = agent;
         Options = options;
+        Settings = settings;
     }
+
+    /// <summary>This node's <c>pipeline.*</c> settings, read and checked once at start.</summary>
+    public PipelineSettings Settings { get; }
 
     public ActorSystem System { get; }
 
@@ -40,6 +44,8 @@ public sealed class PipelineNode : IAsyncDisposable
     public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null)
     {
         var config = PipelineConfig.Build(options);
+        // Checked before the ActorSystem starts: a bad value is one sentence here, not a failure deep inside an actor.
+        var settings = PipelineSettings.From(config);
         var system = ActorSystem.Create(PipelineConfig.SystemName, config);
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (options.Seeds.Count == 0)
@@ -64,13 +70,11 @@ public sealed class PipelineNode : IAsyncDisposable
         IActorRef? agent = null;
         if (options.Roles.Contains(Roles.Worker))
         {
-            var cache = new ModelCache(PipelineConfig.ModelCacheFolder(config));
-            var threads = config.GetInt("pipeline.intra-op-threads", 1);
-            var chunk = config.GetInt("pipeline.chunk-bytes", 65536);
-            agent = system.ActorOf(WorkerAgent.Props(proxy, cache, threads, chunk), WorkerAgent.Name);
+            var cache = new ModelCache(settings.ModelCacheFolder);
+            agent = system.ActorOf(WorkerAgent.Props(proxy, cache, settings.IntraOpThreads, settings.ChunkBytes), WorkerAgent.Name);
         }
 
-        return new PipelineNode(system, proxy, agent, options);
+        return new PipelineNode(system, proxy, agent, options, settings);
     }
 
     /// <summary>Waits until this node is an Up member of the cluster.</summary>

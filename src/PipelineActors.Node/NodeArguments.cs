@@ -1,0 +1,98 @@
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using PipelineActors.Onnx;
+using PipelineActors.Runtime.Hosting;
+
+namespace PipelineActors.Node;
+
+/// <summary>
+/// The node's settings from the command line (<c>--seeds</c>, <c>--roles</c>, ...) and the
+/// environment (<c>PIPELINE_SEEDS</c>, <c>PIPELINE_ROLES</c>, ...), the command line winning.
+/// Every value is checked here: a typo is one sentence and exit code 2, never a node that starts
+/// on a random port or forms a cluster of its own.
+/// </summary>
+public static class NodeArguments
+{
+    public const string Help = """
+        pipeline-node: one PipelineActors cluster node, run as a service.
+
+        Options (or environment variables PIPELINE_NAME, e.g. PIPELINE_SEEDS; the command line wins):
+          --roles LIST            coordinator, worker, ingest, monitor (comma-separated; default worker)
+          --seeds URIS            seed nodes, e.g. akka.tcp://pipeline@10.0.0.10:4053 (required; the
+                                  first node of a cluster lists its own address)
+          --host ADDRESS          address to bind (default 127.0.0.1; 0.0.0.0 for all)
+          --public-hostname NAME  address other nodes reach this one at (default: --host)
+          --port N                TCP port, 0 to 65535 (default 0: any free port)
+          --threads N             ONNX Runtime intra-op threads per stage (default 1)
+          --model-cache DIR       where stage models are cached by SHA-256
+          --config FILE           extra HOCON over hocon/reference.conf
+          --metrics-port N        serve Prometheus metrics on this port
+          --help                  print this and exit
+
+        Errors in these values print one sentence and exit with code 2.
+        """;
+
+    public static NodeOptions From(IConfiguration config)
+    {
+        static IReadOnlyList<string> List(string? value) =>
+            (value ?? string.Empty).Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        // The command line says --model-cache; the environment says PIPELINE_MODEL_CACHE.
+        string? Get(string key) => config[key] ?? config[key.Replace('-', '_')];
+
+        var hoconFile = Get("config");
+        string? hocon = null;
+        if (!string.IsNullOrEmpty(hoconFile))
+        {
+            hocon = File.Exists(hoconFile)
+                ? File.ReadAllText(hoconFile)
+                : throw new PipelineInputException($"No such configuration file: '{hoconFile}'.");
+        }
+
+        var seeds = List(Get("seeds"));
+        if (seeds.Count == 0)
+        {
+            throw new PipelineInputException(
+                "No seed nodes given: pass --seeds akka.tcp://pipeline@HOST:PORT (the first node of a cluster lists its own address), "
+                + "or a node would silently form a cluster of its own.");
+        }
+
+        foreach (var seed in seeds)
+        {
+            if (!seed.StartsWith($"akka.tcp://{PipelineConfig.SystemName}@", StringComparison.Ordinal)
+                && !seed.StartsWith($"akka.ssl.tcp://{PipelineConfig.SystemName}@", StringComparison.Ordinal))
+            {
+                throw new PipelineInputException($"Seed '{seed}' is not a node address; write akka.tcp://{PipelineConfig.SystemName}@HOST:PORT.");
+            }
+        }
+
+        var roles = List(Get("roles"));
+        return new NodeOptions
+        {
+            Host = Get("host") ?? "127.0.0.1",
+            Port = Number(Get("port"), "port", 0, 65535) ?? 0,
+            PublicHostname = Get("public-hostname"),
+            Seeds = seeds,
+            Roles = roles.Count > 0 ? roles : [Roles.Worker],
+            IntraOpThreads = Number(Get("threads"), "threads", 1, 256),
+            ModelCache = Get("model-cache"),
+            ExtraHocon = hocon,
+        };
+    }
+
+    /// <summary>The metrics port, if one is given and valid.</summary>
+    public static int? MetricsPort(IConfiguration config) =>
+        Number(config["metrics-port"] ?? config["metrics_port"], "metrics-port", 1, 65535);
+
+    private static int? Number(string? text, string name, int min, int max)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+            ? value
+            : throw new PipelineInputException($"--{name} '{text}' is not a whole number from {min} to {max}.");
+    }
+}
