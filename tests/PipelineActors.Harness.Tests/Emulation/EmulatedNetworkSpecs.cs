@@ -80,15 +80,18 @@ public class EmulatedNetworkSpecs(ITestOutputHelper output)
         {
             using var head = Probe.Listen(new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp), devices.HeadAddress);
             var receiving = Probe.ReceiveAsync(head, cancel.Token);
-            // What a launcher does: its usual command through Wrap; here a shell that also reports where it runs.
-            var script = $"ip -o -4 addr show; cat /proc/self/cgroup; head -c 1000 /dev/zero > /dev/tcp/{devices.HeadAddress}/{Probe.PortOf(head)}";
-            var (program, args) = worker.Wrap("bash", ["-c", script]);
+            // What a launcher does: its usual command, taskset included, through Wrap; here a shell that says where it runs.
+            var script = "echo pid $$; ip -o -4 addr show; cat /proc/self/cgroup; " +
+                $"head -c 1000 /dev/zero > /dev/tcp/{devices.HeadAddress}/{Probe.PortOf(head)}";
+            var (program, args) = worker.Wrap("taskset", ["-c", "0", "bash", "-c", script]);
             using var process = Probe.Start(program, args);
             var said = await process.StandardOutput.ReadToEndAsync(cancel.Token);
             await Probe.ExpectSuccessAsync(process, cancel.Token);
             var (bytes, _) = await receiving;
 
             Assert.Equal(1000, bytes);
+            // Every wrapper execs: the pid a launcher holds (and kills) is the worker's own.
+            Assert.StartsWith($"pid {process.Id}\n", said, StringComparison.Ordinal);
             Assert.Contains($"inet {worker.BindAddress}/30", said, StringComparison.Ordinal);
             Assert.DoesNotContain("eth0", said, StringComparison.Ordinal);
             if (worker.Quota is { } quota)
@@ -97,6 +100,23 @@ public class EmulatedNetworkSpecs(ITestOutputHelper output)
             }
         }
     }
+
+    [Fact(Timeout = 30_000)]
+    public Task Without_links_every_node_stays_on_loopback_and_only_quotas_are_made() => Task.Run(() =>
+    {
+        using var devices = EmulatedDevices.Create(EmulationSpec.Parse("cpu=0.5;;latency=20"));
+
+        Assert.Null(devices.Network);
+        Assert.Equal(IPAddress.Loopback, devices.HeadAddress);
+        Assert.All(devices.Workers, w => Assert.Equal(IPAddress.Loopback, w.BindAddress));
+        Assert.NotNull(devices.Workers[0].Quota);
+        Assert.Null(devices.Workers[1].Quota);
+        var (program, args) = devices.Workers[1].Wrap("node", ["--port", "0"]);
+        Assert.Equal("node", program);
+        Assert.Equal(["--port", "0"], args);
+        Assert.Equal("/bin/sh", devices.Workers[0].Wrap("node", []).Program);
+        Assert.Equal(TimeSpan.FromMilliseconds(20), devices.Workers[2].Latency);
+    });
 
     [Fact(Timeout = 60_000)]
     public Task After_disposal_no_namespace_veth_or_cgroup_of_the_run_remains() => Task.Run(() =>
