@@ -60,6 +60,8 @@ public sealed class EmulatedDevices : IDisposable
         _quotas = quotas;
         _network = network;
         Workers = workers;
+        // SIGTERM or Ctrl+C end a run without unwinding its using blocks; ProcessExit still runs, so tear down there too.
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
     }
 
     public EmulationSpec Spec { get; }
@@ -116,10 +118,13 @@ public sealed class EmulatedDevices : IDisposable
 
     public void Dispose()
     {
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         _network?.Dispose();
         foreach (var quota in _quotas)
         {
             quota.Dispose();
         }
     }
+
+    private void OnProcessExit(object? sender, EventArgs e) => Dispose();
 }
