@@ -60,7 +60,8 @@ public sealed class EmulatedDevices : IDisposable
         _quotas = quotas;
         _network = network;
         Workers = workers;
-        // SIGTERM or Ctrl+C end a run without unwinding its using blocks; ProcessExit still runs, so tear down there too.
+        // Environment.Exit skips using blocks but raises ProcessExit (checked). A SIGTERM here raised no ProcessExit (checked):
+        // what it leaves, the next run's stale cleanup removes.
         AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
     }
 
