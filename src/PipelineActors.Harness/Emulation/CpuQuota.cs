@@ -101,6 +101,24 @@ public sealed class CpuQuota : IDisposable
         Write(Path, "cgroup.procs", pid.ToString(CultureInfo.InvariantCulture));
     }
 
+    /// <summary>
+    /// Weighs the group as this many ordinary tasks when the machine is oversubscribed (v1 <c>cpu.shares</c> 1024 each, v2
+    /// <c>cpu.weight</c> 100 each). A group counts as one task by default, however many threads it runs, so on a busy machine
+    /// the other load, not the quota, would set its speed; a larger weight lets the quota decide.
+    /// </summary>
+    public void SetWeight(double ordinaryTasks)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (Version == CgroupVersion.V1)
+        {
+            Write(Path, "cpu.shares", ((long)Math.Clamp(Math.Round(ordinaryTasks * 1024), 2, 262_144)).ToString(CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            Write(Path, "cpu.weight", ((long)Math.Clamp(Math.Round(ordinaryTasks * 100), 1, 10_000)).ToString(CultureInfo.InvariantCulture));
+        }
+    }
+
     /// <summary>The processes now in the cgroup.</summary>
     public IReadOnlyList<int> Pids => ReadPids(Path);
 
@@ -232,8 +250,20 @@ internal static class CgroupCpu
             throw new PipelineInputException("CPU quotas need root (cgroups); run as root or drop cpu= from --emulate.");
         }
 
+        return Choose(File.ReadLines("/proc/self/mounts"), ReadIfThere)
+            ?? throw new PipelineInputException(
+                "CPU quotas need a cgroup cpu controller (v1 cpu.cfs_quota_us or v2 cpu.max) and this machine mounts none; " +
+                "drop cpu= from --emulate.");
+    }
+
+    /// <summary>
+    /// Picks the hierarchy from /proc/self/mounts lines: a v1 cpu controller first (a hybrid machine mounts v2 too, without
+    /// controllers), else a v2 mount whose root hands cpu down to its children. <paramref name="read"/> gives a file or null.
+    /// </summary>
+    internal static (string Root, CgroupVersion Version)? Choose(IEnumerable<string> mounts, Func<string, string?> read)
+    {
         string? v2 = null;
-        foreach (var line in File.ReadLines("/proc/self/mounts"))
+        foreach (var line in mounts)
         {
             var fields = line.Split(' ');
             if (fields.Length < 4)
@@ -241,23 +271,20 @@ internal static class CgroupCpu
                 continue;
             }
 
-            // v1 first: a hybrid machine mounts v2 too, without controllers.
-            if (fields[2] == "cgroup" && fields[3].Split(',').Contains("cpu") && File.Exists(Path.Combine(fields[1], "cpu.cfs_quota_us")))
+            if (fields[2] == "cgroup" && fields[3].Split(',').Contains("cpu") && read(Path.Combine(fields[1], "cpu.cfs_quota_us")) is not null)
             {
                 return (fields[1], CgroupVersion.V1);
             }
 
-            if (fields[2] == "cgroup2" && HasCpu(fields[1]))
+            // Children get cpu.max only when the root lists cpu in its subtree_control.
+            if (fields[2] == "cgroup2" && read(Path.Combine(fields[1], "cgroup.subtree_control")) is { } control
+                && control.Split(' ', '\n').Contains("cpu"))
             {
                 v2 ??= fields[1];
             }
         }
 
-        return v2 is not null
-            ? (v2, CgroupVersion.V2)
-            : throw new PipelineInputException(
-                "CPU quotas need a cgroup cpu controller (v1 cpu.cfs_quota_us or v2 cpu.max) and this machine mounts none; " +
-                "drop cpu= from --emulate.");
+        return v2 is null ? null : (v2, CgroupVersion.V2);
     }
 
     /// <summary>The cpu controller's root, or null where there is none or no root to use it (stale cleanup then has nothing to do).</summary>
@@ -273,10 +300,5 @@ internal static class CgroupCpu
         }
     }
 
-    private static bool HasCpu(string root)
-    {
-        // Children get cpu.max only when the root hands the controller down.
-        var control = Path.Combine(root, "cgroup.subtree_control");
-        return File.Exists(control) && File.ReadAllText(control).Split(' ', '\n').Contains("cpu");
-    }
+    private static string? ReadIfThere(string path) => File.Exists(path) ? File.ReadAllText(path) : null;
 }
