@@ -49,6 +49,11 @@ public sealed class EmulatedWorker
 /// <c>link=</c>, a namespace and link for every worker (unshaped for those without), so that all of them reach each other
 /// and the head. Dispose after the worker processes have exited: it removes every cgroup, namespace and veth it made.
 /// </summary>
+/// <remarks>
+/// A launcher: <c>using var devices = EmulatedDevices.Create(EmulationSpec.Parse(flag).RequireWorkers(n));</c> binds the head
+/// to <see cref="HeadAddress"/> (its seed URI names that address), then starts worker i as
+/// <c>devices.Workers[i].Wrap("taskset", ["-c", cores, nodeBinary, "--host", devices.Workers[i].BindAddress.ToString(), ...])</c>.
+/// </remarks>
 public sealed class EmulatedDevices : IDisposable
 {
     private readonly List<CpuQuota> _quotas;
