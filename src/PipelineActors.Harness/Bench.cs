@@ -51,8 +51,11 @@ public sealed record BenchRow(
     public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
 }
 
+/// <summary>N whole-model replicas at once on the same cores: their summed frames/s and each one's resident memory.</summary>
+public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
+
 /// <summary>A benchmark's method, machine and figures.</summary>
-public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<(int Nodes, double Fps, long RssPerReplica)> Replicas)
+public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<ReplicaRow> Replicas)
 {
     /// <summary>With a report: a run on the most workers with one worker SIGKILLed, for the throughput-over-time plot.</summary>
     public RunReport? KillRun { get; init; }
@@ -76,7 +79,7 @@ public static class Bench
         say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, {options.LoopSeconds:0} s");
         var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
         var rows = new List<BenchRow>();
-        var replicas = new List<(int, double, long)>();
+        var replicas = new List<ReplicaRow>();
         foreach (var n in options.Nodes.Order())
         {
             say($"pipeline on {n} worker(s), each pinned to its own core(s); {options.Frames} frames as fast as the pipeline takes them");
@@ -101,7 +104,7 @@ public static class Bench
                 say($"{n} concurrent whole-model replicas on the same cores, {options.LoopSeconds:0} s");
                 var loops = await Loops(options, n, CoresFor, cancellation);
                 var sum = loops.Sum(l => l.FramesPerSecond);
-                replicas.Add((n, Math.Round(sum, 2), (long)loops.Average(l => l.PeakRssBytes)));
+                replicas.Add(new ReplicaRow(n, Math.Round(sum, 2), (long)loops.Average(l => l.PeakRssBytes)));
                 versusReplicas = Math.Round(run.FramesPerSecond / sum, 3);
             }
 

@@ -71,12 +71,21 @@ public sealed record LocalRunOptions
     /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
     public Action<MonitorSnapshot>? OnSnapshot { get; init; }
 
+    /// <summary>
+    /// Wraps the audited results writer: the sink writes through it before the audit counts, so a fault it injects
+    /// (a dropped, repeated or swapped result) must show in the report. For tests of the report's own counters.
+    /// </summary>
+    public Func<IResultWriter, IResultWriter>? BeforeAudit { get; init; }
+
     /// <summary>Serve Prometheus metrics: this process on this port, worker i on port + 1 + i.</summary>
     public int? MetricsPort { get; init; }
 
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
 }
+
+/// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
+public sealed record ThroughputPoint(double Seconds, double FramesPerSecond);
 
 /// <summary>One kill of a soak run: which node, and how long until a result came through the new plan.</summary>
 public sealed record SoakKill(int Number, string Node, long InFlight, double? RecoveryMs);
@@ -121,12 +130,15 @@ public sealed record RunReport(
     public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
 
     /// <summary>Results per second in half-second bins, from the first result on: (seconds, frames/s).</summary>
-    public IReadOnlyList<(double Seconds, double FramesPerSecond)> ThroughputSeries { get; init; } = [];
+    public IReadOnlyList<ThroughputPoint> ThroughputSeries { get; init; } = [];
 
     /// <summary>When the worker was killed and when the recovery plan went live, in seconds from the first result.</summary>
     public double? KillAtSeconds { get; init; }
 
     public double? RecoveryLiveAtSeconds { get; init; }
+
+    /// <summary>Every frame that went in reached the results exactly once, in order (the audit's verdict, not the ingest's).</summary>
+    public bool Clean => Lost == 0 && Duplicated == 0 && OutOfOrder == 0;
 }
 
 /// <summary>
@@ -194,7 +206,10 @@ public static partial class LocalRun
             IFrameSource source = options.Source == "synthetic" || profile is null
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
                 : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
-            var results = options.Results ?? ResultsFor(options.ResultsPath, profile);
+            // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
+            // with the ingest's or the sink's bookkeeping.
+            var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));
+            IResultWriter results = options.BeforeAudit is { } fault ? fault(audited) : audited;
             FrameImages? images = null;
             if (options.Annotate is not null)
             {
@@ -330,7 +345,7 @@ public static partial class LocalRun
                 double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
                 return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
             }).ToList();
-            return Report(options, finalIngest, finalSink, stages, killed, inFlightAtKill, killTicks, added) with
+            return Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
             {
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
@@ -448,7 +463,7 @@ public static partial class LocalRun
         return rows;
     }
 
-    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
+    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
     {
         var latencies = sink.LatenciesMs.Order().ToArray();
         double Percentile(double p) => latencies.Length == 0 ? 0 : Math.Round(latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))], 2);
@@ -471,7 +486,7 @@ public static partial class LocalRun
         var first = sink.FirstDeliveryTicks;
         double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
         var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
-        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => (b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
+        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => new ThroughputPoint(b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
         var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => latencies[Math.Min(latencies.Length - 1, p * latencies.Length / 100)]).ToList();
         double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
         double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;
@@ -482,10 +497,10 @@ public static partial class LocalRun
             ingest.Plan?.Parts ?? 0,
             ingest.Accepted,
             sink.Delivered,
-            ingest.Accepted - sink.Delivered - sink.Failed,
-            0,
+            written.Lost,
+            written.Duplicated,
             sink.DuplicatesDropped,
-            sink.OutOfOrder,
+            written.OutOfOrder,
             ingest.Skipped,
             sink.Failed,
             ingest.Resent,

@@ -125,7 +125,7 @@ internal static class RunCommand
                 throw new PipelineInputException("No frame was in flight when the worker was killed, so the run shows nothing about recovery; raise --fps or --frames.");
             }
 
-            return report.Lost == 0 && report.OutOfOrder == 0 ? 0 : 1;
+            return report.Clean ? 0 : 1;
         }));
         return command;
     }

@@ -24,6 +24,12 @@ public sealed class RunCommandSpecs : IDisposable
         using var summary = JsonDocument.Parse(run.Output);
         Assert.Equal(1, summary.RootElement.GetProperty("resultsOut").GetInt64());
         Assert.Equal(0, summary.RootElement.GetProperty("lost").GetInt64());
+        Assert.True(summary.RootElement.GetProperty("clean").GetBoolean());
+        // Named fields, not tuples (which System.Text.Json writes as {} or item1/item2).
+        var point = summary.RootElement.GetProperty("throughputSeries")[0];
+        Assert.True(point.GetProperty("framesPerSecond").GetDouble() > 0);
+        Assert.Equal(0, point.GetProperty("seconds").GetDouble());
+        Assert.DoesNotContain("item1", run.Output, StringComparison.OrdinalIgnoreCase);
         using var line = JsonDocument.Parse(File.ReadAllLines(results).Single());
         var faces = line.RootElement.GetProperty("blazeface").GetProperty("faces");
         Assert.Equal(1, faces.GetArrayLength());
