@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using PipelineActors.Onnx;
+
+namespace PipelineActors.Planning;
+
+/// <summary>What a plan is chosen for.</summary>
+public enum PlanObjective
+{
+    /// <summary>The least period (most frames/s); ties go to the lower latency.</summary>
+    Throughput,
+
+    /// <summary>The least one-frame latency, optionally among plans of at least <see cref="PlanRequest.MinFps"/>.</summary>
+    Latency,
+}
+
+/// <summary>How to plan: the objective, an optional frames/s floor, and how far replication may go.</summary>
+/// <param name="MinFps">With <see cref="PlanObjective.Latency"/>: only plans of at least this many frames/s.</param>
+/// <param name="MaxReplicas">Devices a replicated stage may have; 1 turns replication off.</param>
+/// <param name="ExactDeviceLimit">Up to this many devices the search is exact; beyond, the heuristic.</param>
+public sealed record PlanRequest(
+    PlanObjective Objective = PlanObjective.Throughput,
+    double? MinFps = null,
+    int MaxReplicas = 1,
+    int ExactDeviceLimit = Planner.ExactDevices);
+
+/// <summary>The chosen plan, its figures under the cost model, and how it was found.</summary>
+/// <param name="BoundPeriodMs">Compute alone spread over every device by speed: 1 / sum(1 / whole-model ms).</param>
+/// <param name="Exact">Whether the search covered every plan (false: the heuristic beyond the exact device limit).</param>
+public sealed record PlanResult(PlanFigures Figures, double BoundPeriodMs, bool Exact, string Method, TimeSpan Elapsed)
+{
+    /// <summary>How far the plan's period is above the bound (1.0 = at the bound); NaN when the bound is zero.</summary>
+    public double BoundRatio => BoundPeriodMs > 0 ? Figures.PeriodMs / BoundPeriodMs : double.NaN;
+}
+
+/// <summary>
+/// Chooses which devices to use, in what order, with which blocks and replicas, under the cost model
+/// of <see cref="PlanEvaluator"/>. Exact up to <see cref="ExactDevices"/> devices. Beyond, a heuristic:
+/// the exact search on a few selections of the source plus <see cref="ExactDevices"/> - 1 other
+/// devices (the fastest at the whole model; the cheapest to send the frame to; the best sum of both;
+/// those grown outwards from the source along the widest links), keeping the best plan found.
+/// </summary>
+public static class Planner
+{
+    public const int ExactDevices = 8;
+
+    public static PlanResult Plan(PlanProblem problem, PlanRequest request)
+    {
+        if (request.MaxReplicas < 1)
+        {
+            throw new PipelineInputException($"--max-replicas must be at least 1, not {request.MaxReplicas}.");
+        }
+
+        if (request.MinFps is { } fps && !(fps > 0 && double.IsFinite(fps)))
+        {
+            throw new PipelineInputException($"--min-fps must be a number of frames/s above 0, not {fps.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        var clock = Stopwatch.StartNew();
+        var exact = problem.DeviceCount <= Math.Max(request.ExactDeviceLimit, 1);
+        var selections = exact ? [Enumerable.Range(0, problem.DeviceCount).ToArray()] : Selections(problem, request.ExactDeviceLimit);
+        var plans = selections.Select(s => Solve(problem, s, request)).Where(p => p is not null).Select(p => PlanEvaluator.Evaluate(problem, p!)).ToList();
+        if (plans.Count == 0)
+        {
+            throw NoPlan(problem, request, selections);
+        }
+
+        var best = request.Objective == PlanObjective.Throughput
+            ? plans.MinBy(f => (f.PeriodMs, f.LatencyMs))!
+            : plans.MinBy(f => (f.LatencyMs, f.PeriodMs))!;
+        if (request.MinFps is { } floor && best.FramesPerSecond < floor * (1 - 1e-12))
+        {
+            // Only under the throughput objective: the fastest plan misses the floor, so every plan does.
+            throw new PipelineInputException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"No plan reaches {floor:0.###} frames/s on these devices and links; the fastest gives {best.FramesPerSecond:0.###} frames/s, so lower --min-fps."));
+        }
+
+        var method = exact
+            ? $"exact over {problem.DeviceCount} devices"
+            : $"heuristic: exact over {selections.Count} selections of {request.ExactDeviceLimit} of {problem.DeviceCount} devices";
+        return new PlanResult(best, Bound(problem), exact, method, clock.Elapsed);
+    }
+
+    /// <summary>Compute alone on all devices: 1 / sum over devices of 1 / (whole-model ms); 0 if a device takes no time.</summary>
+    public static double Bound(PlanProblem problem)
+    {
+        var times = Enumerable.Range(0, problem.DeviceCount).Select(problem.WholeModelMs).ToList();
+        return times.Any(t => t <= 0) ? 0 : 1.0 / times.Sum(t => 1.0 / t);
+    }
+
+    private static Plan? Solve(PlanProblem problem, int[] selection, PlanRequest request)
+    {
+        var search = new ExactSearch(problem, selection, request.MaxReplicas);
+        if (request.Objective == PlanObjective.Latency)
+        {
+            return search.MinLatency(request.MinFps is { } fps ? 1000.0 / fps : double.PositiveInfinity);
+        }
+
+        // The least period first, then the least latency among plans of that period.
+        var fastest = search.MinPeriod();
+        if (fastest is null)
+        {
+            return null;
+        }
+
+        return search.MinLatency(PlanEvaluator.Evaluate(problem, fastest).PeriodMs) ?? fastest;
+    }
+
+    private static PipelineInputException NoPlan(PlanProblem problem, PlanRequest request, List<int[]> selections)
+    {
+        if (request.MinFps is { } fps)
+        {
+            var fastest = selections
+                .Select(s => Solve(problem, s, request with { Objective = PlanObjective.Throughput, MinFps = null }))
+                .Where(p => p is not null)
+                .Select(p => PlanEvaluator.Evaluate(problem, p!).FramesPerSecond)
+                .DefaultIfEmpty(0)
+                .Max();
+            if (fastest > 0)
+            {
+                return new PipelineInputException(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"No plan reaches {fps:0.###} frames/s on these devices and links; the fastest gives {fastest:0.###} frames/s, so lower --min-fps."));
+            }
+        }
+
+        return new PipelineInputException(
+            "No plan fits the table: every placement of the blocks runs out of a device's memory or needs a link the table lacks; " +
+            "raise memoryMiB, add links or a defaultLink.");
+    }
+
+    /// <summary>The heuristic's device selections: the source plus the best few others by several scores.</summary>
+    internal static List<int[]> Selections(PlanProblem problem, int size)
+    {
+        var source = problem.SourceIndex;
+        var others = Enumerable.Range(0, problem.DeviceCount).Where(d => d != source).ToList();
+        var take = Math.Max(size - 1, 0);
+        double SendMs(int d) => problem.Link(source, d)?.HopMs(problem.InputBytes) ?? double.PositiveInfinity;
+
+        var orders = new List<IEnumerable<int>>
+        {
+            others.OrderBy(problem.WholeModelMs),
+            others.OrderBy(SendMs).ThenBy(problem.WholeModelMs),
+            others.OrderBy(d => problem.WholeModelMs(d) + SendMs(d)),
+            Widest(problem),
+        };
+        var seen = new HashSet<string>();
+        var selections = new List<int[]>();
+        foreach (var order in orders)
+        {
+            var selection = order.Take(take).Append(source).Order().ToArray();
+            if (seen.Add(string.Join(",", selection)))
+            {
+                selections.Add(selection);
+            }
+        }
+
+        return selections;
+    }
+
+    /// <summary>Devices grown from the source, each time the one with the widest link from those already chosen.</summary>
+    private static List<int> Widest(PlanProblem problem)
+    {
+        var chosen = new List<int> { problem.SourceIndex };
+        var left = Enumerable.Range(0, problem.DeviceCount).Where(d => d != problem.SourceIndex).ToHashSet();
+        var order = new List<int>();
+        while (left.Count > 0)
+        {
+            var next = left
+                .OrderByDescending(d => chosen.Max(c => problem.Link(c, d)?.Mbps ?? 0))
+                .ThenBy(problem.WholeModelMs)
+                .First();
+            chosen.Add(next);
+            left.Remove(next);
+            order.Add(next);
+        }
+
+        return order;
+    }
+}
