@@ -204,10 +204,12 @@ internal sealed class ExactSearch
     private int Index(int set, int last) => (set * _m) + last;
 
     /// <summary>The plan of least period (the bottleneck: max of stage compute and link occupancy), or null if none runs.</summary>
-    public Plan? MinPeriod() => Search(double.PositiveInfinity, bottleneck: true);
+    /// <param name="bound">The period of some plan that runs, or infinity: no stage or link slower than it is tried.</param>
+    public Plan? MinPeriod(double bound = double.PositiveInfinity) => Search(bound, bottleneck: true, double.PositiveInfinity);
 
     /// <summary>The plan of least one-frame latency among those whose period keeps within the cap, or null if none does.</summary>
-    public Plan? MinLatency(double cap) => Search(cap, bottleneck: false);
+    /// <param name="bound">The latency of some plan within the cap, or infinity: no partial plan slower than it is extended.</param>
+    public Plan? MinLatency(double cap, double bound = double.PositiveInfinity) => Search(cap, bottleneck: false, bound);
 
     /// <summary>
     /// One pass over the states in order of their device sets. A state's value is the latency so far
@@ -215,8 +217,10 @@ internal sealed class ExactSearch
     /// which the same recurrence finds exactly).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private Plan? Search(double cap, bool bottleneck)
+    private Plan? Search(double cap, bool bottleneck, double bound)
     {
+        // Figures only grow along a plan, so a partial plan past the bound cannot end below it.
+        bound += bound * 1e-9;
         ComputeEnds(cap);
         var width = _n + 1;
         var states = (1 << _m) * _m * width;
@@ -349,6 +353,11 @@ internal sealed class ExactSearch
                         for (var k2 = k + 1; k2 <= stop; k2++)
                         {
                             var v = v0 + (cum[k2] - c0);
+                            if (v > bound)
+                            {
+                                break;
+                            }
+
                             if (v < into[k2])
                             {
                                 into[k2] = v;

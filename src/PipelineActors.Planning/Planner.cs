@@ -38,11 +38,15 @@ public sealed record PlanResult(PlanFigures Figures, double BoundPeriodMs, bool 
 /// of <see cref="PlanEvaluator"/>. Exact up to <see cref="ExactDevices"/> devices. Beyond, a heuristic:
 /// the exact search on a few selections of the source plus <see cref="ExactDevices"/> - 1 other
 /// devices (the fastest at the whole model; the cheapest to send the frame to; the best sum of both;
-/// those grown outwards from the source along the widest links), keeping the best plan found.
+/// those grown outwards from the source along the widest links), keeping the best plan found, then
+/// a local search that swaps one selected device for one left out while that improves the plan.
 /// </summary>
 public static class Planner
 {
     public const int ExactDevices = 8;
+
+    /// <summary>Rounds of the heuristic's swap search; each tries every swap of one device in for one out.</summary>
+    public const int SwapRounds = 3;
 
     public static PlanResult Plan(PlanProblem problem, PlanRequest request)
     {
@@ -65,9 +69,12 @@ public static class Planner
             throw NoPlan(problem, request, selections);
         }
 
-        var best = request.Objective == PlanObjective.Throughput
-            ? plans.MinBy(f => (f.PeriodMs, f.LatencyMs))!
-            : plans.MinBy(f => (f.LatencyMs, f.PeriodMs))!;
+        var best = plans.MinBy(f => Key(f, request))!;
+        if (!exact)
+        {
+            best = Improve(problem, request, best);
+        }
+
         if (request.MinFps is { } floor && best.FramesPerSecond < floor * (1 - 1e-12))
         {
             // Only under the throughput objective: the fastest plan misses the floor, so every plan does.
@@ -78,8 +85,63 @@ public static class Planner
 
         var method = exact
             ? $"exact over {problem.DeviceCount} devices"
-            : $"heuristic: exact over {selections.Count} selections of {request.ExactDeviceLimit} of {problem.DeviceCount} devices";
+            : $"heuristic: exact over {selections.Count} selections of {request.ExactDeviceLimit} of {problem.DeviceCount} devices, then swaps";
         return new PlanResult(best, Bound(problem), exact, method, clock.Elapsed);
+    }
+
+    private static (double, double) Key(PlanFigures f, PlanRequest request) =>
+        request.Objective == PlanObjective.Throughput ? (f.PeriodMs, f.LatencyMs) : (f.LatencyMs, f.PeriodMs);
+
+    /// <summary>
+    /// The heuristic's local search: swap one device of the best selection for one left out, keep a swap
+    /// that improves the plan, for at most <see cref="SwapRounds"/> rounds.
+    /// </summary>
+    private static PlanFigures Improve(PlanProblem problem, PlanRequest request, PlanFigures best)
+    {
+        var selection = best.Plan.Stages.SelectMany(s => s.Devices).ToHashSet();
+        var size = Math.Min(request.ExactDeviceLimit, problem.DeviceCount);
+
+        // Fill the selection up to the limit with the fastest devices the plan does not use.
+        foreach (var d in Enumerable.Range(0, problem.DeviceCount).Where(d => !selection.Contains(d)).OrderBy(problem.WholeModelMs))
+        {
+            if (selection.Count >= size)
+            {
+                break;
+            }
+
+            selection.Add(d);
+        }
+
+        for (var round = 0; round < SwapRounds; round++)
+        {
+            var improved = false;
+            var inside = selection.Where(d => d != problem.SourceIndex).ToList();
+            var outside = Enumerable.Range(0, problem.DeviceCount).Where(d => !selection.Contains(d)).ToList();
+            foreach (var (drop, add) in inside.SelectMany(i => outside.Select(o => (i, o))))
+            {
+                var trial = selection.Where(d => d != drop).Append(add).Order().ToArray();
+                if (Solve(problem, trial, request) is not { } plan)
+                {
+                    continue;
+                }
+
+                var figures = PlanEvaluator.Evaluate(problem, plan);
+                if (Key(figures, request).Item1 < Key(best, request).Item1 * (1 - 1e-12))
+                {
+                    best = figures;
+                    selection = [.. trial];
+                    improved = true;
+                    break;
+                }
+            }
+
+            if (!improved)
+            {
+                break;
+            }
+        }
+
+        return best;
     }
 
     /// <summary>Compute alone on all devices: 1 / sum over devices of 1 / (whole-model ms); 0 if a device takes no time.</summary>
@@ -92,19 +154,65 @@ public static class Planner
     private static Plan? Solve(PlanProblem problem, int[] selection, PlanRequest request)
     {
         var search = new ExactSearch(problem, selection, request.MaxReplicas);
+        var simple = SimplePlans(problem, selection);
         if (request.Objective == PlanObjective.Latency)
         {
-            return search.MinLatency(request.MinFps is { } fps ? 1000.0 / fps : double.PositiveInfinity);
+            var cap = request.MinFps is { } fps ? 1000.0 / fps : double.PositiveInfinity;
+            var bound = simple.Where(f => CostModel.Within(f.PeriodMs, cap)).Select(f => f.LatencyMs).DefaultIfEmpty(double.PositiveInfinity).Min();
+            return search.MinLatency(cap, bound);
         }
 
         // The least period first, then the least latency among plans of that period.
-        var fastest = search.MinPeriod();
+        var fastest = search.MinPeriod(simple.Select(f => f.PeriodMs).DefaultIfEmpty(double.PositiveInfinity).Min());
         if (fastest is null)
         {
             return null;
         }
 
-        return search.MinLatency(PlanEvaluator.Evaluate(problem, fastest).PeriodMs) ?? fastest;
+        var period = PlanEvaluator.Evaluate(problem, fastest);
+        return search.MinLatency(period.PeriodMs, period.LatencyMs) ?? fastest;
+    }
+
+    /// <summary>
+    /// Plans that are quick to price and often good, whose figures bound the exact search: all on the
+    /// source, the frame sent to one device, and chains over the fastest devices with the blocks split by speed.
+    /// </summary>
+    private static List<PlanFigures> SimplePlans(PlanProblem problem, int[] selection)
+    {
+        var source = problem.SourceIndex;
+        var others = selection.Where(d => d != source).OrderBy(problem.WholeModelMs).ToList();
+        var n = problem.BlockCount;
+        var plans = new List<Plan> { Planning.Plan.AllOnSource(problem) };
+        plans.AddRange(others.Select(d => Planning.Plan.Chain(problem, [source, d], [0, n])));
+        for (var count = 1; count <= others.Count && count <= n; count++)
+        {
+            var chain = others.Take(count).Prepend(source).ToList();
+            var speed = chain.Select(d => problem.WholeModelMs(d) > 0 ? 1.0 / problem.WholeModelMs(d) : 1e9).ToList();
+            var reference = chain.MinBy(problem.WholeModelMs);
+            var total = problem.WholeModelMs(reference);
+            var ends = new List<int>();
+            double share = 0;
+            var cut = 0;
+            for (var i = 0; i < chain.Count - 1; i++)
+            {
+                share += speed[i] / speed.Sum();
+
+                // Every device after the source runs at least one block.
+                var latest = n - (chain.Count - 1 - i);
+                while (cut < latest && problem.ComputeMs(reference, 0, cut + 1) <= share * total)
+                {
+                    cut++;
+                }
+
+                cut = Math.Max(cut, i == 0 ? 0 : ends[^1] + 1);
+                ends.Add(cut);
+            }
+
+            ends.Add(n);
+            plans.Add(Planning.Plan.Chain(problem, chain, ends));
+        }
+
+        return plans.Select(p => PlanEvaluator.Evaluate(problem, p)).Where(f => f.IsFeasible).ToList();
     }
 
     private static PipelineInputException NoPlan(PlanProblem problem, PlanRequest request, List<int[]> selections)

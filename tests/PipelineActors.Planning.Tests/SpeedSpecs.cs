@@ -3,7 +3,12 @@ using Xunit.Abstractions;
 
 namespace PipelineActors.Planning.Tests;
 
+/// <summary>Timing runs alone, not beside the other specs, so the figure is the planner's and not the machine's load.</summary>
+[CollectionDefinition(nameof(SpeedSpecs), DisableParallelization = true)]
+public sealed class TimingCollection;
+
 /// <summary>Planning time for 200 cuts x 8 devices (the issue asks for under 100 ms; the bound here allows a loaded machine).</summary>
+[Collection(nameof(SpeedSpecs))]
 public sealed class SpeedSpecs(ITestOutputHelper output)
 {
     [Theory]
