@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Xunit.Abstractions;
 
 namespace PipelineActors.Planning.Tests;
@@ -7,7 +8,10 @@ namespace PipelineActors.Planning.Tests;
 [CollectionDefinition(nameof(SpeedSpecs), DisableParallelization = true)]
 public sealed class TimingCollection;
 
-/// <summary>Planning time for 200 cuts x 8 devices (the issue asks for under 100 ms; the bound here allows a loaded machine).</summary>
+/// <summary>
+/// Planning time for 200 cuts x 8 devices. The issue asks for under 100 ms; the planner runs on the calling
+/// thread, so its CPU time is measured as well as the wall clock, which a shared, loaded machine stretches.
+/// </summary>
 [Collection(nameof(SpeedSpecs))]
 public sealed class SpeedSpecs(ITestOutputHelper output)
 {
@@ -21,19 +25,55 @@ public sealed class SpeedSpecs(ITestOutputHelper output)
         var problem = RandomProblems.Draw(new Random(7), new ProblemShape(8, 8, 200, 200, LinkDensity: 1));
         var request = new PlanRequest(objective, MaxReplicas: maxReplicas);
         Planner.Plan(problem, request);
-        var times = new List<double>();
+        var wall = new List<double>();
+        var cpu = new List<double>();
         PlanResult? result = null;
         for (var i = 0; i < 5; i++)
         {
+            var cpuStart = ThreadCpu.Milliseconds();
             var clock = Stopwatch.StartNew();
             result = Planner.Plan(problem, request);
-            times.Add(clock.Elapsed.TotalMilliseconds);
+            wall.Add(clock.Elapsed.TotalMilliseconds);
+            cpu.Add(ThreadCpu.Milliseconds() - cpuStart);
         }
 
-        var median = times.Order().ElementAt(times.Count / 2);
-        output.WriteLine($"{objective}, max replicas {maxReplicas}: 200 cuts x 8 devices planned in {median:0.0} ms (median of 5; " +
-            $"min {times.Min():0.0} ms); period {result!.Figures.PeriodMs:0.###} ms over {result.Figures.Plan.Stages.Count} stages");
+        var cpuMedian = cpu.Order().ElementAt(cpu.Count / 2);
+        var wallMedian = wall.Order().ElementAt(wall.Count / 2);
+        output.WriteLine($"{objective}, max replicas {maxReplicas}: 200 cuts x 8 devices planned in {cpuMedian:0.0} ms of CPU, " +
+            $"{wallMedian:0.0} ms wall (medians of 5; wall min {wall.Min():0.0} ms); period {result!.Figures.PeriodMs:0.###} ms " +
+            $"over {result.Figures.Plan.Stages.Count} stages");
         Assert.True(result.Exact);
-        Assert.True(median < 1000, $"median {median:0.0} ms");
+        Assert.True(cpuMedian < 500, $"median {cpuMedian:0.0} ms of CPU");
+    }
+}
+
+/// <summary>The calling thread's CPU time (Linux <c>CLOCK_THREAD_CPUTIME_ID</c>), which other processes' load does not inflate.</summary>
+internal static class ThreadCpu
+{
+    private const int ThreadCpuClock = 3;
+
+    public static double Milliseconds()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency;
+        }
+
+        _ = NativeMethods.clock_gettime(ThreadCpuClock, out var time);
+        return (time.Seconds * 1000.0) + (time.Nanoseconds / 1e6);
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    private static class NativeMethods
+    {
+        [DllImport("libc", SetLastError = false)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        public static extern int clock_gettime(int clock, out TimeSpec time);
     }
 }
