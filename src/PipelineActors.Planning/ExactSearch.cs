@@ -49,10 +49,11 @@ internal sealed class ExactSearch
         for (var l = 0; l < _m; l++)
         {
             var d = _global[l];
+            // The problem's own prefix sums, so a stage costs here exactly what the evaluator charges.
             _cum[l] = new double[_n + 1];
-            for (var k = 0; k < _n; k++)
+            for (var k = 0; k <= _n; k++)
             {
-                _cum[l][k + 1] = _cum[l][k] + problem.Blocks[k].Ms[problem.Devices[d].Type];
+                _cum[l][k] = problem.ComputeMs(d, 0, k);
             }
 
             // A range that fits stays fitting when it starts later, so one pointer walks forward.

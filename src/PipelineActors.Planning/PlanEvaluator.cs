@@ -65,7 +65,8 @@ public static class PlanEvaluator
             {
                 why ??= string.Create(
                     CultureInfo.InvariantCulture,
-                    $"blocks {stage.FirstBlock}..{stage.EndBlock - 1} need {problem.StageBytes(stage.FirstBlock, stage.EndBlock) / 1048576.0:0.0} MiB " +
+                    $"blocks {stage.FirstBlock}..{stage.EndBlock - 1} need " +
+                    $"{problem.StageBytes(stage.FirstBlock, stage.EndBlock) / 1048576.0:0.0} MiB " +
                     $"on {problem.Devices[d].Name}, which has {problem.Devices[d].MemoryMiB:0.0} MiB");
             }
         }

@@ -63,7 +63,11 @@ public static class Planner
         var clock = Stopwatch.StartNew();
         var exact = problem.DeviceCount <= Math.Max(request.ExactDeviceLimit, 1);
         var selections = exact ? [Enumerable.Range(0, problem.DeviceCount).ToArray()] : Selections(problem, request.ExactDeviceLimit);
-        var plans = selections.Select(s => Solve(problem, s, request)).Where(p => p is not null).Select(p => PlanEvaluator.Evaluate(problem, p!)).ToList();
+        var plans = selections
+            .Select(s => Solve(problem, s, request))
+            .Where(p => p is not null)
+            .Select(p => PlanEvaluator.Evaluate(problem, p!))
+            .ToList();
         if (plans.Count == 0)
         {
             throw NoPlan(problem, request, selections);
@@ -78,9 +82,7 @@ public static class Planner
         if (request.MinFps is { } floor && best.FramesPerSecond < floor * (1 - 1e-12))
         {
             // Only under the throughput objective: the fastest plan misses the floor, so every plan does.
-            throw new PipelineInputException(string.Create(
-                CultureInfo.InvariantCulture,
-                $"No plan reaches {floor:0.###} frames/s on these devices and links; the fastest gives {best.FramesPerSecond:0.###} frames/s, so lower --min-fps."));
+            throw Unreachable(floor, best.FramesPerSecond);
         }
 
         var method = exact
@@ -227,9 +229,7 @@ public static class Planner
                 .Max();
             if (fastest > 0)
             {
-                return new PipelineInputException(string.Create(
-                    CultureInfo.InvariantCulture,
-                    $"No plan reaches {fps:0.###} frames/s on these devices and links; the fastest gives {fastest:0.###} frames/s, so lower --min-fps."));
+                return Unreachable(fps, fastest);
             }
         }
 
@@ -237,6 +237,10 @@ public static class Planner
             "No plan fits the table: every placement of the blocks runs out of a device's memory or needs a link the table lacks; " +
             "raise memoryMiB, add links or a defaultLink.");
     }
+
+    private static PipelineInputException Unreachable(double floor, double fastest) => new(string.Create(
+        CultureInfo.InvariantCulture,
+        $"No plan reaches {floor:0.###} frames/s on these devices and links; the fastest gives {fastest:0.###} frames/s, so lower --min-fps."));
 
     /// <summary>The heuristic's device selections: the source plus the best few others by several scores.</summary>
     internal static List<int[]> Selections(PlanProblem problem, int size)

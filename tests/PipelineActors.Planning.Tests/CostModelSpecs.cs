@@ -122,6 +122,38 @@ public sealed class CostModelSpecs
     }
 
     [Fact]
+    public void Replicas_send_their_share_of_the_results_to_the_sink_and_a_replica_on_the_sink_sends_nothing()
+    {
+        // cam sends the 2,000 B frame to e1 and e2 (10 ms each) over 8 Mbit/s, 1 ms links: 2 ms of transfer, 3 ms a
+        // frame; each link carries half the frames, so 1 ms busy per frame. The 1,000 B result goes back to cam:
+        // 1 ms of transfer, 2 ms a frame, 0.5 ms busy. Period = max(1 / (1/10 + 1/10) = 5, 1, 0.5) = 5; latency 3 + 10 + 2 = 15.
+        PlanProblem Problem(string sink) => new(
+            2_000,
+            [new PlanBlock("b0", 1_000, new Dictionary<string, double> { ["pi4"] = 100, ["edge"] = 10 })],
+            [new PlanDevice("cam", "pi4", IsSource: true), new PlanDevice("e1", "edge"), new PlanDevice("e2", "edge")],
+            [],
+            new LinkFigures(8, 1),
+            sink);
+        var plan = new Plan([new PlanStage([0], 0, 0), new PlanStage([1, 2], 0, 1)]);
+
+        var toCam = PlanEvaluator.Evaluate(Problem("cam"), plan);
+        Assert.Equal(5, toCam.PeriodMs, 9);
+        Assert.Equal(15, toCam.LatencyMs, 9);
+        Assert.Equal([1.0, 1.0], toCam.Hops[0].Links.Select(l => Math.Round(l.OccupancyMs, 9)));
+        Assert.Equal([0.5, 0.5], toCam.Hops[1].Links.Select(l => Math.Round(l.OccupancyMs, 9)));
+
+        // With e1 as the sink only e2's half of the results travels; the slowest path is still 3 + 10 + 2 = 15.
+        var toE1 = PlanEvaluator.Evaluate(Problem("e1"), plan);
+        var back = Assert.Single(toE1.Hops[1].Links);
+        Assert.Equal(2, back.FromDevice);
+        Assert.Equal(0.5, back.Share, 9);
+        Assert.Equal(15, toE1.LatencyMs, 9);
+
+        // The planner finds it: one edge alone is a 10 ms period, the pair 5 ms.
+        Assert.Equal(5, Planner.Plan(Problem("cam"), new PlanRequest(MaxReplicas: 2)).Figures.PeriodMs, 9);
+    }
+
+    [Fact]
     public void A_stage_must_fit_its_device_with_weights_and_the_largest_activation()
     {
         // b0: 600 KiB of weights, reads the 100,000 B frame and writes 200,000 B: 300,000 B of activations.

@@ -45,7 +45,8 @@ public sealed class HeuristicSpecs(ITestOutputHelper output)
         var mean = gaps.Average();
         var max = gaps.Max();
         var matched = gaps.Count(g => g < 1e-9);
-        output.WriteLine($"{objective}, exact limit {limit}: {gaps.Count} instances of {minDevices}-{maxDevices} devices; heuristic matched the exact answer on {matched}; " +
+        output.WriteLine($"{objective}, exact limit {limit}: {gaps.Count} instances of {minDevices}-{maxDevices} devices; " +
+            $"heuristic matched the exact answer on {matched}; " +
             $"mean gap {mean:P2}, max gap {max:P2}");
         Assert.True(gaps.Count >= 30, $"only {gaps.Count} instances had a plan");
         Assert.True(mean < meanGapBound, $"mean gap {mean:P2}");

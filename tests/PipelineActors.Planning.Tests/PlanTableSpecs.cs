@@ -43,13 +43,15 @@ public sealed class PlanTableSpecs
             ["no link that takes results from edge1 to the sink cam", "defaultLink"] },
         { "an unreachable device", Without(Example, "\"defaultLink\": { \"mbps\": 1000, \"latencyMs\": 0.2 },")
             .Replace("\"to\": \"edge1\"", "\"to\": \"cam2\"", StringComparison.Ordinal)
-            .Replace("{ \"name\": \"edge1\", \"type\": \"edge\" }", "{ \"name\": \"edge1\", \"type\": \"edge\" }, { \"name\": \"cam2\", \"type\": \"pi4\" }", StringComparison.Ordinal),
+            .Replace("{ \"name\": \"edge1\", \"type\": \"edge\" }",
+                "{ \"name\": \"edge1\", \"type\": \"edge\" }, { \"name\": \"cam2\", \"type\": \"pi4\" }", StringComparison.Ordinal),
             ["from the source cam to edge1"] },
         { "a negative time", Example.Replace("41.5", "-41.5", StringComparison.Ordinal), ["block 0 (b0)'s ms for pi4 -41.5", "at least 0"] },
         { "NaN as a string", Example.Replace("41.5", "\"NaN\"", StringComparison.Ordinal), ["ms for pi4 as the string \"NaN\"", "a number"] },
         { "a negative bandwidth", Example.Replace("\"mbps\": 20", "\"mbps\": -20", StringComparison.Ordinal), ["cam -> edge1", "mbps -20"] },
         { "zero bandwidth", Example.Replace("\"mbps\": 20", "\"mbps\": 0", StringComparison.Ordinal), ["mbps 0", "above 0"] },
-        { "negative bytes", Example.Replace("\"outputBytes\": 4000", "\"outputBytes\": -4", StringComparison.Ordinal), ["block 1 (b1)'s outputBytes -4"] },
+        { "negative bytes", Example.Replace("\"outputBytes\": 4000", "\"outputBytes\": -4", StringComparison.Ordinal),
+            ["block 1 (b1)'s outputBytes -4"] },
         { "fractional bytes", Example.Replace("150528", "150528.5", StringComparison.Ordinal), ["inputBytes 150528.5", "whole number"] },
         { "no source", Example.Replace("\"source\": true, ", "", StringComparison.Ordinal), ["no source device", "\"source\": true"] },
         { "two sources", Example.Replace("\"type\": \"edge\"", "\"type\": \"edge\", \"source\": true", StringComparison.Ordinal),

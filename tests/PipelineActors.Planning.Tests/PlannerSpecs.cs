@@ -135,7 +135,8 @@ public sealed class PlannerSpecs
 
     private static PlanProblem Problem(double sourceMs, double edgeMs, double mbps) => new(
         150_528,
-        [.. Enumerable.Range(0, 3).Select(i => new PlanBlock($"b{i}", 400_000, new Dictionary<string, double> { ["pi"] = sourceMs, ["edge"] = edgeMs }))],
+        [.. Enumerable.Range(0, 3).Select(i =>
+            new PlanBlock($"b{i}", 400_000, new Dictionary<string, double> { ["pi"] = sourceMs, ["edge"] = edgeMs }))],
         [new PlanDevice("cam", "pi", IsSource: true), new PlanDevice("edge", "edge")],
         [new PlanLink("cam", "edge", mbps, 1)]);
 

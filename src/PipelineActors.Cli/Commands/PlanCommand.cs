@@ -16,7 +16,8 @@ internal static class PlanCommand
     {
         var table = new Option<string>("--table")
         {
-            Description = "JSON table: inputBytes, blocks (outputBytes, ms per device type), devices (one source), links; optional defaultLink, sink.",
+            Description = "JSON table: inputBytes, blocks (outputBytes, ms per device type), devices (one source), links; " +
+                "optional defaultLink, sink.",
             Required = true,
         };
         var objective = new Option<string?>("--objective")
@@ -103,8 +104,11 @@ internal static class PlanCommand
         console.Write(grid);
         console.MarkupLine(Markup.Escape(string.Create(
             CultureInfo.InvariantCulture,
-            $"period {Ms(figures.PeriodMs)} ms ({Fps(figures)} frames/s), latency {Ms(figures.LatencyMs)} ms; bottleneck: {figures.Bottleneck.Description}")));
-        var ratio = double.IsNaN(result.BoundRatio) ? "" : string.Create(CultureInfo.InvariantCulture, $"; the plan's period is {result.BoundRatio:0.00}x it");
+            $"period {Ms(figures.PeriodMs)} ms ({Fps(figures)} frames/s), latency {Ms(figures.LatencyMs)} ms; " +
+            $"bottleneck: {figures.Bottleneck.Description}")));
+        var ratio = double.IsNaN(result.BoundRatio)
+            ? ""
+            : string.Create(CultureInfo.InvariantCulture, $"; the plan's period is {result.BoundRatio:0.00}x it");
         console.MarkupLine(Markup.Escape(string.Create(
             CultureInfo.InvariantCulture,
             $"bound: compute alone spread over all {problem.DeviceCount} devices by speed, {Ms(result.BoundPeriodMs)} ms a frame{ratio}")));
