@@ -122,13 +122,13 @@ public static class Planner
             foreach (var (drop, add) in inside.SelectMany(i => outside.Select(o => (i, o))))
             {
                 var trial = selection.Where(d => d != drop).Append(add).Order().ToArray();
-                if (Solve(problem, trial, request) is not { } plan)
+                if (Solve(problem, trial, request, best) is not { } plan)
                 {
                     continue;
                 }
 
                 var figures = PlanEvaluator.Evaluate(problem, plan);
-                if (Key(figures, request).Item1 < Key(best, request).Item1 * (1 - 1e-12))
+                if (Better(Key(figures, request).Item1, Key(best, request).Item1))
                 {
                     best = figures;
                     selection = [.. trial];
@@ -153,27 +153,43 @@ public static class Planner
         return times.Any(t => t <= 0) ? 0 : 1.0 / times.Sum(t => 1.0 / t);
     }
 
-    private static Plan? Solve(PlanProblem problem, int[] selection, PlanRequest request)
+    /// <param name="incumbent">A plan to beat (the heuristic's swaps): its figure bounds the search, which then
+    /// returns null unless it finds a strictly better plan.</param>
+    private static Plan? Solve(PlanProblem problem, int[] selection, PlanRequest request, PlanFigures? incumbent = null)
     {
         var search = new ExactSearch(problem, selection, request.MaxReplicas);
         var simple = SimplePlans(problem, selection);
         if (request.Objective == PlanObjective.Latency)
         {
             var cap = request.MinFps is { } fps ? 1000.0 / fps : double.PositiveInfinity;
-            var bound = simple.Where(f => CostModel.Within(f.PeriodMs, cap)).Select(f => f.LatencyMs).DefaultIfEmpty(double.PositiveInfinity).Min();
-            return search.MinLatency(cap, bound);
+            var bound = simple
+                .Where(f => CostModel.Within(f.PeriodMs, cap))
+                .Select(f => f.LatencyMs)
+                .Append(incumbent?.LatencyMs ?? double.PositiveInfinity)
+                .Min();
+            var quickest = search.MinLatency(cap, bound);
+            return incumbent is null || (quickest is not null && Better(PlanEvaluator.Evaluate(problem, quickest).LatencyMs, incumbent.LatencyMs))
+                ? quickest
+                : null;
         }
 
         // The least period first, then the least latency among plans of that period.
-        var fastest = search.MinPeriod(simple.Select(f => f.PeriodMs).DefaultIfEmpty(double.PositiveInfinity).Min());
+        var fastest = search.MinPeriod(simple.Select(f => f.PeriodMs).Append(incumbent?.PeriodMs ?? double.PositiveInfinity).Min());
         if (fastest is null)
         {
             return null;
         }
 
         var period = PlanEvaluator.Evaluate(problem, fastest);
+        if (incumbent is not null && !Better(period.PeriodMs, incumbent.PeriodMs))
+        {
+            return null;
+        }
+
         return search.MinLatency(period.PeriodMs, period.LatencyMs) ?? fastest;
     }
+
+    private static bool Better(double candidate, double incumbent) => candidate < incumbent * (1 - 1e-12);
 
     /// <summary>
     /// Plans that are quick to price and often good, whose figures bound the exact search: all on the
