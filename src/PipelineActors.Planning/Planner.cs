@@ -79,14 +79,14 @@ public static class Planner
             best = Improve(problem, request, best);
         }
 
-        if (request.MinFps is { } floor && best.FramesPerSecond < floor * (1 - 1e-12))
+        if (request.MinFps is { } floor && best.FramesPerSecond < floor * (1 - 1e-9))
         {
             // Only under the throughput objective: the fastest plan misses the floor, so every plan does.
             throw Unreachable(floor, best.FramesPerSecond);
         }
 
         var method = exact
-            ? $"exact over {problem.DeviceCount} devices"
+            ? $"exact over {problem.DeviceCount} device{(problem.DeviceCount == 1 ? "" : "s")}"
             : $"heuristic: exact over {selections.Count} selections of {request.ExactDeviceLimit} of {problem.DeviceCount} devices, then swaps";
         return new PlanResult(best, Bound(problem), exact, method, clock.Elapsed);
     }
