@@ -1,0 +1,194 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using PipelineActors.Onnx;
+using PipelineActors.Planning;
+using Spectre.Console;
+
+namespace PipelineActors.Cli.Commands;
+
+/// <summary><c>pipeline plan</c>: the best plan for a what-if table of blocks, devices and links, under the cost model.</summary>
+internal static class PlanCommand
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static Command Create(CliContext context)
+    {
+        var table = new Option<string>("--table")
+        {
+            Description = "JSON table: inputBytes, blocks (outputBytes, ms per device type), devices (one source), links; " +
+                "optional defaultLink, sink.",
+            Required = true,
+        };
+        var objective = new Option<string?>("--objective")
+        {
+            Description = "throughput (least period; the default) or latency (least one-frame latency; the default with --min-fps).",
+        };
+        var minFps = new Option<double?>("--min-fps") { Description = "Least latency among plans of at least this many frames/s." };
+        var maxReplicas = new Option<int>("--max-replicas")
+        {
+            Description = "Devices the last stage may be replicated on (frames go to whichever has credit); 1 for none.",
+            DefaultValueFactory = _ => 1,
+        };
+        var json = new Option<bool>("--json") { Description = "Print the plan as one JSON object." };
+        var command = new Command("plan", "Choose devices, their order, block ranges and replicas for a table of measured blocks, devices and links.")
+        {
+            table, objective, minFps, maxReplicas, json,
+        };
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var request = new PlanRequest(
+                Objective(parse.GetValue(objective), parse.GetValue(minFps)),
+                parse.GetValue(minFps),
+                parse.GetValue(maxReplicas));
+            var path = parse.GetValue(table)!;
+            var problem = PlanTable.Read(path);
+            var result = Planner.Plan(problem, request);
+            if (parse.GetValue(json))
+            {
+                context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(ToJson(problem, request, result), Json));
+                return 0;
+            }
+
+            Render(context.Console, problem, request, result);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static PlanObjective Objective(string? text, double? minFps) => text switch
+    {
+        null => minFps is null ? PlanObjective.Throughput : PlanObjective.Latency,
+        "throughput" => PlanObjective.Throughput,
+        "latency" => PlanObjective.Latency,
+        _ => throw new PipelineInputException($"--objective must be throughput or latency, not '{text}'."),
+    };
+
+    private static void Render(IAnsiConsole console, PlanProblem problem, PlanRequest request, PlanResult result)
+    {
+        var figures = result.Figures;
+        var source = problem.Devices[problem.SourceIndex].Name;
+        var results = problem.Sink is null ? "results stay on the last stage's device" : $"results go to {problem.Sink}";
+        console.MarkupLine($"[bold]{Markup.Escape(problem.Model ?? "model")}[/]: {problem.BlockCount} blocks, {problem.DeviceCount} devices, " +
+            $"frames start on {Markup.Escape(source)}, {Markup.Escape(results)}");
+        console.MarkupLine(Markup.Escape(string.Create(
+            CultureInfo.InvariantCulture,
+            $"objective {Describe(request)}; {result.Method}; planned in {result.Elapsed.TotalMilliseconds:0.0} ms")));
+
+        var grid = new Table().Border(TableBorder.Rounded)
+            .AddColumn("stage", c => c.RightAligned())
+            .AddColumn("device(s)")
+            .AddColumn("blocks")
+            .AddColumn("compute ms", c => c.RightAligned())
+            .AddColumn("replicas", c => c.RightAligned())
+            .AddColumn("hop to")
+            .AddColumn("hop bytes", c => c.RightAligned())
+            .AddColumn("hop ms", c => c.RightAligned())
+            .AddColumn("link busy ms", c => c.RightAligned());
+        foreach (var stage in figures.Stages.Select((s, i) => (s, i)))
+        {
+            var hop = figures.Hops.FirstOrDefault(h => h.FromStage == stage.i);
+            var to = hop is null ? "-" : hop.ToStage < 0 ? $"sink {problem.Sink}" : Devices(problem, figures.Stages[hop.ToStage].Stage);
+            grid.AddRow(
+                stage.i.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(Devices(problem, stage.s.Stage)),
+                Markup.Escape(Blocks(problem, stage.s.Stage)),
+                Ms(stage.s.ComputeMs) + (stage.s.Stage.IsReplicated ? $" ({string.Join(" / ", stage.s.ReplicaMs.Select(Ms))})" : ""),
+                stage.s.Stage.Devices.Count.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(to),
+                hop is null ? "-" : Format.Bytes(hop.Bytes),
+                hop is null ? "-" : Ms(hop.HopMs),
+                hop is null ? "-" : Ms(hop.OccupancyMs));
+        }
+
+        console.Write(grid);
+        console.MarkupLine(Markup.Escape(string.Create(
+            CultureInfo.InvariantCulture,
+            $"period {Ms(figures.PeriodMs)} ms ({Fps(figures)} frames/s), latency {Ms(figures.LatencyMs)} ms; " +
+            $"bottleneck: {figures.Bottleneck.Description}")));
+        var ratio = double.IsNaN(result.BoundRatio)
+            ? ""
+            : string.Create(CultureInfo.InvariantCulture, $"; the plan's period is {result.BoundRatio:0.00}x it");
+        console.MarkupLine(Markup.Escape(string.Create(
+            CultureInfo.InvariantCulture,
+            $"bound: compute alone spread over all {problem.DeviceCount} devices by speed, {Ms(result.BoundPeriodMs)} ms a frame{ratio}")));
+    }
+
+    private static object ToJson(PlanProblem problem, PlanRequest request, PlanResult result)
+    {
+        var figures = result.Figures;
+        return new
+        {
+            model = problem.Model,
+            objective = Describe(request),
+            minFps = request.MinFps,
+            maxReplicas = request.MaxReplicas,
+            exact = result.Exact,
+            method = result.Method,
+            planningMs = Math.Round(result.Elapsed.TotalMilliseconds, 3),
+            source = problem.Devices[problem.SourceIndex].Name,
+            sink = problem.Sink,
+            sourceSendsFrame = figures.Plan.Stages[0].BlockCount == 0,
+            periodMs = figures.PeriodMs,
+            framesPerSecond = figures.PeriodMs > 0 ? figures.FramesPerSecond : (double?)null,
+            latencyMs = figures.LatencyMs,
+            bottleneck = figures.Bottleneck.Description,
+            boundPeriodMs = result.BoundPeriodMs,
+            boundRatio = double.IsNaN(result.BoundRatio) ? (double?)null : result.BoundRatio,
+
+            // Stages that compute; a source that only sends the frame shows as sourceSendsFrame and the first hop.
+            stages = figures.Stages.Where(s => s.Stage.BlockCount > 0).Select(s => new
+            {
+                device = Devices(problem, s.Stage),
+                devices = s.Stage.IsReplicated ? s.Stage.Devices.Select(d => problem.Devices[d].Name).ToList() : null,
+                firstBlock = s.Stage.FirstBlock,
+                lastBlock = s.Stage.EndBlock - 1,
+                firstBlockName = problem.Blocks[s.Stage.FirstBlock].Name,
+                lastBlockName = problem.Blocks[s.Stage.EndBlock - 1].Name,
+                computeMs = s.ComputeMs,
+                replicas = s.Stage.Devices.Count,
+                replicaMs = s.Stage.IsReplicated ? s.ReplicaMs : null,
+                shares = s.Stage.IsReplicated ? s.Shares : null,
+            }),
+            hops = figures.Hops.Select(h => new
+            {
+                from = Devices(problem, figures.Stages[h.FromStage].Stage),
+                to = h.ToStage < 0 ? problem.Sink : Devices(problem, figures.Stages[h.ToStage].Stage),
+                toSink = h.ToStage < 0,
+                bytes = h.Bytes,
+                hopMs = h.HopMs,
+                occupancyMs = h.OccupancyMs,
+                links = h.Links.Select(l => new
+                {
+                    from = problem.Devices[l.FromDevice].Name,
+                    to = problem.Devices[l.ToDevice].Name,
+                    share = l.Share,
+                    hopMs = l.HopMs,
+                    occupancyMs = l.OccupancyMs,
+                }),
+            }),
+        };
+    }
+
+    private static string Describe(PlanRequest request) => request.Objective switch
+    {
+        PlanObjective.Latency when request.MinFps is { } fps => string.Create(CultureInfo.InvariantCulture, $"latency at >= {fps:0.###} frames/s"),
+        PlanObjective.Latency => "latency",
+        _ when request.MinFps is { } fps => string.Create(CultureInfo.InvariantCulture, $"throughput at >= {fps:0.###} frames/s"),
+        _ => "throughput",
+    };
+
+    private static string Devices(PlanProblem problem, PlanStage stage) => string.Join("+", stage.Devices.Select(d => problem.Devices[d].Name));
+
+    private static string Blocks(PlanProblem problem, PlanStage stage) => stage.BlockCount switch
+    {
+        0 => "none (sends the frame)",
+        1 => $"{problem.Blocks[stage.FirstBlock].Name} ({stage.FirstBlock})",
+        _ => $"{problem.Blocks[stage.FirstBlock].Name}..{problem.Blocks[stage.EndBlock - 1].Name} ({stage.FirstBlock}-{stage.EndBlock - 1})",
+    };
+
+    private static string Ms(double ms) => ms.ToString("0.###", CultureInfo.InvariantCulture);
+
+    private static string Fps(PlanFigures figures) =>
+        figures.PeriodMs > 0 ? figures.FramesPerSecond.ToString("0.##", CultureInfo.InvariantCulture) : "unbounded";
+}
