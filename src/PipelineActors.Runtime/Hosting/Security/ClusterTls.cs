@@ -23,7 +23,8 @@ public sealed class ClusterTls : IDisposable
     /// <summary>
     /// What Akka needs in HOCON besides the setup: TLS on, peers must present a certificate, validation on. Hostname
     /// validation is off because the cluster's CA, not DNS, says who a node is, and peers dial addresses from gossip.
-    /// The certificate itself travels in the setup, so no path or password is written here.
+    /// The certificate itself travels in the setup, so no path or password is written here. The role-proof messages of
+    /// <see cref="CertificateRoleGuard"/> get their own serializer, never Akka's JSON fallback.
     /// </summary>
     public static readonly Config Hocon = ConfigurationFactory.ParseString("""
         akka.remote.dot-netty.tcp {
@@ -32,6 +33,17 @@ public sealed class ClusterTls : IDisposable
             suppress-validation = false
             require-mutual-authentication = true
             validate-certificate-hostname = false
+          }
+        }
+        akka.actor {
+          serializers {
+            role-proof = "PipelineActors.Runtime.Hosting.Security.RoleProofSerializer, PipelineActors.Runtime"
+          }
+          serialization-bindings {
+            "PipelineActors.Runtime.Hosting.Security.IRoleProofMessage, PipelineActors.Runtime" = role-proof
+          }
+          serialization-identifiers {
+            "PipelineActors.Runtime.Hosting.Security.RoleProofSerializer, PipelineActors.Runtime" = 437
           }
         }
         """);
@@ -94,8 +106,7 @@ public sealed class ClusterTls : IDisposable
     /// </summary>
     public bool Validate(X509Certificate2? certificate, string peer, out string reason)
     {
-        reason = Check(certificate);
-        if (reason.Length > 0)
+        if (!Verify(certificate, out reason))
         {
             Interlocked.Increment(ref _rejected);
             return false;
@@ -109,6 +120,13 @@ public sealed class ClusterTls : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>The same check as <see cref="Validate(X509Certificate2?, string, out string)"/>, for a certificate not from a handshake.</summary>
+    public bool Verify(X509Certificate2? certificate, out string reason)
+    {
+        reason = Check(certificate);
+        return reason.Length == 0;
     }
 
     public void Dispose()

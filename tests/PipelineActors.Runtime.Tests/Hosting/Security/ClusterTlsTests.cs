@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography.X509Certificates;
 using Akka.Actor;
 using Akka.Actor.Setup;
@@ -92,6 +93,49 @@ public sealed class ClusterTlsTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.False(IsUp(rogue));
     }
 
+    [Fact]
+    public async Task A_member_that_claims_a_role_its_certificate_lacks_is_downed_and_an_honest_member_stays()
+    {
+        var (seed, seedTls) = await StartSeedAsync();
+        Guard(seed, seedTls);
+        var events = Record(seed);
+        var honestTls = Tls("w1", Roles.Worker);
+        var honest = Start(honestTls.Setup(Node([Roles.Worker], SeedOf(seed))));
+        Guard(honest, honestTls);
+        await WaitUntilAsync(() => UpCount(seed) == 2, JoinTimeout, "the honest worker did not join");
+
+        // A certificate from the right CA that grants monitor only, on a node that claims worker.
+        var liarTls = Tls("m1", Roles.Monitor);
+        var liar = Start(liarTls.Setup(Node([Roles.Worker], SeedOf(seed))));
+        Guard(liar, liarTls);
+        var liarAddress = Akka.Cluster.Cluster.Get(liar).SelfAddress;
+
+        // Removed means it had been a member: TLS let it in and a guard threw it out. (Which guard downs it first, the
+        // seed's or the honest worker's, varies; the seed may see it go from Joining straight to Down.)
+        await WaitUntilAsync(() => events.Contains($"removed {liarAddress}"), JoinTimeout, "the seed never removed the member that claimed worker");
+        await liar.WhenTerminated.WaitAsync(JoinTimeout);
+
+        // The honest worker proved its role and is still there.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(2, UpCount(seed));
+        Assert.True(IsUp(honest));
+    }
+
+    [Fact]
+    public async Task A_member_that_cannot_prove_its_certificate_is_downed()
+    {
+        var (seed, seedTls) = await StartSeedAsync();
+        Guard(seed, seedTls);
+        var events = Record(seed);
+        // Valid TLS and a certificate that grants what it claims, but no guard to sign the proof with.
+        var mute = Start(Tls("w1", Roles.Worker).Setup(Node([Roles.Worker], SeedOf(seed))));
+        var muteAddress = Akka.Cluster.Cluster.Get(mute).SelfAddress;
+
+        await WaitUntilAsync(() => events.Contains($"removed {muteAddress}"), JoinTimeout, "the seed never removed the member that sent no proof");
+        Assert.Contains($"up {muteAddress}", events);
+        Assert.Equal(1, UpCount(seed));
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
@@ -152,6 +196,18 @@ public sealed class ClusterTlsTests(ITestOutputHelper output) : IAsyncLifetime
         return system;
     }
 
+    // Asks for a proof every half second, six times: a silent member is downed about 3 s after it is Up.
+    private static void Guard(ActorSystem system, ClusterTls tls) =>
+        system.ActorOf(CertificateRoleGuard.Props(tls, TimeSpan.FromMilliseconds(500), 6), CertificateRoleGuard.Name);
+
+    /// <summary>Membership changes as one node sees them: "up ADDRESS" and "removed ADDRESS" lines, in order.</summary>
+    private static ConcurrentQueue<string> Record(ActorSystem system)
+    {
+        var events = new ConcurrentQueue<string>();
+        system.ActorOf(Props.Create(() => new MembershipRecorder(events)));
+        return events;
+    }
+
     private static int UpCount(ActorSystem system) =>
         Akka.Cluster.Cluster.Get(system).State.Members.Count(m => m.Status == MemberStatus.Up);
 
@@ -164,6 +220,19 @@ public sealed class ClusterTlsTests(ITestOutputHelper output) : IAsyncLifetime
 
         var cluster = Akka.Cluster.Cluster.Get(system);
         return cluster.State.Members.Any(m => m.Address == cluster.SelfAddress && m.Status == MemberStatus.Up);
+    }
+
+    private sealed class MembershipRecorder : ReceiveActor
+    {
+        public MembershipRecorder(ConcurrentQueue<string> events)
+        {
+            Receive<ClusterEvent.MemberUp>(e => events.Enqueue($"up {e.Member.Address}"));
+            Receive<ClusterEvent.MemberRemoved>(e => events.Enqueue($"removed {e.Member.Address}"));
+        }
+
+        protected override void PreStart() =>
+            Akka.Cluster.Cluster.Get(Context.System).Subscribe(
+                Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
