@@ -37,7 +37,8 @@ public sealed class CertsCommandTests : IDisposable
         Assert.Equal(0, Cli.Run("certs", "init", "--out", _folder["ca"]).ExitCode);
 
         var result = Cli.Run(
-            "certs", "issue", "--ca", _folder["ca"], "--name", "edge-1", "--roles", "worker, ingest", "--host", "10.0.0.7", "--out", _folder["edge-1"]);
+            "certs", "issue", "--ca", _folder["ca"], "--name", "edge-1", "--roles", "worker, ingest", "--host", "10.0.0.7",
+            "--out", _folder["edge-1"]);
 
         Assert.True(result.ExitCode == 0, result.Error);
         Assert.Contains("edge-1", result.Output, StringComparison.Ordinal);
@@ -57,7 +58,7 @@ public sealed class CertsCommandTests : IDisposable
     {
         Assert.Equal(0, Cli.Run("certs", "init", "--out", _folder["ca"]).ExitCode);
 
-        var result = Cli.Run("certs", "issue", "--ca", _folder["ca"], "--name", "n1", "--roles", "worker,admin", "--host", "127.0.0.1", "--out", _folder["n1"]);
+        var result = Issue(_folder["ca"], "worker,admin", "127.0.0.1", _folder["n1"]);
 
         Cli.AssertUserError(result, "'admin'", "worker");
         _folder.AssertNoSplitLeftBehind("n1");
@@ -66,7 +67,7 @@ public sealed class CertsCommandTests : IDisposable
     [Fact]
     public void Issue_without_a_CA_says_how_to_make_one()
     {
-        var result = Cli.Run("certs", "issue", "--ca", _folder["nothing"], "--name", "n1", "--roles", "worker", "--host", "127.0.0.1", "--out", _folder["n1"]);
+        var result = Issue(_folder["nothing"], "worker", "127.0.0.1", _folder["n1"]);
 
         Cli.AssertUserError(result, "pipeline certs init");
         _folder.AssertNoSplitLeftBehind("n1");
@@ -79,7 +80,7 @@ public sealed class CertsCommandTests : IDisposable
     {
         Assert.Equal(0, Cli.Run("certs", "init", "--out", _folder["ca"]).ExitCode);
 
-        var result = Cli.Run("certs", "issue", "--ca", _folder["ca"], "--name", "n1", "--roles", roles, "--host", host, "--out", _folder["n1"]);
+        var result = Issue(_folder["ca"], roles, host, _folder["n1"]);
 
         Cli.AssertUserError(result, naming);
         _folder.AssertNoSplitLeftBehind("n1");
@@ -90,12 +91,14 @@ public sealed class CertsCommandTests : IDisposable
     {
         Assert.Equal(0, Cli.Run("certs", "init", "--out", _folder["ca"]).ExitCode);
 
-        var result = Cli.Run(
-            "certs", "issue", "--ca", _folder["ca"], "--name", "n1", "--roles", "worker", "--host", "127.0.0.1", "--out", Path.Combine(_folder["missing"], "n1"));
+        var result = Issue(_folder["ca"], "worker", "127.0.0.1", Path.Combine(_folder["missing"], "n1"));
 
         Cli.AssertUserError(result, "does not exist");
         Assert.False(Directory.Exists(_folder["missing"]));
     }
 
     public void Dispose() => _folder.Dispose();
+
+    private static CliResult Issue(string ca, string roles, string host, string output) =>
+        Cli.Run("certs", "issue", "--ca", ca, "--name", "n1", "--roles", roles, "--host", host, "--out", output);
 }

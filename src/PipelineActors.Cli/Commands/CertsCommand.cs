@@ -20,8 +20,16 @@ internal static class CertsCommand
 
     private static Command Init(CliContext context)
     {
-        var output = new Option<string>("--out") { Description = "Folder to write the CA into (ca.crt, ca.key); keep ca.key off the nodes.", Required = true };
-        var name = new Option<string>("--name") { Description = "The CA's name, shown in every certificate it signs.", DefaultValueFactory = _ => "pipeline cluster" };
+        var output = new Option<string>("--out")
+        {
+            Description = "Folder to write the CA into (ca.crt, ca.key); keep ca.key off the nodes.",
+            Required = true,
+        };
+        var name = new Option<string>("--name")
+        {
+            Description = "The CA's name, shown in every certificate it signs.",
+            DefaultValueFactory = _ => "pipeline cluster",
+        };
         var force = new Option<bool>("--force") { Description = "Replace an existing CA; every certificate it issued stops working." };
         var command = new Command("init", "Make a new cluster CA.") { output, name, force };
         command.SetAction(parse => context.Guard(() =>
@@ -47,7 +55,11 @@ internal static class CertsCommand
             Required = true,
         };
         var host = new Option<string>("--host") { Description = "The IP address or DNS name the node listens on.", Required = true };
-        var output = new Option<string>("--out") { Description = "The node's TLS folder to write (ca.crt, node.crt, node.key, node.pfx).", Required = true };
+        var output = new Option<string>("--out")
+        {
+            Description = "The node's TLS folder to write (ca.crt, node.crt, node.key, node.pfx).",
+            Required = true,
+        };
         var force = new Option<bool>("--force") { Description = "Replace the folder if it is not empty." };
         var command = new Command("issue", "Make a node certificate signed by the cluster CA, naming the node's host and roles.")
         {
@@ -70,7 +82,9 @@ internal static class CertsCommand
 
     private static List<string> ParseRoles(string text)
     {
-        var roles = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct(StringComparer.Ordinal).ToList();
+        var roles = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Distinct(StringComparer.Ordinal)
+            .ToList();
         if (roles.Count == 0)
         {
             throw new PipelineInputException($"--roles needs at least one of {string.Join(", ", Runtime.Cluster.Roles.All)}.");

@@ -48,7 +48,8 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new CertificateRoleGuard(tls, retryInterval ?? TimeSpan.FromSeconds(1), attempts));
 
     protected override void PreStart() =>
-        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+        _cluster.Subscribe(
+            Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
 

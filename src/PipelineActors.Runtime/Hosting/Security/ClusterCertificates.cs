@@ -47,7 +47,8 @@ public static class ClusterCertificates
     public static X509Certificate2 CreateAuthority(string name, TimeSpan? validity = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest(new X500DistinguishedName($"CN={Escape(name)}, O=PipelineActors cluster CA"), key, HashAlgorithmName.SHA256);
+        var subject = new X500DistinguishedName($"CN={Escape(name)}, O=PipelineActors cluster CA");
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         // pathLen 0: the CA signs node certificates only, never another CA.
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
@@ -90,7 +91,8 @@ public static class ClusterCertificates
         }
 
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest(new X500DistinguishedName($"CN={Escape(nodeName)}, O=PipelineActors node"), key, HashAlgorithmName.SHA256);
+        var subject = new X500DistinguishedName($"CN={Escape(nodeName)}, O=PipelineActors node");
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
         request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(ServerAuthOid), new Oid(ClientAuthOid)], false));
@@ -123,7 +125,10 @@ public static class ClusterCertificates
 
     /// <summary>The node name a certificate was issued for, or null when it names none.</summary>
     public static string? NodeNameOf(X509Certificate2 certificate) =>
-        SanUris(certificate).Where(u => u.StartsWith(NodeUriPrefix, StringComparison.Ordinal)).Select(u => u[NodeUriPrefix.Length..]).FirstOrDefault();
+        SanUris(certificate)
+            .Where(u => u.StartsWith(NodeUriPrefix, StringComparison.Ordinal))
+            .Select(u => u[NodeUriPrefix.Length..])
+            .FirstOrDefault();
 
     /// <summary>True when the certificate's extended key usage allows both TLS server and TLS client use.</summary>
     public static bool AllowsServerAndClientAuth(X509Certificate2 certificate)
@@ -146,7 +151,8 @@ public static class ClusterCertificates
             throw new PipelineInputException($"{folder} already holds a CA; replacing it locks every node out, so pass --force if you mean it.");
         }
 
-        using var key = authority.GetECDsaPrivateKey() ?? throw new ArgumentException("The CA certificate has no ECDSA private key.", nameof(authority));
+        using var key = authority.GetECDsaPrivateKey()
+            ?? throw new ArgumentException("The CA certificate has no ECDSA private key.", nameof(authority));
         WriteFolder(folder, force, temp =>
         {
             WriteText(Path.Combine(temp, CaCertificateFile), authority.ExportCertificatePem(), secret: false);
@@ -161,7 +167,8 @@ public static class ClusterCertificates
         var key = Path.Combine(folder, CaKeyFile);
         if (!File.Exists(certificate) || !File.Exists(key))
         {
-            throw new PipelineInputException($"{folder} holds no CA ({CaCertificateFile} and {CaKeyFile}); make one with 'pipeline certs init --out {folder}'.");
+            throw new PipelineInputException(
+                $"{folder} holds no CA ({CaCertificateFile} and {CaKeyFile}); make one with 'pipeline certs init --out {folder}'.");
         }
 
         try
@@ -243,11 +250,13 @@ public static class ClusterCertificates
         }
         catch (CryptographicException e)
         {
-            throw new PipelineInputException($"{folder} holds an unreadable node certificate ({e.Message}); issue a new one with 'pipeline certs issue'.");
+            throw new PipelineInputException(
+                $"{folder} holds an unreadable node certificate ({e.Message}); issue a new one with 'pipeline certs issue'.");
         }
 
         throw new PipelineInputException(
-            $"{folder} holds no node certificate ({NodePfxFile}, or {NodeCertificateFile} and {NodeKeyFile}); make one with 'pipeline certs issue'.");
+            $"{folder} holds no node certificate ({NodePfxFile}, or {NodeCertificateFile} and {NodeKeyFile}); "
+            + "make one with 'pipeline certs issue'.");
     }
 
     /// <summary>Checks a node name: 1 to 64 letters, digits, '.', '_' or '-', so it fits a URN and a file name.</summary>

@@ -115,8 +115,8 @@ public sealed class ClusterTls : IDisposable
         var key = OutboundKey(peer);
         if (key is not null)
         {
-            _peers[key] = new PeerCertificate(
-                peer, ClusterCertificates.NodeNameOf(certificate!), ClusterCertificates.RolesOf(certificate!), certificate!.Thumbprint, DateTimeOffset.UtcNow);
+            var name = ClusterCertificates.NodeNameOf(certificate!);
+            _peers[key] = new PeerCertificate(peer, name, ClusterCertificates.RolesOf(certificate!), certificate!.Thumbprint, DateTimeOffset.UtcNow);
         }
 
         return true;
@@ -206,7 +206,8 @@ public sealed class ClusterTls : IDisposable
 
     // Outbound peers are Akka addresses ("ssl.tcp://pipeline@127.0.0.1:4053"); inbound ones are socket endpoints.
     private static string? OutboundKey(string peer) =>
-        peer.Contains("://", StringComparison.Ordinal) && peer.Contains('@', StringComparison.Ordinal) && Uri.TryCreate(peer, UriKind.Absolute, out var uri)
+        peer.Contains("://", StringComparison.Ordinal) && peer.Contains('@', StringComparison.Ordinal)
+        && Uri.TryCreate(peer, UriKind.Absolute, out var uri)
             ? EndpointKey(uri.Host, uri.Port)
             : null;
 }

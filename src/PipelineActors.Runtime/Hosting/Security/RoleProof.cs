@@ -27,7 +27,8 @@ public sealed record RoleProof(byte[] Nonce, string Address, byte[] Certificate,
     /// <summary>Signs a proof for <paramref name="self"/> with the node certificate's private key.</summary>
     public static RoleProof Sign(byte[] nonce, string self, X509Certificate2 certificate)
     {
-        using var key = certificate.GetECDsaPrivateKey() ?? throw new ArgumentException("The node certificate has no ECDSA private key.", nameof(certificate));
+        using var key = certificate.GetECDsaPrivateKey()
+            ?? throw new ArgumentException("The node certificate has no ECDSA private key.", nameof(certificate));
         return new RoleProof(nonce, self, certificate.RawData, key.SignData(Payload(nonce, self), HashAlgorithmName.SHA256));
     }
 

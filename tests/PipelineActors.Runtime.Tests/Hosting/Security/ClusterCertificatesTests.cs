@@ -193,9 +193,13 @@ public sealed class ClusterCertificatesTests : IDisposable
     {
         var empty = Directory.CreateDirectory(Path.Combine(_folder, "empty")).FullName;
 
-        Assert.Contains("pipeline certs init", Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadAuthority(empty)).Message, StringComparison.Ordinal);
-        Assert.Contains("pipeline certs issue", Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadNodeCertificate(empty)).Message, StringComparison.Ordinal);
-        Assert.Contains("pipeline certs issue", Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadCaCertificate(empty)).Message, StringComparison.Ordinal);
+        var noCa = Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadAuthority(empty));
+        var noNode = Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadNodeCertificate(empty));
+        var noCaCertificate = Assert.Throws<PipelineInputException>(() => ClusterCertificates.ReadCaCertificate(empty));
+
+        Assert.Contains("pipeline certs init", noCa.Message, StringComparison.Ordinal);
+        Assert.Contains("pipeline certs issue", noNode.Message, StringComparison.Ordinal);
+        Assert.Contains("pipeline certs issue", noCaCertificate.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -232,7 +232,10 @@ public sealed class ClusterTlsTests(ITestOutputHelper output) : IAsyncLifetime
 
         protected override void PreStart() =>
             Akka.Cluster.Cluster.Get(Context.System).Subscribe(
-                Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+                Self,
+                ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                typeof(ClusterEvent.MemberUp),
+                typeof(ClusterEvent.MemberRemoved));
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
