@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
+using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.Runtime.ModelStore;
 using PipelineActors.Runtime.Stages;
 using PipelineActors.Runtime.Supervision;
@@ -35,11 +36,19 @@ public sealed class PipelineNode : IAsyncDisposable
     /// <summary>This node's address as a seed URI (<c>akka.tcp://pipeline@host:port</c>).</summary>
     public string SeedUri => Address.ToString();
 
-    /// <summary>Starts the node and joins the seeds; with no seeds it forms a cluster of its own.</summary>
-    public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null)
+    /// <summary>
+    /// Starts the node and joins the seeds; with no seeds it forms a cluster of its own. With <paramref name="tls"/> the node
+    /// speaks akka.ssl.tcp with mutual authentication and runs the guard that checks members' roles against certificates.
+    /// </summary>
+    public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null, ClusterTls? tls = null)
     {
         var config = NodeConfig.Build(options);
-        var system = ActorSystem.Create(NodeConfig.SystemName, config);
+        var system = tls is null ? ActorSystem.Create(NodeConfig.SystemName, config) : ActorSystem.Create(NodeConfig.SystemName, tls.Setup(config));
+        if (tls is not null)
+        {
+            system.ActorOf(CertificateRoleGuard.Props(tls), CertificateRoleGuard.Name);
+        }
+
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (options.Seeds.Count == 0)
         {

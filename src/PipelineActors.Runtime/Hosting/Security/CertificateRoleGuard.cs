@@ -47,9 +47,18 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
     public static Props Props(ClusterTls tls, TimeSpan? retryInterval = null, int attempts = 10) =>
         Akka.Actor.Props.Create(() => new CertificateRoleGuard(tls, retryInterval ?? TimeSpan.FromSeconds(1), attempts));
 
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
+        // Say it here, where the operator looks, rather than only in the logs of the members that will down this node.
+        var own = CertificateRoles.Check(_cluster.SelfRoles, _tls.Roles);
+        if (!own.Allowed)
+        {
+            _log.Error("This node {0} ({1}); the other members will down it.", own, _tls.Certificate.Subject);
+        }
+
         _cluster.Subscribe(
             Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+    }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
 
