@@ -195,9 +195,13 @@ public sealed class ClusterTls : IDisposable
         }
         finally
         {
+            // The chain hands out copies; the peer's own certificate object belongs to the TLS stream and stays open.
             foreach (var element in chain.ChainElements)
             {
-                element.Certificate.Dispose();
+                if (!ReferenceEquals(element.Certificate, certificate))
+                {
+                    element.Certificate.Dispose();
+                }
             }
         }
     }

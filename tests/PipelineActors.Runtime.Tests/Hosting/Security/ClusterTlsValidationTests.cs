@@ -9,6 +9,12 @@ namespace PipelineActors.Runtime.Tests.Hosting.Security;
 /// <summary>The peer-certificate check that the TLS handshake calls, without sockets.</summary>
 public sealed class ClusterTlsValidationTests : IDisposable
 {
+    private static int Identifier(ActorSystem system, object message)
+    {
+        _ = Akka.Cluster.Tools.PublishSubscribe.DistributedPubSub.Get(system);
+        return system.Serialization.FindSerializerFor(message).Identifier;
+    }
+
     private const string Outbound = "akka.ssl.tcp://pipeline@127.0.0.1:4711";
 
     private readonly X509Certificate2 _ca = ClusterCertificates.CreateAuthority("cluster");
@@ -105,6 +111,27 @@ public sealed class ClusterTlsValidationTests : IDisposable
         Assert.False(_tls.SslSetup.SuppressValidation);
         Assert.NotNull(_tls.SslSetup.CustomValidator);
         Assert.Equal([Roles.Coordinator], _tls.Roles);
+    }
+
+    [Fact]
+    public async Task The_TLS_configuration_keeps_the_serializers_that_extensions_add_later()
+    {
+        // DistributedPubSub adds its serializer when it starts; the TLS layer must not shadow that, or pub-sub fails.
+        var node = NodeConfig.Build(new NodeOptions { Roles = [Roles.Worker] });
+        var plain = ActorSystem.Create(NodeConfig.SystemName, node);
+        var secure = ActorSystem.Create(NodeConfig.SystemName, _tls.Setup(node));
+        try
+        {
+            var message = new Akka.Cluster.Tools.PublishSubscribe.Publish("topic", "text");
+            var expected = Identifier(plain, message);
+            Assert.Equal(expected, Identifier(secure, message));
+            Assert.NotEqual(Identifier(plain, new object()), expected);
+            Assert.IsType<RoleProofSerializer>(secure.Serialization.FindSerializerFor(new ProveRoles(new byte[RoleProof.NonceBytes])));
+        }
+        finally
+        {
+            await Task.WhenAll(plain.Terminate(), secure.Terminate()).WaitAsync(TimeSpan.FromSeconds(15));
+        }
     }
 
     public void Dispose()
