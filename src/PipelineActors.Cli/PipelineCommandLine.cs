@@ -41,6 +41,7 @@ public static class PipelineCommandLine
         root.Add(BenchCommand.Create(context));
         root.Add(MonitorCommand.Create(context));
         root.Add(PlanCommand.Create(context));
+        root.Add(CertsCommand.Create(context));
         return root;
     }
 

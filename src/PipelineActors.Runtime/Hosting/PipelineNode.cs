@@ -1,9 +1,10 @@
 using Akka.Actor;
 using Akka.Cluster.Tools.Singleton;
 using PipelineActors.Runtime.ControlPath.ModelDistribution;
-using PipelineActors.Runtime.DataPath.Stages;
-using PipelineActors.Runtime.ControlPath.Supervision;
 using PipelineActors.Runtime.ControlPath.Placement;
+using PipelineActors.Runtime.ControlPath.Supervision;
+using PipelineActors.Runtime.DataPath.Stages;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.Hosting;
 
@@ -40,13 +41,21 @@ public sealed class PipelineNode : IAsyncDisposable
     /// <summary>This node's address as a seed URI (<c>akka.tcp://pipeline@host:port</c>).</summary>
     public string SeedUri => Address.ToString();
 
-    /// <summary>Starts the node and joins the seeds; with no seeds it forms a cluster of its own.</summary>
-    public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null)
+    /// <summary>
+    /// Starts the node and joins the seeds; with no seeds it forms a cluster of its own. With <paramref name="tls"/> the node
+    /// speaks akka.ssl.tcp with mutual authentication and runs the guard that checks members' roles against certificates.
+    /// </summary>
+    public static PipelineNode Start(NodeOptions options, IPlacementPolicy? policy = null, ClusterTls? tls = null)
     {
         var config = PipelineConfig.Build(options);
         // Checked before the ActorSystem starts: a bad value is one sentence here, not a failure deep inside an actor.
         var settings = PipelineSettings.From(config);
-        var system = ActorSystem.Create(PipelineConfig.SystemName, config);
+        var system = tls is null ? ActorSystem.Create(PipelineConfig.SystemName, config) : ActorSystem.Create(PipelineConfig.SystemName, tls.Setup(config));
+        if (tls is not null)
+        {
+            system.ActorOf(CertificateRoleGuard.Props(tls), CertificateRoleGuard.Name);
+        }
+
         var cluster = Akka.Cluster.Cluster.Get(system);
         if (options.Seeds.Count == 0)
         {
