@@ -6,6 +6,7 @@ using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Runtime.ControlPath.Membership;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
@@ -64,12 +65,12 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
                 ScheduleRebalance();
             }
         });
-        Receive<ClusterEvent.UnreachableMember>(u => Lost(u.Member.Address, "unreachable"));
-        Receive<ClusterEvent.MemberLeft>(l => Lost(l.Member.Address, "leaving"));
-        Receive<ClusterEvent.MemberExited>(e => Lost(e.Member.Address, "exited"));
+        Receive<ClusterEvent.UnreachableMember>(u => Lost(u.Member.Address, LossKind.Unreachable));
+        Receive<ClusterEvent.MemberLeft>(l => Lost(l.Member.Address, LossKind.Leaving));
+        Receive<ClusterEvent.MemberExited>(e => Lost(e.Member.Address, LossKind.Exited));
         Receive<ClusterEvent.MemberRemoved>(r =>
         {
-            Lost(r.Member.Address, "removed");
+            Lost(r.Member.Address, LossKind.Removed);
             _workers.Remove(r.Member.Address);
         });
         Receive<ClusterEvent.ReachableMember>(r =>
@@ -224,14 +225,14 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
     }
 
-    private void Lost(Address address, string why)
+    private void Lost(Address address, LossKind why)
     {
         if (!_workers.TryGetValue(address, out var worker))
         {
             return;
         }
 
-        if (why == "unreachable")
+        if (!why.IsFinal())
         {
             worker.Reachable = false;
         }
@@ -246,7 +247,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         var hosting = _active?.Target.Workers.Contains(address) == true || _transition?.Target.Workers.Contains(address) == true;
-        Event($"worker {NodeAddress.Of(address)} {why}{(hosting ? "; moving its stages" : string.Empty)}");
+        Event($"worker {NodeAddress.Of(address)} {why.Text()}{(hosting ? "; moving its stages" : string.Empty)}");
         if (hosting)
         {
             _lostAt ??= Stopwatch.GetTimestamp();
@@ -284,7 +285,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
         var live = workers.Select(w => w.Address).ToHashSet();
         Assignment target;
-        string reason;
+        PlanReason reason;
         if (_active is null)
         {
             if (TryAdopt(workers))
@@ -293,12 +294,12 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             }
 
             target = _policy.Balanced(_job.Splits, workers);
-            reason = "initial placement";
+            reason = PlanReason.InitialPlacement;
         }
         else if (_active.Target.Workers.Any(a => !live.Contains(a)))
         {
             target = _policy.Recover(_active.Target, workers);
-            reason = "recovery";
+            reason = PlanReason.Recovery;
         }
         else if (!immediate)
         {
@@ -308,7 +309,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
                 return;
             }
 
-            reason = "rebalance";
+            reason = PlanReason.Rebalance;
         }
         else
         {
@@ -322,7 +323,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         StartTransition(target, reason);
-        if (reason == "recovery")
+        if (reason == PlanReason.Recovery)
         {
             ScheduleRebalance(); // then move on to a better split for the workers that are left
         }
@@ -349,7 +350,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             var stages = Enumerable.Range(0, parts).ToDictionary(i => i, i => byIndex[i].Hosted.Stage);
             _active = new Active(group.Key.WiredEpoch, target, stages);
             Event($"adopted the running plan (epoch {group.Key.WiredEpoch}, {parts} stages) without redeploying");
-            _job!.Ingest.Tell(Activation(_active, "adopted by a new supervisor"));
+            _job!.Ingest.Tell(Activation(_active, PlanReason.Adopted));
             ScheduleRebalance();
             return true;
         }
@@ -357,7 +358,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         return false;
     }
 
-    private void StartTransition(Assignment target, string reason)
+    private void StartTransition(Assignment target, PlanReason reason)
     {
         var epoch = ++_epoch;
         var split = _job!.Splits.First(s => s.Parts == target.Parts);
@@ -376,7 +377,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         Timers.StartSingleTimer("deploy-timeout", new DeployTimeout(epoch), _deployTimeout);
-        Event($"epoch {epoch} ({reason}): {target.Parts} stage(s) on {string.Join(", ", target.Workers.Select(NodeAddress.Of))}; deploying {target.Parts - _transition.Stages.Count}");
+        Event($"epoch {epoch} ({reason.Text()}): {target.Parts} stage(s) on {string.Join(", ", target.Workers.Select(NodeAddress.Of))}; deploying {target.Parts - _transition.Stages.Count}");
         WireIfDeployed();
     }
 
@@ -425,13 +426,13 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         _transition = null;
         var took = Stopwatch.GetElapsedTime(t.Started).TotalMilliseconds;
         var sinceLoss = _lostAt is { } lost ? $", {Stopwatch.GetElapsedTime(lost).TotalMilliseconds:0} ms after the loss" : string.Empty;
-        if (t.Reason == "recovery")
+        if (t.Reason == PlanReason.Recovery)
         {
             _lostAt = null;
         }
 
-        Event($"epoch {t.Epoch} live ({t.Reason}) in {took:0} ms{sinceLoss}");
-        PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", t.Reason));
+        Event($"epoch {t.Epoch} live ({t.Reason.Text()}) in {took:0} ms{sinceLoss}");
+        PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", t.Reason.Text()));
         _job!.Ingest.Tell(Activation(_active, t.Reason));
 
         // The new plan is live: stop stage actors no plan uses any more.
@@ -452,7 +453,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     }
 
-    private PlanActivated Activation(Active active, string reason)
+    private PlanActivated Activation(Active active, PlanReason reason)
     {
         var split = _job!.Splits.First(s => s.Parts == active.Target.Parts);
         var placements = Enumerable.Range(0, active.Target.Parts)
@@ -486,13 +487,13 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private sealed record Active(long Epoch, Assignment Target, Dictionary<int, IActorRef> Stages);
 
-    private sealed class Transition(long epoch, Assignment target, string reason, long started)
+    private sealed class Transition(long epoch, Assignment target, PlanReason reason, long started)
     {
         public long Epoch { get; } = epoch;
 
         public Assignment Target { get; } = target;
 
-        public string Reason { get; } = reason;
+        public PlanReason Reason { get; } = reason;
 
         public long Started { get; } = started;
 
