@@ -287,6 +287,32 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_new_supervisor_that_finds_no_complete_plan_deploys_what_is_missing_after_the_highest_epoch_reported()
+    {
+        var (a, b) = (Worker(1), Worker(2));
+        var a0 = StageOn(a);
+        var supervisor = Start();
+        supervisor.Tell(new WorkerUp(a.Node));
+        supervisor.Tell(new WorkerUp(b.Node));
+        supervisor.Tell(Job, _ingest.Ref);
+        _ingest.ExpectMsg<JobAccepted>();
+
+        // Stage 1 of epoch 7 is gone (its node restarted): nothing to adopt, but the ingest has seen
+        // epoch 7 and drops older ones, so the next plan must be newer.
+        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7, [])]);
+        Report(supervisor, b);
+
+        var deploy = b.Agent.ExpectMsg<DeployStage>();
+        Assert.Equal((8L, 2, 1), (deploy.Epoch, deploy.Parts, deploy.Spec.Index));
+        ExpectEvent("epoch 8 (initial placement): 2 stage(s) on 10.0.0.1:4053, 10.0.0.2:4053; deploying 1");
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(100)); // stage 0 is reused where it runs
+        var b1 = Deployed(supervisor, b, deploy);
+        Wired(supervisor, a0, 8, 2, 0, successor: b1.Ref);
+        Wired(supervisor, b1, 8, 2, 1, successor: _sink.Ref);
+        Assert.Equal((8L, PlanReason.InitialPlacement), Epoch(_ingest.ExpectMsg<PlanActivated>()));
+    }
+
+    [Fact]
     public void A_silent_worker_holds_the_first_plan_back_only_for_the_settle_checks()
     {
         var (a, b) = (Worker(1), Worker(2));
