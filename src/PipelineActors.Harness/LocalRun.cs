@@ -269,7 +269,7 @@ public static partial class LocalRun
                 if (ingest.Epoch != shownEpoch && ingest.Plan is { } shown)
                 {
                     shownEpoch = ingest.Epoch;
-                    say($"plan epoch {shown.Epoch} ({shown.Reason}): {string.Join(" -> ", shown.Placements.Select(p => p.Node))}");
+                    say($"plan epoch {shown.Epoch} ({shown.Reason.Text()}): {string.Join(" -> ", shown.Placements.Select(p => p.Node))}");
                 }
 
                 say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}");
@@ -387,8 +387,8 @@ public static partial class LocalRun
         ingest.Plans.Where(p => p.Ticks <= ticks).Select(p => p.Epoch).DefaultIfEmpty(0).Max();
 
     /// <summary>The first recovery plan that went live after a moment.</summary>
-    private static (long Ticks, long Epoch, string Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
-        ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == "recovery").Select(p => ((long, long, string)?)p).FirstOrDefault();
+    private static (long Ticks, long Epoch, PlanReason Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
+        ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run.</summary>
     public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0)

@@ -59,7 +59,7 @@ public sealed record StopStage(int Parts, int Index) : IPipelineMessage;
 public sealed record StagePlacement(int Index, IActorRef Stage, string Node, string Layers, long Flops);
 
 /// <summary>Supervisor to ingest: the plan for <see cref="Epoch"/> is wired end to end; send frames to <see cref="Heads"/>.</summary>
-public sealed record PlanActivated(long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, string Reason) : IPipelineMessage;
+public sealed record PlanActivated(long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason) : IPipelineMessage;
 
 /// <summary>Worker to model store: send piece <see cref="Index"/> of a stage file.</summary>
 public sealed record FetchFileChunk(string Sha256, int Index) : IPipelineMessage;

@@ -134,7 +134,7 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
             case PlanActivated m:
                 w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
                 WriteList(w, m.Placements, WritePlacement);
-                w.Write(m.Reason);
+                w.Write(m.Reason.Text()); // as text, the bytes nodes sent when the reason was a string
                 break;
             case FetchFileChunk m:
                 w.Write(m.Sha256); w.Write(m.Index);
@@ -222,7 +222,7 @@ public sealed class PipelineSerializer : SerializerWithStringManifest
                 r.ReadInt32(),
                 ReadList(r, ReadRef),
                 ReadList(r, ReadPlacement),
-                r.ReadString()),
+                PlanReasons.Parse(r.ReadString())),
             "FX" => new FetchFileChunk(r.ReadString(), r.ReadInt32()),
             "FK" => new FileChunk(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), ReadBytes(r)),
             "FU" => new FileUnavailable(r.ReadString()),

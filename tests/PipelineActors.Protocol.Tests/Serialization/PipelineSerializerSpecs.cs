@@ -86,6 +86,37 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         }
     }
 
+    [Theory]
+    [InlineData(PlanReason.InitialPlacement, "initial placement")]
+    [InlineData(PlanReason.Recovery, "recovery")]
+    [InlineData(PlanReason.Rebalance, "rebalance")]
+    [InlineData(PlanReason.Adopted, "adopted by a new supervisor")]
+    public void A_plan_reason_travels_as_the_text_nodes_sent_when_it_was_a_string(PlanReason reason, string text)
+    {
+        var plan = new PlanActivated(3, 1, [TestActor], [new(0, TestActor, "127.0.0.1:4001", "0..9", 10)], reason);
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
+        var bytes = serializer.ToBinary(plan);
+
+        // BinaryWriter writes a string as its UTF-8 length (one byte below 128) and then the bytes.
+        var tail = new[] { (byte)text.Length }.Concat(System.Text.Encoding.UTF8.GetBytes(text)).ToArray();
+        Assert.Equal(tail, bytes[^tail.Length..]);
+        Assert.Equal(reason, RoundTrip(plan).Reason);
+        Assert.Equal(text, reason.Text());
+    }
+
+    [Fact]
+    public void A_plan_reason_this_version_does_not_know_is_refused_with_its_text()
+    {
+        var plan = new PlanActivated(3, 1, [TestActor], [], PlanReason.Recovery);
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
+        var bytes = serializer.ToBinary(plan);
+        var forged = bytes[..^"recovery".Length].Concat(System.Text.Encoding.UTF8.GetBytes("reshuffle")).ToArray();
+        forged[^("reshuffle".Length + 1)] = (byte)"reshuffle".Length;
+
+        var error = Assert.Throws<FormatException>(() => serializer.FromBinary(forged, serializer.Manifest(plan)));
+        Assert.Contains("'reshuffle'", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_remote_actor_ref_keeps_its_address_and_uid_through_a_round_trip()
     {
@@ -193,7 +224,7 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new WireStage(9, [local, remote, local], remote),
             new StageWired(9, 2, 1),
             new StopStage(2, 1),
-            new PlanActivated(9, 2, [local, remote], [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)], "worker joined"),
+            new PlanActivated(9, 2, [local, remote], [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)], PlanReason.Rebalance),
             new FetchFileChunk(file.Sha256, 12),
             new FileChunk(file.Sha256, 12, 40, 2_600_000, Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray()),
             new FileUnavailable(file.Sha256),

@@ -2,13 +2,12 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
-using PipelineActors.Runtime.Hosting;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Runtime.ControlPath.Membership;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Runtime.ControlPath.Supervision;
 
@@ -18,140 +17,62 @@ namespace PipelineActors.Runtime.ControlPath.Supervision;
 /// which plan is live. Frames never pass through it: if it moves to another coordinator node,
 /// frames keep flowing on the existing wiring while it rebuilds its view from the workers' reports.
 /// </summary>
+/// <remarks>
+/// Four states: <see cref="Phase.Settling"/> (listening to reports, deciding nothing),
+/// <see cref="Phase.Idle"/> (no plan live), <see cref="Phase.Deploying"/> (a
+/// <see cref="DeploymentTransaction"/> in flight, the old plan still live if there is one) and
+/// <see cref="Phase.Active"/>. What the workers are is a <see cref="WorkerRegistry"/>.
+/// </remarks>
 public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 {
+    private const string SettleTimer = "settle";
+    private const string RebalanceTimer = "rebalance";
+    private const string DeployTimer = "deploy-timeout";
+
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly IPlacementPolicy _policy;
-    private readonly TimeSpan _rebalanceDelay;
-    private readonly TimeSpan _deployTimeout;
-    private readonly Dictionary<Address, Worker> _workers = [];
-    private readonly Dictionary<(int Parts, int Index, Address Node), IActorRef> _registry = [];
+    private readonly SupervisorSettings _settings;
+    private readonly Func<IActorRef, Address> _nodeOf;
+    private readonly WorkerRegistry _workers;
+    private Phase _phase;
     private PipelineJob? _job;
-    private Active? _active;
-    private Transition? _transition;
+    private LivePlan? _live;
+    private DeploymentTransaction? _deployment;
     private long _epoch;
-    private bool _settled;
-    private int _settleTicks;
+    private int _settleChecks;
+    private long? _lostAt;
 
     public PipelineSupervisor(IPlacementPolicy policy)
+        : this(policy, SupervisorSettings.From(Context.System.Settings.Config), nodeOf: null)
+    {
+    }
+
+    /// <param name="nodeOf">The node an actor lives on (null: its address); specs map their probes to worker addresses.</param>
+    /// <remarks>Public because Akka creates actors through public constructors only.</remarks>
+    public PipelineSupervisor(IPlacementPolicy policy, SupervisorSettings settings, Func<IActorRef, Address>? nodeOf)
     {
         _policy = policy;
-        var config = Context.System.Settings.Config;
-        _rebalanceDelay = config.GetTimeSpan("pipeline.supervisor.rebalance-delay", TimeSpan.FromSeconds(1));
-        _deployTimeout = config.GetTimeSpan("pipeline.supervisor.deploy-timeout", TimeSpan.FromSeconds(60));
+        _settings = settings;
+        var system = Context.System;
+        _nodeOf = nodeOf ?? (actor => NodeAddress.NodeOf(system, actor));
+        _workers = new WorkerRegistry(settings.MaxFailedDeploys);
+        Enter(Phase.Settling);
+    }
 
-        Receive<ClusterEvent.CurrentClusterState>(state =>
-        {
-            foreach (var member in state.Members.Where(m => m.HasRole(Roles.Worker) && m.Status == MemberStatus.Up))
-            {
-                WorkerFor(member.Address).Up = true;
-            }
+    /// <summary>The supervisor's states.</summary>
+    internal enum Phase
+    {
+        /// <summary>A new supervisor listens to the workers' reports before it decides anything.</summary>
+        Settling,
 
-            foreach (var member in state.Unreachable)
-            {
-                if (_workers.TryGetValue(member.Address, out var w))
-                {
-                    w.Reachable = false;
-                }
-            }
-        });
-        Receive<ClusterEvent.MemberUp>(up =>
-        {
-            if (up.Member.HasRole(Roles.Worker))
-            {
-                WorkerFor(up.Member.Address).Up = true;
-                ScheduleRebalance();
-            }
-        });
-        Receive<ClusterEvent.UnreachableMember>(u => Lost(u.Member.Address, "unreachable"));
-        Receive<ClusterEvent.MemberLeft>(l => Lost(l.Member.Address, "leaving"));
-        Receive<ClusterEvent.MemberExited>(e => Lost(e.Member.Address, "exited"));
-        Receive<ClusterEvent.MemberRemoved>(r =>
-        {
-            Lost(r.Member.Address, "removed");
-            _workers.Remove(r.Member.Address);
-        });
-        Receive<ClusterEvent.ReachableMember>(r =>
-        {
-            if (_workers.TryGetValue(r.Member.Address, out var w) && !w.Gone)
-            {
-                w.Reachable = true;
-                ScheduleRebalance();
-            }
-        });
-        Receive<ClusterEvent.IMemberEvent>(_ => { });
+        /// <summary>No plan is live and none is being deployed.</summary>
+        Idle,
 
-        Receive<WorkerStatus>(OnWorkerStatus);
-        Receive<PipelineJob>(job =>
-        {
-            Sender.Tell(new JobAccepted(job.JobId));
-            if (_job?.JobId == job.JobId)
-            {
-                _job = job; // refs may be newer
-                return;
-            }
+        /// <summary>A plan change is being deployed and wired; the previous plan, if any, still carries frames.</summary>
+        Deploying,
 
-            _job = job;
-            Event($"job {job.JobId}: {job.Splits.Count} splits prepared");
-            foreach (var worker in _workers.Values.Where(w => w.Status is not null))
-            {
-                Prefetch(worker);
-            }
-
-            Plan(immediate: true);
-        });
-        Receive<StageDeployed>(OnDeployed);
-        Receive<StageDeployFailed>(failed =>
-        {
-            _log.Warning("Stage {0}/{1} failed to deploy: {2}", failed.Index, failed.Parts, failed.Reason);
-            Event($"stage {failed.Index}/{failed.Parts} failed to deploy on {NodeAddress.Of(Sender.Path.Address)}: {failed.Reason}");
-            if (_transition?.Epoch == failed.Epoch)
-            {
-                if (_workers.TryGetValue(NodeOf(Sender), out var w))
-                {
-                    w.FailedDeploys++;
-                }
-
-                _transition = null;
-                Plan(immediate: true);
-            }
-        });
-        Receive<StageWired>(OnWired);
-        Receive<PlanTick>(_ => Plan(immediate: false));
-        Receive<Settled>(_ =>
-        {
-            // Settled once every worker that is Up has reported (or after a few seconds anyway).
-            _settleTicks++;
-            var silent = _workers.Values.Count(w => w.Up && w.Reachable && !w.Gone && w.Status is null);
-            if (silent > 0 && _settleTicks < 20)
-            {
-                return;
-            }
-
-            Timers.Cancel("settle");
-            _settled = true;
-            Plan(immediate: true);
-        });
-        Receive<DeployTimeout>(timeout =>
-        {
-            if (_transition?.Epoch != timeout.Epoch)
-            {
-                return;
-            }
-
-            foreach (var index in Enumerable.Range(0, _transition.Target.Parts).Where(i => !_transition.Stages.ContainsKey(i)))
-            {
-                if (_workers.TryGetValue(_transition.Target.Workers[index], out var slow))
-                {
-                    slow.FailedDeploys++;
-                }
-            }
-
-            Event($"deployment for epoch {timeout.Epoch} timed out; planning again");
-            _transition = null;
-            Plan(immediate: true);
-        });
+        /// <summary>A plan is live and nothing is being deployed.</summary>
+        Active,
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -159,124 +80,263 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     public static Props Props(IPlacementPolicy? policy = null) =>
         Akka.Actor.Props.Create(() => new PipelineSupervisor(policy ?? new BalancedSplitPolicy()));
 
+    internal static Props Props(IPlacementPolicy policy, SupervisorSettings settings, Func<IActorRef, Address> nodeOf) =>
+        Akka.Actor.Props.Create(() => new PipelineSupervisor(policy, settings, nodeOf));
+
     protected override void PreStart()
     {
-        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot, typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(
+            Self,
+            ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
+            typeof(ClusterEvent.IMemberEvent),
+            typeof(ClusterEvent.IReachabilityEvent));
 
         // A new supervisor (first start, or moved after its node died) listens to the workers'
         // reports before it decides anything, so it adopts the running plan instead of redeploying.
-        Timers.StartPeriodicTimer("settle", Settled.Instance, TimeSpan.FromMilliseconds(1000), TimeSpan.FromMilliseconds(250));
+        Timers.StartPeriodicTimer(SettleTimer, SettleCheck.Instance, _settings.SettleFirstCheck, _settings.SettleInterval);
     }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
 
-    private Worker WorkerFor(Address address)
+    private void Enter(Phase phase)
     {
-        if (!_workers.TryGetValue(address, out var worker))
+        _phase = phase;
+        Become(phase switch
         {
-            _workers[address] = worker = new Worker(address);
+            Phase.Settling => Settling,
+            Phase.Idle => Idle,
+            Phase.Deploying => Deploying,
+            _ => Active,
+        });
+    }
+
+    private void Settling()
+    {
+        Receive<SettleCheck>(_ => OnSettleCheck());
+        Receive<PlanTick>(_ => { }); // nothing is planned before the view has settled
+        Common();
+    }
+
+    private void Idle()
+    {
+        Receive<PlanTick>(_ => Plan(immediate: false));
+        Common();
+    }
+
+    private void Deploying()
+    {
+        Receive<StageDeployed>(deployed =>
+        {
+            var node = RecordDeployed(deployed);
+            if (_deployment!.Deployed(deployed.Parts, deployed.Index, node, deployed.Stage))
+            {
+                Wire(_deployment);
+            }
+        });
+        Receive<StageDeployFailed>(failed =>
+        {
+            ReportDeployFailure(failed);
+            if (_deployment!.DeployFailed(failed.Epoch, _nodeOf(Sender)))
+            {
+                Abandon(_deployment);
+                Plan(immediate: true);
+            }
+        });
+        Receive<StageWired>(wired =>
+        {
+            if (_deployment!.Wired(wired.Epoch, wired.Index))
+            {
+                GoLive(_deployment);
+            }
+        });
+        Receive<DeployTimeout>(timeout =>
+        {
+            if (_deployment!.TimedOut(timeout.Epoch))
+            {
+                Event($"deployment for epoch {timeout.Epoch} timed out; planning again");
+                Abandon(_deployment);
+                Plan(immediate: true);
+            }
+        });
+        Receive<PlanTick>(_ => Plan(immediate: false));
+        Common();
+    }
+
+    private void Active()
+    {
+        Receive<PlanTick>(_ => Plan(immediate: false));
+        Common();
+    }
+
+    /// <summary>What every state handles the same way: membership, reports, the job, and answers for deployments no longer current.</summary>
+    private void Common()
+    {
+        Receive<ClusterEvent.CurrentClusterState>(OnSnapshot);
+        Receive<ClusterEvent.IMemberEvent>(e => OnClusterEvent(e));
+        Receive<ClusterEvent.IReachabilityEvent>(e => OnClusterEvent(e));
+        Receive<WorkerMembership>(OnMembership);
+        Receive<WorkerStatus>(OnWorkerStatus);
+        Receive<PipelineJob>(OnJob);
+
+        // The stage runs there whatever became of its deployment: kept so a later plan reuses or stops it.
+        Receive<StageDeployed>(deployed => RecordDeployed(deployed));
+        Receive<StageDeployFailed>(ReportDeployFailure);
+        Receive<StageWired>(_ => { });
+        Receive<DeployTimeout>(_ => { });
+        Receive<SettleCheck>(_ => { });
+    }
+
+    private void OnSnapshot(ClusterEvent.CurrentClusterState state)
+    {
+        foreach (var member in state.Members.Where(m => m.HasRole(Roles.Worker) && m.Status == MemberStatus.Up))
+        {
+            _workers.Up(member.Address);
         }
 
-        return worker;
+        foreach (var member in state.Unreachable)
+        {
+            _workers.Unreachable(member.Address);
+        }
+    }
+
+    private void OnClusterEvent(object clusterEvent)
+    {
+        if (WorkerMembership.From(clusterEvent) is { } change)
+        {
+            OnMembership(change);
+        }
+    }
+
+    private void OnMembership(WorkerMembership change)
+    {
+        switch (change)
+        {
+            case WorkerUp up:
+                _workers.Up(up.Node);
+                ScheduleRebalance();
+                break;
+            case WorkerReachable back when _workers.Reachable(back.Node):
+                ScheduleRebalance();
+                break;
+            case WorkerLost lost:
+                OnLost(lost.Node, lost.Kind);
+                if (lost.Kind == LossKind.Removed)
+                {
+                    _workers.Remove(lost.Node);
+                }
+
+                break;
+        }
+    }
+
+    private void OnSettleCheck()
+    {
+        // Settled once every worker that is up has reported (or after a few seconds anyway).
+        _settleChecks++;
+        if (_workers.Silent > 0 && _settleChecks < _settings.SettleChecks)
+        {
+            return;
+        }
+
+        Timers.Cancel(SettleTimer);
+        Enter(Phase.Idle);
+        Plan(immediate: true);
     }
 
     private void OnWorkerStatus(WorkerStatus status)
     {
         // A worker on this very node reports with a local reference, whose address has no host.
-        var address = NodeOf(status.Agent);
-        var worker = WorkerFor(address);
-        if (worker.Gone)
+        var node = _nodeOf(status.Agent);
+        var seen = _workers.Report(node, status);
+        if (seen == ReportSeen.Ignored)
         {
             return;
         }
 
-        var first = worker.Status is null;
-        worker.Status = status;
-        foreach (var hosted in status.Hosted)
+        // Epochs only grow: a new supervisor continues after the highest epoch any stage was wired for.
+        _epoch = Math.Max(_epoch, status.Hosted.Select(h => h.WiredEpoch).DefaultIfEmpty(_epoch).Max());
+        if (seen == ReportSeen.First)
         {
-            _registry[(hosted.Parts, hosted.Index, address)] = hosted.Stage;
-            _epoch = Math.Max(_epoch, hosted.WiredEpoch);
-        }
-
-        foreach (var key in _registry.Keys.Where(k => k.Node == address && !status.Hosted.Any(h => h.Parts == k.Parts && h.Index == k.Index)).ToList())
-        {
-            _registry.Remove(key);
-        }
-
-        if (first)
-        {
-            Event($"worker {NodeAddress.Of(address)} ready: {status.Cores} cores, {status.IntraOpThreads} intra-op thread(s), {status.MemoryBytes / (1 << 20)} MiB");
+            var mib = status.MemoryBytes / (1 << 20);
+            Event($"worker {NodeAddress.Of(node)} ready: {status.Cores} cores, {status.IntraOpThreads} intra-op thread(s), {mib} MiB");
             if (_job is not null)
             {
-                Prefetch(worker);
+                Prefetch(status);
             }
 
             ScheduleRebalance();
         }
     }
 
-    private void Prefetch(Worker worker)
+    private void OnJob(PipelineJob job)
     {
-        var files = _job!.Splits.SelectMany(s => s.Stages).Select(s => s.File).DistinctBy(f => f.Sha256).Where(f => !worker.Status!.CachedFiles.Contains(f.Sha256)).ToList();
+        Sender.Tell(new JobAccepted(job.JobId));
+        if (_job?.JobId == job.JobId)
+        {
+            _job = job; // refs may be newer
+            return;
+        }
+
+        _job = job;
+        Event($"job {job.JobId}: {job.Splits.Count} splits prepared");
+        foreach (var status in _workers.Reports.ToList())
+        {
+            Prefetch(status);
+        }
+
+        Plan(immediate: true);
+    }
+
+    private void Prefetch(WorkerStatus status)
+    {
+        var files = _job!.Splits.SelectMany(s => s.Stages).Select(s => s.File)
+            .DistinctBy(f => f.Sha256)
+            .Where(f => !status.CachedFiles.Contains(f.Sha256))
+            .ToList();
         if (files.Count > 0)
         {
-            worker.Status!.Agent.Tell(new PrefetchFiles(_job.JobId, files, _job.ModelStore));
+            status.Agent.Tell(new PrefetchFiles(_job.JobId, files, _job.ModelStore));
         }
     }
 
-    private void Lost(Address address, string why)
+    private void OnLost(Address node, LossKind kind)
     {
-        if (!_workers.TryGetValue(address, out var worker))
+        if (!_workers.Lose(node, kind))
         {
             return;
         }
 
-        if (why == "unreachable")
+        var hosting = _live?.Target.Workers.Contains(node) == true || _deployment?.Involves(node) == true;
+        Event($"worker {NodeAddress.Of(node)} {kind.Text()}{(hosting ? "; moving its stages" : string.Empty)}");
+        if (!hosting)
         {
-            worker.Reachable = false;
-        }
-        else
-        {
-            worker.Gone = true;
+            return;
         }
 
-        foreach (var key in _registry.Keys.Where(k => k.Node == address).ToList())
+        _lostAt ??= Stopwatch.GetTimestamp();
+        if (_deployment is { } deployment && deployment.Lost(node))
         {
-            _registry.Remove(key);
+            Abandon(deployment);
         }
 
-        var hosting = _active?.Target.Workers.Contains(address) == true || _transition?.Target.Workers.Contains(address) == true;
-        Event($"worker {NodeAddress.Of(address)} {why}{(hosting ? "; moving its stages" : string.Empty)}");
-        if (hosting)
-        {
-            _lostAt ??= Stopwatch.GetTimestamp();
-            if (_transition?.Target.Workers.Contains(address) == true)
-            {
-                _transition = null;
-            }
-
-            Plan(immediate: true);
-        }
+        Plan(immediate: true);
     }
 
-    private long? _lostAt;
+    private void ScheduleRebalance() => Timers.StartSingleTimer(RebalanceTimer, PlanTick.Instance, _settings.RebalanceDelay);
 
-    private void ScheduleRebalance() => Timers.StartSingleTimer("rebalance", PlanTick.Instance, _rebalanceDelay);
-
-    private List<WorkerView> Available() => _workers.Values
-        .Where(w => w.Up && w.Reachable && !w.Gone && w.Status is not null && w.FailedDeploys < 3)
-        .OrderBy(w => w.Address.ToString(), StringComparer.Ordinal)
-        .Select(w => new WorkerView(w.Address, w.Status!, _registry.Keys.Where(k => k.Node == w.Address).Select(k => (k.Parts, k.Index)).ToHashSet()))
-        .ToList();
-
+    /// <summary>
+    /// Decides whether the plan changes: a first plan (or adoption) when none is live, recovery at
+    /// once when a worker of the live plan is lost, and a rebalance only on the delayed tick, once
+    /// membership has been quiet for the rebalance delay.
+    /// </summary>
     private void Plan(bool immediate)
     {
-        if (_job is null || !_settled)
+        if (_job is null || _phase == Phase.Settling)
         {
             return;
         }
 
-        var workers = Available();
+        var workers = _workers.Eligible();
         if (workers.Count == 0)
         {
             return;
@@ -284,8 +344,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
         var live = workers.Select(w => w.Address).ToHashSet();
         Assignment target;
-        string reason;
-        if (_active is null)
+        PlanReason reason;
+        if (_live is null)
         {
             if (TryAdopt(workers))
             {
@@ -293,22 +353,22 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             }
 
             target = _policy.Balanced(_job.Splits, workers);
-            reason = "initial placement";
+            reason = PlanReason.InitialPlacement;
         }
-        else if (_active.Target.Workers.Any(a => !live.Contains(a)))
+        else if (_live.Target.Workers.Any(a => !live.Contains(a)))
         {
-            target = _policy.Recover(_active.Target, workers);
-            reason = "recovery";
+            target = _policy.Recover(_live.Target, workers);
+            reason = PlanReason.Recovery;
         }
         else if (!immediate)
         {
             target = _policy.Balanced(_job.Splits, workers);
-            if (target.SameAs(_active.Target))
+            if (target.SameAs(_live.Target))
             {
                 return;
             }
 
-            reason = "rebalance";
+            reason = PlanReason.Rebalance;
         }
         else
         {
@@ -316,152 +376,127 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             return;
         }
 
-        if (_transition is not null && _transition.Target.SameAs(target))
+        if (_deployment is not null && _deployment.Target.SameAs(target))
         {
             return; // already on its way
         }
 
-        StartTransition(target, reason);
-        if (reason == "recovery")
+        StartDeployment(target, reason);
+        if (reason == PlanReason.Recovery)
         {
             ScheduleRebalance(); // then move on to a better split for the workers that are left
         }
     }
 
     /// <summary>A supervisor that just started takes over a complete, consistently wired plan the workers report.</summary>
-    private bool TryAdopt(List<WorkerView> workers)
+    private bool TryAdopt(IReadOnlyList<WorkerView> workers)
     {
-        var candidates = workers.SelectMany(w => w.Status.Hosted.Select(h => (Worker: w, Hosted: h)))
-            .Where(x => x.Hosted.WiredEpoch >= 0)
-            .GroupBy(x => (x.Hosted.Parts, x.Hosted.WiredEpoch))
-            .OrderByDescending(g => g.Key.WiredEpoch);
-        foreach (var group in candidates)
+        if (LivePlan.Adopt(workers) is not { } adopted)
         {
-            var parts = group.Key.Parts;
-            var byIndex = group.GroupBy(x => x.Hosted.Index).ToDictionary(g => g.Key, g => g.First());
-            if (byIndex.Count != parts || Enumerable.Range(0, parts).Any(i => !byIndex.ContainsKey(i)))
-            {
-                continue;
-            }
-
-            _epoch = Math.Max(_epoch, group.Key.WiredEpoch);
-            var target = new Assignment(parts, Enumerable.Range(0, parts).Select(i => byIndex[i].Worker.Address).ToList());
-            var stages = Enumerable.Range(0, parts).ToDictionary(i => i, i => byIndex[i].Hosted.Stage);
-            _active = new Active(group.Key.WiredEpoch, target, stages);
-            Event($"adopted the running plan (epoch {group.Key.WiredEpoch}, {parts} stages) without redeploying");
-            _job!.Ingest.Tell(Activation(_active, "adopted by a new supervisor"));
-            ScheduleRebalance();
-            return true;
+            return false;
         }
 
-        return false;
+        _epoch = Math.Max(_epoch, adopted.Epoch);
+        _live = adopted;
+        Event($"adopted the running plan (epoch {adopted.Epoch}, {adopted.Target.Parts} stages) without redeploying");
+        _job!.Ingest.Tell(adopted.Activation(_job.Splits, PlanReason.Adopted));
+        ScheduleRebalance();
+        if (_phase != Phase.Deploying)
+        {
+            Enter(Phase.Active);
+        }
+
+        return true;
     }
 
-    private void StartTransition(Assignment target, string reason)
+    private void StartDeployment(Assignment target, PlanReason reason)
     {
         var epoch = ++_epoch;
         var split = _job!.Splits.First(s => s.Parts == target.Parts);
-        _transition = new Transition(epoch, target, reason, Stopwatch.GetTimestamp());
+        var deployment = new DeploymentTransaction(epoch, target, reason, Stopwatch.GetTimestamp());
         for (var index = 0; index < target.Parts; index++)
         {
             var node = target.Workers[index];
-            if (_registry.TryGetValue((target.Parts, index, node), out var existing))
+            if (_workers.StageOn(target.Parts, index, node) is { } existing)
             {
-                _transition.Stages[index] = existing;
+                deployment.Reuse(index, existing);
             }
             else
             {
-                _workers[node].Status!.Agent.Tell(new DeployStage(_job.JobId, epoch, target.Parts, split.Stages[index], _job.ModelStore));
+                _workers.StatusOf(node)!.Agent.Tell(new DeployStage(_job.JobId, epoch, target.Parts, split.Stages[index], _job.ModelStore));
             }
         }
 
-        Timers.StartSingleTimer("deploy-timeout", new DeployTimeout(epoch), _deployTimeout);
-        Event($"epoch {epoch} ({reason}): {target.Parts} stage(s) on {string.Join(", ", target.Workers.Select(NodeAddress.Of))}; deploying {target.Parts - _transition.Stages.Count}");
-        WireIfDeployed();
+        _deployment = deployment;
+        Enter(Phase.Deploying);
+        Timers.StartSingleTimer(DeployTimer, new DeployTimeout(epoch), _settings.DeployTimeout);
+        var nodes = string.Join(", ", target.Workers.Select(NodeAddress.Of));
+        Event($"epoch {epoch} ({reason.Text()}): {target.Parts} stage(s) on {nodes}; deploying {deployment.Missing.Count}");
+        Wire(deployment);
     }
 
-    private void OnDeployed(StageDeployed deployed)
+    private Address RecordDeployed(StageDeployed deployed)
     {
-        var node = NodeOf(deployed.Stage);
-        _registry[(deployed.Parts, deployed.Index, node)] = deployed.Stage;
-        if (_transition is { } t && t.Target.Parts == deployed.Parts && t.Target.Workers[deployed.Index] == node)
-        {
-            t.Stages[deployed.Index] = deployed.Stage;
-            WireIfDeployed();
-        }
+        var node = _nodeOf(deployed.Stage);
+        _workers.Hosts(deployed.Parts, deployed.Index, node, deployed.Stage);
+        return node;
     }
 
-    private void WireIfDeployed()
+    private void ReportDeployFailure(StageDeployFailed failed)
     {
-        var t = _transition!;
-        if (t.Stages.Count < t.Target.Parts || t.Wiring)
-        {
-            return;
-        }
+        _log.Warning("Stage {0}/{1} failed to deploy: {2}", failed.Index, failed.Parts, failed.Reason);
+        Event($"stage {failed.Index}/{failed.Parts} failed to deploy on {NodeAddress.Of(Sender.Path.Address)}: {failed.Reason}");
+    }
 
-        t.Wiring = true;
-        for (var index = 0; index < t.Target.Parts; index++)
+    private void Wire(DeploymentTransaction deployment)
+    {
+        foreach (var (stage, wiring) in deployment.TakeWiring(_job!.Sink, _job.Ingest))
         {
-            IReadOnlyList<IActorRef> successors = index + 1 < t.Target.Parts ? [t.Stages[index + 1]] : [_job!.Sink];
-            t.Stages[index].Tell(new WireStage(t.Epoch, successors, _job!.Ingest));
+            stage.Tell(wiring);
         }
     }
 
-    private void OnWired(StageWired wired)
+    private void GoLive(DeploymentTransaction deployment)
     {
-        if (_transition is not { } t || wired.Epoch != t.Epoch)
-        {
-            return;
-        }
-
-        t.Wired.Add(wired.Index);
-        if (t.Wired.Count < t.Target.Parts)
-        {
-            return;
-        }
-
-        Timers.Cancel("deploy-timeout");
-        _active = new Active(t.Epoch, t.Target, new Dictionary<int, IActorRef>(t.Stages));
-        _transition = null;
-        var took = Stopwatch.GetElapsedTime(t.Started).TotalMilliseconds;
+        Timers.Cancel(DeployTimer);
+        var live = _live = deployment.Activation();
+        _deployment = null;
+        Enter(Phase.Active);
+        var took = Stopwatch.GetElapsedTime(deployment.Started).TotalMilliseconds;
         var sinceLoss = _lostAt is { } lost ? $", {Stopwatch.GetElapsedTime(lost).TotalMilliseconds:0} ms after the loss" : string.Empty;
-        if (t.Reason == "recovery")
+        if (deployment.Reason == PlanReason.Recovery)
         {
             _lostAt = null;
         }
 
-        Event($"epoch {t.Epoch} live ({t.Reason}) in {took:0} ms{sinceLoss}");
-        PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", t.Reason));
-        _job!.Ingest.Tell(Activation(_active, t.Reason));
+        Event($"epoch {deployment.Epoch} live ({deployment.Reason.Text()}) in {took:0} ms{sinceLoss}");
+        PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", deployment.Reason.Text()));
+        _job!.Ingest.Tell(live.Activation(_job.Splits, deployment.Reason));
 
         // The new plan is live: stop stage actors no plan uses any more.
-        foreach (var ((parts, index, node), stage) in _registry.ToList())
+        foreach (var (parts, index, node, stage) in _workers.Stages)
         {
-            if (_active.Stages.TryGetValue(index, out var live) && live.Equals(stage) && parts == _active.Target.Parts)
+            if (live.Uses(parts, index, stage))
             {
                 continue;
             }
 
-            if (_workers.TryGetValue(node, out var w) && w.Status is not null && !w.Gone)
-            {
-                w.Status.Agent.Tell(new StopStage(parts, index));
-            }
+            _workers.AgentOf(node)?.Tell(new StopStage(parts, index));
+            _workers.Forget(parts, index, node);
+        }
+    }
 
-            _registry.Remove((parts, index, node));
+    /// <summary>The deployment ended without going live: its failures count against the workers, and the plan before it (if any) stays.</summary>
+    private void Abandon(DeploymentTransaction deployment)
+    {
+        foreach (var node in deployment.Excluded)
+        {
+            _workers.FailedDeploy(node);
         }
 
+        _deployment = null;
+        Enter(_live is null ? Phase.Idle : Phase.Active);
     }
-
-    private PlanActivated Activation(Active active, string reason)
-    {
-        var split = _job!.Splits.First(s => s.Parts == active.Target.Parts);
-        var placements = Enumerable.Range(0, active.Target.Parts)
-            .Select(i => new StagePlacement(i, active.Stages[i], NodeAddress.Of(active.Target.Workers[i]), split.Stages[i].Layers, split.Stages[i].Flops))
-            .ToList();
-        return new PlanActivated(active.Epoch, active.Target.Parts, [active.Stages[0]], placements, reason);
-    }
-
-    private static Address NodeOf(IActorRef actor) => NodeAddress.NodeOf(Context.System, actor);
 
     private void Event(string text)
     {
@@ -469,48 +504,14 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text));
     }
 
-    private sealed class Worker(Address address)
-    {
-        public Address Address { get; } = address;
-
-        public WorkerStatus? Status { get; set; }
-
-        public bool Up { get; set; }
-
-        public bool Reachable { get; set; } = true;
-
-        public bool Gone { get; set; }
-
-        public int FailedDeploys { get; set; }
-    }
-
-    private sealed record Active(long Epoch, Assignment Target, Dictionary<int, IActorRef> Stages);
-
-    private sealed class Transition(long epoch, Assignment target, string reason, long started)
-    {
-        public long Epoch { get; } = epoch;
-
-        public Assignment Target { get; } = target;
-
-        public string Reason { get; } = reason;
-
-        public long Started { get; } = started;
-
-        public Dictionary<int, IActorRef> Stages { get; } = [];
-
-        public HashSet<int> Wired { get; } = [];
-
-        public bool Wiring { get; set; }
-    }
-
     private sealed class PlanTick
     {
         public static readonly PlanTick Instance = new();
     }
 
-    private sealed class Settled
+    private sealed class SettleCheck
     {
-        public static readonly Settled Instance = new();
+        public static readonly SettleCheck Instance = new();
     }
 
     private sealed record DeployTimeout(long Epoch);

@@ -30,7 +30,7 @@ public sealed class GetIngestStats
 public sealed record IngestStats(long Accepted, long Skipped, long Resent, long Replayed, long Failed, long DeliveredThrough, bool SourceEnded, long Epoch, PlanActivated? Plan, IReadOnlyList<(long Ticks, string Text)> Events)
 {
     /// <summary>When each plan went live (Stopwatch ticks), its epoch and why; the newest 1,000.</summary>
-    public IReadOnlyList<(long Ticks, long Epoch, string Reason)> Plans { get; init; } = [];
+    public IReadOnlyList<(long Ticks, long Epoch, PlanReason Reason)> Plans { get; init; } = [];
 }
 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
@@ -53,7 +53,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private readonly SortedDictionary<long, InFlight> _inFlight = [];
     private readonly double[] _confirmMs = new double[256];
     private readonly List<(long, string)> _events = [];
-    private readonly List<(long, long, string)> _plans = [];
+    private readonly List<(long, long, PlanReason)> _plans = [];
     private PipelineJob _job;
     private IReadOnlyList<IActorRef> _heads = [];
     private PlanActivated? _plan;
@@ -139,7 +139,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _epoch = plan.Epoch;
         _plan = plan;
         _heads = plan.Heads;
-        Event($"plan epoch {plan.Epoch} live ({plan.Reason}): {string.Join(" -> ", plan.Placements.Select(p => p.Node))}");
+        Event($"plan epoch {plan.Epoch} live ({plan.Reason.Text()}): {string.Join(" -> ", plan.Placements.Select(p => p.Node))}");
         if (_plans.Count >= 1000)
         {
             _plans.RemoveRange(0, 250);

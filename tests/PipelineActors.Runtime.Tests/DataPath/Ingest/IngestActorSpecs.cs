@@ -210,7 +210,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private static PipelineJob Job(IActorRef sink, int window) => new("job-1", [], ActorRefs.Nobody, ActorRefs.Nobody, sink, window);
 
     private static PlanActivated Plan(long epoch, TestProbe head) =>
-        new(epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], "test");
+        new(epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], PlanReason.InitialPlacement);
 
     private List<long> Frames(int count) => Frames(count, out _);
 

@@ -1,0 +1,22 @@
+using Akka.Configuration;
+
+namespace PipelineActors.Runtime.ControlPath.Supervision;
+
+/// <summary>The supervisor's timings and limits, read once from <c>pipeline.supervisor</c>.</summary>
+public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan DeployTimeout)
+{
+    /// <summary>How long a new supervisor listens before its first look at who has reported.</summary>
+    public TimeSpan SettleFirstCheck { get; init; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan SettleInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Looks after which it plans even if some up worker is still silent.</summary>
+    public int SettleChecks { get; init; } = 20;
+
+    /// <summary>Failed or timed-out deploys after which a worker gets no more stages.</summary>
+    public int MaxFailedDeploys { get; init; } = 3;
+
+    public static SupervisorSettings From(Config config) => new(
+        config.GetTimeSpan("pipeline.supervisor.rebalance-delay", TimeSpan.FromSeconds(1)),
+        config.GetTimeSpan("pipeline.supervisor.deploy-timeout", TimeSpan.FromSeconds(60)));
+}
