@@ -1,10 +1,8 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
+using PipelineActors.Runtime.ControlPath.Supervision;
 
 namespace PipelineActors.Runtime.Hosting;
-
-/// <summary>The supervisor's settings (<c>pipeline.supervisor</c>).</summary>
-public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan DeployTimeout);
 
 /// <summary>The ingest's settings from configuration (<c>pipeline.ingest</c>); the window and rate come with each job.</summary>
 public sealed record IngestDefaults(TimeSpan MinDeadline, int MaxAttempts);

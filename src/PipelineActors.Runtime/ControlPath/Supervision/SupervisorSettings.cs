@@ -16,7 +16,8 @@ public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan Deploy
     /// <summary>Failed or timed-out deploys after which a worker gets no more stages.</summary>
     public int MaxFailedDeploys { get; init; } = 3;
 
+    /// <summary>Read with no defaults in code: hocon/reference.conf holds them (PipelineSettings checks the values at start).</summary>
     public static SupervisorSettings From(Config config) => new(
-        config.GetTimeSpan("pipeline.supervisor.rebalance-delay", TimeSpan.FromSeconds(1)),
-        config.GetTimeSpan("pipeline.supervisor.deploy-timeout", TimeSpan.FromSeconds(60)));
+        config.GetTimeSpan("pipeline.supervisor.rebalance-delay"),
+        config.GetTimeSpan("pipeline.supervisor.deploy-timeout"));
 }
