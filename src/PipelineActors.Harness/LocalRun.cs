@@ -65,8 +65,8 @@ public sealed record LocalRunOptions
 
     public Action<string>? Progress { get; init; }
 
-    /// <summary>Draw results on the frames: given the pictures kept on the ingest node, the profile and the writer, the writer to use.</summary>
-    public Func<FrameImages, ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
+    /// <summary>Draw results on the frames (their pixels ride on each outcome): given the profile and the writer, the writer to use.</summary>
+    public Func<ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
 
     /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
     public Action<MonitorSnapshot>? OnSnapshot { get; init; }
@@ -193,7 +193,6 @@ public static partial class LocalRun
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
                 : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
             var results = options.Results ?? ResultsFor(options.ResultsPath, profile);
-            FrameImages? images = null;
             if (options.Annotate is not null)
             {
                 if (profile?.Decoder is null)
@@ -201,11 +200,12 @@ public static partial class LocalRun
                     throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
                 }
 
-                images = new FrameImages(4 * window + 16);
-                results = options.Annotate(images, profile, results);
+                // The pixels ride on each frame's outcome to the writer that draws on them.
+                settings = settings with { PixelsToSink = true };
+                results = options.Annotate(profile, results);
             }
 
-            var session = IngestSession.Start(head, prepared, source, results, settings, "run", images);
+            var session = IngestSession.Start(head, prepared, source, results, settings, "run");
 
             var clock = Stopwatch.StartNew();
             // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
@@ -224,6 +224,11 @@ public static partial class LocalRun
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
+                if (session.Completed.IsFaulted)
+                {
+                    await session.Completed; // the ingest failed: its reason, not a timeout asking a stopped actor
+                }
+
                 cancellation.ThrowIfCancellationRequested();
                 if (clock.Elapsed > options.Timeout)
                 {
