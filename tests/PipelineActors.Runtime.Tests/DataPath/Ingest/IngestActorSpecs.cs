@@ -12,6 +12,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
+using PipelineActors.Runtime.Tests.DataPath.Sources;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -254,6 +255,44 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         // The pipeline kept up, so (but for a late confirmation on a loaded machine) nothing was dropped.
         Assert.True(stats.Skipped <= frames / 4, $"{stats.Skipped} skipped beside {stats.Accepted} accepted");
         Assert.False(stats.SourceEnded);
+    }
+
+    [Fact]
+    public void A_real_15_fps_mjpeg_camera_read_with_30_fps_asked_is_paced_by_the_camera_and_never_stalls_the_ingest()
+    {
+        var port = TestPorts.Free();
+        var server = Media.ServeMjpeg(port, rate: 15, seconds: 30);
+        try
+        {
+            var profile = new ModelProfile("input:0", 24, 32, TensorLayout.Nhwc, ChannelOrder.Rgb, 1 / 127.5f, [1, 1, 1], [1, 1, 1]);
+            var camera = FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
+            Assert.Equal(30, camera.FramesPerSecond);
+            var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
+            ingest.Tell(Plan(0, _head));
+            _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
+
+            var clock = Stopwatch.StartNew();
+            var frames = 0;
+            var slowestAnswer = TimeSpan.Zero;
+            while (clock.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
+                frames++;
+                ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
+                var asked = Stopwatch.StartNew();
+                Stats(ingest);
+                slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
+            }
+
+            var stats = Stats(ingest);
+            Assert.InRange(frames + stats.Skipped, 5, 60); // the camera's 15 a second (and a little in the pipe), not 30
+            Assert.True(slowestAnswer < TimeSpan.FromSeconds(1), $"the ingest took {slowestAnswer.TotalMilliseconds:0} ms to answer");
+            Assert.False(stats.SourceEnded);
+        }
+        finally
+        {
+            Media.Stop(server);
+        }
     }
 
     [Fact]
