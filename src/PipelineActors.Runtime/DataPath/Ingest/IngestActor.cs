@@ -56,7 +56,8 @@ public sealed record IngestFailed(string Reason) : INoSerializationVerificationN
 /// The camera-feed ingest, thin over pure state: a <see cref="SourceReader"/> reads the source on
 /// its own thread, an <see cref="InFlightWindow"/> numbers frames, holds credit and decides
 /// re-sends, replays and failures; this actor routes their decisions to the head of the live
-/// plan, the sink and the supervisor, and runs the timers. It never blocks.
+/// plan, the sink and the supervisor, and runs the timers. It never blocks while it runs (stopping
+/// waits briefly for the reader's thread).
 /// </summary>
 public sealed class IngestActor : ReceiveActor, IWithTimers
 {
@@ -177,7 +178,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     /// <summary>
     /// Sends the job every second until a supervisor acknowledges it, then watches that supervisor:
     /// when it stops (a handover, its node gone) the job goes out again, through the singleton proxy,
-    /// to whichever supervisor comes next.
+    /// to whichever supervisor comes next. Not covered: a supervisor restarted in place keeps its ref,
+    /// so no Terminated comes, yet it has forgotten the job; that case is the supervisor's to handle.
     /// </summary>
     private void StartRegistering()
     {

@@ -29,6 +29,7 @@ public sealed class SourceReader : IDisposable
     private readonly IActorRef _ingest;
     private readonly FramePacer _pacer;
     private readonly object _gate = new();
+    // Never disposed: a reader thread that outlives Dispose's bounded join may still wait on it.
     private readonly ManualResetEventSlim _stopping = new();
     private readonly Thread _thread;
     private bool _started;
