@@ -65,8 +65,8 @@ public sealed record LocalRunOptions
 
     public Action<string>? Progress { get; init; }
 
-    /// <summary>Draw results on the frames: given the pictures kept on the ingest node, the profile and the writer, the writer to use.</summary>
-    public Func<FrameImages, ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
+    /// <summary>Draw results on the frames (their pixels ride on each outcome): given the profile and the writer, the writer to use.</summary>
+    public Func<ModelProfile, IResultWriter, IResultWriter>? Annotate { get; init; }
 
     /// <summary>Called with the monitor's snapshot twice a second (the dashboard of <c>pipeline run --monitor</c>).</summary>
     public Action<MonitorSnapshot>? OnSnapshot { get; init; }
@@ -210,7 +210,6 @@ public static partial class LocalRun
             // with the ingest's or the sink's bookkeeping.
             var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));
             IResultWriter results = options.BeforeAudit is { } fault ? fault(audited) : audited;
-            FrameImages? images = null;
             if (options.Annotate is not null)
             {
                 if (profile?.Decoder is null)
@@ -218,11 +217,12 @@ public static partial class LocalRun
                     throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
                 }
 
-                images = new FrameImages(4 * window + 16);
-                results = options.Annotate(images, profile, results);
+                // The pixels ride on each frame's outcome to the writer that draws on them.
+                settings = settings with { PixelsToSink = true };
+                results = options.Annotate(profile, results);
             }
 
-            var session = IngestSession.Start(head, prepared, source, results, settings, "run", images);
+            var session = IngestSession.Start(head, prepared, source, results, settings, "run");
 
             var clock = Stopwatch.StartNew();
             // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
@@ -241,6 +241,11 @@ public static partial class LocalRun
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
+                if (session.Completed.IsFaulted)
+                {
+                    await session.Completed; // the ingest failed: its reason, not a timeout asking a stopped actor
+                }
+
                 cancellation.ThrowIfCancellationRequested();
                 if (clock.Elapsed > options.Timeout)
                 {

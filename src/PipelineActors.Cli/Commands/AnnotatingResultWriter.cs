@@ -13,10 +13,10 @@ namespace PipelineActors.Cli.Commands;
 
 /// <summary>
 /// Writes each frame's picture (as the model saw it) with the detector's boxes drawn on it, as
-/// <c>frame-NNNNNN.png</c>, then passes the outcome on. Pictures come from the ingest's
-/// <see cref="FrameImages"/>; boxes from the profile's decoder.
+/// <c>frame-NNNNNN.png</c>, then passes the outcome on. Pictures ride on the outcome
+/// (<see cref="FrameOutcome.Pixels"/>, when the ingest hands them to the sink); boxes come from the profile's decoder.
 /// </summary>
-public sealed class AnnotatingResultWriter(IResultWriter inner, FrameImages images, ModelProfile profile, string folder) : IResultWriter
+public sealed class AnnotatingResultWriter(IResultWriter inner, ModelProfile profile, string folder) : IResultWriter
 {
     private readonly IResultDecoder _decoder = DecoderRegistry.Get(profile.Decoder!);
     private readonly DecodeContext _context = new(profile.Width, profile.Height, profile.Width, profile.Height);
@@ -24,8 +24,7 @@ public sealed class AnnotatingResultWriter(IResultWriter inner, FrameImages imag
     public void Write(FrameOutcome outcome)
     {
         inner.Write(outcome);
-        var pixels = images.Take(outcome.FrameId);
-        if (pixels is null || outcome.FailedReason is not null)
+        if (outcome.Pixels is not { } pixels || outcome.FailedReason is not null)
         {
             return;
         }

@@ -73,7 +73,7 @@ internal static class RunCommand
                 MetricsPort = parse.GetValue(metricsPort),
                 ResultsPath = resultsPath,
                 Annotate = parse.GetValue(annotate) is { } folder
-                    ? (images, profile, inner) => new AnnotatingResultWriter(inner, images, profile, folder)
+                    ? (profile, inner) => new AnnotatingResultWriter(inner, profile, folder)
                     : null,
                 Source = parse.GetValue(source)!,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),

@@ -31,10 +31,11 @@ public sealed class IngestSession
 
     public IActorRef Sink { get; }
 
-    /// <summary>Completes with the number of frames when the source has ended and every frame has an outcome.</summary>
+    /// <summary>Completes with the number of frames when the source has ended and every frame has an outcome; faults if the ingest fails.</summary>
     public Task<long> Completed => _completed.Task;
 
-    public static IngestSession Start(PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId, FrameImages? images = null)
+    public static IngestSession Start(
+        PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId)
     {
         var system = node.System;
         var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{jobId}");
@@ -42,8 +43,7 @@ public sealed class IngestSession
         var session = new IngestSession(ActorRefs.Nobody, sink);
         var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
-        // The ingest gets a thread of its own: a live source's Read() waits for the camera's next frame.
-        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer, images).WithDispatcher("pipeline.stage-dispatcher"), $"ingest-{jobId}");
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
         sink.Tell(new AttachIngest(ingest));
         system.ActorOf(ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
         session.Ingest = ingest;
@@ -59,7 +59,10 @@ public sealed class IngestSession
 
     private sealed class CompletionObserver : ReceiveActor
     {
-        public CompletionObserver(TaskCompletionSource<long> completed) =>
+        public CompletionObserver(TaskCompletionSource<long> completed)
+        {
             Receive<IngestCompleted>(c => completed.TrySetResult(c.Frames));
+            Receive<IngestFailed>(f => completed.TrySetException(new InvalidOperationException($"The run cannot complete: {f.Reason}.")));
+        }
     }
 }

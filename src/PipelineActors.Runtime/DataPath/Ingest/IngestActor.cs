@@ -1,12 +1,11 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
-using PipelineActors.Runtime.DataPath.Sources;
-using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
@@ -14,7 +13,11 @@ namespace PipelineActors.Runtime.DataPath.Ingest;
 /// <param name="Window">Frames in flight at most (end-to-end credit); about the stage count, plus a little.</param>
 /// <param name="MinDeadline">A frame unconfirmed this long (or 4x the p95 confirmation time, if larger) is re-sent.</param>
 /// <param name="MaxAttempts">Sends after which a frame is reported failed (a poison frame).</param>
-public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAttempts, int ChunkBytes);
+public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAttempts, int ChunkBytes)
+{
+    /// <summary>Hand each frame's first input tensor (its pixels) to the sink, for a writer that draws results on them.</summary>
+    public bool PixelsToSink { get; init; }
+}
 
 /// <summary>Ask the ingest for its counters.</summary>
 public sealed class GetIngestStats
@@ -27,7 +30,17 @@ public sealed class GetIngestStats
 }
 
 /// <summary>The ingest's counters and the live plan.</summary>
-public sealed record IngestStats(long Accepted, long Skipped, long Resent, long Replayed, long Failed, long DeliveredThrough, bool SourceEnded, long Epoch, PlanActivated? Plan, IReadOnlyList<(long Ticks, string Text)> Events)
+public sealed record IngestStats(
+    long Accepted,
+    long Skipped,
+    long Resent,
+    long Replayed,
+    long Failed,
+    long DeliveredThrough,
+    bool SourceEnded,
+    long Epoch,
+    PlanActivated? Plan,
+    IReadOnlyList<(long Ticks, string Text)> Events)
 {
     /// <summary>When each plan went live (Stopwatch ticks), its epoch and why; the newest 1,000.</summary>
     public IReadOnlyList<(long Ticks, long Epoch, PlanReason Reason)> Plans { get; init; } = [];
@@ -36,317 +49,299 @@ public sealed record IngestStats(long Accepted, long Skipped, long Resent, long 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
 public sealed record IngestCompleted(long Frames) : INoSerializationVerificationNeeded;
 
+/// <summary>Sent to the observer when the ingest failed and stopped: the run cannot complete.</summary>
+public sealed record IngestFailed(string Reason) : INoSerializationVerificationNeeded;
+
 /// <summary>
-/// The camera-feed ingest: takes frames from a source, numbers the ones it accepts (no gaps),
-/// sends them to the head of the live plan under end-to-end credit, and keeps every frame until
-/// the sink holds its result: frames lost with a failed node are re-sent on the new plan, frames
-/// past their deadline are re-sent, and a frame that fails again and again is reported failed.
+/// The camera-feed ingest, thin over pure state: a <see cref="SourceReader"/> reads the source on
+/// its own thread, an <see cref="InFlightWindow"/> numbers frames, holds credit and decides
+/// re-sends, replays and failures; this actor routes their decisions to the head of the live
+/// plan, the sink and the supervisor, and runs the timers. It never blocks while it runs (stopping
+/// waits briefly for the reader's thread).
 /// </summary>
 public sealed class IngestActor : ReceiveActor, IWithTimers
 {
+    /// <summary>The dispatcher the ingest runs on (hocon/reference.conf).</summary>
+    public const string Dispatcher = "pipeline.ingest-dispatcher";
+
+    private const int EventsKept = 1000;
+    private static readonly TimeSpan RegisterInterval = TimeSpan.FromSeconds(1);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly IFrameSource _source;
     private readonly IActorRef _sink;
     private readonly IActorRef _supervisor;
     private readonly IngestSettings _settings;
     private readonly IActorRef? _observer;
-    private readonly SortedDictionary<long, InFlight> _inFlight = [];
-    private readonly double[] _confirmMs = new double[256];
+    private readonly InFlightWindow _window;
     private readonly List<(long, string)> _events = [];
     private readonly List<(long, long, PlanReason)> _plans = [];
     private PipelineJob _job;
+    private SourceReader? _reader;
+    private Action<SourceFault>? _onFault;
+    private IActorRef? _acknowledgedBy;
     private IReadOnlyList<IActorRef> _heads = [];
     private PlanActivated? _plan;
-    private long _epoch = -1;
-    private long _nextId;
-    private long _deliveredThrough = -1;
-    private long _confirmations;
-    private (IReadOnlyList<FrameTensor> Tensors, long Capture)? _pendingLive;
-    private bool _ended;
-    private int _owed;
+    private long _skippedCounted;
+    private bool _sourceEnded;
     private bool _completed;
-    private long _skipped;
-    private long _resent;
-    private long _replayed;
-    private long _failed;
 
-    private readonly FrameImages? _images;
-
-    public IngestActor(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer, FrameImages? images = null)
+    public IngestActor(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer)
     {
-        _images = images;
         _source = source;
         _sink = sink;
         _supervisor = supervisor;
         _settings = settings;
         _observer = observer;
         _job = job;
+        _window = new InFlightWindow(settings.Window, settings.MinDeadline, settings.MaxAttempts);
 
-        Receive<JobAccepted>(_ => { });
+        Receive<JobAccepted>(OnJobAccepted);
+        Receive<Terminated>(OnTerminated);
+        Receive<Register>(_ => _supervisor.Tell(_job));
         Receive<PlanActivated>(OnPlan);
-        Receive<FrameReceived>(OnReceived);
+        Receive<SourceReady>(_ => Pump());
+        Receive<FrameReceived>(received =>
+        {
+            if (_window.Confirm(received.FrameId, received.DeliveredThrough, _clock.Elapsed))
+            {
+                PipelineMetrics.InFlight.Add(-1);
+            }
+
+            Pump();
+        });
         Receive<FrameRejected>(rejected =>
         {
-            if (_inFlight.TryGetValue(rejected.FrameId, out var f) && !f.Done && rejected.Attempt == f.Frame.Attempt)
+            var reason = $"stage {rejected.StageIndex} failed: {rejected.Reason}";
+            if (_window.Reject(rejected.FrameId, rejected.Attempt, reason, _clock.Elapsed, out var retry))
             {
-                Retry(f, $"stage {rejected.StageIndex} failed: {rejected.Reason}");
+                Carry(retry);
             }
         });
-        Receive<Register>(_ => _supervisor.Tell(_job));
+        Receive<CheckDeadlines>(_ =>
+        {
+            if (_heads.Count > 0)
+            {
+                foreach (var retry in _window.Expired(_clock.Elapsed))
+                {
+                    Carry(retry);
+                }
+            }
+        });
         Receive<SourceFault>(fault => Event($"source {fault.SourceId}: {fault.Message}{(fault.Ended ? " (source ended)" : string.Empty)}"));
-        Receive<Capture>(_ => CaptureLive());
-        Receive<CheckDeadlines>(_ => CheckTimeouts());
-        Receive<GetIngestStats>(_ => Sender.Tell(new IngestStats(_nextId, _skipped, _resent, _replayed, _failed, _deliveredThrough, _ended, _epoch, _plan, _events.ToList()) { Plans = _plans.ToList() }));
+        Receive<GetIngestStats>(_ => Sender.Tell(Stats()));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer, FrameImages? images = null) =>
-        Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer, images));
+    public static Props Props(
+        IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer) =>
+        Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer)).WithDispatcher(Dispatcher);
 
     protected override void PreStart()
     {
         _job = _job with { Ingest = Self };
+        var self = Self;
+        _reader = new SourceReader(_source, self);
         if (_source is IReportsFaults reporting)
         {
             // A camera that drops or a corrupt picture is reported, never a crash of the ingest.
-            var self = Self;
-            reporting.Faults.Reported += fault => self.Tell(fault);
+            _onFault = fault => self.Tell(fault);
+            reporting.Faults.Reported += _onFault;
         }
 
-        Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        StartRegistering();
         Timers.StartPeriodicTimer("deadlines", CheckDeadlines.Instance, TimeSpan.FromMilliseconds(100));
     }
 
-    protected override void PostStop() => _source.Dispose();
+    protected override void PostStop()
+    {
+        if (_onFault is not null && _source is IReportsFaults reporting)
+        {
+            reporting.Faults.Reported -= _onFault;
+        }
 
-    private bool HasCredit => _heads.Count > 0 && _nextId - (_deliveredThrough + 1) < _settings.Window;
+        // Stops the reader's thread and disposes the source: nothing reads it after the ingest is gone.
+        _reader?.Dispose();
+    }
+
+    protected override void PostRestart(Exception reason)
+    {
+        // A restarted ingest would number frames from 0 again (the sink drops them as duplicates) and
+        // its source was disposed when the failed instance stopped: it stops instead, and says why.
+        var why = $"the ingest of job {_job.JobId} failed ({reason.GetType().Name}: {reason.Message}) and stopped";
+        _log.Error(reason, "{0}; a restart cannot resume its frame numbering or its disposed source", why);
+        _observer?.Tell(new IngestFailed(why));
+        Context.Stop(Self);
+    }
+
+    /// <summary>
+    /// Sends the job every second until a supervisor acknowledges it, then watches that supervisor:
+    /// when it stops (a handover, its node gone) the job goes out again, through the singleton proxy,
+    /// to whichever supervisor comes next. Not covered: a supervisor restarted in place keeps its ref,
+    /// so no Terminated comes, yet it has forgotten the job; that case is the supervisor's to handle.
+    /// </summary>
+    private void StartRegistering()
+    {
+        Timers.StartPeriodicTimer("register", Register.Instance, TimeSpan.Zero, RegisterInterval);
+    }
+
+    private void OnJobAccepted(JobAccepted accepted)
+    {
+        // An acknowledgement without a sender names no supervisor to watch; keep registering.
+        if (accepted.JobId != _job.JobId || Sender.IsNobody())
+        {
+            return;
+        }
+
+        Timers.Cancel("register");
+        if (!Sender.Equals(_acknowledgedBy))
+        {
+            if (_acknowledgedBy is not null)
+            {
+                Context.Unwatch(_acknowledgedBy);
+            }
+
+            _acknowledgedBy = Sender;
+            Context.Watch(Sender);
+            Event($"job {_job.JobId} accepted by {Sender.Path}");
+        }
+    }
+
+    private void OnTerminated(Terminated terminated)
+    {
+        if (terminated.ActorRef.Equals(_acknowledgedBy))
+        {
+            _acknowledgedBy = null;
+            Event($"the supervisor that accepted job {_job.JobId} is gone; registering the job again");
+            StartRegistering();
+        }
+    }
 
     private void OnPlan(PlanActivated plan)
     {
-        if (plan.Epoch < _epoch)
+        var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, out var replay);
+        if (change == EpochChange.Stale)
         {
             return;
         }
 
-        var replay = plan.Epoch > _epoch && _epoch >= 0;
-        if (_source.FramesPerSecond > 0 && _plan is null)
+        if (change == EpochChange.First)
         {
             // The camera starts when the pipeline can take its first frame.
-            Timers.StartPeriodicTimer("capture", Capture.Instance, TimeSpan.FromSeconds(1 / _source.FramesPerSecond));
+            _reader!.Start();
         }
 
-        _epoch = plan.Epoch;
         _plan = plan;
         _heads = plan.Heads;
         Event($"plan epoch {plan.Epoch} live ({plan.Reason.Text()}): {string.Join(" -> ", plan.Placements.Select(p => p.Node))}");
-        if (_plans.Count >= 1000)
+        if (_plans.Count >= EventsKept)
         {
-            _plans.RemoveRange(0, 250);
+            _plans.RemoveRange(0, EventsKept / 4);
         }
 
         _plans.Add((Stopwatch.GetTimestamp(), plan.Epoch, plan.Reason));
-        if (replay)
+        foreach (var frame in replay)
         {
-            // Frames in flight on the old plan may be gone with a node; send them again under the new epoch.
-            foreach (var f in _inFlight.Values.Where(f => !f.Done))
-            {
-                _replayed++;
-                PipelineMetrics.FramesReplayed.Add(1);
-                Send(f, f.Frame.Attempt);
-            }
+            // Frames in flight on the old plan may be gone with a node; they go again under the new epoch.
+            PipelineMetrics.FramesReplayed.Add(1);
+            Send(frame);
         }
 
         Pump();
     }
 
-    private void OnReceived(FrameReceived received)
-    {
-        if (_inFlight.TryGetValue(received.FrameId, out var f) && !f.Done)
-        {
-            f.Done = true;
-            PipelineMetrics.InFlight.Add(-1);
-            if (f.Frame.Attempt == 1)
-            {
-                _confirmMs[_confirmations++ % _confirmMs.Length] = Stopwatch.GetElapsedTime(f.SentAt).TotalMilliseconds;
-            }
-        }
-
-        // Credit is keyed by frame id: a frame confirmed twice frees its place once.
-        if (received.DeliveredThrough > _deliveredThrough)
-        {
-            _deliveredThrough = received.DeliveredThrough;
-            while (_inFlight.Count > 0 && _inFlight.First().Key <= _deliveredThrough)
-            {
-                _inFlight.Remove(_inFlight.First().Key);
-            }
-        }
-
-        Pump();
-        CheckCompleted();
-    }
-
+    /// <summary>Takes waiting frames while there is credit and a plan; notices the source's end.</summary>
     private void Pump()
     {
-        while (HasCredit)
+        var reader = _reader!;
+        while (_heads.Count > 0 && _window.HasCredit && reader.TryTake() is { } next)
         {
-            if (_pendingLive is { } pending)
+            // A live frame keeps its capture time; a clip's frame enters the pipeline now (it may
+            // have waited for credit since it was read).
+            var capture = reader.IsLive ? next.CaptureUnixMicros : NowMicros();
+            var frame = _window.Admit(_source.Id, capture, next.Tensors, _clock.Elapsed);
+            PipelineMetrics.FramesAccepted.Add(1);
+            PipelineMetrics.InFlight.Add(1);
+            if (_settings.PixelsToSink && frame.Tensors.Count > 0 && frame.Tensors[0].Shape.Length == 4)
             {
-                _pendingLive = null;
-                Accept(pending.Tensors, pending.Capture);
-                continue;
+                // Told before the frame leaves: the sink (on this node) has the pixels before any result.
+                _sink.Tell(new FramePixels(frame.FrameId, frame.Tensors[0]));
             }
 
-            if (_source.IsLive || _ended)
+            Send(frame);
+        }
+
+        CountSkipped();
+        if (!_sourceEnded && reader.Exhausted)
+        {
+            _sourceEnded = true;
+            if (reader.Error is { } error)
             {
-                return;
+                Event($"source {_source.Id} failed and ends: {error}");
             }
-
-            if (_source.FramesPerSecond > 0)
-            {
-                // A clip played at its frame rate: one frame per tick, never skipped.
-                if (_owed == 0)
-                {
-                    return;
-                }
-
-                _owed--;
-            }
-
-            var tensors = _source.Read();
-            if (tensors is null)
-            {
-                _ended = true;
-                CheckCompleted();
-                return;
-            }
-
-            Accept(tensors, NowMicros());
-        }
-    }
-
-    private void CaptureLive()
-    {
-        if (_ended)
-        {
-            return;
         }
 
-        if (!_source.IsLive)
-        {
-            _owed = 1;
-            Pump();
-            return;
-        }
-
-        var tensors = _source.Read();
-        if (tensors is null)
-        {
-            _ended = true;
-            if (_pendingLive is not null)
-            {
-                _skipped++;
-                _pendingLive = null;
-            }
-
-            CheckCompleted();
-            return;
-        }
-
-        if (_pendingLive is not null)
-        {
-            _skipped++; // the pipeline is full: the oldest unsent frame gives way to the newest
-            PipelineMetrics.FramesSkipped.Add(1);
-        }
-
-        _pendingLive = (tensors, NowMicros());
-        Pump();
-    }
-
-    private void Accept(IReadOnlyList<FrameTensor> tensors, long capture)
-    {
-        var frame = new Frame(_nextId++, _source.Id, _epoch, capture, 1, tensors);
-        PipelineMetrics.FramesAccepted.Add(1);
-        PipelineMetrics.InFlight.Add(1);
-        if (_images is not null && tensors.Count > 0 && tensors[0].Shape.Length == 4)
-        {
-            _images.Put(frame.FrameId, tensors[0]);
-        }
-
-        var f = new InFlight(frame);
-        _inFlight[frame.FrameId] = f;
-        Send(f, 1);
-    }
-
-    private void Send(InFlight f, int attempt)
-    {
-        f.Frame = f.Frame with { Epoch = _epoch, Attempt = attempt };
-        f.SentAt = Stopwatch.GetTimestamp();
-        var head = _heads[(int)(f.Frame.FrameId % _heads.Count)];
-        FrameLink.Send(head, f.Frame, Self, _settings.ChunkBytes);
-    }
-
-    private void CheckTimeouts()
-    {
-        if (_heads.Count == 0)
-        {
-            return;
-        }
-
-        var deadline = Deadline();
-        foreach (var f in _inFlight.Values.Where(f => !f.Done && Stopwatch.GetElapsedTime(f.SentAt) > deadline).ToList())
-        {
-            Retry(f, $"no result within {deadline.TotalMilliseconds:0} ms");
-        }
-    }
-
-    private TimeSpan Deadline()
-    {
-        var count = (int)Math.Min(_confirmations, _confirmMs.Length);
-        if (count < 8)
-        {
-            return _settings.MinDeadline;
-        }
-
-        var samples = _confirmMs.Take(count).Order().ToArray();
-        var p95 = samples[Math.Min(count - 1, (int)(0.95 * count))];
-        return TimeSpan.FromMilliseconds(Math.Max(_settings.MinDeadline.TotalMilliseconds, 4 * p95));
-    }
-
-    private void Retry(InFlight f, string reason)
-    {
-        if (f.Frame.Attempt >= _settings.MaxAttempts)
-        {
-            f.Done = true;
-            _failed++;
-            PipelineMetrics.InFlight.Add(-1);
-            PipelineMetrics.FramesFailed.Add(1);
-            _log.Warning("Frame {0} failed after {1} attempts: {2}", f.Frame.FrameId, f.Frame.Attempt, reason);
-            Event($"frame {f.Frame.FrameId} failed after {f.Frame.Attempt} attempts: {reason}");
-            _sink.Tell(new FrameFailed(f.Frame.FrameId, $"{reason} (after {f.Frame.Attempt} attempts)"));
-            return;
-        }
-
-        _resent++;
-        PipelineMetrics.FramesResent.Add(1);
-        Send(f, f.Frame.Attempt + 1);
-    }
-
-    private void CheckCompleted()
-    {
-        if (_ended && !_completed && _deliveredThrough == _nextId - 1)
+        if (_sourceEnded && !_completed && _window.AllDelivered)
         {
             _completed = true;
-            Event($"source ended; all {_nextId} frames have an outcome");
-            _observer?.Tell(new IngestCompleted(_nextId));
+            Event($"source ended; all {_window.NextId} frames have an outcome");
+            _observer?.Tell(new IngestCompleted(_window.NextId));
         }
+    }
+
+    private void Carry(FrameRetry retry)
+    {
+        if (!retry.Failed)
+        {
+            PipelineMetrics.FramesResent.Add(1);
+            Send(retry.Frame);
+            return;
+        }
+
+        var (id, attempts) = (retry.Frame.FrameId, retry.Frame.Attempt);
+        PipelineMetrics.InFlight.Add(-1);
+        PipelineMetrics.FramesFailed.Add(1);
+        _log.Warning("Frame {0} failed after {1} attempts: {2}", id, attempts, retry.Reason);
+        Event($"frame {id} failed after {attempts} attempts: {retry.Reason}");
+        _sink.Tell(new FrameFailed(id, $"{retry.Reason} (after {attempts} attempts)"));
+    }
+
+    private void Send(Frame frame)
+    {
+        if (_heads.Count > 0)
+        {
+            var head = _heads[(int)(frame.FrameId % _heads.Count)];
+            FrameLink.Send(head, frame, Self, _settings.ChunkBytes);
+        }
+    }
+
+    private void CountSkipped()
+    {
+        var skipped = _reader!.Skipped;
+        if (skipped > _skippedCounted)
+        {
+            PipelineMetrics.FramesSkipped.Add(skipped - _skippedCounted);
+            _skippedCounted = skipped;
+        }
+    }
+
+    private IngestStats Stats()
+    {
+        CountSkipped();
+        return new IngestStats(
+            _window.NextId, _skippedCounted, _window.Resent, _window.Replayed, _window.Failed, _window.DeliveredThrough,
+            _sourceEnded, _window.Epoch, _plan, _events.ToList())
+        {
+            Plans = _plans.ToList(),
+        };
     }
 
     private void Event(string text)
     {
-        if (_events.Count >= 1000)
+        if (_events.Count >= EventsKept)
         {
-            _events.RemoveRange(0, 250); // bounded, like every buffer here
+            _events.RemoveRange(0, EventsKept / 4);
         }
 
         _events.Add((Stopwatch.GetTimestamp(), text));
@@ -355,23 +350,9 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     private static long NowMicros() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
 
-    private sealed class InFlight(Frame frame)
-    {
-        public Frame Frame { get; set; } = frame;
-
-        public long SentAt { get; set; }
-
-        public bool Done { get; set; }
-    }
-
     private sealed class Register
     {
         public static readonly Register Instance = new();
-    }
-
-    private sealed class Capture
-    {
-        public static readonly Capture Instance = new();
     }
 
     private sealed class CheckDeadlines

@@ -9,7 +9,11 @@ using PipelineActors.Protocol;
 namespace PipelineActors.Runtime.DataPath.Sink;
 
 /// <summary>One frame's end: its result (outputs) or the reason it failed.</summary>
-public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<FrameTensor> Outputs, string? FailedReason);
+public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<FrameTensor> Outputs, string? FailedReason)
+{
+    /// <summary>The frame's first input tensor, when the job hands pixels to the sink (for drawing results on); else null.</summary>
+    public FrameTensor? Pixels { get; init; }
+}
 
 /// <summary>Receives frames' outcomes in frame order, exactly once each.</summary>
 public interface IResultWriter : IDisposable

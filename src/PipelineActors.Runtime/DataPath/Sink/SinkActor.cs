@@ -9,6 +9,12 @@ namespace PipelineActors.Runtime.DataPath.Sink;
 /// <summary>Tells the sink which ingest to confirm frames to.</summary>
 public sealed record AttachIngest(IActorRef Ingest) : INoSerializationVerificationNeeded;
 
+/// <summary>
+/// Ingest to sink, on the same node: a frame's first input tensor, to ride on its outcome for a
+/// writer that draws results on the picture (<see cref="Ingest.IngestSettings.PixelsToSink"/>).
+/// </summary>
+public sealed record FramePixels(long FrameId, FrameTensor Pixels) : INoSerializationVerificationNeeded;
+
 /// <summary>Ask the sink for its counters.</summary>
 public sealed class GetSinkStats
 {
@@ -47,6 +53,7 @@ public sealed class SinkActor : ReceiveActor
     private readonly IResultWriter _writer;
     private readonly FrameAssembler _assembler = new(256);
     private readonly SortedDictionary<long, (Frame? Frame, string? Failed)> _buffer = [];
+    private readonly Dictionary<long, FrameTensor> _pixels = [];
     private readonly List<double> _latencies = [];
     private readonly List<(long, long, long)> _deliveries = [];
     private IActorRef _ingest = ActorRefs.Nobody;
@@ -64,6 +71,14 @@ public sealed class SinkActor : ReceiveActor
         _writer = writer;
         Receive<AttachIngest>(a => _ingest = a.Ingest);
         Receive<Frame>(Accept);
+        Receive<FramePixels>(pixels =>
+        {
+            // Kept only for frames not yet written; the ingest's window bounds how many those are.
+            if (pixels.FrameId >= _next)
+            {
+                _pixels[pixels.FrameId] = pixels.Pixels;
+            }
+        });
         Receive<FrameChunk>(chunk =>
         {
             var frame = _assembler.Add(chunk, Sender);
@@ -143,13 +158,14 @@ public sealed class SinkActor : ReceiveActor
             _lastDelivered = _next;
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
             var ticks = System.Diagnostics.Stopwatch.GetTimestamp();
+            _pixels.Remove(_next, out var pixels);
             if (entry.Frame is { } frame)
             {
                 var latency = (now - frame.CaptureUnixMicros) / 1000.0;
                 Keep(_latencies, latency);
                 PipelineMetrics.Latency.Record(latency);
                 PipelineMetrics.ResultsDelivered.Add(1);
-                _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null));
+                _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null) { Pixels = pixels });
                 _delivered++;
                 Keep(_deliveries, (frame.FrameId, ticks, frame.Epoch));
                 if (_firstTicks == 0)
@@ -161,7 +177,7 @@ public sealed class SinkActor : ReceiveActor
             }
             else
             {
-                _writer.Write(new FrameOutcome(_next, string.Empty, 0, 0, [], entry.Failed));
+                _writer.Write(new FrameOutcome(_next, string.Empty, 0, 0, [], entry.Failed) { Pixels = pixels });
                 _failed++;
             }
 

@@ -76,6 +76,9 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
     public double FramesPerSecond =>
         _input.FramesPerSecond ?? (!_input.IsLive ? 0 : Volatile.Read(ref _detectedRate) is > 0 and var rate ? rate : DefaultLiveRate);
 
+    /// <summary>A live input's frames come as ffmpeg gets them from the camera (or, for a real-time file, at its rate).</summary>
+    public bool PacesItself => _input.IsLive;
+
     public SourceFaults Faults { get; }
 
     /// <summary>Times ffmpeg has been started.</summary>

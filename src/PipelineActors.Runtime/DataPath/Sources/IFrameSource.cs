@@ -9,9 +9,10 @@ using PipelineActors.Runtime.DataPath.Ingest;
 namespace PipelineActors.Runtime.DataPath.Sources;
 
 /// <summary>
-/// Where frames come from. A live source (a camera) captures on its own clock: when the pipeline
-/// is full the ingest drops the oldest frame not yet sent and counts it as skipped. Any other
-/// source (a file, a synthetic clip) is read only when the pipeline has room, and drops nothing.
+/// Where frames come from, read on a thread of the ingest's <c>SourceReader</c>, never on the ingest's
+/// own. A live source (a camera) captures on its own clock: when the pipeline is full the oldest
+/// frame not yet sent gives way and is counted as skipped. Any other source (a file, a synthetic
+/// clip) is read at most one frame ahead of the pipeline's room, and drops nothing.
 /// </summary>
 public interface IFrameSource : IDisposable
 {
@@ -19,8 +20,17 @@ public interface IFrameSource : IDisposable
 
     bool IsLive { get; }
 
-    /// <summary>Capture rate of a live source, or the rate a clip is played at (never faster, slower when the pipeline is full); 0 for as fast as the pipeline takes frames.</summary>
+    /// <summary>
+    /// Capture rate of a live source, or the rate a clip is played at (never faster, slower when the
+    /// pipeline is full); 0 for as fast as the pipeline takes frames.
+    /// </summary>
     double FramesPerSecond { get; }
+
+    /// <summary>
+    /// True when <see cref="Read"/> itself waits for the next frame on the source's clock (a camera,
+    /// a video played in real time), so the reader adds no wait: the source's real rate paces the stream.
+    /// </summary>
+    bool PacesItself => false;
 
     /// <summary>The next frame's tensors (named as the first stage's inputs), or null when the source has ended.</summary>
     IReadOnlyList<FrameTensor>? Read();
@@ -36,6 +46,8 @@ public sealed class LimitedSource(IFrameSource inner, long frames) : IFrameSourc
     public bool IsLive => inner.IsLive;
 
     public double FramesPerSecond => inner.FramesPerSecond;
+
+    public bool PacesItself => inner.PacesItself;
 
     public SourceFaults Faults => inner is IReportsFaults r ? r.Faults : _noFaults ??= new SourceFaults(inner.Id);
 

@@ -12,6 +12,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
+using PipelineActors.Runtime.Tests.DataPath.Sources;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -204,6 +205,144 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal([true, false], writer.Snapshot().Select(o => o.FailedReason is not null));
     }
 
+    [Fact]
+    public void The_job_is_resent_until_its_supervisor_accepts_it_and_again_once_that_supervisor_is_gone()
+    {
+        var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, Never, maxAttempts: 4);
+        Assert.Equal(ingest, _supervisor.ExpectMsg<PipelineJob>().Ingest);
+        var singleton = CreateTestProbe(); // the supervisor behind the proxy: it answers with its own ref
+
+        ingest.Tell(new JobAccepted("another-job"), singleton.Ref);
+        Stats(ingest);
+        Drain(_supervisor);
+        _supervisor.ExpectMsg<PipelineJob>(TimeSpan.FromSeconds(3)); // someone else's job acknowledges nothing
+
+        ingest.Tell(new JobAccepted("job-1"), singleton.Ref);
+        Stats(ingest);
+        Drain(_supervisor);
+        _supervisor.ExpectNoMsg(TimeSpan.FromSeconds(2.5));
+
+        Sys.Stop(singleton.Ref); // a handover, or the coordinator's node gone
+        Assert.Equal(ingest, _supervisor.ExpectMsg<PipelineJob>(TimeSpan.FromSeconds(3)).Ingest);
+        _supervisor.ExpectMsg<PipelineJob>(TimeSpan.FromSeconds(3)); // until the next supervisor answers
+    }
+
+    [Fact]
+    public void A_15_fps_camera_with_30_fps_asked_streams_at_the_camera_rate_and_the_ingest_answers_at_once()
+    {
+        var camera = new SlowCamera(TimeSpan.FromMilliseconds(1000.0 / 15), framesPerSecond: 30);
+        var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
+        ingest.Tell(Plan(0, _head));
+
+        var clock = Stopwatch.StartNew();
+        var frames = 0;
+        var slowestAnswer = TimeSpan.Zero;
+        while (clock.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(2));
+            frames++;
+            ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
+            var asked = Stopwatch.StartNew();
+            Stats(ingest);
+            slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
+        }
+
+        var stats = Stats(ingest);
+        // The camera's 15 a second, not the 30 asked for (the lower bound only says frames flowed on a loaded machine).
+        Assert.InRange(frames, 5, 48);
+        // With capture ticks at 30 a second on a 15 fps camera the mailbox grew by a second every second.
+        Assert.True(slowestAnswer < TimeSpan.FromSeconds(1), $"the ingest took {slowestAnswer.TotalMilliseconds:0} ms to answer");
+        // The pipeline kept up, so (but for a late confirmation on a loaded machine) nothing was dropped.
+        Assert.True(stats.Skipped <= frames / 4, $"{stats.Skipped} skipped beside {stats.Accepted} accepted");
+        Assert.False(stats.SourceEnded);
+    }
+
+    [Fact]
+    public void A_real_15_fps_mjpeg_camera_read_with_30_fps_asked_is_paced_by_the_camera_and_never_stalls_the_ingest()
+    {
+        var port = TestPorts.Free();
+        var server = Media.ServeMjpeg(port, rate: 15, seconds: 30);
+        try
+        {
+            var profile = new ModelProfile("input:0", 24, 32, TensorLayout.Nhwc, ChannelOrder.Rgb, 1 / 127.5f, [1, 1, 1], [1, 1, 1]);
+            var camera = FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
+            Assert.Equal(30, camera.FramesPerSecond);
+            var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
+            ingest.Tell(Plan(0, _head));
+            _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
+
+            var clock = Stopwatch.StartNew();
+            var frames = 0;
+            var slowestAnswer = TimeSpan.Zero;
+            while (clock.Elapsed < TimeSpan.FromSeconds(3))
+            {
+                var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
+                frames++;
+                ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
+                var asked = Stopwatch.StartNew();
+                Stats(ingest);
+                slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
+            }
+
+            var stats = Stats(ingest);
+            Assert.InRange(frames + stats.Skipped, 5, 60); // the camera's 15 a second (and a little in the pipe), not 30
+            Assert.True(slowestAnswer < TimeSpan.FromSeconds(1), $"the ingest took {slowestAnswer.TotalMilliseconds:0} ms to answer");
+            Assert.False(stats.SourceEnded);
+        }
+        finally
+        {
+            Media.Stop(server);
+        }
+    }
+
+    [Fact]
+    public void The_sink_gets_each_frames_pixels_before_the_frame_leaves_when_the_job_draws_on_them()
+    {
+        var settings = new IngestSettings(2, Never, 4, 65536) { PixelsToSink = true };
+        var source = new SyntheticSource(Inputs, 0, 2);
+        var ingest = Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 2), settings, _observer.Ref));
+        ingest.Tell(Plan(0, _head));
+
+        var frames = new[] { _head.ExpectMsg<Frame>(), _head.ExpectMsg<Frame>() };
+        var pixels = new[] { _sink.ExpectMsg<FramePixels>(), _sink.ExpectMsg<FramePixels>() };
+
+        Assert.Equal([0L, 1], pixels.Select(p => p.FrameId));
+        Assert.Equal(frames.Select(f => f.Tensors[0]), pixels.Select(p => p.Pixels));
+    }
+
+    [Fact]
+    public void The_ingest_runs_on_a_pinned_dispatcher_of_its_own()
+    {
+        var settings = new IngestSettings(1, Never, 1, 65536);
+        var props = IngestActor.Props(new SyntheticSource(Inputs, 0, 1), _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 1), settings, null);
+
+        Assert.Equal("pipeline.ingest-dispatcher", props.Dispatcher);
+        Assert.Equal("PinnedDispatcher", Sys.Settings.Config.GetString("pipeline.ingest-dispatcher.type"));
+    }
+
+    [Fact]
+    public void A_failed_ingest_stops_instead_of_restarting_over_its_disposed_source_and_tells_the_observer_why()
+    {
+        var source = new FlakySource();
+        var ingest = StartIngest(source, window: 1, Never, maxAttempts: 4);
+        Watch(ingest);
+        ingest.Tell(Plan(0, _head));
+        Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
+
+        source.FailNextId = true;
+        ingest.Tell(new FrameReceived(0, 0)); // credit for frame 1, whose numbering fails
+
+        var failed = _observer.ExpectMsg<IngestFailed>(TimeSpan.FromSeconds(5));
+        ExpectTerminated(ingest);
+        var readsAtStop = source.Reads;
+        Thread.Sleep(200);
+
+        Assert.Contains("name lookup failed", failed.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, source.Disposals);
+        Assert.Equal(readsAtStop, source.Reads); // nothing reads the disposed source
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
     private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>
         Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, window), new IngestSettings(window, deadline, maxAttempts, 65536), _observer.Ref));
 
@@ -230,6 +369,77 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         ingest.Tell(GetIngestStats.Instance);
         return ExpectMsg<IngestStats>();
+    }
+
+    private static void Drain(TestProbe probe)
+    {
+        while (probe.HasMessages)
+        {
+            probe.ReceiveOne(TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>A camera whose every read waits for its next frame, slower than the rate it was asked for.</summary>
+    private sealed class SlowCamera(TimeSpan frameTime, double framesPerSecond) : IFrameSource
+    {
+        private long _sequence;
+
+        public string Id => "slow camera";
+
+        public bool IsLive => true;
+
+        public double FramesPerSecond => framesPerSecond;
+
+        public bool PacesItself => true;
+
+        public IReadOnlyList<FrameTensor>? Read()
+        {
+            Thread.Sleep(frameTime);
+            return [new FrameTensor("input", DataType.Int64, [1], BitConverter.GetBytes(_sequence++))];
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>A clip whose name lookup can be made to fail once, to crash the ingest mid-run.</summary>
+    private sealed class FlakySource : IFrameSource
+    {
+        private long _reads;
+        private int _disposals;
+
+        public bool FailNextId { get; set; }
+
+        public string Id
+        {
+            get
+            {
+                if (FailNextId)
+                {
+                    FailNextId = false;
+                    throw new InvalidOperationException("name lookup failed");
+                }
+
+                return "flaky";
+            }
+        }
+
+        public bool IsLive => false;
+
+        public double FramesPerSecond => 0;
+
+        public long Reads => Interlocked.Read(ref _reads);
+
+        public int Disposals => Volatile.Read(ref _disposals);
+
+        public IReadOnlyList<FrameTensor>? Read()
+        {
+            Interlocked.Increment(ref _reads);
+            return SyntheticSource.Pattern(Inputs, 0);
+        }
+
+        public void Dispose() => Interlocked.Increment(ref _disposals);
     }
 
     /// <summary>A camera that stamps each capture with its sequence number.</summary>

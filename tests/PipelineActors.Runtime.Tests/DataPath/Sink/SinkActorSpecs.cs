@@ -131,6 +131,26 @@ public sealed class SinkActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(frame.Tensors, Assert.Single(_writer.Snapshot()).Outputs);
     }
 
+    [Fact]
+    public void A_frames_pixels_ride_on_its_outcome_once_and_pixels_of_a_written_frame_are_not_kept()
+    {
+        var pixels = new FrameTensor("input", DataType.Uint8, [1, 3, 1, 1], [1, 2, 3]);
+        _sink.Tell(new FramePixels(0, pixels));
+        _sink.Tell(new FramePixels(1, pixels with { Data = [4, 5, 6] }));
+        _sink.Tell(Result(0));
+        _ingest.ExpectMsg(new FrameReceived(0, 0));
+        _sink.Tell(new FrameFailed(1, "late"));
+        _ingest.ExpectMsg(new FrameReceived(1, 1));
+        _sink.Tell(new FramePixels(0, pixels)); // late: frame 0 is written
+        _sink.Tell(Result(2)); // no pixels were sent for it
+        _ingest.ExpectMsg(new FrameReceived(2, 2));
+
+        var outcomes = _writer.Snapshot();
+        Assert.Equal(pixels, outcomes[0].Pixels);
+        Assert.Equal([4, 5, 6], outcomes[1].Pixels!.Data);
+        Assert.Null(outcomes[2].Pixels);
+    }
+
     private static Frame Result(long id, int attempt = 1) =>
         new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt, [new FrameTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
 

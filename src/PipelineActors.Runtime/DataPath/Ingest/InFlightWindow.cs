@@ -1,0 +1,222 @@
+using PipelineActors.Protocol;
+
+namespace PipelineActors.Runtime.DataPath.Ingest;
+
+/// <summary>What a plan with a given epoch means for the frames in flight.</summary>
+public enum EpochChange
+{
+    /// <summary>Older than the live epoch: a late message, ignored.</summary>
+    Stale,
+
+    /// <summary>The first plan: nothing was sent before it.</summary>
+    First,
+
+    /// <summary>The live epoch again: frames in flight stay where they are.</summary>
+    Same,
+
+    /// <summary>A newer epoch: frames in flight on the old plan may be gone with a node and are replayed.</summary>
+    Newer,
+}
+
+/// <summary>What to do with a frame that was rejected or missed its deadline.</summary>
+/// <param name="Frame">The frame as it is to be sent again (attempt incremented), or as last sent when it has failed.</param>
+/// <param name="Failed">True when the frame has used its attempts: report it failed to the sink, send nothing.</param>
+/// <param name="Reason">Why the frame is re-sent or failed.</param>
+public readonly record struct FrameRetry(Frame Frame, bool Failed, string Reason);
+
+/// <summary>
+/// The ingest's end-to-end window, without actors or clocks: numbers accepted frames without gaps,
+/// bounds how many are unconfirmed (credit), keeps every unconfirmed frame for replay, and decides
+/// deadlines (4x the p95 of first-attempt confirmation times, at least the minimum) and retries up
+/// to a bounded attempt count. Time is handed in, so a spec can move it.
+/// </summary>
+public sealed class InFlightWindow
+{
+    private const int SampleCount = 256;
+    private const int SamplesBeforeAdapting = 8;
+    private readonly SortedDictionary<long, Entry> _unconfirmed = [];
+    private readonly double[] _confirmMs = new double[SampleCount];
+    private readonly int _window;
+    private readonly TimeSpan _minDeadline;
+    private readonly int _maxAttempts;
+    private long _confirmations;
+
+    public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxAttempts, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(minDeadline, TimeSpan.Zero);
+        _window = window;
+        _minDeadline = minDeadline;
+        _maxAttempts = maxAttempts;
+    }
+
+    /// <summary>The id the next accepted frame gets; also the number of frames accepted so far.</summary>
+    public long NextId { get; private set; }
+
+    /// <summary>The sink holds every frame up to this id (a result or a failure); -1 before the first.</summary>
+    public long DeliveredThrough { get; private set; } = -1;
+
+    /// <summary>The live plan's epoch; -1 before the first plan.</summary>
+    public long Epoch { get; private set; } = -1;
+
+    public long Resent { get; private set; }
+
+    public long Replayed { get; private set; }
+
+    public long Failed { get; private set; }
+
+    /// <summary>Frames sent and not yet delivered through (at most the window).</summary>
+    public int Unconfirmed => (int)(NextId - (DeliveredThrough + 1));
+
+    /// <summary>Room for one more frame under the window.</summary>
+    public bool HasCredit => Unconfirmed < _window;
+
+    /// <summary>Every accepted frame has an outcome at the sink.</summary>
+    public bool AllDelivered => DeliveredThrough == NextId - 1;
+
+    /// <summary>How long a frame may go unconfirmed before it is re-sent.</summary>
+    public TimeSpan Deadline
+    {
+        get
+        {
+            var count = (int)Math.Min(_confirmations, SampleCount);
+            if (count < SamplesBeforeAdapting)
+            {
+                return _minDeadline;
+            }
+
+            var samples = _confirmMs.AsSpan(0, count).ToArray();
+            Array.Sort(samples);
+            var p95 = samples[Math.Min(count - 1, (int)(0.95 * count))];
+            return TimeSpan.FromMilliseconds(Math.Max(_minDeadline.TotalMilliseconds, 4 * p95));
+        }
+    }
+
+    /// <summary>Moves to a plan's epoch; on a newer one, <paramref name="replay"/> holds every frame the sink does not hold yet.</summary>
+    public EpochChange EnterEpoch(long epoch, TimeSpan now, out IReadOnlyList<Frame> replay)
+    {
+        replay = [];
+        if (epoch < Epoch)
+        {
+            return EpochChange.Stale;
+        }
+
+        var change = Epoch < 0 ? EpochChange.First : epoch == Epoch ? EpochChange.Same : EpochChange.Newer;
+        Epoch = epoch;
+        if (change == EpochChange.Newer)
+        {
+            var frames = new List<Frame>();
+            foreach (var entry in _unconfirmed.Values.Where(e => !e.Done))
+            {
+                // The attempt is kept: a replay is not the frame's fault and must not bring it nearer to failing.
+                entry.Frame = entry.Frame with { Epoch = epoch };
+                entry.SentAt = now;
+                frames.Add(entry.Frame);
+            }
+
+            Replayed += frames.Count;
+            replay = frames;
+        }
+
+        return change;
+    }
+
+    /// <summary>Numbers a frame and keeps it until the sink holds it; the caller sends the returned frame (attempt 1).</summary>
+    public Frame Admit(string sourceId, long captureUnixMicros, IReadOnlyList<FrameTensor> tensors, TimeSpan now)
+    {
+        if (!HasCredit)
+        {
+            throw new InvalidOperationException($"The window of {_window} frames is full; admit a frame only with credit.");
+        }
+
+        if (Epoch < 0)
+        {
+            throw new InvalidOperationException("No plan is live yet; a frame has nowhere to go.");
+        }
+
+        var frame = new Frame(NextId++, sourceId, Epoch, captureUnixMicros, 1, tensors);
+        _unconfirmed[frame.FrameId] = new Entry(frame, now);
+        return frame;
+    }
+
+    /// <summary>
+    /// The sink holds <paramref name="frameId"/> and everything up to <paramref name="deliveredThrough"/>.
+    /// Returns true when this confirmation is the frame's first (a second one changes nothing).
+    /// </summary>
+    public bool Confirm(long frameId, long deliveredThrough, TimeSpan now)
+    {
+        var first = false;
+        if (_unconfirmed.TryGetValue(frameId, out var entry) && !entry.Done)
+        {
+            entry.Done = true;
+            first = true;
+            if (entry.Frame.Attempt == 1)
+            {
+                _confirmMs[_confirmations++ % SampleCount] = (now - entry.SentAt).TotalMilliseconds;
+            }
+        }
+
+        // Credit is keyed by the sink's delivery point, not by confirmations: a frame confirmed twice
+        // frees its place once, and a point past the last frame sent (a confused or hostile peer)
+        // grants no credit that was never used.
+        var through = Math.Min(deliveredThrough, NextId - 1);
+        if (through > DeliveredThrough)
+        {
+            DeliveredThrough = through;
+            while (_unconfirmed.Count > 0 && _unconfirmed.First().Key <= through)
+            {
+                _unconfirmed.Remove(_unconfirmed.First().Key);
+            }
+        }
+
+        return first;
+    }
+
+    /// <summary>A stage rejected attempt <paramref name="attempt"/> of a frame; only the live attempt of an unconfirmed frame counts.</summary>
+    public bool Reject(long frameId, int attempt, string reason, TimeSpan now, out FrameRetry retry)
+    {
+        if (_unconfirmed.TryGetValue(frameId, out var entry) && !entry.Done && entry.Frame.Attempt == attempt)
+        {
+            retry = Retry(entry, reason, now);
+            return true;
+        }
+
+        retry = default;
+        return false;
+    }
+
+    /// <summary>Every unconfirmed frame whose last send is older than the deadline, each re-sent or failed.</summary>
+    public IReadOnlyList<FrameRetry> Expired(TimeSpan now)
+    {
+        var deadline = Deadline;
+        var late = _unconfirmed.Values.Where(e => !e.Done && now - e.SentAt > deadline).ToList();
+        var reason = $"no result within {deadline.TotalMilliseconds:0} ms";
+        return late.Select(e => Retry(e, reason, now)).ToList();
+    }
+
+    private FrameRetry Retry(Entry entry, string reason, TimeSpan now)
+    {
+        if (entry.Frame.Attempt >= _maxAttempts)
+        {
+            // Done, but kept until the sink confirms the failure, like a result.
+            entry.Done = true;
+            Failed++;
+            return new FrameRetry(entry.Frame, Failed: true, reason);
+        }
+
+        Resent++;
+        entry.Frame = entry.Frame with { Epoch = Epoch, Attempt = entry.Frame.Attempt + 1 };
+        entry.SentAt = now;
+        return new FrameRetry(entry.Frame, Failed: false, reason);
+    }
+
+    private sealed class Entry(Frame frame, TimeSpan sentAt)
+    {
+        public Frame Frame { get; set; } = frame;
+
+        public TimeSpan SentAt { get; set; } = sentAt;
+
+        public bool Done { get; set; }
+    }
+}
