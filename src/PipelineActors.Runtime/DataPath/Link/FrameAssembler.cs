@@ -1,3 +1,4 @@
+using System.Buffers;
 using Akka.Actor;
 using PipelineActors.Protocol;
 using PipelineActors.Protocol.Serialization;
@@ -5,8 +6,10 @@ using PipelineActors.Protocol.Serialization;
 namespace PipelineActors.Runtime.DataPath.Link;
 
 /// <summary>
-/// Puts chunked frames back together: the first chunk of a frame (whichever index arrives first) allocates the whole
-/// encoded frame, and every chunk copies its payload to its offset, so a frame costs one copy here plus the decode.
+/// Puts chunked frames back together: the first chunk of a frame (whichever index arrives first) takes a buffer for the
+/// whole encoded frame, and every chunk copies its payload to its offset, so a frame costs one copy here plus the decode.
+/// The buffer comes from <see cref="ArrayPool{T}"/> and goes back once the frame is decoded (the decoded tensors own
+/// their arrays), so a frame of hundreds of KiB does not put a second large-object array per frame on the heap.
 /// Akka keeps order per sender-receiver pair, but the assembler does not rely on it: chunks may come in any order,
 /// duplicates are ignored, and a chunk of an older attempt than one this sender already started or finished is dropped.
 /// A bounded number of partial frames is kept, the oldest dropped first (the ingest re-sends what never completes).
@@ -48,6 +51,7 @@ public sealed class FrameAssembler(int maxPartial = 64)
 
             // A newer attempt supersedes the half-built older one: the sender gave up on it.
             _partial.Remove(key);
+            partial.Release();
             partial = null;
         }
 
@@ -76,7 +80,7 @@ public sealed class FrameAssembler(int maxPartial = 64)
             return null;
         }
 
-        chunk.Payload.Span.CopyTo(partial.Buffer.AsSpan(chunk.Offset));
+        chunk.Payload.Span.CopyTo(partial.Whole[chunk.Offset..]);
         partial.Seen[chunk.Index] = true;
         partial.Bytes += chunk.Payload.Length;
         if (--partial.Missing > 0)
@@ -86,14 +90,21 @@ public sealed class FrameAssembler(int maxPartial = 64)
 
         _partial.Remove(key);
         Complete(key, chunk.Attempt);
-        if (partial.Bytes != partial.Buffer.Length)
+        try
         {
-            // Chunks that overlap or leave a gap: not a frame this sender could have cut.
-            Ignored++;
-            return null;
-        }
+            if (partial.Bytes != partial.Whole.Length)
+            {
+                // Chunks that overlap or leave a gap: not a frame this sender could have cut.
+                Ignored++;
+                return null;
+            }
 
-        return FrameCodec.Decode(partial.Buffer);
+            return FrameCodec.Decode(partial.Whole);
+        }
+        finally
+        {
+            partial.Release();
+        }
     }
 
     private static bool Fits(FrameChunk chunk) =>
@@ -120,19 +131,25 @@ public sealed class FrameAssembler(int maxPartial = 64)
         while (_partial.Count > maxPartial)
         {
             // Linear in the bound, and only when a frame beyond the bound starts.
-            var oldest = _partial.MinBy(p => p.Value.Started).Key;
-            _partial.Remove(oldest);
+            var oldest = _partial.MinBy(p => p.Value.Started);
+            _partial.Remove(oldest.Key);
+            oldest.Value.Release();
             Dropped++;
         }
     }
 
     private sealed class PartialFrame(FrameChunk first, long started)
     {
+        private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(first.TotalBytes);
+
         public int Attempt { get; } = first.Attempt;
 
         public long Started { get; } = started;
 
-        public byte[] Buffer { get; } = new byte[first.TotalBytes];
+        public int TotalBytes { get; } = first.TotalBytes;
+
+        /// <summary>The encoded frame (a rented array may be longer than asked for).</summary>
+        public Span<byte> Whole => _buffer.AsSpan(0, TotalBytes);
 
         public bool[] Seen { get; } = new bool[first.Count];
 
@@ -140,6 +157,16 @@ public sealed class FrameAssembler(int maxPartial = 64)
 
         public long Bytes { get; set; }
 
-        public bool Matches(FrameChunk chunk) => chunk.Count == Seen.Length && chunk.TotalBytes == Buffer.Length;
+        public bool Matches(FrameChunk chunk) => chunk.Count == Seen.Length && chunk.TotalBytes == TotalBytes;
+
+        /// <summary>Returns the buffer to the pool; the frame is decoded or given up, and nothing else holds the array.</summary>
+        public void Release()
+        {
+            if (_buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_buffer);
+                _buffer = null;
+            }
+        }
     }
 }

@@ -262,7 +262,7 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void An_800_KiB_frame_allocates_about_one_frame_per_side_of_the_link()
+    public void An_800_KiB_frame_allocates_two_frames_to_send_and_one_to_receive()
     {
         var data = new byte[800 * 1024];
         new Random(15).NextBytes(data);
@@ -291,10 +291,11 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
         _output.WriteLine($"{frame.Bytes} tensor bytes: send {sent} B allocated ({(double)sent / frame.Bytes:F2}x), "
             + $"receive {received} B ({(double)received / frame.Bytes:F2}x)");
 
-        // The chunk-copying code allocated about 3x on each side (encode, a copy per chunk, header + payload; a copy per
-        // chunk, the concatenation, the decode). Now: the encoded buffer and the wire arrays; the whole buffer and the decode.
+        // The chunk-copying code allocated 3.0x on each side (encode, a copy per chunk, header + payload; a copy per
+        // chunk, the concatenation, the decode). Now: the encoded buffer and the wire arrays (2x); the decode only, as the
+        // whole-frame buffer is pooled and the payloads are slices of the wire arrays (1x).
         Assert.InRange(sent, frame.Bytes, (long)(frame.Bytes * 2.2));
-        Assert.InRange(received, frame.Bytes, (long)(frame.Bytes * 2.2));
+        Assert.InRange(received, frame.Bytes, (long)(frame.Bytes * 1.2));
     }
 
     [Fact]
