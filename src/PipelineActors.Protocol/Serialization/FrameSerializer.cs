@@ -144,7 +144,7 @@ public sealed class FrameSerializer : SerializerWithStringManifest
     }
 
     /// <summary>A rare message through a <see cref="BinaryWriter"/>, after the version byte.</summary>
-    internal static byte[] Written(Action<BinaryWriter> write)
+    private static byte[] Written(Action<BinaryWriter> write)
     {
         using var stream = new MemoryStream();
         using var w = new BinaryWriter(stream, Encoding.UTF8);

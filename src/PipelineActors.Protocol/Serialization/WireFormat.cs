@@ -18,9 +18,10 @@ public static class WireFormat
 }
 
 /// <summary>
-/// What a serializer hands Akka in place of a message written by a node of another wire-format version. Akka.Remote logs a
-/// warning for every message whose deserialization throws (a storm at frame rate) and restarts the association on other
-/// exceptions; a placeholder that nobody handles is dropped silently, and <see cref="WireVersionGuard"/> has said why once.
+/// What a serializer hands Akka in place of a message written by a node of another wire-format version. Akka.Remote's
+/// endpoint reader logs a warning for every message whose deserialization throws a SerializationException (a storm at
+/// frame rate) and fails the association on any other exception; a placeholder that nobody handles is dropped quietly
+/// (unhandled, like a dead letter), and <see cref="WireVersionGuard"/> has said why, once.
 /// </summary>
 public sealed record RefusedMessage(byte Version, string Manifest) : INoSerializationVerificationNeeded, IDeadLetterSuppression;
 

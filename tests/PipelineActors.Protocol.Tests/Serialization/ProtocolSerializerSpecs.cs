@@ -253,7 +253,8 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
 
                 foreach (var actor in ActorRefsIn(copy))
                 {
-                    Assert.False(actor.Path.Address.HasLocalScope, $"{message.GetType().Name}: the ref should point back to system A, not into system B");
+                    var name = message.GetType().Name;
+                    Assert.False(actor.Path.Address.HasLocalScope, $"{name}: the ref should point back to system A, not into system B");
                     Assert.Equal(ExtendedSystem.Provider.DefaultAddress, actor.Path.Address);
                     var token = new JobAccepted($"{message.GetType().Name}-{refsChecked++}");
                     actor.Tell(token);
@@ -300,7 +301,8 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         };
         var file = new StageFile("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 123_456_789);
         var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)");
-        var specB = new StageSpec(1, new StageFile("ab" + new string('c', 62), 42), ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
+        var fileB = new StageFile("ab" + new string('c', 62), 42);
+        var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
         var hosted = new List<HostedStage> { new(2, 0, local, 7, [remote, local]), new(3, 2, remote, -1, []) };
         return
@@ -320,7 +322,12 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new WireStage(9, [local, remote, local], remote),
             new StageWired(9, 2, 1),
             new StopStage(2, 1),
-            new PlanActivated(9, 2, [local, remote], [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)], "worker joined"),
+            new PlanActivated(
+                9,
+                2,
+                [local, remote],
+                [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
+                "worker joined"),
             new FetchFileChunk(file.Sha256, 12),
             new FileChunk(file.Sha256, 12, 40, 2_600_000, Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray()),
             new FileUnavailable(file.Sha256),
@@ -373,7 +380,8 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
                 return;
             case IActorRef expectedRef:
                 var actualRef = Assert.IsAssignableFrom<IActorRef>(actual);
-                Assert.True(expectedRef.Equals(actualRef), $"{path}: expected {expectedRef.Path}#{expectedRef.Path.Uid}, got {actualRef.Path}#{actualRef.Path.Uid}");
+                var expectedText = $"{expectedRef.Path}#{expectedRef.Path.Uid}";
+                Assert.True(expectedRef.Equals(actualRef), $"{path}: expected {expectedText}, got {actualRef.Path}#{actualRef.Path.Uid}");
                 return;
             case ReadOnlyMemory<byte> expectedBytes:
                 Assert.True(expectedBytes.Span.SequenceEqual(Assert.IsType<ReadOnlyMemory<byte>>(actual).Span), $"{path}: bytes differ");

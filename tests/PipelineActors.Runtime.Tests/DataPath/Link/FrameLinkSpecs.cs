@@ -44,7 +44,8 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.All(chunks, c => Assert.InRange(c.Chunk.Payload.Length, 1, _chunkBytes));
         Assert.All(chunks, c => Assert.InRange(_remoteSystem.Serialization.FindSerializerFor(c.Chunk).ToBinary(c.Chunk).Length, 1, _chunkBytes + 64));
         Assert.Equal(Enumerable.Range(0, chunks.Count), chunks.Select(c => c.Chunk.Index));
-        Assert.All(chunks, c => Assert.Equal((frame.FrameId, frame.Epoch, frame.Attempt, chunks.Count), (c.Chunk.FrameId, c.Chunk.Epoch, c.Chunk.Attempt, c.Chunk.Count)));
+        var expected = (frame.FrameId, frame.Epoch, frame.Attempt, chunks.Count);
+        Assert.All(chunks, c => Assert.Equal(expected, (c.Chunk.FrameId, c.Chunk.Epoch, c.Chunk.Attempt, c.Chunk.Count)));
 
         var assembler = new FrameAssembler();
         var rebuilt = chunks.Select(c => assembler.Add(c.Chunk, c.Sender)).ToList();
