@@ -1,26 +1,30 @@
 using Akka.Actor;
-using PipelineActors.Protocol.Serialization;
 
 namespace PipelineActors.Protocol;
-
-/// <summary>A stage model file by content: the planner names it, nodes fetch and cache it by hash.</summary>
-public sealed record StageFile(string Sha256, long Bytes);
 
 /// <summary>One split of the model into <see cref="Stages"/>.Count stages; a run holds one per worker count.</summary>
 public sealed record SplitPlan(int Parts, IReadOnlyList<StageSpec> Stages);
 
 /// <summary>What a node needs to host one stage.</summary>
-public sealed record StageSpec(int Index, StageFile File, IReadOnlyList<string> Inputs, IReadOnlyList<string> Outputs, IReadOnlyList<string> Forwarded, long Flops, string Layers);
+public sealed record StageSpec(
+    int Index,
+    StageFile File,
+    IReadOnlyList<string> Inputs,
+    IReadOnlyList<string> Outputs,
+    IReadOnlyList<string> Forwarded,
+    long Flops,
+    string Layers);
 
 /// <summary>
 /// The job: a model cut every way the cluster may need, where to fetch the stage files, and who
 /// receives results. The ingest node re-sends it to the supervisor until acknowledged, so a
 /// supervisor that moved to another node learns it again.
 /// </summary>
-public sealed record PipelineJob(string JobId, IReadOnlyList<SplitPlan> Splits, IActorRef ModelStore, IActorRef Ingest, IActorRef Sink, int FrameWindow) : IPipelineMessage;
+public sealed record PipelineJob(
+    string JobId, IReadOnlyList<SplitPlan> Splits, IActorRef ModelStore, IActorRef Ingest, IActorRef Sink, int FrameWindow) : IControlMessage;
 
 /// <summary>Supervisor to ingest: the job is known.</summary>
-public sealed record JobAccepted(string JobId) : IPipelineMessage;
+public sealed record JobAccepted(string JobId) : IControlMessage;
 
 /// <summary>A stage actor that is running on a worker.</summary>
 public sealed record HostedStage(int Parts, int Index, IActorRef Stage, long WiredEpoch, IReadOnlyList<IActorRef> Successors);
@@ -29,62 +33,39 @@ public sealed record HostedStage(int Parts, int Index, IActorRef Stage, long Wir
 /// Worker to supervisor, when ready and every few seconds after: what the node offers and what it
 /// hosts, so a new supervisor can rebuild its view without redeploying.
 /// </summary>
-public sealed record WorkerStatus(IActorRef Agent, int Cores, int IntraOpThreads, long MemoryBytes, IReadOnlyList<string> CachedFiles, IReadOnlyList<HostedStage> Hosted, IReadOnlyList<StageTiming> Timings) : IPipelineMessage;
+public sealed record WorkerStatus(
+    IActorRef Agent,
+    int Cores,
+    int IntraOpThreads,
+    long MemoryBytes,
+    IReadOnlyList<string> CachedFiles,
+    IReadOnlyList<HostedStage> Hosted,
+    IReadOnlyList<StageTiming> Timings) : IControlMessage;
 
 /// <summary>Measured milliseconds of a stage this worker hosts (the planner's input).</summary>
 public sealed record StageTiming(int Parts, int Index, double ComputeMsP50);
 
-/// <summary>Supervisor to worker: make sure these files are in your cache (fetch what is missing).</summary>
-public sealed record PrefetchFiles(string JobId, IReadOnlyList<StageFile> Files, IActorRef ModelStore) : IPipelineMessage;
-
 /// <summary>Supervisor to worker: host stage <see cref="Spec"/> of the <see cref="Parts"/>-part split.</summary>
-public sealed record DeployStage(string JobId, long Epoch, int Parts, StageSpec Spec, IActorRef ModelStore) : IPipelineMessage;
+public sealed record DeployStage(string JobId, long Epoch, int Parts, StageSpec Spec, IActorRef ModelStore) : IControlMessage;
 
 /// <summary>Worker to supervisor: the stage is loaded, warmed up, and listening at <see cref="Stage"/>.</summary>
-public sealed record StageDeployed(string JobId, long Epoch, int Parts, int Index, IActorRef Stage, double WarmupMs) : IPipelineMessage;
+public sealed record StageDeployed(string JobId, long Epoch, int Parts, int Index, IActorRef Stage, double WarmupMs) : IControlMessage;
 
 /// <summary>Worker to supervisor: the stage could not start.</summary>
-public sealed record StageDeployFailed(string JobId, long Epoch, int Parts, int Index, string Reason) : IPipelineMessage;
+public sealed record StageDeployFailed(string JobId, long Epoch, int Parts, int Index, string Reason) : IControlMessage;
 
 /// <summary>Supervisor to stage: from <see cref="Epoch"/> on, send results to these successors (the sink after the last stage).</summary>
-public sealed record WireStage(long Epoch, IReadOnlyList<IActorRef> Successors, IActorRef Ingest) : IPipelineMessage;
+public sealed record WireStage(long Epoch, IReadOnlyList<IActorRef> Successors, IActorRef Ingest) : IControlMessage;
 
 /// <summary>Stage to supervisor: wired for the epoch.</summary>
-public sealed record StageWired(long Epoch, int Parts, int Index) : IPipelineMessage;
+public sealed record StageWired(long Epoch, int Parts, int Index) : IControlMessage;
 
 /// <summary>Supervisor to worker: stop hosting this stage.</summary>
-public sealed record StopStage(int Parts, int Index) : IPipelineMessage;
+public sealed record StopStage(int Parts, int Index) : IControlMessage;
 
 /// <summary>One stage of the active plan: where it runs.</summary>
 public sealed record StagePlacement(int Index, IActorRef Stage, string Node, string Layers, long Flops);
 
 /// <summary>Supervisor to ingest: the plan for <see cref="Epoch"/> is wired end to end; send frames to <see cref="Heads"/>.</summary>
-public sealed record PlanActivated(long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason) : IPipelineMessage;
-
-/// <summary>Worker to model store: send piece <see cref="Index"/> of a stage file.</summary>
-public sealed record FetchFileChunk(string Sha256, int Index) : IPipelineMessage;
-
-/// <summary>Model store to worker: one piece of a stage file (64 KiB at most).</summary>
-public sealed record FileChunk(string Sha256, int Index, int Count, long TotalBytes, byte[] Data) : IPipelineMessage
-{
-    public bool Equals(FileChunk? other) =>
-        other is not null && Sha256 == other.Sha256 && Index == other.Index && Count == other.Count && TotalBytes == other.TotalBytes && Data.AsSpan().SequenceEqual(other.Data);
-
-    public override int GetHashCode() => HashCode.Combine(Sha256, Index);
-}
-
-/// <summary>Model store to worker: no such file.</summary>
-public sealed record FileUnavailable(string Sha256) : IPipelineMessage;
-
-/// <summary>Ask a stage for its counters.</summary>
-public sealed record GetStageStats : IPipelineMessage
-{
-    public static readonly GetStageStats Instance = new();
-
-    private GetStageStats()
-    {
-    }
-}
-
-/// <summary>A stage's counters since it started.</summary>
-public sealed record StageStats(int Parts, int Index, string Node, long Frames, double ComputeMsP50, double ComputeMsP95, double BusyFraction, long BytesIn, long BytesOut, long Dropped) : IPipelineMessage;
+public sealed record PlanActivated(long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason)
+    : IControlMessage;

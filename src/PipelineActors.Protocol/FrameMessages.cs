@@ -1,13 +1,7 @@
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
-using PipelineActors.Protocol.Serialization;
 
 namespace PipelineActors.Protocol;
-
-/// <summary>Every message that may cross the network; bound once to <see cref="PipelineSerializer"/>.</summary>
-public interface IPipelineMessage
-{
-}
 
 /// <summary>One tensor of a frame: any ONNX element type, as raw little-endian bytes the frame owns.</summary>
 public sealed record FrameTensor(string Name, TensorProto.Types.DataType ElementType, long[] Shape, byte[] Data)
@@ -15,7 +9,8 @@ public sealed record FrameTensor(string Name, TensorProto.Types.DataType Element
     public TensorInfo Info => new(Name, ElementType, Shape);
 
     public bool Equals(FrameTensor? other) =>
-        other is not null && Name == other.Name && ElementType == other.ElementType && Shape.SequenceEqual(other.Shape) && Data.AsSpan().SequenceEqual(other.Data);
+        other is not null && Name == other.Name && ElementType == other.ElementType && Shape.SequenceEqual(other.Shape)
+        && Data.AsSpan().SequenceEqual(other.Data);
 
     public override int GetHashCode() => HashCode.Combine(Name, ElementType, Data.Length);
 }
@@ -28,7 +23,8 @@ public sealed record FrameTensor(string Name, TensorProto.Types.DataType Element
 /// <param name="Epoch">Plan epoch the frame was sent under; stages drop frames of older epochs.</param>
 /// <param name="CaptureUnixMicros">When the source captured the frame.</param>
 /// <param name="Attempt">How many times the ingest has sent this frame (1 = first).</param>
-public sealed record Frame(long FrameId, string SourceId, long Epoch, long CaptureUnixMicros, int Attempt, IReadOnlyList<FrameTensor> Tensors) : IPipelineMessage
+public sealed record Frame(long FrameId, string SourceId, long Epoch, long CaptureUnixMicros, int Attempt, IReadOnlyList<FrameTensor> Tensors)
+    : IFrameMessage
 {
     public long Bytes => Tensors.Sum(t => (long)t.Data.Length);
 
@@ -40,23 +36,30 @@ public sealed record Frame(long FrameId, string SourceId, long Epoch, long Captu
 }
 
 /// <summary>
-/// A piece of a serialized <see cref="Frame"/>. Large frames cross the network in pieces so that
-/// heartbeats sharing the connection are never stuck behind megabytes of tensor data.
+/// A piece of an encoded <see cref="Frame"/>. Large frames cross the network in pieces so that heartbeats sharing the
+/// connection are never stuck behind megabytes of tensor data. <see cref="Payload"/> is a slice of one encoded buffer
+/// (the sender's, or the array Akka received), never a copy of its own.
 /// </summary>
-public sealed record FrameChunk(long FrameId, long Epoch, int Attempt, int Index, int Count, byte[] Payload) : IPipelineMessage
+/// <param name="Offset">Where <see cref="Payload"/> starts in the encoded frame.</param>
+/// <param name="TotalBytes">The encoded frame's length, so the receiver allocates it whole on the first chunk.</param>
+public sealed record FrameChunk(long FrameId, long Epoch, int Attempt, int Index, int Count, int Offset, int TotalBytes, ReadOnlyMemory<byte> Payload)
+    : IFrameMessage
 {
     public bool Equals(FrameChunk? other) =>
         other is not null && FrameId == other.FrameId && Epoch == other.Epoch && Attempt == other.Attempt && Index == other.Index
-        && Count == other.Count && Payload.AsSpan().SequenceEqual(other.Payload);
+        && Count == other.Count && Offset == other.Offset && TotalBytes == other.TotalBytes && Payload.Span.SequenceEqual(other.Payload.Span);
 
     public override int GetHashCode() => HashCode.Combine(FrameId, Index);
 }
 
-/// <summary>Sink to ingest: the sink holds this frame's result (stop re-sending it) and has delivered every frame up to <see cref="DeliveredThrough"/>.</summary>
-public sealed record FrameReceived(long FrameId, long DeliveredThrough) : IPipelineMessage;
+/// <summary>
+/// Sink to ingest: the sink holds this frame's result (stop re-sending it) and has delivered every frame up to
+/// <see cref="DeliveredThrough"/>.
+/// </summary>
+public sealed record FrameReceived(long FrameId, long DeliveredThrough) : IFrameMessage;
 
 /// <summary>Stage to ingest: this frame made a stage fail (counted towards the poison limit).</summary>
-public sealed record FrameRejected(long FrameId, int Attempt, int StageIndex, string Reason) : IPipelineMessage;
+public sealed record FrameRejected(long FrameId, int Attempt, int StageIndex, string Reason) : IFrameMessage;
 
 /// <summary>Ingest to sink: this frame will never have a result; do not wait for it.</summary>
-public sealed record FrameFailed(long FrameId, string Reason) : IPipelineMessage;
+public sealed record FrameFailed(long FrameId, string Reason) : IFrameMessage;

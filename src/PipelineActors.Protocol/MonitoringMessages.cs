@@ -8,8 +8,33 @@ public static class Topics
     public const string Pipeline = "pipeline.monitor";
 }
 
+/// <summary>Ask a stage for its counters.</summary>
+public sealed record GetStageStats : IControlMessage
+{
+    public static readonly GetStageStats Instance = new();
+
+    private GetStageStats()
+    {
+    }
+}
+
+/// <summary>A stage's counters since it started.</summary>
+/// <param name="BytesIn">Encoded bytes that reached the stage over a link (zero-suppressed tensors count as they travelled).</param>
+/// <param name="BytesOut">Encoded bytes the stage put on its outgoing link, in the same unit.</param>
+public sealed record StageStats(
+    int Parts,
+    int Index,
+    string Node,
+    long Frames,
+    double ComputeMsP50,
+    double ComputeMsP95,
+    double BusyFraction,
+    long BytesIn,
+    long BytesOut,
+    long Dropped) : IControlMessage;
+
 /// <summary>A stage's counters, published every second by the stage itself.</summary>
-public sealed record StageReport(long UnixMs, StageStats Stats, int PartialFrames) : IPipelineMessage;
+public sealed record StageReport(long UnixMs, StageStats Stats, int PartialFrames) : IControlMessage;
 
 /// <summary>End-to-end counters of one ingest/sink pair, published every second from the ingest node.</summary>
 public sealed record PipelineReport(
@@ -29,7 +54,7 @@ public sealed record PipelineReport(
     double LatencyP99Ms,
     long Epoch,
     IReadOnlyList<StagePlacement> Plan,
-    IReadOnlyList<PipelineEvent> RecentEvents) : IPipelineMessage;
+    IReadOnlyList<PipelineEvent> RecentEvents) : IControlMessage;
 
 /// <summary>Something worth a line in the monitor's event log: a join, a failure, a redeploy and how long it took.</summary>
-public sealed record PipelineEvent(long UnixMs, string Source, string Text) : IPipelineMessage;
+public sealed record PipelineEvent(long UnixMs, string Source, string Text) : IControlMessage;

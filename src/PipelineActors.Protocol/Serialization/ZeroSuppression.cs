@@ -32,7 +32,7 @@ public static class ZeroSuppression
         return (int)WireSize.Suppressed(elementType, data.Length, (data.Length / size) - zeros);
     }
 
-    /// <summary>Writes the bitmap, then the non-zero elements, into <paramref name="destination"/> (exactly <see cref="EncodedLength"/> bytes).</summary>
+    /// <summary>Writes the bitmap, then the non-zero elements, into <paramref name="destination"/> (<see cref="EncodedLength"/> bytes).</summary>
     public static void Encode(TensorProto.Types.DataType elementType, ReadOnlySpan<byte> data, Span<byte> destination)
     {
         switch (WireSize.SuppressibleElementBytes(elementType))

@@ -1,102 +1,64 @@
 using Akka.Actor;
-using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Protocol.Serialization;
 
 namespace PipelineActors.Runtime.DataPath.Link;
 
 /// <summary>
-/// Sends frames between actors: whole to a local actor, in chunks of at most
-/// <c>pipeline.chunk-bytes</c> to a remote one, so that no remote message is larger than a chunk
-/// and cluster heartbeats on the same connection never wait behind a multi-megabyte tensor.
+/// Sends frames between actors: whole to a local actor, in chunks of at most <c>pipeline.chunk-bytes</c> to a remote
+/// one, so that no remote message is larger than a chunk and cluster heartbeats on the same connection never wait
+/// behind a multi-megabyte tensor. Both ends count a link's bytes in one unit: the encoded (zero-suppressed) frame.
 /// </summary>
 public static class FrameLink
 {
-    /// <summary>Sends <paramref name="frame"/>; returns the bytes put on the link (0 for a local actor).</summary>
+    /// <summary>Room left in a chunk-sized message for the frame's names, shapes and the message header.</summary>
+    public const int WholeFrameMargin = 256;
+
+    /// <summary>Sends <paramref name="frame"/>; returns the encoded bytes put on the link (0 for a local actor).</summary>
     public static long Send(IActorRef target, Frame frame, IActorRef sender, int chunkBytes)
     {
-        if (target.Path.Address.HasLocalScope || frame.Bytes + 256 <= chunkBytes)
+        if (target.Path.Address.HasLocalScope)
         {
             target.Tell(frame, sender);
-            return target.Path.Address.HasLocalScope ? 0 : frame.Bytes;
+            return 0;
         }
 
+        if (frame.Bytes + WholeFrameMargin <= chunkBytes)
+        {
+            // Small enough to cross whole; the serializer encodes it, this only measures it.
+            target.Tell(frame, sender);
+            return FrameCodec.EncodedLength(frame);
+        }
+
+        var chunks = Cut(frame, chunkBytes);
+        foreach (var chunk in chunks)
+        {
+            target.Tell(chunk, sender);
+        }
+
+        return chunks[0].TotalBytes;
+    }
+
+    /// <summary>Encodes the frame once and cuts it into chunks that are slices of that one buffer (no copy per chunk).</summary>
+    public static FrameChunk[] Cut(Frame frame, int chunkBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkBytes, 1);
         var encoded = FrameCodec.Encode(frame);
         var count = (encoded.Length + chunkBytes - 1) / chunkBytes;
+        var chunks = new FrameChunk[count];
         for (var i = 0; i < count; i++)
         {
-            var length = Math.Min(chunkBytes, encoded.Length - (i * chunkBytes));
-            target.Tell(new FrameChunk(frame.FrameId, frame.Epoch, frame.Attempt, i, count, encoded.AsSpan(i * chunkBytes, length).ToArray()), sender);
+            var offset = i * chunkBytes;
+            var length = Math.Min(chunkBytes, encoded.Length - offset);
+            chunks[i] = new FrameChunk(frame.FrameId, frame.Epoch, frame.Attempt, i, count, offset, encoded.Length, encoded.AsMemory(offset, length));
         }
 
-        return encoded.Length;
+        return chunks;
     }
-}
 
-/// <summary>
-/// Puts chunked frames back together. Chunks from one sender arrive in order (Akka keeps order
-/// per sender-receiver pair); a bounded number of partial frames is kept, the oldest dropped
-/// first (the ingest re-sends what never completes).
-/// </summary>
-public sealed class FrameAssembler(int maxPartial = 64)
-{
-    private readonly Dictionary<(string Sender, long FrameId, long Epoch, int Attempt), byte[]?[]> _partial = [];
-    private readonly Queue<(string, long, long, int)> _age = new();
+    /// <summary>The encoded bytes a received message brought over a link: 0 from a local sender, in the unit <see cref="Send"/> returns.</summary>
+    public static long Received(Frame frame, IActorRef sender) => sender.Path.Address.HasLocalScope ? 0 : FrameCodec.EncodedLength(frame);
 
-    public int Partial => _partial.Count;
-
-    public long Dropped { get; private set; }
-
-    /// <summary>Adds a chunk; returns the frame when its last chunk arrives.</summary>
-    public Frame? Add(FrameChunk chunk, IActorRef sender)
-    {
-        var key = (sender.Path.ToString(), chunk.FrameId, chunk.Epoch, chunk.Attempt);
-        if (!_partial.TryGetValue(key, out var parts))
-        {
-            if (chunk.Count == 1)
-            {
-                return FrameCodec.Decode(chunk.Payload);
-            }
-
-            parts = new byte[]?[chunk.Count];
-            _partial[key] = parts;
-            _age.Enqueue(key);
-            if (_age.Count > 4 * maxPartial)
-            {
-                // Completed frames leave their keys in the queue; keep it bounded.
-                var live = _age.Where(_partial.ContainsKey).ToList();
-                _age.Clear();
-                live.ForEach(_age.Enqueue);
-            }
-
-            while (_partial.Count > maxPartial && _age.TryDequeue(out var oldest))
-            {
-                if (_partial.Remove(oldest))
-                {
-                    Dropped++;
-                }
-            }
-        }
-
-        if (chunk.Index < 0 || chunk.Index >= parts.Length)
-        {
-            return null;
-        }
-
-        parts[chunk.Index] = chunk.Payload;
-        if (parts.Any(p => p is null))
-        {
-            return null;
-        }
-
-        _partial.Remove(key);
-        var whole = new byte[parts.Sum(p => p!.Length)];
-        var at = 0;
-        foreach (var p in parts)
-        {
-            p!.CopyTo(whole, at);
-            at += p!.Length;
-        }
-
-        return FrameCodec.Decode(whole);
-    }
+    /// <inheritdoc cref="Received(Frame, IActorRef)"/>
+    public static long Received(FrameChunk chunk) => chunk.Payload.Length;
 }

@@ -75,13 +75,13 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         });
         Receive<Frame>(frame =>
         {
-            Received(frame.Bytes);
+            // Bytes in and out are counted as they crossed the link (encoded, zero-suppressed), the unit FrameLink.Send returns.
+            Received(FrameLink.Received(frame, Sender));
             Handle(frame);
         });
         Receive<FrameChunk>(chunk =>
         {
-            // What crossed the link: zero-suppressed tensors arrive smaller than they unpack.
-            Received(chunk.Payload.Length);
+            Received(FrameLink.Received(chunk));
             var frame = _assembler.Add(chunk, Sender);
             if (frame is not null)
             {

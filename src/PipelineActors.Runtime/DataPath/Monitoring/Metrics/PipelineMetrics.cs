@@ -22,7 +22,7 @@ public static class PipelineMetrics
     public static readonly Histogram<double> Latency = Meter.CreateHistogram<double>("pipeline_latency_ms", "ms", "Capture-to-delivery latency of each result.");
     public static readonly Counter<long> StageFrames = Meter.CreateCounter<long>("pipeline_stage_frames", "frames", "Frames a stage computed.");
     public static readonly Histogram<double> StageCompute = Meter.CreateHistogram<double>("pipeline_stage_compute_ms", "ms", "Inference time of a stage per frame.");
-    public static readonly Counter<long> StageBytesIn = Meter.CreateCounter<long>("pipeline_stage_bytes_in", "bytes", "Tensor bytes a stage received.");
+    public static readonly Counter<long> StageBytesIn = Meter.CreateCounter<long>("pipeline_stage_bytes_in", "bytes", "Encoded bytes that reached a stage over a link.");
     public static readonly Counter<long> StageBytesOut = Meter.CreateCounter<long>("pipeline_stage_bytes_out", "bytes", "Bytes a stage put on its outgoing link.");
     public static readonly Counter<long> PlansActivated = Meter.CreateCounter<long>("pipeline_plans_activated", "plans", "Plan epochs that went live (initial, recovery, rebalance), by reason.");
     private static readonly Lazy<UpDownCounter<long>> InFlightCounter = new(() => Meter.CreateUpDownCounter<long>("pipeline_frames_in_flight", "frames", "Frames the ingest has sent and not yet seen confirmed."));

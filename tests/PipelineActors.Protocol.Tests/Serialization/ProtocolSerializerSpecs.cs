@@ -13,16 +13,17 @@ using PipelineActors.TestSupport;
 namespace PipelineActors.Protocol.Tests.Serialization;
 
 /// <summary>
-/// Every protocol message is bound to <see cref="PipelineSerializer"/> (Akka falls back to JSON
-/// silently otherwise) and survives a round trip, actor refs included, within and across systems.
-/// Runs on the production configuration so the binding tested is the one nodes use.
+/// Every protocol message is bound to its family's serializer (<see cref="FrameSerializer"/> for what travels per frame,
+/// <see cref="ControlSerializer"/> for the rest; Akka falls back to JSON silently otherwise), starts with the wire-format
+/// version, and survives a round trip, actor refs included, within and across systems. Runs on the production
+/// configuration so the binding tested is the one nodes use.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
+public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
 {
     private const string RemoteStagePath = "akka.tcp://pipeline@10.1.2.3:4053/user/worker/stage-2-1#1234567";
 
-    public PipelineSerializerSpecs()
+    public ProtocolSerializerSpecs()
         : base(TestNodes.Config(Roles.Worker), PipelineConfig.SystemName)
     {
     }
@@ -48,30 +49,156 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.True(missing.Count == 0, $"No serializer sample for {string.Join(", ", missing)}: add one to {nameof(Samples)}.");
     }
 
-    [Theory]
-    [MemberData(nameof(MessageTypes))]
-    public void Every_message_type_is_bound_to_the_pipeline_serializer_not_json(string typeName)
+    [Fact]
+    public void Every_message_type_belongs_to_exactly_one_family()
     {
-        var message = Sample(typeName);
-        var serializer = Sys.Serialization.FindSerializerFor(message);
-        Assert.IsType<PipelineSerializer>(serializer);
-        Assert.Equal(PipelineSerializer.Id, serializer.Identifier);
+        var wrong = ProtocolTypes().Where(t => typeof(IFrameMessage).IsAssignableFrom(t) == typeof(IControlMessage).IsAssignableFrom(t));
+        Assert.Empty(wrong.Select(t => t.Name));
+    }
+
+    [Fact]
+    public void The_two_serializers_have_distinct_identifiers_above_the_range_akka_reserves()
+    {
+        Assert.NotEqual(FrameSerializer.Id, ControlSerializer.Id);
+        Assert.All(new[] { FrameSerializer.Id, ControlSerializer.Id }, id => Assert.True(id > 100, $"{id}"));
+        var fromFrames = Sys.Serialization.Deserialize([WireFormat.Version, .. new byte[16]], FrameSerializer.Id, "FR");
+        var fromControl = Sys.Serialization.Deserialize([WireFormat.Version], ControlSerializer.Id, "GS");
+        Assert.Equal(new FrameReceived(0, 0), fromFrames);
+        Assert.Same(GetStageStats.Instance, fromControl);
     }
 
     [Theory]
     [MemberData(nameof(MessageTypes))]
-    public void Every_message_type_round_trips_to_an_equal_message(string typeName)
+    public void Every_message_type_is_bound_to_its_familys_serializer_not_json(string typeName)
     {
         var message = Sample(typeName);
-        var serializer = (PipelineSerializer)Sys.Serialization.FindSerializerFor(message);
+        var serializer = Sys.Serialization.FindSerializerFor(message);
+        if (message is IFrameMessage)
+        {
+            Assert.IsType<FrameSerializer>(serializer);
+            Assert.Equal(FrameSerializer.Id, serializer.Identifier);
+        }
+        else
+        {
+            Assert.IsType<ControlSerializer>(serializer);
+            Assert.Equal(ControlSerializer.Id, serializer.Identifier);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(MessageTypes))]
+    public void Every_message_type_round_trips_to_an_equal_message_that_starts_with_the_version_byte(string typeName)
+    {
+        var message = Sample(typeName);
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
         var manifest = serializer.Manifest(message);
         var bytes = serializer.ToBinary(message);
 
         var copy = serializer.FromBinary(bytes, manifest);
 
+        Assert.Equal(WireFormat.Version, bytes[0]);
         Assert.IsType(message.GetType(), copy);
         AssertStructurallyEqual(message, copy, typeName);
         Assert.Equal(bytes, serializer.ToBinary(copy));
+    }
+
+    [Fact]
+    public void Manifests_are_distinct_across_both_serializers()
+    {
+        var manifests = Samples(TestActor, RemoteRef())
+            .Select(m => ((SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m)).Manifest(m))
+            .ToList();
+        Assert.Equal(manifests.Count, manifests.Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Theory]
+    [MemberData(nameof(MessageTypes))]
+    public void A_message_of_another_wire_format_version_is_refused_not_misread(string typeName)
+    {
+        var message = Sample(typeName);
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
+        var bytes = serializer.ToBinary(message);
+        bytes[0] = WireFormat.Version + 1;
+
+        var refused = Assert.IsType<RefusedMessage>(serializer.FromBinary(bytes, serializer.Manifest(message)));
+
+        Assert.Equal((byte)(WireFormat.Version + 1), refused.Version);
+        Assert.Equal(serializer.Manifest(message), refused.Manifest);
+    }
+
+    [Fact]
+    public void A_node_of_another_version_is_reported_in_one_error_line_however_many_messages_it_sends()
+    {
+        var foreign = (byte)(WireFormat.Version + 7);
+        var guard = WireVersionGuard.For(Sys);
+        var before = guard.Refused;
+
+        EventFilter.Error(contains: $"wire format version {foreign}").Expect(1, () =>
+        {
+            foreach (var message in Samples(TestActor, RemoteRef()))
+            {
+                var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
+                var bytes = serializer.ToBinary(message);
+                bytes[0] = foreign;
+                for (var i = 0; i < 3; i++)
+                {
+                    Assert.IsType<RefusedMessage>(serializer.FromBinary(bytes, serializer.Manifest(message)));
+                }
+            }
+        });
+
+        Assert.Equal(before + (3 * Samples(TestActor, RemoteRef()).Count), guard.Refused);
+    }
+
+    [Fact]
+    public async Task Over_remoting_a_foreign_node_is_reported_once_and_the_association_stays_live_for_messages_it_can_read()
+    {
+        // System B writes JobAccepted in a foreign version under the control serializer's identifier and manifest.
+        // Type names as pipeline-base.conf spells them, so the overrides replace its keys rather than add look-alikes.
+        static string Name(Type t) => $"{t.FullName}, {t.Assembly.GetName().Name}";
+        var overrides = $$"""
+            akka.actor.serializers.foreign = "{{Name(typeof(ForeignVersionSerializer))}}"
+            akka.actor.serialization-bindings { "{{Name(typeof(ForeignJobAccepted))}}" = foreign }
+            akka.actor.serialization-identifiers {
+              "{{Name(typeof(ForeignVersionSerializer))}}" = {{ControlSerializer.Id}}
+              "{{Name(typeof(ControlSerializer))}}" = 499
+            }
+            """;
+        var systemB = ActorSystem.Create(PipelineConfig.SystemName, TestNodes.Config(overrides, Roles.Worker));
+        try
+        {
+            var probe = CreateTestProbe();
+            var address = ExtendedSystem.Provider.DefaultAddress;
+            var fromB = ((ExtendedActorSystem)systemB).Provider.ResolveActorRef(probe.Ref.Path.ToStringWithAddress(address));
+
+            await EventFilter.Error(contains: $"wire format version {ForeignVersionSerializer.Version}").ExpectOneAsync(async () =>
+            {
+                for (var i = 0; i < 5; i++)
+                {
+                    fromB.Tell(new ForeignJobAccepted($"job-{i}"));
+                }
+
+                fromB.Tell(new FrameReceived(41, 40));
+                for (var i = 0; i < 5; i++)
+                {
+                    Assert.Equal(ForeignVersionSerializer.Version, (await probe.ExpectMsgAsync<RefusedMessage>(TimeSpan.FromSeconds(10))).Version);
+                }
+
+                Assert.Equal(new FrameReceived(41, 40), await probe.ExpectMsgAsync<FrameReceived>(TimeSpan.FromSeconds(10)));
+            });
+        }
+        finally
+        {
+            await systemB.Terminate();
+        }
+    }
+
+    [Fact]
+    public void An_empty_message_is_refused_rather_than_read_past_its_end()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(GetStageStats.Instance);
+        EventFilter.Error(contains: "wire format version 0").Expect(1, () =>
+            Assert.IsType<RefusedMessage>(serializer.FromBinary([], serializer.Manifest(GetStageStats.Instance))));
     }
 
     [Fact]
@@ -157,7 +284,8 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
 
                 foreach (var actor in ActorRefsIn(copy))
                 {
-                    Assert.False(actor.Path.Address.HasLocalScope, $"{message.GetType().Name}: the ref should point back to system A, not into system B");
+                    var name = message.GetType().Name;
+                    Assert.False(actor.Path.Address.HasLocalScope, $"{name}: the ref should point back to system A, not into system B");
                     Assert.Equal(ExtendedSystem.Provider.DefaultAddress, actor.Path.Address);
                     var token = new JobAccepted($"{message.GetType().Name}-{refsChecked++}");
                     actor.Tell(token);
@@ -204,13 +332,14 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         };
         var file = new StageFile("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 123_456_789);
         var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)");
-        var specB = new StageSpec(1, new StageFile("ab" + new string('c', 62), 42), ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
+        var fileB = new StageFile("ab" + new string('c', 62), 42);
+        var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
         var hosted = new List<HostedStage> { new(2, 0, local, 7, [remote, local]), new(3, 2, remote, -1, []) };
         return
         [
             new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
-            new FrameChunk(17, 4, 2, 3, 16, [1, 2, 3, 255, 0, 128]),
+            new FrameChunk(17, 4, 2, 3, 16, 18, 100, new byte[] { 0, 9, 1, 2, 3, 255, 0, 128, 7 }.AsMemory(2, 6)),
             new FrameReceived(17, 15),
             new FrameRejected(17, 3, 1, "The frame carries no tensor 'input' (it has x)."),
             new FrameFailed(17, "stage 1 failed: boom (after 4 attempts)"),
@@ -224,7 +353,12 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new WireStage(9, [local, remote, local], remote),
             new StageWired(9, 2, 1),
             new StopStage(2, 1),
-            new PlanActivated(9, 2, [local, remote], [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)], PlanReason.Rebalance),
+            new PlanActivated(
+                9,
+                2,
+                [local, remote],
+                [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
+                PlanReason.Rebalance),
             new FetchFileChunk(file.Sha256, 12),
             new FileChunk(file.Sha256, 12, 40, 2_600_000, Enumerable.Range(0, 1000).Select(i => (byte)(i * 7)).ToArray()),
             new FileUnavailable(file.Sha256),
@@ -257,7 +391,7 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
 
     private static IEnumerable<IActorRef> ActorRefsIn(object? value) => value switch
     {
-        null or string or byte[] => [],
+        null or string or byte[] or ReadOnlyMemory<byte> => [],
         IActorRef actor => [actor],
         IEnumerable items => items.Cast<object?>().SelectMany(ActorRefsIn),
         _ when value.GetType().IsPrimitive || value.GetType().IsEnum => [],
@@ -277,9 +411,13 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
                 return;
             case IActorRef expectedRef:
                 var actualRef = Assert.IsAssignableFrom<IActorRef>(actual);
-                Assert.True(expectedRef.Equals(actualRef), $"{path}: expected {expectedRef.Path}#{expectedRef.Path.Uid}, got {actualRef.Path}#{actualRef.Path.Uid}");
+                var expectedText = $"{expectedRef.Path}#{expectedRef.Path.Uid}";
+                Assert.True(expectedRef.Equals(actualRef), $"{path}: expected {expectedText}, got {actualRef.Path}#{actualRef.Path.Uid}");
                 return;
-            case string or double or float or long or int or bool or Enum:
+            case ReadOnlyMemory<byte> expectedBytes:
+                Assert.True(expectedBytes.Span.SequenceEqual(Assert.IsType<ReadOnlyMemory<byte>>(actual).Span), $"{path}: bytes differ");
+                return;
+            case string or double or float or long or int or bool or byte or Enum:
                 Assert.True(expected.Equals(actual), $"{path}: expected {expected}, got {actual}");
                 return;
             case IEnumerable expectedItems:
@@ -301,4 +439,28 @@ public sealed class PipelineSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             AssertStructurallyEqual(property.GetValue(expected), property.GetValue(actual), $"{path}.{property.Name}");
         }
     }
+}
+
+/// <summary>A control message as a node of another wire-format version would send it (test only).</summary>
+public sealed record ForeignJobAccepted(string JobId);
+
+/// <summary>Writes <see cref="ForeignJobAccepted"/> as a foreign version of <see cref="JobAccepted"/> (test only).</summary>
+public sealed class ForeignVersionSerializer(ExtendedActorSystem system) : SerializerWithStringManifest(system)
+{
+    public const byte Version = WireFormat.Version + 3;
+
+    private readonly ControlSerializer _control = new(system);
+
+    public override int Identifier => ControlSerializer.Id;
+
+    public override string Manifest(object o) => _control.Manifest(new JobAccepted(((ForeignJobAccepted)o).JobId));
+
+    public override byte[] ToBinary(object obj)
+    {
+        var bytes = _control.ToBinary(new JobAccepted(((ForeignJobAccepted)obj).JobId));
+        bytes[0] = Version;
+        return bytes;
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest) => throw new NotSupportedException("Test serializer: writes only.");
 }

@@ -1,0 +1,295 @@
+using System.Text;
+using Akka.Actor;
+using Akka.Serialization;
+
+namespace PipelineActors.Protocol.Serialization;
+
+/// <summary>
+/// The wire format of every <see cref="IControlMessage"/> (control, files, monitoring): positional
+/// <see cref="BinaryWriter"/> fields after the version byte. These travel seconds apart, so clarity beats copies here;
+/// Akka falls back to JSON silently for unbound types, so a test checks the binding of every message type.
+/// </summary>
+public sealed class ControlSerializer : SerializerWithStringManifest
+{
+    public const int Id = 432;
+
+    private const string JobManifest = "PJ";
+    private const string JobAcceptedManifest = "JA";
+    private const string WorkerStatusManifest = "WS";
+    private const string PrefetchManifest = "PF";
+    private const string DeployManifest = "DS";
+    private const string DeployedManifest = "SD";
+    private const string DeployFailedManifest = "SF";
+    private const string WireManifest = "WI";
+    private const string WiredManifest = "SW";
+    private const string StopManifest = "SS";
+    private const string PlanManifest = "PA";
+    private const string FetchChunkManifest = "FX";
+    private const string FileChunkManifest = "FK";
+    private const string UnavailableManifest = "FU";
+    private const string GetStatsManifest = "GS";
+    private const string StatsManifest = "ST";
+    private const string StageReportManifest = "SR";
+    private const string PipelineReportManifest = "PR";
+    private const string EventManifest = "PE";
+
+    public ControlSerializer(ExtendedActorSystem system)
+        : base(system)
+    {
+    }
+
+    public override int Identifier => Id;
+
+    public override string Manifest(object o) => o switch
+    {
+        PipelineJob => JobManifest,
+        JobAccepted => JobAcceptedManifest,
+        WorkerStatus => WorkerStatusManifest,
+        PrefetchFiles => PrefetchManifest,
+        DeployStage => DeployManifest,
+        StageDeployed => DeployedManifest,
+        StageDeployFailed => DeployFailedManifest,
+        WireStage => WireManifest,
+        StageWired => WiredManifest,
+        StopStage => StopManifest,
+        PlanActivated => PlanManifest,
+        FetchFileChunk => FetchChunkManifest,
+        FileChunk => FileChunkManifest,
+        FileUnavailable => UnavailableManifest,
+        GetStageStats => GetStatsManifest,
+        StageStats => StatsManifest,
+        StageReport => StageReportManifest,
+        PipelineReport => PipelineReportManifest,
+        PipelineEvent => EventManifest,
+        _ => throw new ArgumentException($"ControlSerializer cannot serialize {o.GetType()}.", nameof(o)),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        using var stream = new MemoryStream();
+        using var w = new BinaryWriter(stream, Encoding.UTF8);
+        w.Write(WireFormat.Version);
+        switch (obj)
+        {
+            case PipelineJob m:
+                w.Write(m.JobId);
+                WriteList(w, m.Splits, WriteSplit);
+                WriteRef(w, m.ModelStore); WriteRef(w, m.Ingest); WriteRef(w, m.Sink); w.Write(m.FrameWindow);
+                break;
+            case JobAccepted m:
+                w.Write(m.JobId);
+                break;
+            case WorkerStatus m:
+                WriteRef(w, m.Agent); w.Write(m.Cores); w.Write(m.IntraOpThreads); w.Write(m.MemoryBytes);
+                WriteList(w, m.CachedFiles, (x, s) => x.Write(s));
+                WriteList(w, m.Hosted, (x, h) =>
+                {
+                    x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch); WriteList(x, h.Successors, WriteRef);
+                });
+                WriteList(w, m.Timings, (x, t) => { x.Write(t.Parts); x.Write(t.Index); x.Write(t.ComputeMsP50); });
+                break;
+            case PrefetchFiles m:
+                w.Write(m.JobId); WriteList(w, m.Files, WriteFile); WriteRef(w, m.ModelStore);
+                break;
+            case DeployStage m:
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); WriteSpec(w, m.Spec); WriteRef(w, m.ModelStore);
+                break;
+            case StageDeployed m:
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index); WriteRef(w, m.Stage); w.Write(m.WarmupMs);
+                break;
+            case StageDeployFailed m:
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index); w.Write(m.Reason);
+                break;
+            case WireStage m:
+                w.Write(m.Epoch); WriteList(w, m.Successors, WriteRef); WriteRef(w, m.Ingest);
+                break;
+            case StageWired m:
+                w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
+                break;
+            case StopStage m:
+                w.Write(m.Parts); w.Write(m.Index);
+                break;
+            case PlanActivated m:
+                w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
+                WriteList(w, m.Placements, WritePlacement);
+                w.Write(m.Reason.Text()); // as text, the bytes nodes sent when the reason was a string
+                break;
+            case FetchFileChunk m:
+                w.Write(m.Sha256); w.Write(m.Index);
+                break;
+            case FileChunk m:
+                w.Write(m.Sha256); w.Write(m.Index); w.Write(m.Count); w.Write(m.TotalBytes); WriteBytes(w, m.Data);
+                break;
+            case FileUnavailable m:
+                w.Write(m.Sha256);
+                break;
+            case GetStageStats:
+                break;
+            case StageReport m:
+                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames);
+                break;
+            case PipelineReport m:
+                w.Write(m.UnixMs); w.Write(m.JobId); w.Write(m.FramesIn); w.Write(m.ResultsOut); w.Write(m.Skipped); w.Write(m.Failed);
+                w.Write(m.Resent); w.Write(m.Replayed); w.Write(m.DuplicatesDropped); w.Write(m.OutOfOrder); w.Write(m.InFlight);
+                w.Write(m.LatencyP50Ms); w.Write(m.LatencyP95Ms); w.Write(m.LatencyP99Ms); w.Write(m.Epoch);
+                WriteList(w, m.Plan, WritePlacement);
+                WriteList(w, m.RecentEvents, WriteEvent);
+                break;
+            case PipelineEvent m:
+                WriteEvent(w, m);
+                break;
+            case StageStats m:
+                WriteStats(w, m);
+                break;
+            default:
+                throw new ArgumentException($"ControlSerializer cannot serialize {obj.GetType()}.", nameof(obj));
+        }
+
+        w.Flush();
+        return stream.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        if (!WireFormat.IsCurrent(bytes))
+        {
+            return WireVersionGuard.For(system).Refuse(bytes, manifest);
+        }
+
+        using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
+        return manifest switch
+        {
+            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32()),
+            JobAcceptedManifest => new JobAccepted(r.ReadString()),
+            WorkerStatusManifest => new WorkerStatus(
+                ReadRef(r),
+                r.ReadInt32(),
+                r.ReadInt32(),
+                r.ReadInt64(),
+                ReadList(r, x => x.ReadString()),
+                ReadList(r, x => new HostedStage(x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64(), ReadList(x, ReadRef))),
+                ReadList(r, x => new StageTiming(x.ReadInt32(), x.ReadInt32(), x.ReadDouble()))),
+            PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
+            DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
+            DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),
+            DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
+            WireManifest => new WireStage(r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
+            WiredManifest => new StageWired(r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
+            StopManifest => new StopStage(r.ReadInt32(), r.ReadInt32()),
+            PlanManifest => new PlanActivated(
+                r.ReadInt64(),
+                r.ReadInt32(),
+                ReadList(r, ReadRef),
+                ReadList(r, ReadPlacement),
+                PlanReasons.Parse(r.ReadString())),
+            FetchChunkManifest => new FetchFileChunk(r.ReadString(), r.ReadInt32()),
+            FileChunkManifest => new FileChunk(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), ReadBytes(r)),
+            UnavailableManifest => new FileUnavailable(r.ReadString()),
+            StatsManifest => ReadStats(r),
+            GetStatsManifest => GetStageStats.Instance,
+            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32()),
+            PipelineReportManifest => new PipelineReport(
+                r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
+                r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
+                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), ReadList(r, ReadPlacement), ReadList(r, ReadEvent)),
+            EventManifest => ReadEvent(r),
+            _ => throw new System.Runtime.Serialization.SerializationException($"ControlSerializer does not know manifest '{manifest}'."),
+        };
+    }
+
+    private static void WritePlacement(BinaryWriter x, StagePlacement p)
+    {
+        x.Write(p.Index);
+        WriteRef(x, p.Stage);
+        x.Write(p.Node);
+        x.Write(p.Layers);
+        x.Write(p.Flops);
+    }
+
+    private StagePlacement ReadPlacement(BinaryReader x) => new(x.ReadInt32(), ReadRef(x), x.ReadString(), x.ReadString(), x.ReadInt64());
+
+    private static void WriteStats(BinaryWriter w, StageStats m)
+    {
+        w.Write(m.Parts); w.Write(m.Index); w.Write(m.Node); w.Write(m.Frames); w.Write(m.ComputeMsP50); w.Write(m.ComputeMsP95);
+        w.Write(m.BusyFraction); w.Write(m.BytesIn); w.Write(m.BytesOut); w.Write(m.Dropped);
+    }
+
+    private static StageStats ReadStats(BinaryReader r) =>
+        new(
+            r.ReadInt32(), r.ReadInt32(), r.ReadString(), r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(),
+            r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
+
+    private static void WriteEvent(BinaryWriter w, PipelineEvent e)
+    {
+        w.Write(e.UnixMs);
+        w.Write(e.Source);
+        w.Write(e.Text);
+    }
+
+    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString());
+
+    private static void WriteBytes(BinaryWriter w, byte[] data)
+    {
+        w.Write(data.Length);
+        w.Write(data);
+    }
+
+    private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
+
+    private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write)
+    {
+        w.Write(items.Count);
+        foreach (var item in items)
+        {
+            write(w, item);
+        }
+    }
+
+    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read)
+    {
+        var count = r.ReadInt32();
+        var list = new List<T>(count);
+        for (var i = 0; i < count; i++)
+        {
+            list.Add(read(r));
+        }
+
+        return list;
+    }
+
+    private static void WriteRef(BinaryWriter w, IActorRef actor) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actor));
+
+    private IActorRef ReadRef(BinaryReader r) => system.Provider.ResolveActorRef(r.ReadString());
+
+    private static void WriteFile(BinaryWriter w, StageFile f)
+    {
+        w.Write(f.Sha256);
+        w.Write(f.Bytes);
+    }
+
+    private static StageFile ReadFile(BinaryReader r) => new(r.ReadString(), r.ReadInt64());
+
+    private static void WriteSpec(BinaryWriter w, StageSpec s)
+    {
+        w.Write(s.Index);
+        WriteFile(w, s.File);
+        WriteList(w, s.Inputs, (x, v) => x.Write(v));
+        WriteList(w, s.Outputs, (x, v) => x.Write(v));
+        WriteList(w, s.Forwarded, (x, v) => x.Write(v));
+        w.Write(s.Flops);
+        w.Write(s.Layers);
+    }
+
+    private static StageSpec ReadSpec(BinaryReader r) =>
+        new(r.ReadInt32(), ReadFile(r), ReadStrings(r), ReadStrings(r), ReadStrings(r), r.ReadInt64(), r.ReadString());
+
+    private static List<string> ReadStrings(BinaryReader r) => ReadList(r, x => x.ReadString());
+
+    private static void WriteSplit(BinaryWriter w, SplitPlan p)
+    {
+        w.Write(p.Parts);
+        WriteList(w, p.Stages, WriteSpec);
+    }
+
+    private static SplitPlan ReadSplit(BinaryReader r) => new(r.ReadInt32(), ReadList(r, ReadSpec));
+}
