@@ -101,11 +101,11 @@ public sealed class OnnxBuilder
     public string ConvTranspose(string x, int inChannels, int outChannels, int kernel, int stride, int pad)
     {
         var weight = Weight(inChannels, outChannels, kernel, kernel);
-        return Op("ConvTranspose", [x, weight], Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad));
+        return Op("ConvTranspose", [x, weight], Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride), Pads(pad));
     }
 
     public string Pool(string op, string x, int kernel, int stride, int pad = 0, bool ceilMode = false) =>
-        Op(op, [x], Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride), Ints("pads", pad, pad, pad, pad), Scalar("ceil_mode", ceilMode ? 1 : 0));
+        Op(op, [x], Ints("kernel_shape", kernel, kernel), Ints("strides", stride, stride), Pads(pad), Scalar("ceil_mode", ceilMode ? 1 : 0));
 
     public string Resize(string x, float scale, string mode, string coordinates, string? nearestMode = null)
     {
@@ -121,7 +121,7 @@ public sealed class OnnxBuilder
 
     public string Transpose(string x, params long[] perm) => Op("Transpose", [x], Ints("perm", perm));
 
-    /// <summary>A float weight of either sign with magnitude in [0.2, 1] times 1/sqrt(fan-in); named when <paramref name="name"/> is given.</summary>
+    /// <summary>A float weight of either sign, magnitude in [0.2, 1] times 1/sqrt(fan-in); named when <paramref name="name"/> is given.</summary>
     public string Weight(long[] dims, string? name = null)
     {
         var fanIn = dims.Length > 1 ? dims.Skip(1).Aggregate(1L, (a, d) => a * d) : 1;
@@ -199,6 +199,9 @@ public sealed class OnnxBuilder
         attribute.Ints.AddRange(values);
         return attribute;
     }
+
+    /// <summary>The same padding on both sides of height and width.</summary>
+    public static AttributeProto Pads(long pad) => Ints("pads", pad, pad, pad, pad);
 
     public static AttributeProto Scalar(string name, long value) => new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
 
