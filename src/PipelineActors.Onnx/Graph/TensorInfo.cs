@@ -17,6 +17,15 @@ public sealed record TensorInfo(string Name, TensorProto.Types.DataType ElementT
     /// </summary>
     public double ZeroShare { get; init; }
 
+    /// <summary>
+    /// Axes whose size depends on the frame's values, not only on the input size (after NonMaxSuppression, NonZero, ...;
+    /// see <see cref="DataDependentSizes"/>): stage models declare them symbolic. Not part of equality either.
+    /// </summary>
+    public IReadOnlyList<int> DataDependentAxes { get; init; } = [];
+
+    /// <summary>Whether the tensor's size can change from frame to frame.</summary>
+    public bool HasDataDependentSize => DataDependentAxes.Count > 0;
+
     /// <summary>Bytes per frame expected on a link, where zero suppression applies (<see cref="WireSize"/>).</summary>
     public long WireBytes => WireSize.Expected(ElementType, Bytes, ZeroShare);
 

@@ -9,7 +9,8 @@ namespace PipelineActors.Onnx.Graph;
 /// The dtype and concrete shape of every tensor in a model for one input size, found by one
 /// instrumented ONNX Runtime run (every node output made a graph output). A run rather than
 /// our own shape inference: it is exact for every operator ONNX Runtime knows, including
-/// Shape -> Gather -> Concat -> Reshape chains and control flow.
+/// Shape -> Gather -> Concat -> Reshape chains and control flow. Axes whose size depends on the frame's values
+/// (after NonMaxSuppression, NonZero, ...) are marked (<see cref="TensorInfo.DataDependentAxes"/>, <see cref="DataDependentSizes"/>).
 /// </summary>
 public sealed class TensorShapes
 {
@@ -74,39 +75,65 @@ public sealed class TensorShapes
 
         using (session)
         {
-            var inputValues = inputs.Select((t, i) => OrtTensors.Deterministic(t, seed: 17 + i)).ToList();
-            try
-            {
-                using var runOptions = new RunOptions();
-                using var results = session.Run(runOptions, inputs.Select(i => i.Name).ToList(), inputValues, outputNames);
-                for (var i = 0; i < outputNames.Count; i++)
-                {
-                    var value = results[i];
-                    if (value.OnnxType != OnnxValueType.ONNX_TYPE_TENSOR)
-                    {
-                        continue; // sequences and maps cannot cross a cut; the cut finder avoids them
-                    }
+            Record(session, inputs, outputNames, tensors, seed: 17, zeroShare: true);
 
-                    var typeAndShape = value.GetTensorTypeAndShape();
-                    var type = (TensorProto.Types.DataType)typeAndShape.ElementDataType;
-                    tensors[outputNames[i]] = new TensorInfo(outputNames[i], type, typeAndShape.Shape) { ZeroShare = ZeroShareOf(type, value) };
-                }
-            }
-            catch (OnnxRuntimeException e)
+            // Sizes that follow the data: a second run on other values shows which axes changed.
+            var dependent = DataDependentSizes.Tensors(graph);
+            if (dependent.Any(tensors.ContainsKey))
             {
-                var sizes = string.Join(" ", inputs.Select(i => $"{i.Name}={string.Join(",", i.Shape)}"));
-                throw new PipelineInputException($"The model cannot run with input size {sizes}: {FirstLine(e.Message)}");
-            }
-            finally
-            {
-                foreach (var v in inputValues)
+                var second = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
+                Record(session, inputs, outputNames, second, seed: 1017, zeroShare: false);
+                foreach (var (name, axes) in DataDependentSizes.Axes(graph, dependent, tensors, second))
                 {
-                    v.Dispose();
+                    tensors[name] = tensors[name] with { DataDependentAxes = axes };
                 }
             }
         }
 
         return new TensorShapes(tensors, inputs);
+    }
+
+    private static void Record(
+        InferenceSession session,
+        IReadOnlyList<TensorInfo> inputs,
+        List<string> outputNames,
+        Dictionary<string, TensorInfo> tensors,
+        int seed,
+        bool zeroShare)
+    {
+        var inputValues = inputs.Select((t, i) => OrtTensors.Deterministic(t, seed + i)).ToList();
+        try
+        {
+            using var runOptions = new RunOptions();
+            using var results = session.Run(runOptions, inputs.Select(i => i.Name).ToList(), inputValues, outputNames);
+            for (var i = 0; i < outputNames.Count; i++)
+            {
+                var value = results[i];
+                if (value.OnnxType != OnnxValueType.ONNX_TYPE_TENSOR)
+                {
+                    continue; // sequences and maps cannot cross a cut; the cut finder avoids them
+                }
+
+                var typeAndShape = value.GetTensorTypeAndShape();
+                var type = (TensorProto.Types.DataType)typeAndShape.ElementDataType;
+                tensors[outputNames[i]] = new TensorInfo(outputNames[i], type, typeAndShape.Shape)
+                {
+                    ZeroShare = zeroShare ? ZeroShareOf(type, value) : 0,
+                };
+            }
+        }
+        catch (OnnxRuntimeException e)
+        {
+            var sizes = string.Join(" ", inputs.Select(i => $"{i.Name}={string.Join(",", i.Shape)}"));
+            throw new PipelineInputException($"The model cannot run with input size {sizes}: {FirstLine(e.Message)}");
+        }
+        finally
+        {
+            foreach (var v in inputValues)
+            {
+                v.Dispose();
+            }
+        }
     }
 
     /// <summary>

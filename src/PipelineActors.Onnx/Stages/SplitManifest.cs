@@ -6,11 +6,14 @@ using PipelineActors.Onnx.Graph;
 namespace PipelineActors.Onnx.Stages;
 
 /// <summary>A tensor as the manifest records it.</summary>
-public sealed record ManifestTensor(string Name, string Dtype, long[] Shape, long Bytes)
+/// <param name="Shape">The shape in the calibration run.</param>
+/// <param name="DataDependentAxes">Axes whose size changes with the frame's values (absent when none); Bytes is then one frame's.</param>
+public sealed record ManifestTensor(string Name, string Dtype, long[] Shape, long Bytes, int[]? DataDependentAxes = null)
 {
-    public static ManifestTensor Of(TensorInfo t) => new(t.Name, t.TypeName, t.Shape, t.Bytes);
+    public static ManifestTensor Of(TensorInfo t) =>
+        new(t.Name, t.TypeName, t.Shape, t.Bytes, t.HasDataDependentSize ? t.DataDependentAxes.ToArray() : null);
 
-    public TensorInfo ToInfo() => new(Name, ElementTypes.Parse(Dtype), Shape);
+    public TensorInfo ToInfo() => new(Name, ElementTypes.Parse(Dtype), Shape) { DataDependentAxes = DataDependentAxes ?? [] };
 }
 
 /// <summary>One stage file as the manifest records it.</summary>

@@ -171,13 +171,21 @@ public static class StageExtractor
             source.SparseInitializer.Where(s => s.Values is not null && neededTensors.Contains(s.Values.Name)).Select(s => s.Clone()).ToList());
     }
 
+    /// <summary>
+    /// The symbolic name a stage model gives a data-dependent axis: one per tensor and axis, since ONNX Runtime takes
+    /// equal names to mean equal sizes.
+    /// </summary>
+    public static string DataDependentDimension(string tensor, int axis) => $"{tensor}.{axis}";
+
     private static ValueInfoProto ValueInfo(TensorInfo info, bool withShape)
     {
         var tensorType = new TypeProto.Types.Tensor { ElemType = (int)info.ElementType };
         if (withShape)
         {
             tensorType.Shape = new TensorShapeProto();
-            tensorType.Shape.Dim.AddRange(info.Shape.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
+            tensorType.Shape.Dim.AddRange(info.Shape.Select((d, axis) => info.DataDependentAxes.Contains(axis)
+                ? new TensorShapeProto.Types.Dimension { DimParam = DataDependentDimension(info.Name, axis) }
+                : new TensorShapeProto.Types.Dimension { DimValue = d }));
         }
 
         return new ValueInfoProto { Name = info.Name, Type = new TypeProto { TensorType = tensorType } };

@@ -1,5 +1,6 @@
 using PipelineActors.Onnx.Cost;
-using PipelineActors.Onnx.Tests.Graph;
+using PipelineActors.TestSupport;
+using static PipelineActors.Onnx.Proto.TensorProto.Types;
 using PipelineActors.Onnx.Zoo;
 using Xunit.Abstractions;
 
@@ -37,15 +38,15 @@ public class CostModelSpecs(ITestOutputHelper output)
     [Fact]
     public void Grouped_depthwise_transposed_gemm_matmul_and_pooling_nodes_cost_what_their_shapes_say()
     {
-        var m = new HandBuiltModel("x", [1, 8, 10, 12]);
-        var grouped = m.Conv(m.Input, 8, 16, kernel: 3, pad: 1, group: 4);              // [1,16,10,12]
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 8, 10, 12);
+        var grouped = m.Conv("x", 8, 16, kernel: 3, pad: 1, group: 4);              // [1,16,10,12]
         var depthwise = m.Conv(grouped, 16, 16, kernel: 3, stride: 2, pad: 1, group: 16); // [1,16,5,6]
         var transposed = m.ConvTranspose(depthwise, 16, 4, kernel: 4, stride: 2, pad: 1); // [1,4,10,12]
         var pooled = m.Pool("MaxPool", depthwise, kernel: 2, stride: 2);                  // [1,16,2,3]
         var global = m.Unary("GlobalAveragePool", grouped);                               // [1,16,1,1]
-        var flat = m.Node("Flatten", [global], [HandBuiltModel.Scalar("axis", 1)]);       // [1,16]
+        var flat = m.Op("Flatten", [global], [OnnxBuilder.Scalar("axis", 1)]);       // [1,16]
         var columns = m.Transpose(flat, 1, 0);                                            // [16,1]
-        var gemm = m.Node("Gemm", [columns, m.Weight(16, 5)], [HandBuiltModel.Scalar("transA", 1)]); // [1,5]
+        var gemm = m.Op("Gemm", [columns, m.Weight(16, 5)], [OnnxBuilder.Scalar("transA", 1)]); // [1,5]
         var matmul = m.Binary("MatMul", grouped, m.Weight(12, 7));                        // [1,16,10,7]
         var batched = m.Binary("MatMul", grouped, m.Transpose(grouped, 0, 1, 3, 2));      // [1,16,10,10]
         var analysis = ModelAnalysis.Analyze(m.Build(transposed, pooled, gemm, matmul, batched));

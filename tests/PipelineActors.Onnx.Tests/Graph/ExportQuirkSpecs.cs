@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Onnx.Stages;
+using PipelineActors.TestSupport;
 using static PipelineActors.Onnx.Proto.TensorProto.Types;
 
 namespace PipelineActors.Onnx.Tests.Graph;
@@ -32,14 +33,14 @@ public class ExportQuirkSpecs
     [Fact]
     public void Two_inputs_and_an_output_finished_early_are_carried_to_the_last_stage()
     {
-        var g = new TestGraph()
+        var g = new OnnxBuilder()
             .Input("image", DataType.Float, 1, 3, 8, 8)
             .Input("mask", DataType.Uint8, 1, 1, 8, 8);
-        g.Conv("image", "c1", 3, 4);
+        g.Conv("image", 3, 4, kernel: 3, pad: 1, output: "c1");
         g.Node("Relu", ["c1"], ["r1"]);
         g.Node("GlobalAveragePool", ["r1"], ["early"]); // a head finished early
-        g.Conv("r1", "c2", 4, 4);
-        g.Node("Cast", ["mask"], ["maskf"], TestGraph.Int("to", (long)DataType.Float)); // second input read late
+        g.Conv("r1", 4, 4, kernel: 3, pad: 1, output: "c2");
+        g.Node("Cast", ["mask"], ["maskf"], OnnxBuilder.Scalar("to", (long)DataType.Float)); // second input read late
         g.Node("Mul", ["c2", "maskf"], ["late"]);
         g.Output("early").Output("late");
 
@@ -55,13 +56,13 @@ public class ExportQuirkSpecs
     [Fact]
     public void Int64_bool_and_float16_tensors_cross_cuts()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
         g.Node("Shape", ["x"], ["shape"]); // int64 per-frame tensor (Shape -> ... -> Reshape)
         g.Node("Relu", ["x"], ["r"]);
-        g.Node("Cast", ["r"], ["half"], TestGraph.Int("to", (long)DataType.Float16));
+        g.Node("Cast", ["r"], ["half"], OnnxBuilder.Scalar("to", (long)DataType.Float16));
         g.Node("Sigmoid", ["half"], ["half_s"]);
-        g.Node("Cast", ["half_s"], ["back"], TestGraph.Int("to", (long)DataType.Float));
-        g.Graph.Initializer.Add(g.FloatTensor("threshold", [1], 0.1f));
+        g.Node("Cast", ["half_s"], ["back"], OnnxBuilder.Scalar("to", (long)DataType.Float));
+        g.Graph.Initializer.Add(g.RandomTensor("threshold", [1], 0.1f));
         g.Node("Greater", ["back", "threshold"], ["flag"]); // bool per-frame tensor
         g.Node("Neg", ["back"], ["neg"]);
         g.Node("Where", ["flag", "back", "neg"], ["w"]);
@@ -83,14 +84,14 @@ public class ExportQuirkSpecs
     [Fact]
     public void Weights_in_Constant_nodes_and_Identity_Cast_chains_on_weights_are_constants_copied_into_each_stage()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 3, 6, 6);
-        var w = g.FloatTensor("w_value", [3, 3, 3, 3]);
-        g.Node("Constant", [], ["w_const"], TestGraph.Tensor("value", w)); // Paddle style
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 3, 6, 6);
+        var w = g.RandomTensor("w_value", [3, 3, 3, 3]);
+        g.Node("Constant", [], ["w_const"], OnnxBuilder.Tensor("value", w)); // Paddle style
         g.Node("Identity", ["w_const"], ["w_id"]); // exporter noise on a weight
-        g.Node("Cast", ["w_id"], ["w"], TestGraph.Int("to", (long)DataType.Float));
-        g.Node("Conv", ["x", "w"], ["c1"], TestGraph.Ints("pads", 1, 1, 1, 1));
+        g.Node("Cast", ["w_id"], ["w"], OnnxBuilder.Scalar("to", (long)DataType.Float));
+        g.Node("Conv", ["x", "w"], ["c1"], OnnxBuilder.Ints("pads", 1, 1, 1, 1));
         g.Node("Relu", ["c1"], ["r1"]);
-        g.Node("Conv", ["r1", "w"], ["c2"], TestGraph.Ints("pads", 1, 1, 1, 1)); // the same weight in a later stage
+        g.Node("Conv", ["r1", "w"], ["c2"], OnnxBuilder.Ints("pads", 1, 1, 1, 1)); // the same weight in a later stage
         g.Output("c2");
 
         var analysis = ModelAnalysis.Analyze(g.Model);
@@ -104,14 +105,14 @@ public class ExportQuirkSpecs
     [Fact]
     public void Initializers_listed_as_graph_inputs_in_IR_3_are_weights_and_stages_stay_loadable()
     {
-        var g = new TestGraph(opset: 8).Input("x", DataType.Float, 1, 3, 6, 6);
+        var g = new OnnxBuilder(opset: 8).Input("x", DataType.Float, 1, 3, 6, 6);
         g.Model.IrVersion = 3;
-        g.Conv("x", "c1", 3, 3);
+        g.Conv("x", 3, 3, kernel: 3, pad: 1, output: "c1");
         g.Node("Relu", ["c1"], ["r1"]);
-        g.Conv("r1", "c2", 3, 3);
+        g.Conv("r1", 3, 3, kernel: 3, pad: 1, output: "c2");
         foreach (var init in g.Graph.Initializer)
         {
-            g.Graph.Input.Add(TestGraph.ValueInfo(init.Name, DataType.Float, init.Dims.ToArray()));
+            g.Graph.Input.Add(OnnxBuilder.ValueInfo(init.Name, DataType.Float, init.Dims.ToArray()));
         }
 
         g.Output("c2");
@@ -124,14 +125,14 @@ public class ExportQuirkSpecs
     [Fact]
     public void Empty_optional_inputs_and_opset_13_attribute_inputs_are_handled()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
-        g.Graph.Initializer.Add(g.FloatTensor("hi", [], 0.2f));
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
+        g.Graph.Initializer.Add(g.RandomTensor("hi", [], 0.2f));
         g.Node("Clip", ["x", "", "hi"], ["clipped"]); // no min: an empty optional input
-        g.Graph.Initializer.Add(g.FloatTensor("scales_value", [4]));
+        g.Graph.Initializer.Add(g.RandomTensor("scales_value", [4]));
         g.Graph.Initializer[^1].ClearRawData();
         g.Graph.Initializer[^1].FloatData.AddRange([1f, 1f, 2f, 2f]);
         g.Node("Resize", ["clipped", "", "scales_value"], ["up"], new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("nearest") });
-        g.Graph.Initializer.Add(TestGraph.Int64Tensor("axes", [2, 3], 2));
+        g.Graph.Initializer.Add(OnnxBuilder.Int64Tensor("axes", [2, 3], 2));
         g.Node("ReduceSum", ["up", "axes"], ["y"]); // opset 13 moved axes to an input
         g.Output("y");
         AssertEveryCutChains(g.Model);
@@ -140,11 +141,11 @@ public class ExportQuirkSpecs
     [Fact]
     public void Operators_from_the_com_microsoft_domain_are_kept_with_their_opset_import()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 4, 4, 4);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 4, 4, 4);
         g.Model.OpsetImport.Add(new OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
-        g.Conv("x", "c1", 4, 4);
+        g.Conv("x", 4, 4, kernel: 3, pad: 1, output: "c1");
         g.Node("Gelu", ["c1"], ["gelu"]).Domain = "com.microsoft";
-        g.Conv("gelu", "c2", 4, 4);
+        g.Conv("gelu", 4, 4, kernel: 3, pad: 1, output: "c2");
         g.Output("c2");
         var analysis = ModelAnalysis.Analyze(g.Model);
         var stages = StageExtractor.Extract(analysis, [1, 2]);
@@ -155,11 +156,11 @@ public class ExportQuirkSpecs
     [Fact]
     public void A_node_with_a_subgraph_that_reads_outer_tensors_is_never_cut_inside_and_moves_with_its_inputs()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
-        g.Conv("x", "c1", 2, 2);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
+        g.Conv("x", 2, 2, kernel: 3, pad: 1, output: "c1");
         g.Node("Relu", ["c1"], ["outer"]);
-        g.Node("ReduceMean", ["outer"], ["mean"], TestGraph.Int("keepdims", 0));
-        g.Graph.Initializer.Add(g.FloatTensor("zero", [], 0f));
+        g.Node("ReduceMean", ["outer"], ["mean"], OnnxBuilder.Scalar("keepdims", 0));
+        g.Graph.Initializer.Add(g.RandomTensor("zero", [], 0f));
         g.Node("Greater", ["mean", "zero"], ["cond"]);
         var thenBranch = new GraphProto { Name = "then" };
         thenBranch.Node.Add(new NodeProto { OpType = "Sigmoid", Input = { "outer" }, Output = { "then_out" } }); // reads an outer tensor
@@ -167,8 +168,8 @@ public class ExportQuirkSpecs
         var elseBranch = new GraphProto { Name = "else" };
         elseBranch.Node.Add(new NodeProto { OpType = "Neg", Input = { "outer" }, Output = { "else_out" } });
         elseBranch.Output.Add(new ValueInfoProto { Name = "else_out", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
-        g.Node("If", ["cond"], ["branch"], TestGraph.Graph_("then_branch", thenBranch), TestGraph.Graph_("else_branch", elseBranch));
-        g.Conv("branch", "y", 2, 2);
+        g.Node("If", ["cond"], ["branch"], OnnxBuilder.Subgraph("then_branch", thenBranch), OnnxBuilder.Subgraph("else_branch", elseBranch));
+        g.Conv("branch", 2, 2, kernel: 3, pad: 1, output: "y");
         g.Output("y");
 
         var analysis = ModelAnalysis.Analyze(g.Model);
@@ -182,16 +183,16 @@ public class ExportQuirkSpecs
     [Fact]
     public void Model_local_functions_travel_with_every_stage()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
         g.Model.OpsetImport.Add(new OperatorSetIdProto { Domain = "local", Version = 1 });
         var function = new FunctionProto { Name = "DoubleRelu", Domain = "local", Input = { "a" }, Output = { "b" } };
         function.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = 13 });
         function.Node.Add(new NodeProto { OpType = "Relu", Input = { "a" }, Output = { "t" } });
         function.Node.Add(new NodeProto { OpType = "Add", Input = { "t", "t" }, Output = { "b" } });
         g.Model.Functions.Add(function);
-        g.Conv("x", "c1", 2, 2);
+        g.Conv("x", 2, 2, kernel: 3, pad: 1, output: "c1");
         g.Node("DoubleRelu", ["c1"], ["f1"]).Domain = "local";
-        g.Conv("f1", "c2", 2, 2);
+        g.Conv("f1", 2, 2, kernel: 3, pad: 1, output: "c2");
         g.Node("DoubleRelu", ["c2"], ["y"]).Domain = "local";
         g.Output("y");
         AssertEveryCutChains(g.Model);
@@ -200,10 +201,10 @@ public class ExportQuirkSpecs
     [Fact]
     public void Nodes_listed_out_of_topological_order_are_sorted()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
-        g.Conv("x", "c1", 2, 2);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
+        g.Conv("x", 2, 2, kernel: 3, pad: 1, output: "c1");
         g.Node("Relu", ["c1"], ["r1"]);
-        g.Conv("r1", "y", 2, 2);
+        g.Conv("r1", 2, 2, kernel: 3, pad: 1, output: "y");
         g.Output("y");
         var reversed = g.Graph.Node.Reverse().ToList();
         g.Graph.Node.Clear();
@@ -214,8 +215,8 @@ public class ExportQuirkSpecs
     [Fact]
     public void Weights_in_external_data_files_are_refused_in_one_sentence()
     {
-        var g = new TestGraph().Input("x", DataType.Float, 1, 2, 4, 4);
-        g.Conv("x", "y", 2, 2);
+        var g = new OnnxBuilder().Input("x", DataType.Float, 1, 2, 4, 4);
+        g.Conv("x", 2, 2, kernel: 3, pad: 1, output: "y");
         g.Output("y");
         var weight = g.Graph.Initializer[0];
         weight.ClearRawData();
@@ -228,8 +229,8 @@ public class ExportQuirkSpecs
     [Fact]
     public void A_dynamic_input_without_a_size_asks_for_one_and_a_given_size_is_used()
     {
-        var g = new TestGraph().Input("x", DataType.Float, -1, 3, -1, -1);
-        g.Conv("x", "c1", 3, 3);
+        var g = new OnnxBuilder().Input("x", DataType.Float, -1, 3, -1, -1);
+        g.Conv("x", 3, 3, kernel: 3, pad: 1, output: "c1");
         g.Node("Relu", ["c1"], ["y"]);
         g.Output("y");
         var error = Assert.Throws<PipelineInputException>(() => ModelAnalysis.Analyze(g.Model));

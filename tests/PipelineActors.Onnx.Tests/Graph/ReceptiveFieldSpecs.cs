@@ -1,6 +1,8 @@
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Onnx.Zoo;
+using PipelineActors.TestSupport;
+using static PipelineActors.Onnx.Proto.TensorProto.Types;
 using Xunit.Abstractions;
 
 namespace PipelineActors.Onnx.Tests.Graph;
@@ -15,8 +17,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [Fact]
     public void A_chain_of_convolutions_and_poolings_with_stride_and_dilation_needs_exactly_the_computed_rows()
     {
-        var m = new HandBuiltModel("x", [1, 3, 40, 40]);
-        var c1 = m.Unary("Relu", m.Conv(m.Input, 3, 4, kernel: 3, stride: 1, pad: 1));
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 3, 40, 40);
+        var c1 = m.Unary("Relu", m.Conv("x", 3, 4, kernel: 3, stride: 1, pad: 1));
         var c2 = m.Conv(c1, 4, 6, kernel: 3, stride: 2, pad: 1);
         var pool = m.Pool("MaxPool", c2, kernel: 2, stride: 2);
         var dilated = m.Unary("Relu", m.Conv(pool, 6, 6, kernel: 5, stride: 1, pad: 2, dilation: 2));
@@ -33,9 +35,9 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [Fact]
     public void A_residual_block_needs_the_union_of_both_paths()
     {
-        var m = new HandBuiltModel("x", [1, 4, 24, 16]);
-        var main = m.Conv(m.Unary("Relu", m.Conv(m.Input, 4, 4, kernel: 3, pad: 1)), 4, 4, kernel: 3, pad: 1);
-        var shortcut = m.Conv(m.Input, 4, 4, kernel: 1);
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 4, 24, 16);
+        var main = m.Conv(m.Unary("Relu", m.Conv("x", 4, 4, kernel: 3, pad: 1)), 4, 4, kernel: 3, pad: 1);
+        var shortcut = m.Conv("x", 4, 4, kernel: 1);
         var joined = m.Unary("Relu", m.Binary("Add", main, shortcut));
         var down = m.Conv(m.Unary("Relu", m.Conv(joined, 4, 8, kernel: 3, stride: 2, pad: 1)), 8, 8, kernel: 3, pad: 1);
         var downShortcut = m.Conv(joined, 4, 8, kernel: 1, stride: 2);
@@ -49,8 +51,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [Fact]
     public void A_transposed_convolution_k4_s2_p1_needs_exactly_the_computed_rows()
     {
-        var m = new HandBuiltModel("x", [1, 3, 12, 10]);
-        var features = m.Unary("Relu", m.Conv(m.Input, 3, 4, kernel: 3, pad: 1));
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 3, 12, 10);
+        var features = m.Unary("Relu", m.Conv("x", 3, 4, kernel: 3, pad: 1));
         var up = m.ConvTranspose(features, 4, 3, kernel: 4, stride: 2, pad: 1);
         var last = m.Conv(up, 3, 3, kernel: 3, pad: 1);
         var model = m.Build(last);
@@ -67,8 +69,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [InlineData("linear", "align_corners", null)]
     public void A_resize_by_two_needs_exactly_the_rows_it_samples(string mode, string coordinates, string? nearestMode)
     {
-        var m = new HandBuiltModel("x", [1, 3, 11, 9]);
-        var features = m.Unary("Relu", m.Conv(m.Input, 3, 4, kernel: 3, pad: 1));
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 3, 11, 9);
+        var features = m.Unary("Relu", m.Conv("x", 3, 4, kernel: 3, pad: 1));
         var up = m.Resize(features, 2f, mode, coordinates, nearestMode);
         var last = m.Conv(up, 4, 3, kernel: 3, pad: 1);
         var model = m.Build(last);
@@ -80,8 +82,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [Fact]
     public void A_transpose_from_nhwc_at_the_input_maps_rows_to_the_inputs_height_axis()
     {
-        var m = new HandBuiltModel("x", [1, 20, 16, 3]);
-        var nchw = m.Transpose(m.Input, 0, 3, 1, 2);
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 20, 16, 3);
+        var nchw = m.Transpose("x", 0, 3, 1, 2);
         var c1 = m.Unary("Relu", m.Conv(nchw, 3, 4, kernel: 3, stride: 2, pad: 1));
         var last = m.Conv(c1, 4, 4, kernel: 3, pad: 1);
         var model = m.Build(last);
@@ -94,8 +96,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     [Fact]
     public void Auto_pad_same_upper_and_same_lower_put_the_odd_padding_row_where_onnx_runtime_does()
     {
-        var m = new HandBuiltModel("x", [1, 3, 21, 17]);
-        var c1 = m.Unary("Relu", m.Conv(m.Input, 3, 4, kernel: 3, stride: 2, autoPad: "SAME_UPPER"));
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 3, 21, 17);
+        var c1 = m.Unary("Relu", m.Conv("x", 3, 4, kernel: 3, stride: 2, autoPad: "SAME_UPPER"));
         var c2 = m.Conv(c1, 4, 4, kernel: 4, stride: 1, autoPad: "SAME_UPPER");
         var c3 = m.Conv(m.Unary("Relu", c2), 4, 4, kernel: 4, stride: 2, autoPad: "SAME_LOWER");
         var model = m.Build(c3);
@@ -109,16 +111,16 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
     public void Global_pooling_or_a_gemm_on_the_path_makes_the_answer_all_rows()
     {
         // squeeze-and-excitation: a global average pool's result scales every row
-        var m = new HandBuiltModel("x", [1, 4, 16, 16]);
-        var features = m.Unary("Relu", m.Conv(m.Input, 4, 4, kernel: 3, pad: 1));
+        var m = new OnnxBuilder(seed: 5).Input("x", DataType.Float, 1, 4, 16, 16);
+        var features = m.Unary("Relu", m.Conv("x", 4, 4, kernel: 3, pad: 1));
         var squeezed = m.Unary("GlobalAveragePool", features);
         var excited = m.Binary("Mul", features, m.Unary("Sigmoid", m.Conv(squeezed, 4, 4, kernel: 1)));
         var after = m.Conv(excited, 4, 4, kernel: 3, pad: 1);
 
         // a fully connected layer whose result is reshaped back into a feature map
-        var flat = m.Node("Flatten", [features], [HandBuiltModel.Scalar("axis", 1)]);
-        var dense = m.Node("Gemm", [flat, m.Weight(256, 4 * 16 * 16)], [HandBuiltModel.Scalar("transB", 1)]);
-        var map = m.Node("Reshape", [dense, m.Int64Initializer(1, 1, 16, 16)], []);
+        var flat = m.Op("Flatten", [features], [OnnxBuilder.Scalar("axis", 1)]);
+        var dense = m.Op("Gemm", [flat, m.Weight(256, 4 * 16 * 16)], [OnnxBuilder.Scalar("transB", 1)]);
+        var map = m.Op("Reshape", [dense, m.Int64s(1, 1, 16, 16)], []);
         var mapConv = m.Conv(map, 1, 2, kernel: 3, pad: 1);
         var model = m.Build(after, mapConv);
 

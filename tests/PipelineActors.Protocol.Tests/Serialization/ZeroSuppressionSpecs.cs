@@ -105,5 +105,30 @@ public sealed class ZeroSuppressionSpecs
         Assert.ThrowsAny<Exception>(() => FrameCodec.Decode(encoded));
     }
 
+    [Fact]
+    public void Boxes_whose_count_changes_from_frame_to_frame_none_included_cross_raw_or_suppressed_and_come_back_exactly()
+    {
+        // A detector's kept boxes after NonMaxSuppression: [count, 4] floats, mostly zeros once clipped, 0 to 600 of them.
+        var random = new Random(9);
+        var sizes = new List<int>();
+        foreach (var count in new[] { 0, 3, 600, 0, 41, 1 })
+        {
+            var values = Enumerable.Range(0, count * 4).Select(_ => random.NextDouble() < 0.7 ? 0f : random.NextSingle()).ToArray();
+            var boxes = new FrameTensor("boxes", DataType.Float, [count, 4], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+            var scores = new FrameTensor("scores", DataType.Float, [count], new byte[count * 4]);
+            var frame = new Frame(count, "camera", 2, 3, 1, [boxes, scores]);
+
+            var encoded = FrameCodec.Encode(frame);
+            var decoded = FrameCodec.Decode(encoded);
+
+            Assert.Equal(frame, decoded);
+            Assert.Equal(new long[] { count, 4 }, decoded.Tensors[0].Shape);
+            sizes.Add(encoded.Length);
+        }
+
+        Assert.True(sizes[2] < 600 * 5 * 4 / 2, $"600 sparse boxes took {sizes[2]} bytes: not suppressed.");
+        Assert.Equal(sizes[0], sizes[3]);
+    }
+
     private static Frame FrameOf(FrameTensor tensor) => new(1, "camera", 2, 3, 1, [tensor]);
 }

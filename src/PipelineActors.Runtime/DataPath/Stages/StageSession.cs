@@ -12,27 +12,36 @@ using PipelineActors.Protocol;
 namespace PipelineActors.Runtime.DataPath.Stages;
 
 /// <summary>
-/// One ONNX Runtime session over a stage model with its input and output buffers allocated once
-/// and reused for every frame (re-allocated only if a frame's shapes change). Results are copied
-/// into arrays the outgoing frame owns, so no frame ever points at a buffer the next inference
+/// One ONNX Runtime session over a stage model with its input and output buffers allocated once and reused for every
+/// frame (re-allocated only if a frame's shapes change). An output the model declares with a symbolic or unknown
+/// dimension (a detector's boxes after NonMaxSuppression) may change size with every frame, so ONNX Runtime allocates
+/// it per run instead: a reused buffer of the wrong size is refused ("Shape mismatch attempting to re-use buffer").
+/// Results are copied into arrays the outgoing frame owns, so no frame ever points at a buffer the next inference
 /// overwrites.
 /// </summary>
 public sealed class StageSession : IDisposable
 {
     private readonly InferenceSession _session;
     private readonly RunOptions _runOptions = new();
+    private readonly OrtIoBinding _binding;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    private readonly int[][] _declaredOutputShapes;
+    private readonly bool[] _reused;
     private readonly OrtValue?[] _inputs;
     private readonly OrtValue?[] _outputs;
     private readonly TensorInfo?[] _inputInfo;
+    private bool _outputsBound;
 
     public StageSession(string modelPath, int intraOpThreads)
     {
         using var options = OrtSessionOptions.Create(intraOpThreads, optimize: true);
         _session = new InferenceSession(modelPath, options);
+        _binding = _session.CreateIoBinding();
         _inputNames = _session.InputNames.ToArray();
         _outputNames = _session.OutputNames.ToArray();
+        _declaredOutputShapes = _outputNames.Select(n => _session.OutputMetadata[n].Dimensions).ToArray();
+        _reused = new bool[_outputNames.Length];
         _inputs = new OrtValue?[_inputNames.Length];
         _outputs = new OrtValue?[_outputNames.Length];
         _inputInfo = new TensorInfo?[_inputNames.Length];
@@ -41,6 +50,9 @@ public sealed class StageSession : IDisposable
     public IReadOnlyList<string> InputNames => _inputNames;
 
     public IReadOnlyList<string> OutputNames => _outputNames;
+
+    /// <summary>Outputs written into buffers kept between frames (known after the first frame): the fast path.</summary>
+    public IReadOnlyList<string> ReusedOutputs => _outputNames.Where((_, i) => _reused[i]).ToList();
 
     /// <summary>Runs a few frames of zeros-and-noise so the first real frame is not 2-4x slower; returns the warm-up time.</summary>
     public double WarmUp(IReadOnlyList<TensorInfo> inputs, int runs = 3)
@@ -73,8 +85,10 @@ public sealed class StageSession : IDisposable
             var info = _inputInfo[i];
             if (_inputs[i] is null || info is null || info.ElementType != tensor.ElementType || !info.Shape.AsSpan().SequenceEqual(tensor.Shape))
             {
-                _inputs[i]?.Dispose();
+                var old = _inputs[i];
                 _inputs[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, (TensorElementType)tensor.ElementType, tensor.Shape);
+                _binding.BindInput(_inputNames[i], _inputs[i]);
+                old?.Dispose();
                 _inputInfo[i] = tensor.Info;
                 reshaped = true;
             }
@@ -88,32 +102,57 @@ public sealed class StageSession : IDisposable
             tensor.Data.CopyTo(target);
         }
 
-        if (reshaped || _outputs[0] is null)
+        if (!reshaped && _outputsBound)
         {
-            // Let ONNX Runtime allocate once to learn the output shapes, then reuse our own buffers.
-            foreach (var o in _outputs)
-            {
-                o?.Dispose();
-            }
-
-            using var first = _session.Run(_runOptions, _inputNames, _inputs!, _outputNames);
             for (var i = 0; i < _outputNames.Length; i++)
             {
-                var typeAndShape = first[i].GetTensorTypeAndShape();
-                _outputs[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, typeAndShape.ElementDataType, typeAndShape.Shape);
-                first[i].GetTensorMutableRawData().CopyTo(_outputs[i]!.GetTensorMutableRawData());
+                if (!_reused[i])
+                {
+                    // A binding keeps what ONNX Runtime allocated last run and would offer it again as a buffer to reuse.
+                    _binding.BindOutputToDevice(_outputNames[i], OrtMemoryInfo.DefaultInstance);
+                }
             }
-        }
-        else
-        {
-            _session.Run(_runOptions, _inputNames, _inputs!, _outputNames, _outputs!);
+
+            _session.RunWithBinding(_runOptions, _binding);
+            return Collect();
         }
 
+        // Let ONNX Runtime allocate every output once to learn the shapes, then bind buffers of our own for the outputs
+        // whose declared shape is fixed; the others stay with ONNX Runtime, which allocates them at their size each run.
+        for (var i = 0; i < _outputNames.Length; i++)
+        {
+            _binding.BindOutputToDevice(_outputNames[i], OrtMemoryInfo.DefaultInstance);
+            _outputs[i]?.Dispose();
+            _outputs[i] = null;
+        }
+
+        _session.RunWithBinding(_runOptions, _binding);
+        var result = Collect();
+        for (var i = 0; i < _outputNames.Length; i++)
+        {
+            var declared = _declaredOutputShapes[i];
+            _reused[i] = declared.Length == result[i].Shape.Length && declared.All(d => d > 0);
+            if (_reused[i])
+            {
+                var type = (TensorElementType)result[i].ElementType;
+                _outputs[i] = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, type, result[i].Shape);
+                _binding.BindOutput(_outputNames[i], _outputs[i]);
+            }
+        }
+
+        _outputsBound = true;
+        return result;
+    }
+
+    private FrameTensor[] Collect()
+    {
+        using var values = _binding.GetOutputValues();
         var result = new FrameTensor[_outputNames.Length];
         for (var i = 0; i < _outputNames.Length; i++)
         {
-            var typeAndShape = _outputs[i]!.GetTensorTypeAndShape();
-            result[i] = new FrameTensor(_outputNames[i], (TensorProto.Types.DataType)typeAndShape.ElementDataType, typeAndShape.Shape, _outputs[i]!.GetTensorMutableRawData().ToArray());
+            var typeAndShape = values[i].GetTensorTypeAndShape();
+            var type = (TensorProto.Types.DataType)typeAndShape.ElementDataType;
+            result[i] = new FrameTensor(_outputNames[i], type, typeAndShape.Shape, values[i].GetTensorMutableRawData().ToArray());
         }
 
         return result;
@@ -134,6 +173,7 @@ public sealed class StageSession : IDisposable
 
     public void Dispose()
     {
+        _binding.Dispose();
         foreach (var v in _inputs.Concat(_outputs))
         {
             v?.Dispose();
