@@ -11,24 +11,44 @@ namespace PipelineActors.Runtime.DataPath.Link;
 /// </summary>
 public static class FrameLink
 {
-    /// <summary>Sends <paramref name="frame"/>; returns the bytes put on the link (0 for a local actor).</summary>
-    public static long Send(IActorRef target, Frame frame, IActorRef sender, int chunkBytes)
+    /// <summary>
+    /// Sends <paramref name="frame"/>; returns the bytes put on the link (0 for a local actor). With <paramref name="delay"/>,
+    /// what goes to a remote actor waits that long first (an emulated link's latency); a local actor gets it at once.
+    /// </summary>
+    public static long Send(IActorRef target, Frame frame, IActorRef sender, int chunkBytes, LinkDelay? delay = null)
     {
-        if (target.Path.Address.HasLocalScope || frame.Bytes + 256 <= chunkBytes)
+        var local = target.Path.Address.HasLocalScope;
+        if (local || frame.Bytes + 256 <= chunkBytes)
         {
-            target.Tell(frame, sender);
-            return target.Path.Address.HasLocalScope ? 0 : frame.Bytes;
+            Deliver(target, [frame], sender, local ? null : delay);
+            return local ? 0 : frame.Bytes;
         }
 
         var encoded = FrameCodec.Encode(frame);
         var count = (encoded.Length + chunkBytes - 1) / chunkBytes;
+        var chunks = new object[count];
         for (var i = 0; i < count; i++)
         {
             var length = Math.Min(chunkBytes, encoded.Length - (i * chunkBytes));
-            target.Tell(new FrameChunk(frame.FrameId, frame.Epoch, frame.Attempt, i, count, encoded.AsSpan(i * chunkBytes, length).ToArray()), sender);
+            chunks[i] = new FrameChunk(frame.FrameId, frame.Epoch, frame.Attempt, i, count, encoded.AsSpan(i * chunkBytes, length).ToArray());
         }
 
+        Deliver(target, chunks, sender, delay);
         return encoded.Length;
+    }
+
+    private static void Deliver(IActorRef target, IReadOnlyList<object> messages, IActorRef sender, LinkDelay? delay)
+    {
+        if (delay is not null)
+        {
+            delay.Send(target, messages, sender);
+            return;
+        }
+
+        foreach (var message in messages)
+        {
+            target.Tell(message, sender);
+        }
     }
 }
 
