@@ -40,16 +40,18 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task A_pipeline_whose_slow_worker_has_a_tenth_of_a_core_is_clearly_slower_than_one_at_a_full_core()
+    public async Task A_worker_with_a_tenth_of_a_core_runs_ResNet_18_clearly_slower_than_one_with_a_full_core()
     {
         var model = Zoo("resnet18");
 
-        var full = await RunFramesPerSecond(model, "cpu=1.0;cpu=1.0", frames: 24);
-        var tenth = await RunFramesPerSecond(model, "cpu=1.0;cpu=0.1", frames: 12);
-        output.WriteLine($"resnet18 on 2 workers: cpu=1.0;cpu=1.0 {full:F2} frames/s, cpu=1.0;cpu=0.1 {tenth:F2} frames/s ({full / tenth:F1}x)");
+        // One worker: the planner keeps ResNet-18 whole on one node here (on 2 workers it chose one stage), so with one
+        // worker the stage is sure to run on the emulated device.
+        var full = await RunFramesPerSecond(model, "cpu=1.0", frames: 24);
+        var tenth = await RunFramesPerSecond(model, "cpu=0.1", frames: 8);
+        output.WriteLine($"resnet18 on 1 worker: cpu=1.0 {full:F2} frames/s, cpu=0.1 {tenth:F2} frames/s ({full / tenth:F1}x)");
 
-        // A tenth of a core runs half of ResNet-18 about ten times slower; 2.5x leaves room for a busy machine.
-        Assert.True(full > 2.5 * tenth, $"cpu=1.0 gave {full:F2} frames/s against {tenth:F2} at cpu=0.1");
+        // A tenth of a core runs it about ten times slower; 3x leaves room for a busy machine slowing the full core.
+        Assert.True(full > 3 * tenth, $"cpu=1.0 gave {full:F2} frames/s against {tenth:F2} at cpu=0.1");
         Assert.Empty(LeftBehind());
     }
 
@@ -145,7 +147,7 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var run = await Task.Run(() => Cli.Run(
-            "run", "--model", model, "--nodes", "2", "--frames", frames.ToString(System.Globalization.CultureInfo.InvariantCulture), "--fps", "0",
+            "run", "--model", model, "--nodes", "1", "--frames", frames.ToString(System.Globalization.CultureInfo.InvariantCulture), "--fps", "0",
             "--emulate", spec, "--json"));
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         using var summary = JsonDocument.Parse(run.Output);
