@@ -181,7 +181,8 @@ public static partial class LocalRun
             if (maxWorkers != options.Workers || options.SoakKills > 0)
             {
                 throw new Onnx.PipelineInputException(
-                    "--emulate gives one entry per worker started at the beginning, so it cannot go with --add-worker-after or --soak-kills; drop one.");
+                    "--emulate gives one entry per worker started at the beginning, "
+                    + "so it cannot go with --add-worker-after or --soak-kills; drop one.");
             }
         }
 
@@ -207,7 +208,8 @@ public static partial class LocalRun
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
         var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
-        await using var head = PipelineNode.Start(new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+        await using var head = PipelineNode.Start(
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");

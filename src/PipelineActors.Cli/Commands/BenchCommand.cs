@@ -103,7 +103,8 @@ internal static class BenchCommand
         {
             var link = e.LinkMbit is { } mbit ? $"{mbit.ToString(CultureInfo.InvariantCulture)} Mbit/s" : "unshaped";
             var cpu = e.Cpu is { } cores ? cores.ToString(CultureInfo.InvariantCulture) : "full";
-            console.MarkupLine($"emulated {Markup.Escape(e.Worker)}: cpu {cpu}, link {link}, latency {e.LatencyMs.ToString(CultureInfo.InvariantCulture)} ms");
+            var latency = e.LatencyMs.ToString(CultureInfo.InvariantCulture);
+            console.MarkupLine($"emulated {Markup.Escape(e.Worker)}: cpu {cpu}, link {link}, latency {latency} ms (added by the application)");
         }
 
         console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");

@@ -78,8 +78,9 @@ public sealed record PipelineSettings(
         catch (FormatException)
         {
             // Akka's parser refuses negative times and odd units with an exception that names neither the key nor the fix.
+            var text = config.GetString("pipeline.link-delay");
             throw new PipelineInputException(
-                $"pipeline.link-delay is '{config.GetString("pipeline.link-delay")}', not a time from 0 to {MaxLinkDelay.TotalSeconds:0}s; write e.g. 20ms.");
+                $"pipeline.link-delay is '{text}', not a time from 0 to {MaxLinkDelay.TotalSeconds:0}s; write e.g. 20ms.");
         }
     }
 

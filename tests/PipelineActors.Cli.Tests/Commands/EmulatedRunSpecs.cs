@@ -35,7 +35,8 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.Equal(20, emulation[1].GetProperty("linkMbit").GetDouble());
         // With a link in the spec every worker lives in a namespace of its own and binds that namespace's address.
         Assert.All(emulation, e => Assert.StartsWith("10.213.", e.GetProperty("address").GetString(), StringComparison.Ordinal));
-        Assert.All(emulation, e => Assert.StartsWith(e.GetProperty("address").GetString() + ":", e.GetProperty("node").GetString(), StringComparison.Ordinal));
+        Assert.All(emulation, e =>
+            Assert.StartsWith(e.GetProperty("address").GetString() + ":", e.GetProperty("node").GetString(), StringComparison.Ordinal));
         Assert.Empty(LeftBehind());
     }
 
@@ -61,7 +62,8 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         var model = Zoo("tinynet");
 
         // No cpu= or link=: a delay alone needs no root and no namespace, and shows in every frame's latency.
-        var run = await Task.Run(() => Cli.Run("run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "5", "--emulate", ";latency=250", "--json"));
+        var run = await Task.Run(() => Cli.Run(
+            "run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "5", "--emulate", ";latency=250", "--json"));
 
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         using var summary = JsonDocument.Parse(run.Output);
