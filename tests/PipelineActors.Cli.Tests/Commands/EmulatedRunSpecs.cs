@@ -121,12 +121,56 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.StartsWith("error: CPU quotas need root", line, StringComparison.Ordinal);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task Ctrl_C_during_an_emulated_run_removes_its_namespaces_and_cgroups()
+    {
+        var dll = Path.Combine(AppContext.BaseDirectory, "pipeline.dll");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in (string[])[dll, "run", "--model", Zoo("tinynet"), "--nodes", "2", "--frames", "1000000", "--fps", "20",
+            "--emulate", "cpu=0.5;cpu=0.5,link=20"])
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var live = new TaskCompletionSource();
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains("plan epoch 1 (", StringComparison.Ordinal) == true)
+            {
+                live.TrySetResult();
+            }
+        };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            await live.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.NotEmpty(LeftBehind(process.Id));
+
+            using (var interrupt = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await interrupt.WaitForExitAsync();
+            }
+
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Empty(LeftBehind(process.Id));
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     public void Dispose() => _folder.Dispose();
 
-    /// <summary>Our namespaces, veth ends and cgroups owned by this process (others' runs may be live on this machine).</summary>
-    private static List<string> LeftBehind()
+    /// <summary>Our namespaces, veth ends and cgroups owned by this process or <paramref name="owner"/> (others' runs may be live here).</summary>
+    private static List<string> LeftBehind(int? owner = null)
     {
-        var prefix = "pae" + Base36(Environment.ProcessId, 5);
+        var prefix = "pae" + Base36(owner ?? Environment.ProcessId, 5);
         return StaleEmulation.OurNamespaces().Concat(StaleEmulation.OurInterfaces()).Concat(StaleEmulation.OurCgroups())
             .Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
             .ToList();
