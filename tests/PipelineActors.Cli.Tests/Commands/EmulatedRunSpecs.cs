@@ -86,6 +86,26 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Cli.AssertUserError(run, first, second);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task Bench_with_a_spec_and_no_nodes_runs_the_pipeline_on_that_many_emulated_workers()
+    {
+        var model = Zoo("tinynet");
+
+        var bench = await Task.Run(() => Cli.Run(
+            "bench", "--model", model, "--emulate", "cpu=0.5;cpu=0.5,link=20", "--frames", "20", "--loop-seconds", "2", "--json"));
+
+        Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
+        using var report = JsonDocument.Parse(bench.Output);
+        var row = Assert.Single(report.RootElement.GetProperty("rows").EnumerateArray());
+        Assert.Equal(2, row.GetProperty("nodes").GetInt32());
+        Assert.Equal(0, row.GetProperty("lost").GetInt64());
+        var emulation = report.RootElement.GetProperty("emulation").EnumerateArray().ToList();
+        Assert.Equal([0.5, 0.5], emulation.Select(e => e.GetProperty("cpu").GetDouble()));
+        Assert.Equal(20, emulation[1].GetProperty("linkMbit").GetDouble());
+        Assert.Contains("Emulated workers", report.RootElement.GetProperty("method").GetString(), StringComparison.Ordinal);
+        Assert.Empty(LeftBehind());
+    }
+
     [Fact]
     public void Bench_refuses_a_worker_count_that_differs_from_the_spec_in_one_sentence()
     {
