@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Harness.Emulation;
 
 namespace PipelineActors.Harness;
 
@@ -28,6 +29,9 @@ public sealed record BenchOptions
 
     /// <summary>Also run the most workers once more, killing one, to show recovery over time.</summary>
     public bool WithKillRun { get; init; }
+
+    /// <summary>Emulated devices for every pipeline run (one entry per worker, so every count in <see cref="Nodes"/> equals it).</summary>
+    public EmulationSpec? Emulation { get; init; }
 }
 
 /// <summary>One configuration's figures.</summary>
@@ -59,6 +63,9 @@ public sealed record BenchReport(string Model, string Machine, string Method, do
 {
     /// <summary>With a report: a run on the most workers with one worker SIGKILLed, for the throughput-over-time plot.</summary>
     public RunReport? KillRun { get; init; }
+
+    /// <summary>The pipeline runs' emulation per worker (<c>--emulate</c>); empty without it.</summary>
+    public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
 }
 
 /// <summary>
@@ -73,6 +80,11 @@ public static class Bench
     public static async Task<BenchReport> RunAsync(BenchOptions options, CancellationToken cancellation = default)
     {
         var say = options.Progress ?? (_ => { });
+        foreach (var n in options.Nodes)
+        {
+            options.Emulation?.RequireWorkers(n);
+        }
+
         var cores = Environment.ProcessorCount;
         string CoresFor(int index) => string.Join(",", Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode).Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
 
@@ -80,6 +92,7 @@ public static class Bench
         var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
         var rows = new List<BenchRow>();
         var replicas = new List<ReplicaRow>();
+        IReadOnlyList<EmulatedWorkerRow> emulation = [];
         foreach (var n in options.Nodes.Order())
         {
             say($"pipeline on {n} worker(s), each pinned to its own core(s); {options.Frames} frames as fast as the pipeline takes them");
@@ -95,8 +108,10 @@ public static class Bench
                     CoresOf = CoresFor,
                     BinaryFolder = options.BinaryFolder,
                     LogFile = options.LogFile,
+                    Emulation = options.Emulation,
                 },
                 cancellation);
+            emulation = run.Emulation;
 
             double? versusReplicas = null;
             if (n > 1)
@@ -147,6 +162,7 @@ public static class Bench
                     BinaryFolder = options.BinaryFolder,
                     LogFile = options.LogFile,
                     KillWorkerAfterSeconds = 4,
+                    Emulation = options.Emulation,
                 },
                 cancellation);
         }
@@ -159,10 +175,14 @@ public static class Bench
             $"Pipeline: 'pipeline run' with N worker processes, worker i pinned to core(s) i*T..i*T+T-1 (mod {cores}), the ingest/coordinator process unpinned (its CPU is reported),",
             $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
             "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
-        ]);
+            options.Emulation is { } spec
+                ? $"Emulated workers (pipeline runs only; the bare loop and replicas run at full speed): {spec}; latency is added by the application."
+                : "",
+        ]).TrimEnd();
         return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
         {
             KillRun = killRun,
+            Emulation = emulation,
         };
     }
 

@@ -16,6 +16,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Harness.Emulation;
 
 namespace PipelineActors.Harness;
 
@@ -82,10 +83,16 @@ public sealed record LocalRunOptions
 
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
+
+    /// <summary>Emulated devices and links, one entry per worker (<c>--emulate</c>); null runs every worker at full speed.</summary>
+    public EmulationSpec? Emulation { get; init; }
 }
 
 /// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
 public sealed record ThroughputPoint(double Seconds, double FramesPerSecond);
+
+/// <summary>How one worker of a run was emulated: its CPU quota, link rate and added delay (null: not limited).</summary>
+public sealed record EmulatedWorkerRow(string Worker, string? Node, string Address, double? Cpu, double? LinkMbit, double LatencyMs);
 
 /// <summary>One kill of a soak run: which node, and how long until a result came through the new plan.</summary>
 public sealed record SoakKill(int Number, string Node, long InFlight, double? RecoveryMs);
@@ -139,6 +146,9 @@ public sealed record RunReport(
 
     /// <summary>Every frame that went in reached the results exactly once, in order (the audit's verdict, not the ingest's).</summary>
     public bool Clean => Lost == 0 && Duplicated == 0 && OutOfOrder == 0;
+
+    /// <summary>Each worker's emulation (<c>--emulate</c>), in worker order; empty when the run had none.</summary>
+    public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
 }
 
 /// <summary>
@@ -148,6 +158,12 @@ public sealed record RunReport(
 /// </summary>
 public static partial class LocalRun
 {
+    /// <summary>
+    /// What an emulated worker's cgroup weighs, in ordinary tasks: on a machine shared with other load a group counts as one
+    /// task, so that load, not the quota, would set the worker's speed; with this weight the quota decides.
+    /// </summary>
+    public const double EmulatedWorkerWeight = 100;
+
     public static async Task<RunReport> RunAsync(LocalRunOptions options, CancellationToken cancellation = default)
     {
         if (options.Workers < 1)
@@ -171,6 +187,30 @@ public static partial class LocalRun
             using var probe = FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: true));
         }
 
+        if (options.Emulation is { } emulation)
+        {
+            emulation.RequireWorkers(options.Workers);
+            if (maxWorkers != options.Workers || options.SoakKills > 0)
+            {
+                throw new Onnx.PipelineInputException(
+                    "--emulate gives one entry per worker started at the beginning, "
+                    + "so it cannot go with --add-worker-after or --soak-kills; drop one.");
+            }
+        }
+
+        // Created before anything else starts and disposed after the workers have stopped (the finally below runs first):
+        // every cgroup, namespace and veth goes, on success, failure and Ctrl-C alike.
+        using var devices = options.Emulation is { } spec ? EmulatedDevices.Create(spec) : null;
+        foreach (var quota in devices?.Workers.Select(w => w.Quota).OfType<CpuQuota>() ?? [])
+        {
+            quota.SetWeight(EmulatedWorkerWeight);
+        }
+
+        if (devices is not null)
+        {
+            say($"emulating {devices.Spec} (head on {devices.HeadAddress})");
+        }
+
         say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
         var sizes = options.InputSizes is { Count: > 0 } || profile is null
             ? options.InputSizes
@@ -178,7 +218,10 @@ public static partial class LocalRun
         var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, JobBuilder.MeasuredBalance(options.IntraOpThreads), normalisation: profile is null ? null : Normalisation(profile));
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+        // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
+        var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
+        await using var head = PipelineNode.Start(
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
@@ -187,11 +230,16 @@ public static partial class LocalRun
         var workers = new List<NodeProcess>();
         try
         {
-            NodeProcess Launch(int i) => NodeProcess.Start(
-                $"worker-{i}",
-                WorkerArgs(head.SeedUri, options, i),
-                options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
-                options.BinaryFolder);
+            NodeProcess Launch(int i)
+            {
+                var emulated = devices?.Workers[i];
+                return NodeProcess.Start(
+                    $"worker-{i}",
+                    WorkerArgs(head.SeedUri, options, i, emulated),
+                    options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
+                    options.BinaryFolder,
+                    wrap: emulated is null ? null : emulated.Wrap);
+            }
 
             for (var i = 0; i < options.Workers; i++)
             {
@@ -355,6 +403,7 @@ public static partial class LocalRun
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
                 SoakKills = soakKills,
+                Emulation = devices is null ? [] : EmulationRows(devices, workers),
             };
         }
         finally
@@ -395,10 +444,19 @@ public static partial class LocalRun
     private static (long Ticks, long Epoch, PlanReason Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
         ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
-    /// <summary>The node arguments of a worker started by a local run.</summary>
-    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0)
+    /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
+    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        if (emulated is not null)
+        {
+            args.AddRange(["--host", emulated.BindAddress.ToString()]);
+            if (emulated.Settings.LatencyMs > 0)
+            {
+                args.AddRange(["--link-delay", emulated.Settings.LatencyMs.ToString(CultureInfo.InvariantCulture)]);
+            }
+        }
+
         if (options.MetricsPort is { } port)
         {
             args.AddRange(["--metrics-port", (port + 1 + index).ToString(CultureInfo.InvariantCulture)]);
@@ -411,6 +469,15 @@ public static partial class LocalRun
 
         return args;
     }
+
+    private static List<EmulatedWorkerRow> EmulationRows(EmulatedDevices devices, List<NodeProcess> workers) =>
+        devices.Workers.Select(w => new EmulatedWorkerRow(
+            workers[w.Index].Name,
+            NodeOf(workers[w.Index]),
+            w.BindAddress.ToString(),
+            w.Settings.Cpu,
+            w.Settings.LinkMbit,
+            w.Settings.LatencyMs)).ToList();
 
     /// <summary>The host:port a node process reported on start.</summary>
     public static string? NodeOf(NodeProcess process)

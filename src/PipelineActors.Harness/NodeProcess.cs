@@ -81,7 +81,17 @@ public sealed class NodeProcess : IDisposable
     /// <summary>The folder holding pipeline-node.dll: next to the running assembly.</summary>
     public static string DefaultBinaryFolder => AppContext.BaseDirectory;
 
-    public static NodeProcess Start(string name, IEnumerable<string> nodeArgs, string? cores = null, string? binaryFolder = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts the node; <paramref name="wrap"/>, when given, turns the final command (taskset included) into the one that runs,
+    /// e.g. an emulated device's cgroup and namespace (<see cref="Emulation.EmulatedWorker.Wrap"/>), which exec it in place.
+    /// </summary>
+    public static NodeProcess Start(
+        string name,
+        IEnumerable<string> nodeArgs,
+        string? cores = null,
+        string? binaryFolder = null,
+        IReadOnlyDictionary<string, string>? environment = null,
+        Func<string, IReadOnlyList<string>, (string Program, IReadOnlyList<string> Arguments)>? wrap = null)
     {
         var folder = binaryFolder ?? DefaultBinaryFolder;
         var dll = Path.Combine(folder, "pipeline-node.dll");
@@ -118,13 +128,19 @@ public sealed class NodeProcess : IDisposable
 
         args.AddRange(nodeArgs);
         args.AddRange(["--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        IReadOnlyList<string> finalArgs = args;
+        if (wrap is not null)
+        {
+            (program, finalArgs) = wrap(program, args);
+        }
+
         var info = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in args)
+        foreach (var arg in finalArgs)
         {
             info.ArgumentList.Add(arg);
         }

@@ -27,6 +27,9 @@ public static class NodeArguments
           --model-cache DIR       where stage models are cached by SHA-256
           --config FILE           extra HOCON over hocon/reference.conf
           --metrics-port N        serve Prometheus metrics on this port
+          --link-delay MS         wait this long before each frame or chunk sent to another node
+                                  (an emulated link's latency, added here: netem is missing;
+                                  default 0, pipeline.link-delay in HOCON)
           --help                  print this and exit
 
         Errors in these values print one sentence and exit with code 2.
@@ -77,12 +80,26 @@ public static class NodeArguments
             IntraOpThreads = Number(Get("threads"), "threads", 1, 256),
             ModelCache = Get("model-cache"),
             ExtraHocon = hocon,
+            LinkDelay = Milliseconds(Get("link-delay"), "link-delay", PipelineSettings.MaxLinkDelay),
         };
     }
 
     /// <summary>The metrics port, if one is given and valid.</summary>
     public static int? MetricsPort(IConfiguration config) =>
         Number(config["metrics-port"] ?? config["metrics_port"], "metrics-port", 1, 65535);
+
+    private static TimeSpan? Milliseconds(string? text, string name, TimeSpan max)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var ms) && double.IsFinite(ms) && ms >= 0
+            && ms <= max.TotalMilliseconds
+            ? TimeSpan.FromMilliseconds(ms)
+            : throw new PipelineInputException($"--{name} '{text}' is not a number of milliseconds from 0 to {max.TotalMilliseconds:0}.");
+    }
 
     private static int? Number(string? text, string name, int min, int max)
     {

@@ -6,6 +6,7 @@ using Spectre.Console;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Harness;
+using PipelineActors.Harness.Emulation;
 using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Cli.Commands;
@@ -25,9 +26,11 @@ internal static class BenchCommand
         var input = CommonOptions.Input();
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
         var report = new Option<string?>("--report") { Description = "Write PNG plots and a Markdown summary to this folder (adds a run with a worker kill)." };
+        var emulate = CommonOptions.Emulate();
+        emulate.Description += " In bench the pipeline runs are emulated (--nodes defaults to the spec's count); the bare loop and replicas are not.";
         var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
         {
-            model, nodes, threads, frames, seconds, input, json, report,
+            model, nodes, threads, frames, seconds, input, json, report, emulate,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -39,6 +42,21 @@ internal static class BenchCommand
                 counts.Add(int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 1
                     ? n
                     : throw new PipelineInputException($"--nodes takes positive whole numbers separated by commas; '{part}' is not one."));
+            }
+
+            var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec) : null;
+            if (emulation is not null)
+            {
+                // The spec names each worker, so it sets the worker count; a --nodes given as well must agree with it.
+                if (parse.GetResult(nodes) is null or { Implicit: true })
+                {
+                    counts = [emulation.Workers.Count];
+                }
+
+                foreach (var n in counts)
+                {
+                    emulation.RequireWorkers(n);
+                }
             }
 
             var quiet = parse.GetValue(json);
@@ -53,6 +71,7 @@ internal static class BenchCommand
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"bench-{Environment.ProcessId}.log"),
                 WithKillRun = parse.GetValue(report) is not null,
+                Emulation = emulation,
             };
             var result = Bench.RunAsync(options).GetAwaiter().GetResult();
             if (parse.GetValue(report) is { } folder)
@@ -80,6 +99,14 @@ internal static class BenchCommand
     {
         console.MarkupLine($"[bold]{Markup.Escape(r.Model)}[/] on {Markup.Escape(r.Machine)}");
         console.MarkupLine($"[grey]method: {Markup.Escape(r.Method)}[/]");
+        foreach (var e in r.Emulation)
+        {
+            var link = e.LinkMbit is { } mbit ? $"{mbit.ToString(CultureInfo.InvariantCulture)} Mbit/s" : "unshaped";
+            var cpu = e.Cpu is { } cores ? cores.ToString(CultureInfo.InvariantCulture) : "full";
+            var latency = e.LatencyMs.ToString(CultureInfo.InvariantCulture);
+            console.MarkupLine($"emulated {Markup.Escape(e.Worker)}: cpu {cpu}, link {link}, latency {latency} ms (added by the application)");
+        }
+
         console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("configuration").AddColumn("frames/s", c => c.RightAligned()).AddColumn("x bare loop", c => c.RightAligned())

@@ -22,6 +22,15 @@ internal static class CommonOptions
         DefaultValueFactory = _ => 1,
     };
 
+    /// <summary><c>--emulate SPEC</c> for run and bench: one slowed device and link per worker.</summary>
+    public static Option<string?> Emulate() => new("--emulate")
+    {
+        Description = "Emulate a slower device and link per worker, entries separated by ';', e.g. \"cpu=1.0;cpu=0.5,link=20,latency=10\": "
+            + "cpu=F caps the worker at F cores (cgroups), link=Mbit shapes its traffic in and out (tc tbf on a veth between network "
+            + "namespaces), latency=MS is a one-way delay the application adds before each frame the worker sends (netem is missing "
+            + "here, so the kernel adds none). One entry per worker; an empty entry is full speed; cpu= and link= need root.",
+    };
+
     /// <summary>Loads and analyses a model with the user's input sizes.</summary>
     public static ModelAnalysis Analyze(string modelPath, string[]? inputs) =>
         ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), InputSizes.ParseOverrides(inputs ?? []));

@@ -6,6 +6,7 @@ using Spectre.Console;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Harness;
+using PipelineActors.Harness.Emulation;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
@@ -37,9 +38,10 @@ internal static class RunCommand
         var annotate = new Option<string?>("--annotate") { Description = "Write each frame with the detector's boxes drawn on it as PNG into this folder." };
         var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
+        var emulate = CommonOptions.Emulate();
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate, emulate,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -55,6 +57,7 @@ internal static class RunCommand
                 throw new PipelineInputException($"--window {parse.GetValue(window)} lets no frame in flight; give at least 1.");
             }
 
+            var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
             OnnxModelFile.Load(modelPath); // a clear error before anything starts
             var resultsPath = parse.GetValue(results);
             var quiet = parse.GetValue(json) || resultsPath == "-";
@@ -78,6 +81,7 @@ internal static class RunCommand
                 Source = parse.GetValue(source)!,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
+                Emulation = emulation,
             };
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
@@ -192,6 +196,24 @@ internal static class RunCommand
         }
 
         console.Write(stages);
+        if (r.Emulation.Count > 0)
+        {
+            var emulated = new Table().Border(TableBorder.Simple)
+                .AddColumn("emulated worker").AddColumn("node").AddColumn("cpu (cores)", c => c.RightAligned())
+                .AddColumn("link", c => c.RightAligned()).AddColumn("latency (added by the application)", c => c.RightAligned());
+            foreach (var e in r.Emulation)
+            {
+                emulated.AddRow(
+                    Markup.Escape(e.Worker),
+                    Markup.Escape(e.Node ?? e.Address),
+                    e.Cpu is { } cpu ? cpu.ToString("0.###", CultureInfo.InvariantCulture) : "full",
+                    e.LinkMbit is { } link ? $"{link.ToString("0.###", CultureInfo.InvariantCulture)} Mbit/s" : "unshaped",
+                    e.LatencyMs > 0 ? $"{e.LatencyMs.ToString("0.###", CultureInfo.InvariantCulture)} ms" : "-");
+            }
+
+            console.Write(emulated);
+        }
+
         foreach (var e in r.Events)
         {
             console.MarkupLine($"[grey]{Markup.Escape(e)}[/]");

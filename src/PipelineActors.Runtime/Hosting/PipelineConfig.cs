@@ -31,6 +31,9 @@ public sealed record NodeOptions
 
     public string? ModelCache { get; init; }
 
+    /// <summary><c>pipeline.link-delay</c>: added before each frame or chunk this node sends to a remote actor.</summary>
+    public TimeSpan? LinkDelay { get; init; }
+
     /// <summary>Send Akka's log to this file instead of the console.</summary>
     public string? LogFile { get; init; }
 
@@ -96,6 +99,12 @@ public static class PipelineConfig
         if (!string.IsNullOrEmpty(options.ModelCache))
         {
             overrides.Add($"pipeline.model-cache = {Hocon.Quote(options.ModelCache)}");
+        }
+
+        if (options.LinkDelay is { } delay)
+        {
+            // Milliseconds to the microsecond, in invariant digits (Akka's HOCON has no "us" unit).
+            overrides.Add($"pipeline.link-delay = {delay.TotalMilliseconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}ms");
         }
 
         var config = ConfigurationFactory.ParseString(string.Join("\n", overrides));

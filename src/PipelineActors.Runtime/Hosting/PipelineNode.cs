@@ -80,7 +80,9 @@ public sealed class PipelineNode : IAsyncDisposable
         if (options.Roles.Contains(Roles.Worker))
         {
             var cache = new ModelCache(settings.ModelCacheFolder);
-            agent = system.ActorOf(WorkerAgent.Props(proxy, cache, settings.IntraOpThreads, settings.ChunkBytes), WorkerAgent.Name);
+            agent = system.ActorOf(
+                WorkerAgent.Props(proxy, cache, settings.IntraOpThreads, settings.ChunkBytes, settings.LinkDelay),
+                WorkerAgent.Name);
         }
 
         return new PipelineNode(system, proxy, agent, options, settings);

@@ -21,8 +21,12 @@ public sealed record PipelineSettings(
     string ModelCacheFolder,
     string? LogFile,
     SupervisorSettings Supervisor,
-    IngestDefaults Ingest)
+    IngestDefaults Ingest,
+    TimeSpan LinkDelay)
 {
+    /// <summary>The longest <c>pipeline.link-delay</c> (a minute): longer is a typo, not a link.</summary>
+    public static readonly TimeSpan MaxLinkDelay = TimeSpan.FromMinutes(1);
+
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
 
@@ -35,6 +39,7 @@ public sealed record PipelineSettings(
         var attempts = config.GetInt("pipeline.ingest.max-attempts");
         var rebalance = config.GetTimeSpan("pipeline.supervisor.rebalance-delay");
         var deploy = config.GetTimeSpan("pipeline.supervisor.deploy-timeout");
+        var linkDelay = LinkDelayOf(config);
         Require(threads is >= 1 and <= 256, $"pipeline.intra-op-threads is {threads}; give 1 to 256 threads per stage.");
         Require(chunk >= 4096, $"pipeline.chunk-bytes is {chunk}; give at least 4096 bytes.");
         Require(
@@ -45,6 +50,9 @@ public sealed record PipelineSettings(
         Require(attempts >= 1, $"pipeline.ingest.max-attempts is {attempts}; give at least 1.");
         Require(rebalance >= TimeSpan.Zero, $"pipeline.supervisor.rebalance-delay is {rebalance}; give zero or a positive time.");
         Require(deploy > TimeSpan.Zero, $"pipeline.supervisor.deploy-timeout is {deploy}; give a positive time such as 60s.");
+        Require(
+            linkDelay >= TimeSpan.Zero && linkDelay <= MaxLinkDelay,
+            $"pipeline.link-delay is {linkDelay}; give 0 (no delay) up to {MaxLinkDelay.TotalSeconds:0}s, such as 20ms.");
 
         var cache = config.GetString("pipeline.model-cache");
         var log = config.GetString("pipeline.log-file");
@@ -55,7 +63,23 @@ public sealed record PipelineSettings(
             string.IsNullOrEmpty(cache) ? DefaultModelCache() : cache,
             string.IsNullOrEmpty(log) ? null : log,
             new SupervisorSettings(rebalance, deploy),
-            new IngestDefaults(deadline, attempts));
+            new IngestDefaults(deadline, attempts),
+            linkDelay);
+    }
+
+    private static TimeSpan LinkDelayOf(Config config)
+    {
+        try
+        {
+            return config.GetTimeSpan("pipeline.link-delay");
+        }
+        catch (FormatException)
+        {
+            // Akka's parser refuses negative times and odd units with an exception that names neither the key nor the fix.
+            var text = config.GetString("pipeline.link-delay");
+            throw new PipelineInputException(
+                $"pipeline.link-delay is '{text}', not a time from 0 to {MaxLinkDelay.TotalSeconds:0}s; write e.g. 20ms.");
+        }
     }
 
     private static string DefaultModelCache() =>

@@ -20,6 +20,7 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(TimeSpan.FromSeconds(1), settings.Supervisor.RebalanceDelay);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Supervisor.DeployTimeout);
         Assert.Null(settings.LogFile);
+        Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
     }
 
@@ -47,6 +48,8 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.ingest.min-deadline = 0s", "pipeline.ingest.min-deadline")]
     [InlineData("pipeline.ingest.max-attempts = 0", "pipeline.ingest.max-attempts")]
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
+    [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
+    [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]
     public void A_value_that_would_fail_inside_an_actor_is_refused_in_one_sentence_naming_the_key(string hocon, string named)
     {
         var config = PipelineConfig.Build(new NodeOptions { Roles = [Roles.Worker], ExtraHocon = hocon });
@@ -96,5 +99,18 @@ public sealed class PipelineSettingsSpecs
 
         Assert.Equal(text, config.GetString("value"));
         Assert.Equal(["a,b", "c\"d"], config.GetStringList("list"));
+    }
+
+    [Theory]
+    [InlineData(20, 20_000)]
+    [InlineData(12.5, 12_500)]
+    [InlineData(0, 0)]
+    public void A_link_delay_from_the_node_options_reaches_the_settings_to_the_microsecond(double ms, long microseconds)
+    {
+        var options = new NodeOptions { Roles = [Roles.Worker], LinkDelay = TimeSpan.FromMilliseconds(ms), ExtraHocon = "pipeline.link-delay = 3s" };
+
+        var settings = PipelineSettings.From(PipelineConfig.Build(options));
+
+        Assert.Equal(microseconds, (long)settings.LinkDelay.TotalMicroseconds);
     }
 }

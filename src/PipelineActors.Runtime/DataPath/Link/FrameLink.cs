@@ -14,8 +14,11 @@ public static class FrameLink
     /// <summary>Room left in a chunk-sized message for the frame's names, shapes and the message header.</summary>
     public const int WholeFrameMargin = 256;
 
-    /// <summary>Sends <paramref name="frame"/>; returns the encoded bytes put on the link (0 for a local actor).</summary>
-    public static long Send(IActorRef target, Frame frame, IActorRef sender, int chunkBytes)
+    /// <summary>
+    /// Sends <paramref name="frame"/>; returns the encoded bytes put on the link (0 for a local actor). With <paramref name="delay"/>,
+    /// what goes to a remote actor waits that long first (an emulated link's latency); a local actor gets it at once.
+    /// </summary>
+    public static long Send(IActorRef target, Frame frame, IActorRef sender, int chunkBytes, LinkDelay? delay = null)
     {
         if (target.Path.Address.HasLocalScope)
         {
@@ -26,17 +29,27 @@ public static class FrameLink
         if (frame.Bytes + WholeFrameMargin <= chunkBytes)
         {
             // Small enough to cross whole; the serializer encodes it, this only measures it.
-            target.Tell(frame, sender);
+            Deliver(target, [frame], sender, delay);
             return FrameCodec.EncodedLength(frame);
         }
 
         var chunks = Cut(frame, chunkBytes);
-        foreach (var chunk in chunks)
+        Deliver(target, chunks, sender, delay);
+        return chunks[0].TotalBytes;
+    }
+
+    private static void Deliver(IActorRef target, IReadOnlyList<object> messages, IActorRef sender, LinkDelay? delay)
+    {
+        if (delay is not null)
         {
-            target.Tell(chunk, sender);
+            delay.Send(target, messages, sender);
+            return;
         }
 
-        return chunks[0].TotalBytes;
+        foreach (var message in messages)
+        {
+            target.Tell(message, sender);
+        }
     }
 
     /// <summary>Encodes the frame once and cuts it into chunks that are slices of that one buffer (no copy per chunk).</summary>

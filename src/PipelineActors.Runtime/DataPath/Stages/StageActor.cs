@@ -37,6 +37,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly int _chunkBytes;
     private readonly FrameAssembler _assembler = new();
+    private readonly LinkDelay? _delay;
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly double[] _computeMs = new double[512];
     private StageSession? _session;
@@ -50,13 +51,14 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private double _busyMs;
     private long _firstFrameAt;
 
-    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes)
+    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes, TimeSpan linkDelay)
     {
         _parts = parts;
         _spec = spec;
         _modelPath = modelPath;
         _threads = intraOpThreads;
         _chunkBytes = chunkBytes;
+        _delay = linkDelay > TimeSpan.Zero ? new LinkDelay(linkDelay) : null;
 
         // Built once: every chunk and frame records metrics under the same tags.
         _tags = [new("stage", spec.Index), new("parts", parts)];
@@ -100,8 +102,10 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes) =>
-        Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes)).WithDispatcher("pipeline.stage-dispatcher");
+    /// <summary>The stage's props; <paramref name="linkDelay"/> is added before each frame leaves for a remote actor.</summary>
+    public static Props Props(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes, TimeSpan linkDelay = default) =>
+        Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes, linkDelay))
+            .WithDispatcher("pipeline.stage-dispatcher");
 
     protected override void PreStart()
     {
@@ -119,7 +123,11 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         }
     }
 
-    protected override void PostStop() => _session?.Dispose();
+    protected override void PostStop()
+    {
+        _session?.Dispose();
+        _delay?.Dispose();
+    }
 
     private void Received(long bytes)
     {
@@ -178,7 +186,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
         var next = frame with { Tensors = tensors };
         var target = _successors[(int)(frame.FrameId % _successors.Count)];
-        var sent = FrameLink.Send(target, next, Self, _chunkBytes);
+        var sent = FrameLink.Send(target, next, Self, _chunkBytes, _delay);
         _bytesOut += sent;
         PipelineMetrics.StageBytesOut.Add(sent, _tags);
     }

@@ -22,16 +22,18 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private readonly ModelCache _cache;
     private readonly int _threads;
     private readonly int _chunkBytes;
+    private readonly TimeSpan _linkDelay;
     private readonly Dictionary<(int Parts, int Index), StageEntry> _stages = [];
     private readonly Dictionary<string, IActorRef> _fetching = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<(DeployStage Request, IActorRef ReplyTo)>> _waitingForFile = new(StringComparer.Ordinal);
 
-    public WorkerAgent(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes)
+    public WorkerAgent(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes, TimeSpan linkDelay)
     {
         _supervisor = supervisor;
         _cache = cache;
         _threads = intraOpThreads;
         _chunkBytes = chunkBytes;
+        _linkDelay = linkDelay;
 
         Receive<ReportStatus>(_ =>
         {
@@ -108,8 +110,9 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes) =>
-        Akka.Actor.Props.Create(() => new WorkerAgent(supervisor, cache, intraOpThreads, chunkBytes));
+    /// <summary>The agent's props; its stages add <paramref name="linkDelay"/> to what they send to remote actors.</summary>
+    public static Props Props(IActorRef supervisor, ModelCache cache, int intraOpThreads, int chunkBytes, TimeSpan linkDelay = default) =>
+        Akka.Actor.Props.Create(() => new WorkerAgent(supervisor, cache, intraOpThreads, chunkBytes, linkDelay));
 
     protected override void PreStart() => Timers.StartPeriodicTimer("status", ReportStatus.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
 
@@ -157,7 +160,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         }
 
         var actor = Context.ActorOf(
-            StageActor.Props(request.Parts, request.Spec, _cache.PathOf(request.Spec.File.Sha256), _threads, _chunkBytes),
+            StageActor.Props(request.Parts, request.Spec, _cache.PathOf(request.Spec.File.Sha256), _threads, _chunkBytes, _linkDelay),
             $"stage-{request.Parts}-{request.Spec.Index}-{Guid.NewGuid():N}"[..32]);
         Context.Watch(actor);
         var entry = new StageEntry(actor);

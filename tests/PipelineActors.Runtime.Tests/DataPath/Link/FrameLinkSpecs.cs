@@ -313,6 +313,35 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Same(large, await ExpectMsgAsync<Frame>());
     }
 
+    [Fact]
+    public async Task With_a_link_delay_frames_and_chunks_for_a_remote_actor_wait_that_long_in_order_while_a_local_actor_gets_its_frame_at_once()
+    {
+        var (receiver, remoteRef) = RemoteProbe();
+        var delay = TimeSpan.FromMilliseconds(300);
+        using var link = new LinkDelay(delay);
+        var small = Frame(1, 1_000, seed: 7);
+        var large = Frame(2, 300_000, seed: 8);
+        var local = Frame(3, 1_000, seed: 9);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        FrameLink.Send(remoteRef, small, TestActor, _chunkBytes, link);
+        FrameLink.Send(remoteRef, large, TestActor, _chunkBytes, link);
+        Assert.Equal(0, FrameLink.Send(TestActor, local, TestActor, _chunkBytes, link));
+
+        Assert.Same(local, await ExpectMsgAsync<Frame>(TimeSpan.FromSeconds(5)));
+        Assert.True(clock.Elapsed < delay, $"the local frame took {clock.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(small, await receiver.ExpectMsgAsync<Frame>(TimeSpan.FromSeconds(10)));
+        var arrived = clock.Elapsed;
+        var chunks = await ReceiveChunksAsync(receiver, ExpectedChunks(large));
+
+        Assert.True(arrived >= delay, $"the delayed frame arrived after {arrived.TotalMilliseconds:0} ms, inside the 300 ms delay");
+        Assert.Equal(Enumerable.Range(0, chunks.Count), chunks.Select(c => c.Chunk.Index));
+        var assembler = new FrameAssembler();
+        // Every chunk must go through the assembler: Select(...).Last() on a list would run the selector on the last one only.
+        var rebuilt = chunks.Select(c => assembler.Add(c.Chunk, c.Sender)).ToList();
+        Assert.Equal(large, rebuilt[^1]);
+    }
+
     protected override void AfterAll()
     {
         _remoteSystem.Terminate().Wait(TimeSpan.FromSeconds(10));
