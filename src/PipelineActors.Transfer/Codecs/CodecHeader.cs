@@ -117,9 +117,14 @@ internal static class CodecHeader
         for (var i = 0; i < rank; i++)
         {
             shape[i] = BinaryPrimitives.ReadInt64LittleEndian(source[(4 + (8 * i))..]);
-            if (shape[i] < 0 || shape[i] > limits.MaxElements)
+            if (shape[i] < 0)
             {
-                throw new TensorCodecException($"The {codec} tensor declares dimension {shape[i]}, outside 0..{limits.MaxElements}.");
+                throw new TensorCodecException($"The {codec} tensor declares a negative dimension ({shape[i]}).");
+            }
+
+            if (shape[i] > limits.MaxElements)
+            {
+                throw new TensorCodecException($"The {codec} tensor declares dimension {shape[i]}, above the limit of {limits.MaxElements} elements.");
             }
 
             // Both factors are at most MaxElements, so the product is checked before it can overflow.

@@ -15,6 +15,9 @@ public readonly record struct ChannelQuantization(float Scale, byte ZeroPoint, i
     /// <summary>The largest value the codes represent; values above clip to it.</summary>
     public float High => (MaxCode - ZeroPoint) * Scale;
 
+    /// <summary>True when the scale is positive and finite, the zero point a code, and every code decodes to a finite float.</summary>
+    public bool IsFinite => Scale > 0 && float.IsFinite(Scale) && ZeroPoint <= MaxCode && float.IsFinite(Low) && float.IsFinite(High);
+
     /// <summary>
     /// The quantiser for a clip range, widened to hold 0 so that zero is a code of its own (post-ReLU zeros come back
     /// exact and their codes are 0, which the lossless stage then squeezes).
@@ -32,7 +35,14 @@ public readonly record struct ChannelQuantization(float Scale, byte ZeroPoint, i
         // A range narrower than denormal floats still needs a positive scale.
         var scale = Math.Max((float)((high - low) / maxCode), float.Epsilon);
         var zero = (byte)Math.Clamp(Math.Round(-low / scale, MidpointRounding.ToEven), 0, maxCode);
-        return new ChannelQuantization(scale, zero, bits);
+        var q = new ChannelQuantization(scale, zero, bits);
+        // A range reaching float.MaxValue can round past it in float: shrink the scale until every code decodes finite.
+        while (!q.IsFinite)
+        {
+            q = q with { Scale = MathF.BitDecrement(q.Scale) };
+        }
+
+        return q;
     }
 }
 
@@ -55,7 +65,7 @@ public sealed class QuantizedCodec : ITensorCodec
             throw new ArgumentOutOfRangeException(nameof(bits), bits, "Quantised codecs have 8 or 4 bits.");
         }
 
-        if (channels.Count == 0 || channels.Any(c => c.Bits != bits || !(c.Scale > 0) || !float.IsFinite(c.Scale) || c.ZeroPoint > c.MaxCode))
+        if (channels.Count == 0 || channels.Any(c => c.Bits != bits || !c.IsFinite))
         {
             throw new ArgumentException($"Every channel needs a positive finite scale and a {bits}-bit zero point.", nameof(channels));
         }
@@ -167,7 +177,7 @@ public sealed class QuantizedCodec : ITensorCodec
             var scale = BinaryPrimitives.ReadSingleLittleEndian(body[(8 + (4 * c))..]);
             var zero = body[8 + (4 * channelCount) + c];
             channels[c] = new ChannelQuantization(scale, zero, Bits);
-            if (!(scale > 0) || !float.IsFinite(scale) || zero > channels[c].MaxCode)
+            if (!channels[c].IsFinite)
             {
                 throw new TensorCodecException($"The {what} has an invalid scale or zero point for channel {c}.");
             }
