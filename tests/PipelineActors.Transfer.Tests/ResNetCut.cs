@@ -19,23 +19,28 @@ public sealed class ResNetCut : IDisposable
 
     public ResNetCut()
     {
-        var analysis = ModelAnalysis.Analyze(ModelZoo.Build("resnet18", seed: 1));
-        var cut = analysis.Cuts.Single(c => c.AfterNode == CutAfter);
-        Stages = StageExtractor.Extract(analysis, [cut.Position]);
+        Analysis = ModelAnalysis.Analyze(ModelZoo.Build("resnet18", seed: 1));
+        var cut = Analysis.Cuts.Single(c => c.AfterNode == CutAfter);
+        Stages = StageExtractor.Extract(Analysis, [cut.Position]);
         Cargo = Assert.Single(cut.Cargo);
         Upstream = new ModelRunner(Stages[0].Model.ToByteArray());
         Downstream = new ModelRunner(Stages[1].Model.ToByteArray());
 
         Calibration = new TensorStatistics(Cargo.Name, 1, (int)Cargo.Shape[1]);
-        foreach (var seed in Enumerable.Range(1, 8))
+        CalibrationActivations = [.. Enumerable.Range(1, 8).Select(Activation)];
+        foreach (var activation in CalibrationActivations)
         {
-            Calibration.Add(Activation(seed), Cargo.Shape);
+            Calibration.Add(activation, Cargo.Shape);
         }
 
         TestActivations = [.. Enumerable.Range(100, 4).Select(Activation)];
     }
 
+    public ModelAnalysis Analysis { get; }
+
     public IReadOnlyList<StageModel> Stages { get; }
+
+    public IReadOnlyList<float[]> CalibrationActivations { get; }
 
     public TensorInfo Cargo { get; }
 
@@ -47,21 +52,18 @@ public sealed class ResNetCut : IDisposable
 
     public IReadOnlyList<float[]> TestActivations { get; }
 
-    public float[] Activation(int seed)
+    public float[] Activation(int seed) => Run(Upstream, "input", [1, 3, 224, 224], Picture(seed));
+
+    /// <summary>Runs a one-input, one-output model on float32 values.</summary>
+    public static float[] Run(ModelRunner runner, string input, long[] shape, float[] values)
     {
-        var input = Picture(seed);
-        var info = new TensorInfo("input", TensorProto.Types.DataType.Float, [1, 3, 224, 224]);
-        var outputs = Upstream.Run(new Dictionary<string, HostTensor> { ["input"] = new(info, MemoryMarshal.AsBytes(input.AsSpan()).ToArray()) });
-        return MemoryMarshal.Cast<byte, float>(outputs[Cargo.Name].Data).ToArray();
+        var info = new TensorInfo(input, TensorProto.Types.DataType.Float, shape);
+        var outputs = runner.Run(new Dictionary<string, HostTensor> { [input] = new(info, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()) });
+        return MemoryMarshal.Cast<byte, float>(outputs.Values.Single().Data).ToArray();
     }
 
     /// <summary>The downstream stage's logits for an activation at the cut.</summary>
-    public float[] Logits(float[] activation)
-    {
-        var tensor = new HostTensor(Cargo, MemoryMarshal.AsBytes(activation.AsSpan()).ToArray());
-        var outputs = Downstream.Run(new Dictionary<string, HostTensor> { [Cargo.Name] = tensor });
-        return MemoryMarshal.Cast<byte, float>(outputs.Values.Single().Data).ToArray();
-    }
+    public float[] Logits(float[] activation) => Run(Downstream, Cargo.Name, Cargo.Shape, activation);
 
     /// <summary>A synthetic 224x224 picture: smooth colour gradients, a few discs and mild noise, ImageNet-normalised.</summary>
     public static float[] Picture(int seed)
