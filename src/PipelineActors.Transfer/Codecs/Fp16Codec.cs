@@ -42,7 +42,7 @@ public sealed class Fp16Codec : ITensorCodec
     public DecodedTensor Decode(ReadOnlySpan<byte> encoded, DecodeLimits limits)
     {
         var (shape, count, offset) = CodecHeader.Read(encoded, CodecId.Fp16, Name, limits);
-        LosslessStage.CheckPlausible(encoded[offset..], count * 2, "fp16 tensor");
+        LosslessStage.CheckPlausible(encoded[offset..], count * 2, 2, "fp16 tensor");
         var halves = new Half[count];
         LosslessStage.Decode(encoded[offset..], MemoryMarshal.AsBytes(halves.AsSpan()), 2, "fp16 tensor");
         var values = new float[count];

@@ -22,7 +22,7 @@ public sealed class Lz4Codec : ITensorCodec
     public DecodedTensor Decode(ReadOnlySpan<byte> encoded, DecodeLimits limits)
     {
         var (shape, count, offset) = CodecHeader.Read(encoded, CodecId.Lz4, Name, limits);
-        LosslessStage.CheckPlausible(encoded[offset..], count * sizeof(float), "lz4 tensor");
+        LosslessStage.CheckPlausible(encoded[offset..], count * sizeof(float), sizeof(float), "lz4 tensor");
         var values = new float[count];
         LosslessStage.Decode(encoded[offset..], MemoryMarshal.AsBytes(values.AsSpan()), sizeof(float), "lz4 tensor");
         return new DecodedTensor(shape, values);

@@ -185,7 +185,7 @@ public sealed class QuantizedCodec : ITensorCodec
 
         var block = body[(int)parametersEnd..];
         var packedLength = Bits == 8 ? count : (count + 1) / 2;
-        LosslessStage.CheckPlausible(block, packedLength, what);
+        LosslessStage.CheckPlausible(block, packedLength, 1, what);
         var packed = new byte[packedLength];
         LosslessStage.Decode(block, packed, 1, what);
         var codes = Bits == 8 ? packed : Unpack(packed, (int)count);

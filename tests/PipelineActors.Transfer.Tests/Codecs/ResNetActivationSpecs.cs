@@ -90,7 +90,7 @@ public sealed class ResNetActivationSpecs(ResNetCut cut, ITestOutputHelper outpu
     private static double MedianMs(Action action)
     {
         action(); // warm up the JIT
-        var times = new double[9];
+        var times = new double[21];
         for (var i = 0; i < times.Length; i++)
         {
             var watch = Stopwatch.StartNew();
