@@ -70,7 +70,9 @@ public sealed class ResNetCut : IDisposable
     {
         var random = new Random(seed);
         float[] mean = [0.485f, 0.456f, 0.406f], std = [0.229f, 0.224f, 0.225f];
-        var discs = Enumerable.Range(0, 5).Select(_ => (X: random.Next(224), Y: random.Next(224), R: 10 + random.Next(50), C: random.NextSingle())).ToArray();
+        var discs = Enumerable.Range(0, 5)
+            .Select(_ => (X: random.Next(224), Y: random.Next(224), R: 10 + random.Next(50), C: random.NextSingle()))
+            .ToArray();
         var tilt = random.NextSingle();
         var picture = new float[3 * 224 * 224];
         for (var c = 0; c < 3; c++)

@@ -54,7 +54,8 @@ internal static class TestTensors
             case Lz4Codec:
                 for (var i = 0; i < input.Length; i++)
                 {
-                    Assert.True(BitConverter.SingleToUInt32Bits(input[i]) == BitConverter.SingleToUInt32Bits(decoded[i]), $"lz4 changed element {i}: {input[i]} -> {decoded[i]}");
+                    var same = BitConverter.SingleToUInt32Bits(input[i]) == BitConverter.SingleToUInt32Bits(decoded[i]);
+                    Assert.True(same, $"lz4 changed element {i}: {input[i]} -> {decoded[i]}");
                 }
 
                 break;

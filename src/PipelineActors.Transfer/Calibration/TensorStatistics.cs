@@ -63,7 +63,9 @@ public sealed class TensorStatistics
         var layout = ChannelLayout.Of(shape, ChannelAxis);
         if (layout.Channels != Channels.Length)
         {
-            throw new ArgumentException($"A tensor with {layout.Channels} channels on axis {ChannelAxis} cannot be added to statistics of {Channels.Length}.", nameof(shape));
+            throw new ArgumentException(
+                $"A tensor with {layout.Channels} channels on axis {ChannelAxis} cannot be added to statistics of {Channels.Length}.",
+                nameof(shape));
         }
 
         if (layout.Count != values.Length)
@@ -89,7 +91,8 @@ public sealed class TensorStatistics
         if (other.ChannelAxis != ChannelAxis || other.Channels.Length != Channels.Length)
         {
             throw new ArgumentException(
-                $"Statistics of {other.Channels.Length} channels on axis {other.ChannelAxis} cannot merge into {Channels.Length} on axis {ChannelAxis}.",
+                $"Statistics of {other.Channels.Length} channels on axis {other.ChannelAxis} cannot merge into {Channels.Length} "
+                + $"on axis {ChannelAxis}.",
                 nameof(other));
         }
 
@@ -119,7 +122,9 @@ public sealed class TensorStatistics
         if (statistics is null || string.IsNullOrEmpty(statistics.Name) || statistics.Channels is null || statistics.Channels.Length == 0
             || statistics.ChannelAxis < 0 || statistics.Channels.Any(c => c is null || c.Count < 0 || c.Min > c.Max))
         {
-            throw new PipelineInputException($"'{what}' holds incomplete calibration statistics (a name, a channel axis and consistent channels are needed); run the calibration again.");
+            throw new PipelineInputException(
+                $"'{what}' holds incomplete calibration statistics (a name, a channel axis and consistent channels are needed); run the "
+                + $"calibration again.");
         }
 
         return statistics;

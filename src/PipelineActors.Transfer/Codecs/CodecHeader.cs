@@ -46,7 +46,9 @@ internal static class CodecHeader
 
         if (count != valueCount)
         {
-            throw new ArgumentException($"The shape [{string.Join(",", shape.ToArray())}] holds {count} elements but {valueCount} values were given.", nameof(shape));
+            throw new ArgumentException(
+                $"The shape [{string.Join(",", shape.ToArray())}] holds {count} elements but {valueCount} values were given.",
+                nameof(shape));
         }
 
         return count;
@@ -76,7 +78,8 @@ internal static class CodecHeader
     {
         if (source.Length < FixedBytes)
         {
-            throw new TensorCodecException($"The {codec} tensor is {source.Length} bytes long, shorter than the smallest header ({FixedBytes} bytes).");
+            throw new TensorCodecException(
+                $"The {codec} tensor is {source.Length} bytes long, shorter than the smallest header ({FixedBytes} bytes).");
         }
 
         if (source[0] != (byte)expected)
@@ -124,7 +127,8 @@ internal static class CodecHeader
 
             if (shape[i] > limits.MaxElements)
             {
-                throw new TensorCodecException($"The {codec} tensor declares dimension {shape[i]}, above the limit of {limits.MaxElements} elements.");
+                throw new TensorCodecException(
+                    $"The {codec} tensor declares dimension {shape[i]}, above the limit of {limits.MaxElements} elements.");
             }
 
             // Both factors are at most MaxElements, so the product is checked before it can overflow.

@@ -82,7 +82,8 @@ public static class LosslessStage
         var plausible = block[0] == Raw ? stored == rawLength : (stored * 256L * 8 * elementSize) + 64 >= rawLength;
         if (!plausible)
         {
-            throw new TensorCodecException($"The {what} carries {stored} payload bytes, which cannot hold the {rawLength} bytes its header declares.");
+            throw new TensorCodecException(
+                $"The {what} carries {stored} payload bytes, which cannot hold the {rawLength} bytes its header declares.");
         }
     }
 

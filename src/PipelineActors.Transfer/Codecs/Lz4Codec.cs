@@ -10,7 +10,8 @@ public sealed class Lz4Codec : ITensorCodec
 {
     public string Name => "lz4";
 
-    public CodecPromise Promise { get; } = new(true, "exact: every float comes back with its bits (including -0.0, NaN payloads, denormals, infinities)");
+    public CodecPromise Promise { get; } =
+        new(true, "exact: every float comes back with its bits (including -0.0, NaN payloads, denormals, infinities)");
 
     public byte[] Encode(ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
     {

@@ -80,7 +80,8 @@ public sealed class QuantizedCodec : ITensorCodec
         _channelAxis = channelAxis;
         Name = bits == 8 ? "int8" : "int4";
         Promise = new CodecPromise(false,
-            $"|error| <= scale/2 per channel inside its clip range (scale = range / {(1 << bits) - 1}); values outside clip to the range's edge; NaN decodes as 0");
+            $"|error| <= scale/2 per channel inside its clip range (scale = range / {(1 << bits) - 1}); "
+            + "values outside clip to the range's edge; NaN decodes as 0");
     }
 
     public int Bits { get; }
@@ -92,10 +93,12 @@ public sealed class QuantizedCodec : ITensorCodec
     public CodecPromise Promise { get; }
 
     /// <summary>The int8 codec calibrated from <paramref name="statistics"/>.</summary>
-    public static QuantizedCodec EightBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) => Calibrated(8, statistics, method);
+    public static QuantizedCodec EightBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) =>
+        Calibrated(8, statistics, method);
 
     /// <summary>The int4 codec calibrated from <paramref name="statistics"/>.</summary>
-    public static QuantizedCodec FourBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) => Calibrated(4, statistics, method);
+    public static QuantizedCodec FourBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) =>
+        Calibrated(4, statistics, method);
 
     public static QuantizedCodec Calibrated(int bits, TensorStatistics statistics, ClipMethod method)
     {
@@ -113,7 +116,9 @@ public sealed class QuantizedCodec : ITensorCodec
         var layout = ChannelLayout.Of(shape, _channelAxis);
         if (_channels.Length != 1 && _channels.Length != layout.Channels)
         {
-            throw new ArgumentException($"The {Name} codec is calibrated for {_channels.Length} channels but the tensor has {layout.Channels} on axis {_channelAxis}.", nameof(shape));
+            throw new ArgumentException(
+                $"The {Name} codec is calibrated for {_channels.Length} channels but the tensor has {layout.Channels} on axis "
+                + $"{_channelAxis}.", nameof(shape));
         }
 
         var channelCount = (int)layout.Channels;
@@ -162,7 +167,8 @@ public sealed class QuantizedCodec : ITensorCodec
         var layout = ChannelLayout.Of(shape, axis);
         if (channelCount != layout.Channels)
         {
-            throw new TensorCodecException($"The {what} carries parameters for {channelCount} channels but its shape has {layout.Channels} on axis {axis}.");
+            throw new TensorCodecException(
+                $"The {what} carries parameters for {channelCount} channels but its shape has {layout.Channels} on axis {axis}.");
         }
 
         var parametersEnd = 8 + (5L * channelCount);

@@ -35,7 +35,8 @@ public sealed class ChannelCovariance
         var layout = ChannelLayout.Of(shape, 1);
         if (shape.Length < 2 || layout.Channels != Channels || layout.Count != values.Length)
         {
-            throw new ArgumentException($"A tensor of shape [{string.Join(",", shape.ToArray())}] does not have {Channels} channels on axis 1.", nameof(shape));
+            throw new ArgumentException(
+                $"A tensor of shape [{string.Join(",", shape.ToArray())}] does not have {Channels} channels on axis 1.", nameof(shape));
         }
 
         var pixels = (int)layout.Inner;
@@ -131,10 +132,12 @@ public sealed record ChannelProjection(int Channels, int Components, float[] Pro
     }
 
     /// <summary>Applies P (x - mean) per pixel of an NCHW tensor, as the ONNX rewrite does.</summary>
-    public float[] Project(ReadOnlySpan<float> values, ReadOnlySpan<long> shape) => Apply(values, shape, Projection, ProjectionBias(), Channels, Components);
+    public float[] Project(ReadOnlySpan<float> values, ReadOnlySpan<long> shape) =>
+        Apply(values, shape, Projection, ProjectionBias(), Channels, Components);
 
     /// <summary>Applies P^T y + mean per pixel of an NKHW tensor.</summary>
-    public float[] Reconstruct(ReadOnlySpan<float> values, ReadOnlySpan<long> shape) => Apply(values, shape, InverseWeight(), Mean, Components, Channels);
+    public float[] Reconstruct(ReadOnlySpan<float> values, ReadOnlySpan<long> shape) =>
+        Apply(values, shape, InverseWeight(), Mean, Components, Channels);
 
     private static float[] Apply(ReadOnlySpan<float> values, ReadOnlySpan<long> shape, float[] weight, float[] bias, int from, int to)
     {

@@ -20,7 +20,8 @@ public static class CutRewrites
     /// <c>pca:K</c>: a 1x1 Conv with P and bias -P mean after the upstream stage, its inverse (P^T, bias mean) before the
     /// downstream one. The wire tensor is <c>{tensor}.pca{K}</c> with K channels.
     /// </summary>
-    public static (ModelProto Upstream, ModelProto Downstream) Pca(ModelProto upstream, ModelProto downstream, string tensor, ChannelProjection projection)
+    public static (ModelProto Upstream, ModelProto Downstream) Pca(
+        ModelProto upstream, ModelProto downstream, string tensor, ChannelProjection projection)
     {
         var shape = CutShape(upstream, tensor);
         if (shape[1] != projection.Channels)
@@ -33,9 +34,11 @@ public static class CutRewrites
         wireShape[1] = projection.Components;
         var label = $"pca:{projection.Components}";
 
-        var down = Conv(tensor, wire, $"{wire}.project", projection.Components, projection.Channels, projection.Projection, projection.ProjectionBias());
-        var up = Conv(wire, tensor, $"{wire}.inverse", projection.Channels, projection.Components, projection.InverseWeight(), projection.Mean);
-        return (Append(upstream, tensor, wire, wireShape, down.Node, down.Weights, label), Prepend(downstream, tensor, wire, wireShape, up.Node, up.Weights, label));
+        var p = projection;
+        var down = Conv(tensor, wire, $"{wire}.project", p.Components, p.Channels, p.Projection, p.ProjectionBias());
+        var up = Conv(wire, tensor, $"{wire}.inverse", p.Channels, p.Components, p.InverseWeight(), p.Mean);
+        return (Append(upstream, tensor, wire, wireShape, down.Node, down.Weights, label),
+            Prepend(downstream, tensor, wire, wireShape, up.Node, up.Weights, label));
     }
 
     /// <summary>
@@ -61,7 +64,8 @@ public static class CutRewrites
         resize.Attribute.Add(Str("nearest_mode", "floor"));
 
         RequireOpset(downstream, 13, "pool2's Resize with sizes");
-        return (Append(upstream, tensor, wire, wireShape, pool, [], "pool2"), Prepend(downstream, tensor, wire, wireShape, resize, [sizes], "pool2"));
+        return (Append(upstream, tensor, wire, wireShape, pool, [], "pool2"),
+            Prepend(downstream, tensor, wire, wireShape, resize, [sizes], "pool2"));
     }
 
     /// <summary>The static NCHW shape of <paramref name="tensor"/> as the upstream stage's output.</summary>
@@ -78,7 +82,8 @@ public static class CutRewrites
         return [.. dims.Select(d => d.DimValue)];
     }
 
-    private static ModelProto Append(ModelProto upstream, string tensor, string wire, long[] wireShape, NodeProto node, IEnumerable<TensorProto> weights, string label)
+    private static ModelProto Append(
+        ModelProto upstream, string tensor, string wire, long[] wireShape, NodeProto node, IEnumerable<TensorProto> weights, string label)
     {
         var model = upstream.Clone();
         RefuseTaken(model, wire);
@@ -91,7 +96,8 @@ public static class CutRewrites
         return model;
     }
 
-    private static ModelProto Prepend(ModelProto downstream, string tensor, string wire, long[] wireShape, NodeProto node, IEnumerable<TensorProto> weights, string label)
+    private static ModelProto Prepend(
+        ModelProto downstream, string tensor, string wire, long[] wireShape, NodeProto node, IEnumerable<TensorProto> weights, string label)
     {
         var model = downstream.Clone();
         RefuseTaken(model, wire);
@@ -106,7 +112,8 @@ public static class CutRewrites
         return model;
     }
 
-    private static (NodeProto Node, TensorProto[] Weights) Conv(string input, string output, string name, int outChannels, int inChannels, float[] weight, float[] bias)
+    private static (NodeProto Node, TensorProto[] Weights) Conv(
+        string input, string output, string name, int outChannels, int inChannels, float[] weight, float[] bias)
     {
         var w = new TensorProto { Name = $"{name}.weight", DataType = FloatType, Dims = { outChannels, inChannels, 1, 1 } };
         w.FloatData.AddRange(weight);
@@ -122,7 +129,9 @@ public static class CutRewrites
     private static void RefuseTaken(ModelProto model, string name)
     {
         var graph = model.Graph;
-        var taken = graph.Node.SelectMany(n => n.Output.Concat(n.Input)).Concat(graph.Initializer.Select(i => i.Name)).Concat(graph.Input.Select(i => i.Name));
+        var taken = graph.Node.SelectMany(n => n.Output.Concat(n.Input))
+            .Concat(graph.Initializer.Select(i => i.Name))
+            .Concat(graph.Input.Select(i => i.Name));
         if (taken.Contains(name, StringComparer.Ordinal))
         {
             throw new PipelineInputException($"The stage already has a tensor named '{name}', so the transfer layer cannot use that name.");

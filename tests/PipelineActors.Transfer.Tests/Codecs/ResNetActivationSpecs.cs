@@ -18,7 +18,8 @@ public sealed class ResNetActivationSpecs(ResNetCut cut, ITestOutputHelper outpu
         var raw = activation.Length * 4L;
         var zeros = activation.Count(v => v == 0) / (double)activation.Length;
         output.WriteLine($"{cut.Cargo}: {raw} bytes as float32, {zeros:P1} exact zeros; calibrated on {cut.Calibration.Frames} pictures");
-        output.WriteLine("codec | bytes | ratio vs float32 | encode ms | decode ms | activation rel. L2 | logits rel. L2 | top-1 agreement (4 pictures)");
+        output.WriteLine(
+            "codec | bytes | ratio vs float32 | encode ms | decode ms | activation rel. L2 | logits rel. L2 | top-1 agreement (4 pictures)");
 
         ITensorCodec[] codecs = [new Lz4Codec(), new Fp16Codec(), QuantizedCodec.EightBit(cut.Calibration), QuantizedCodec.FourBit(cut.Calibration)];
         var ratios = new Dictionary<string, double>();
@@ -26,7 +27,8 @@ public sealed class ResNetActivationSpecs(ResNetCut cut, ITestOutputHelper outpu
         {
             var encoded = codec.Encode(activation, shape);
             var decoded = codec.Decode(encoded, DecodeLimits.For(shape)).Values;
-            var (encodeMs, decodeMs) = (MedianMs(() => codec.Encode(activation, shape)), MedianMs(() => codec.Decode(encoded, DecodeLimits.For(shape))));
+            var encodeMs = MedianMs(() => codec.Encode(activation, shape));
+            var decodeMs = MedianMs(() => codec.Decode(encoded, DecodeLimits.For(shape)));
             var agree = 0;
             double logitsError = 0;
             foreach (var test in cut.TestActivations)
@@ -39,7 +41,9 @@ public sealed class ResNetActivationSpecs(ResNetCut cut, ITestOutputHelper outpu
 
             var error = RelativeL2(activation, decoded);
             ratios[codec.Name] = (double)raw / encoded.Length;
-            output.WriteLine($"{codec.Name} | {encoded.Length} | {ratios[codec.Name]:F2}x | {encodeMs:F3} | {decodeMs:F3} | {error:E2} | {logitsError:E2} | {agree}/4");
+            output.WriteLine(
+                $"{codec.Name} | {encoded.Length} | {ratios[codec.Name]:F2}x | {encodeMs:F3} | {decodeMs:F3} | {error:E2} | "
+                + $"{logitsError:E2} | {agree}/4");
             if (codec.Promise.Exact)
             {
                 Assert.Equal(0, error);
@@ -64,8 +68,9 @@ public sealed class ResNetActivationSpecs(ResNetCut cut, ITestOutputHelper outpu
             foreach (var method in Enum.GetValues<ClipMethod>())
             {
                 var codec = QuantizedCodec.Calibrated(bits, cut.Calibration, method);
-                errors[(bits, method)] = cut.TestActivations.Average(a => RelativeL2(a, codec.Decode(codec.Encode(a, shape), DecodeLimits.For(shape)).Values));
-                output.WriteLine($"int{bits} {method}: mean activation rel. L2 error {errors[(bits, method)]:E3} over {cut.TestActivations.Count} pictures");
+                var error = cut.TestActivations.Average(a => RelativeL2(a, codec.Decode(codec.Encode(a, shape), DecodeLimits.For(shape)).Values));
+                errors[(bits, method)] = error;
+                output.WriteLine($"int{bits} {method}: mean activation rel. L2 error {error:E3} over {cut.TestActivations.Count} pictures");
             }
         }
 

@@ -114,7 +114,8 @@ public sealed class RoundTripSpecs
         {
             var half = (Half)values[i];
             var expected = Half.IsInfinity(half) && float.IsFinite(values[i]) ? Math.Sign(values[i]) * 65504f : (float)half;
-            Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(decoded[i]) || float.IsNaN(expected) && float.IsNaN(decoded[i]),
+            var same = BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(decoded[i]);
+            Assert.True(same || (float.IsNaN(expected) && float.IsNaN(decoded[i])),
                 $"element {i}: {values[i]:R} -> {decoded[i]:R}, expected {expected:R}");
             TestTensors.AssertFp16(values[i], decoded[i], i);
         }

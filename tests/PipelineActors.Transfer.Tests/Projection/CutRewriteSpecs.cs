@@ -106,8 +106,10 @@ public sealed class CutRewriteSpecs(ResNetCut cut, ITestOutputHelper output) : I
         }
 
         var raw = cut.Cargo.Shape.Aggregate(4L, (a, d) => a * d);
-        output.WriteLine($"pca:{components} on {cut.Cargo}: explained variance {pca.ExplainedVariance:P2}; float32 wire {components * 196 * 4} bytes "
-            + $"({(double)raw / (components * 196 * 4):F1}x), +int8 {int8Bytes} bytes ({(double)raw / int8Bytes:F1}x); worst activation rel. L2 {activationError:E2}, "
+        var wireBytes = components * 196 * 4;
+        output.WriteLine($"pca:{components} on {cut.Cargo}: explained variance {pca.ExplainedVariance:P2}; float32 wire {wireBytes} bytes "
+            + $"({(double)raw / wireBytes:F1}x), +int8 {int8Bytes} bytes ({(double)raw / int8Bytes:F1}x); "
+            + $"worst activation rel. L2 {activationError:E2}, "
             + $"logits rel. L2 {logitsError:E2} (+int8 {int8LogitsError:E2}), top-1 agreement {agree}/{cut.TestActivations.Count}");
         if (components == cut.Cargo.Shape[1])
         {
