@@ -141,6 +141,11 @@ internal static class CodecHeader
             throw new TensorCodecException($"The {codec} tensor declares more elements than the limit of {limits.MaxElements}.");
         }
 
+        if (count > int.MaxValue / sizeof(float))
+        {
+            throw new TensorCodecException($"The {codec} tensor declares {count} elements, more than one buffer can hold.");
+        }
+
         if (declared != count)
         {
             throw new TensorCodecException($"The {codec} tensor declares {declared} elements but its dims hold {count}.");

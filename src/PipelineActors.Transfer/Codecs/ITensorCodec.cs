@@ -1,6 +1,6 @@
 namespace PipelineActors.Transfer.Codecs;
 
-/// <summary>Turns a float32 tensor of a given shape into bytes for the wire, and those bytes back into the tensor.</summary>
+/// <summary>Turns a float32 tensor of a given shape into bytes for the wire and back; codecs are immutable, so threads may share one.</summary>
 public interface ITensorCodec
 {
     /// <summary>The codec's name as plans and flags spell it (<c>lz4</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>).</summary>

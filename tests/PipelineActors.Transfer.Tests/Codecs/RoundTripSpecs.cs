@@ -1,3 +1,4 @@
+using PipelineActors.Transfer.Calibration;
 using PipelineActors.Transfer.Codecs;
 
 namespace PipelineActors.Transfer.Tests.Codecs;
@@ -98,6 +99,32 @@ public sealed class RoundTripSpecs
             TestTensors.AssertKeepsPromise(codec, values, shape, decoded);
             Assert.Equal(0f, decoded[60]);
             Assert.All(decoded.Take(50), v => Assert.True(v < 0));
+        }
+    }
+
+    [Theory]
+    [InlineData(8)]
+    [InlineData(4)]
+    public void A_declared_channel_axis_quantises_per_channel_of_that_axis(int bits)
+    {
+        // NHWC, as BlazeFace takes its input: channels last, each with its own range.
+        long[] shape = [1, 6, 5, 3];
+        var values = new float[90];
+        for (var i = 0; i < values.Length; i++)
+        {
+            values[i] = (i % 3 + 1) * 10f * (i / 3 % 7) / 7f;
+        }
+
+        var statistics = TensorStatistics.Of("nhwc", values, shape, channelAxis: 3);
+        var codec = QuantizedCodec.Calibrated(bits, statistics, ClipMethod.MinMax);
+
+        var decoded = TensorCodecs.Decoder($"int{bits}").Decode(codec.Encode(values, shape), DecodeLimits.Default).Values;
+
+        Assert.Equal(3, codec.Channels.Count);
+        Assert.True(codec.Channels[2].Scale > 2.5 * codec.Channels[0].Scale);
+        for (var i = 0; i < values.Length; i++)
+        {
+            TestTensors.AssertQuantized(codec.Channels[i % 3], values[i], decoded[i], i);
         }
     }
 
