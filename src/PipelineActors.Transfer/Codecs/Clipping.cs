@@ -6,7 +6,7 @@ namespace PipelineActors.Transfer.Codecs;
 /// <summary>How a quantiser chooses each channel's clip range from its calibration statistics.</summary>
 public enum ClipMethod
 {
-    /// <summary>ACIQ for a Laplace (two-sided) or exponential (one-sided, post-ReLU) fit: the default (see <see cref="Clipping"/>).</summary>
+    /// <summary>ACIQ for a Laplace (two-sided) or exponential (one-sided, post-ReLU) fit: the default.</summary>
     AciqLaplace,
 
     /// <summary>ACIQ for a Gaussian (two-sided) or half-normal (one-sided) fit.</summary>
@@ -23,13 +23,18 @@ public enum ClipMethod
 /// Clip ranges from calibration statistics. ACIQ (Banner et al., "Post training 4-bit quantization of convolutional
 /// networks for rapid deployment") picks the clip alpha that minimises the expected squared error of a fitted
 /// distribution: clipping error plus the uniform quantisation noise alpha^2 / (3 * 4^M) (range 2 alpha) or
-/// alpha^2 / (12 * 4^M) (one-sided range alpha). The Laplace fit is the default: activations have heavier tails than a
-/// Gaussian, the optimum tightens with fewer bits (a percentile clip is the same at 8 and 4 bits), and it needs only
-/// moments that merge exactly across frames. A channel whose minimum is at least 0 (a ReLU's output) is fitted
+/// alpha^2 / (12 * 4^M) (one-sided range alpha). A channel whose minimum is at least 0 (a ReLU's output) is fitted
 /// one-sided from 0, so that zero stays exact and the codes of zeros stay 0.
+/// ACIQ-Laplace is the default, by measurement on the trained BlazeFace with real photographs (the transfer tests):
+/// of the three clipping methods it gave the lowest error of the model's outputs at 8 and at 4 bits. At 8 bits it
+/// clips nothing there (tying min/max); at 4 bits the percentile clip has a lower error at the cut but a higher one at
+/// the outputs (the tail values it clips matter downstream), and plain min/max was lower still at the outputs.
 /// </summary>
 public static class Clipping
 {
+    /// <summary>The clip method used where none is named.</summary>
+    public const ClipMethod Default = ClipMethod.AciqLaplace;
+
     /// <summary>The upper percentile <see cref="ClipMethod.Percentile"/> uses (the lower one is 100 minus it).</summary>
     public const double UpperPercentile = 99.99;
 

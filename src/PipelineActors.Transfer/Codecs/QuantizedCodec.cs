@@ -93,12 +93,12 @@ public sealed class QuantizedCodec : ITensorCodec
     public CodecPromise Promise { get; }
 
     /// <summary>The int8 codec calibrated from <paramref name="statistics"/>.</summary>
-    public static QuantizedCodec EightBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) =>
-        Calibrated(8, statistics, method);
+    public static QuantizedCodec EightBit(TensorStatistics statistics, ClipMethod? method = null) =>
+        Calibrated(8, statistics, method ?? Clipping.Default);
 
     /// <summary>The int4 codec calibrated from <paramref name="statistics"/>.</summary>
-    public static QuantizedCodec FourBit(TensorStatistics statistics, ClipMethod method = ClipMethod.AciqLaplace) =>
-        Calibrated(4, statistics, method);
+    public static QuantizedCodec FourBit(TensorStatistics statistics, ClipMethod? method = null) =>
+        Calibrated(4, statistics, method ?? Clipping.Default);
 
     public static QuantizedCodec Calibrated(int bits, TensorStatistics statistics, ClipMethod method)
     {

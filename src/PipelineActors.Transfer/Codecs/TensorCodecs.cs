@@ -67,7 +67,7 @@ public static class TensorCodecs
 
         if (parts.Length == 1)
         {
-            return (name, ClipMethod.AciqLaplace);
+            return (name, Clipping.Default);
         }
 
         if (name is not ("int8" or "int4") || !Clips.TryGetValue(parts[1], out var clip))

@@ -69,6 +69,48 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void On_a_pretrained_model_the_default_clip_gives_a_lower_output_error_than_the_other_clips()
+    {
+        var (cargo, statistics, tests, downstream) = Prepare();
+        using var down = new ModelRunner(downstream.ToByteArray());
+        foreach (var bits in new[] { 8, 4 })
+        {
+            var cutErrors = new Dictionary<ClipMethod, double>();
+            var outputErrors = new Dictionary<ClipMethod, double>();
+            foreach (var method in Enum.GetValues<ClipMethod>())
+            {
+                var codec = QuantizedCodec.Calibrated(bits, statistics, method);
+                var decoded = tests.Select(a => codec.Decode(codec.Encode(a, cargo.Shape), DecodeLimits.For(cargo.Shape)).Values).ToArray();
+                cutErrors[method] = tests.Select((a, i) => RelativeL2(a, decoded[i])).Average();
+                outputErrors[method] = tests.Select((a, i) => OutputsError(down, cargo, a, decoded[i])).Average();
+            }
+
+            output.WriteLine($"BlazeFace int{bits}: mean cut rel. L2 " + string.Join(", ", cutErrors.Select(e => $"{e.Key} {e.Value:E3}")));
+            output.WriteLine($"BlazeFace int{bits}: mean outputs rel. L2 " + string.Join(", ", outputErrors.Select(e => $"{e.Key} {e.Value:E3}")));
+            Assert.True(outputErrors[Clipping.Default] < outputErrors[ClipMethod.Percentile]);
+            Assert.True(outputErrors[Clipping.Default] < outputErrors[ClipMethod.AciqGauss]);
+        }
+    }
+
+    private static (TensorInfo Cargo, TensorStatistics Statistics, float[][] Tests, ModelProto Downstream) Prepare()
+    {
+        var model = OnnxModelFile.Load(Path.Combine(Root(), "models", "blazeface-back-256.onnx"));
+        var analysis = ModelAnalysis.Analyze(model);
+        var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4)
+            .OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
+        var cargo = cut.Cargo[0];
+        var stages = StageExtractor.Extract(analysis, [cut.Position]);
+        using var up = new ModelRunner(stages[0].Model.ToByteArray());
+        var statistics = new TensorStatistics(cargo.Name, 1, (int)cargo.Shape[1]);
+        foreach (var file in Calibration)
+        {
+            statistics.Add(Activation(up, file, cargo.Name), cargo.Shape);
+        }
+
+        return (cargo, statistics, [.. Tests.Select(f => Activation(up, f, cargo.Name))], stages[1].Model);
+    }
+
     private static float[] Activation(ModelRunner up, string file, string cargo)
     {
         var path = Path.Combine(Pictures, file);
