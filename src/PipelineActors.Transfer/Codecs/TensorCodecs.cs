@@ -1,0 +1,81 @@
+using PipelineActors.Onnx;
+using PipelineActors.Transfer.Calibration;
+
+namespace PipelineActors.Transfer.Codecs;
+
+/// <summary>
+/// Codecs by the names plans and flags use: <c>lz4</c>, <c>fp16</c>, <c>int8</c>, <c>int4</c>, the last two with an optional
+/// clip (<c>int4:percentile</c>).
+/// </summary>
+public static class TensorCodecs
+{
+    /// <summary>The codec names, without clip suffixes.</summary>
+    public static IReadOnlyList<string> Names { get; } = ["lz4", "fp16", "int8", "int4"];
+
+    private static readonly Dictionary<string, ClipMethod> Clips = new(StringComparer.Ordinal)
+    {
+        ["aciq-laplace"] = ClipMethod.AciqLaplace,
+        ["aciq-gauss"] = ClipMethod.AciqGauss,
+        ["percentile"] = ClipMethod.Percentile,
+        ["minmax"] = ClipMethod.MinMax,
+    };
+
+    /// <summary>
+    /// The encoder for <paramref name="spec"/>; the quantisers need <paramref name="statistics"/> of the tensor they will
+    /// carry. A name or clip that does not exist, or missing statistics, is a <see cref="PipelineInputException"/>.
+    /// </summary>
+    public static ITensorCodec Create(string spec, TensorStatistics? statistics)
+    {
+        var (name, clip) = Parse(spec);
+        switch (name)
+        {
+            case "lz4":
+                return new Lz4Codec();
+            case "fp16":
+                return new Fp16Codec();
+            default:
+                if (statistics is null)
+                {
+                    throw new PipelineInputException(
+                        $"The {name} codec needs calibration statistics of the cut tensor; run the calibration first and pass its file.");
+                }
+
+                return QuantizedCodec.Calibrated(name == "int8" ? 8 : 4, statistics, clip);
+        }
+    }
+
+    /// <summary>A decoder for buffers of codec <paramref name="spec"/>: quantised buffers carry their own scales.</summary>
+    public static ITensorCodec Decoder(string spec)
+    {
+        var (name, _) = Parse(spec);
+        return name switch
+        {
+            "lz4" => new Lz4Codec(),
+            "fp16" => new Fp16Codec(),
+            _ => new QuantizedCodec(name == "int8" ? 8 : 4, [new ChannelQuantization(1f, 0, name == "int8" ? 8 : 4)]),
+        };
+    }
+
+    private static (string Name, ClipMethod Clip) Parse(string spec)
+    {
+        var parts = (spec ?? string.Empty).Split(':', 2);
+        var name = parts[0];
+        if (!Names.Contains(name))
+        {
+            throw new PipelineInputException($"There is no codec named '{spec}'; use one of: {string.Join(", ", Names)}.");
+        }
+
+        if (parts.Length == 1)
+        {
+            return (name, Clipping.Default);
+        }
+
+        if (name is not ("int8" or "int4") || !Clips.TryGetValue(parts[1], out var clip))
+        {
+            throw new PipelineInputException(
+                $"'{spec}' is not a codec: only int8 and int4 take a clip, one of {string.Join(", ", Clips.Keys)} (e.g. int4:percentile).");
+        }
+
+        return (name, clip);
+    }
+}
