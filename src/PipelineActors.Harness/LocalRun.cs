@@ -47,7 +47,7 @@ public sealed record LocalRunOptions
 
     public IResultWriter? Results { get; init; }
 
-    /// <summary>Frame source spec (see <see cref="FrameSources.Kinds"/>); anything but synthetic needs the model's profile.</summary>
+    /// <summary>Frame source spec (see <see cref="SourceSpec.Kinds"/>); anything but synthetic needs the model's profile.</summary>
     public string Source { get; init; } = "synthetic";
 
     /// <summary>Where to write one JSON line per frame (decoded as the model profile says); null for none, "-" for stdout.</summary>
@@ -184,7 +184,7 @@ public static partial class LocalRun
         {
             // Checked before the model is cut and workers start: a wrong path or a missing ffmpeg is one sentence at once.
             // Sources open lazily (ffmpeg starts on the first read), so this costs nothing.
-            using var probe = FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: true));
+            using var probe = SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: true));
         }
 
         if (options.Emulation is { } emulation)
@@ -253,7 +253,7 @@ public static partial class LocalRun
             var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes);
             IFrameSource source = options.Source == "synthetic" || profile is null
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
-                : new LimitedSource(FrameSources.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
+                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
             // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
             // with the ingest's or the sink's bookkeeping.
             var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));

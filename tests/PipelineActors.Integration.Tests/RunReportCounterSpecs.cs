@@ -18,19 +18,7 @@ public sealed class RunReportCounterSpecs : IDisposable
     [Fact]
     public async Task A_dropped_a_repeated_and_a_swapped_result_each_show_in_the_report_and_the_run_is_not_clean()
     {
-        var model = Path.Combine(_folder, "tinynet.onnx");
-        await File.WriteAllBytesAsync(model, ModelZoo.Build("tinynet").ToByteArray());
-
-        var report = await LocalRun.RunAsync(new LocalRunOptions
-        {
-            ModelPath = model,
-            Workers = 2,
-            Frames = 30,
-            FramesPerSecond = 0,
-            Results = new NullResultWriter(),
-            BeforeAudit = audited => new FaultyWriter(audited),
-            Timeout = TimeSpan.FromMinutes(3),
-        });
+        var report = await RunTinyNet(audited => new FaultyWriter(audited));
 
         Assert.Equal(30, report.FramesIn);
         Assert.Equal(30, report.ResultsOut); // the sink delivered every frame once, in order
@@ -43,24 +31,30 @@ public sealed class RunReportCounterSpecs : IDisposable
     [Fact]
     public async Task A_run_whose_results_all_land_once_in_order_is_clean()
     {
-        var model = Path.Combine(_folder, "tinynet.onnx");
-        await File.WriteAllBytesAsync(model, ModelZoo.Build("tinynet").ToByteArray());
-
-        var report = await LocalRun.RunAsync(new LocalRunOptions
-        {
-            ModelPath = model,
-            Workers = 2,
-            Frames = 30,
-            FramesPerSecond = 0,
-            Results = new NullResultWriter(),
-            Timeout = TimeSpan.FromMinutes(3),
-        });
+        var report = await RunTinyNet(beforeAudit: null);
 
         Assert.Equal((0L, 0L, 0L), (report.Lost, report.Duplicated, report.OutOfOrder));
         Assert.True(report.Clean);
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    /// <summary>30 frames of the tiny zoo model through 2 worker processes, as fast as they go.</summary>
+    private async Task<RunReport> RunTinyNet(Func<IResultWriter, IResultWriter>? beforeAudit)
+    {
+        var model = Path.Combine(_folder, "tinynet.onnx");
+        await File.WriteAllBytesAsync(model, ModelZoo.Build("tinynet").ToByteArray());
+        return await LocalRun.RunAsync(new LocalRunOptions
+        {
+            ModelPath = model,
+            Workers = 2,
+            Frames = 30,
+            FramesPerSecond = 0,
+            Results = new NullResultWriter(),
+            BeforeAudit = beforeAudit,
+            Timeout = TimeSpan.FromMinutes(3),
+        });
+    }
 
     /// <summary>Drops frame 3, writes frame 6 twice, and holds frame 9 back until frame 10 is written.</summary>
     private sealed class FaultyWriter(IResultWriter inner) : IResultWriter

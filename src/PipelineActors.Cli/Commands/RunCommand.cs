@@ -25,7 +25,7 @@ internal static class RunCommand
         var nodes = new Option<int>("--nodes") { Description = "Worker processes to start (each hosts one stage).", DefaultValueFactory = _ => 3 };
         var model = new Option<string?>("--model") { Description = $"ONNX model to run (default: the bundled {DefaultModel})." };
         var frames = new Option<long>("--frames") { Description = "Frames the source produces.", DefaultValueFactory = _ => 300 };
-        var source = new Option<string>("--source") { Description = $"Frame source: {FrameSources.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
+        var source = new Option<string>("--source") { Description = $"Frame source: {SourceSpec.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
         var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 30 };
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();

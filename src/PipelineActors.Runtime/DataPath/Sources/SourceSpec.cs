@@ -20,7 +20,7 @@ public sealed record FrameSourceOptions(bool Uint8Pixels = false, long? Frames =
 /// <c>synthetic[:WxH][@FPS]</c>, <c>images:DIR[?loop][&amp;fps=N]</c>, <c>video:FILE[?realtime][&amp;fps=N]</c>,
 /// <c>rtsp://...</c>, <c>http(s)://...</c> (MJPEG), <c>v4l2:/dev/videoN[?fps=N]</c>.
 /// </summary>
-public static class FrameSources
+public static class SourceSpec
 {
     public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://...[?listen], http://... (MJPEG) or v4l2:/dev/videoN";
 

@@ -265,7 +265,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         try
         {
             var profile = new ModelProfile("input:0", 24, 32, TensorLayout.Nhwc, ChannelOrder.Rgb, 1 / 127.5f, [1, 1, 1], [1, 1, 1]);
-            var camera = FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
+            var camera = SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
             Assert.Equal(30, camera.FramesPerSecond);
             var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
             ingest.Tell(Plan(0, _head));

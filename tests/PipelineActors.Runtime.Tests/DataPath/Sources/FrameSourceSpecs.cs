@@ -38,14 +38,14 @@ public sealed class FrameSourceSpecs : IDisposable
     [Fact]
     public void Synthetic_gives_the_model_shaped_pattern_or_with_a_size_a_resized_camera_picture()
     {
-        using var plain = FrameSources.Parse("synthetic", Planes, new FrameSourceOptions(Uint8Pixels: true, Frames: 2));
+        using var plain = SourceSpec.Parse("synthetic", Planes, new FrameSourceOptions(Uint8Pixels: true, Frames: 2));
         var info = Planes.InputInfo(uint8Pixels: true);
         Assert.Equal(SyntheticSource.Pattern([info], 0), plain.Read());
         Assert.Equal(SyntheticSource.Pattern([info], 1), plain.Read());
         Assert.Null(plain.Read());
         Assert.False(plain.IsLive);
 
-        using var camera = FrameSources.Parse("synthetic:640x480@30", Face);
+        using var camera = SourceSpec.Parse("synthetic:640x480@30", Face);
         Assert.True(camera.IsLive);
         Assert.Equal(30, camera.FramesPerSecond);
         var tensor = Assert.Single(camera.Read()!);
@@ -53,10 +53,10 @@ public sealed class FrameSourceSpecs : IDisposable
         Assert.Equal(new long[] { 1, 24, 32, 3 }, tensor.Shape);
         Assert.NotEqual(tensor, Assert.Single(camera.Read()!)); // the pattern moves
 
-        Assert.Throws<PipelineInputException>(() => FrameSources.Parse("synthetic:640by480", Face));
-        Assert.Throws<PipelineInputException>(() => FrameSources.Parse("synthetic@fast", Face));
+        Assert.Throws<PipelineInputException>(() => SourceSpec.Parse("synthetic:640by480", Face));
+        Assert.Throws<PipelineInputException>(() => SourceSpec.Parse("synthetic@fast", Face));
         // uint8 pixels for any profile: the pipeline's first stage applies the profile's normalisation.
-        using var pixels = FrameSources.Parse("synthetic", Face, new FrameSourceOptions(Uint8Pixels: true, Frames: 1));
+        using var pixels = SourceSpec.Parse("synthetic", Face, new FrameSourceOptions(Uint8Pixels: true, Frames: 1));
         Assert.Equal(DataType.Uint8, pixels.Read()![0].ElementType);
     }
 
@@ -68,7 +68,7 @@ public sealed class FrameSourceSpecs : IDisposable
         File.WriteAllText(Path.Combine(_media.Folder, "pictures", "notes.txt"), "not a picture");
         var folder = Path.Combine(_media.Folder, "pictures");
 
-        using (var once = FrameSources.Parse("images:" + folder, Face))
+        using (var once = SourceSpec.Parse("images:" + folder, Face))
         {
             Assert.False(once.IsLive);
             AssertFlat(once.Read(), red: -1, green: -1, blue: 1, tolerance: 0.05f); // a.jpg, blue (JPEG is lossy)
@@ -77,7 +77,7 @@ public sealed class FrameSourceSpecs : IDisposable
             Assert.Equal(0, ((IReportsFaults)once).Faults.Count);
         }
 
-        using var looped = FrameSources.Parse($"images:{folder}?loop", Planes, new FrameSourceOptions(Uint8Pixels: true));
+        using var looped = SourceSpec.Parse($"images:{folder}?loop", Planes, new FrameSourceOptions(Uint8Pixels: true));
         var frames = Enumerable.Range(0, 3).Select(_ => Assert.Single(looped.Read()!)).ToList();
         Assert.Equal(DataType.Uint8, frames[0].ElementType);
         Assert.Equal(new long[] { 1, 3, 24, 32 }, frames[0].Shape);
@@ -95,7 +95,7 @@ public sealed class FrameSourceSpecs : IDisposable
         _media.Picture("pictures/c.png", "lime");
         var folder = Path.Combine(_media.Folder, "pictures");
 
-        using var source = (ImageFolderSource)FrameSources.Parse("images:" + folder, Face);
+        using var source = (ImageFolderSource)SourceSpec.Parse("images:" + folder, Face);
         AssertFlat(source.Read(), red: 1, green: -1, blue: -1, tolerance: 0.02f);
         AssertFlat(source.Read(), red: -1, green: 1, blue: -1, tolerance: 0.02f);
         Assert.Null(source.Read());
@@ -108,7 +108,7 @@ public sealed class FrameSourceSpecs : IDisposable
         // A loop over nothing but corrupt files ends instead of spinning.
         var bad = Directory.CreateDirectory(Path.Combine(_media.Folder, "bad")).FullName;
         File.WriteAllBytes(Path.Combine(bad, "x.jpg"), RandomBytes(100));
-        using var hopeless = (ImageFolderSource)FrameSources.Parse($"images:{bad}?loop", Face);
+        using var hopeless = (ImageFolderSource)SourceSpec.Parse($"images:{bad}?loop", Face);
         Assert.Null(hopeless.Read());
         Assert.True(hopeless.Faults.Recent[^1].Ended);
     }
@@ -117,7 +117,7 @@ public sealed class FrameSourceSpecs : IDisposable
     public void A_two_second_clip_at_thirty_fps_gives_sixty_frames_as_fast_as_they_are_read()
     {
         var clip = _media.Clip();
-        using var source = (FfmpegSource)FrameSources.Parse("video:" + clip, Face);
+        using var source = (FfmpegSource)SourceSpec.Parse("video:" + clip, Face);
         Assert.False(source.IsLive);
         Assert.Equal(0, source.FramesPerSecond);
 
@@ -140,7 +140,7 @@ public sealed class FrameSourceSpecs : IDisposable
         var path = Path.Combine(_media.Folder, "red.mp4");
         Media.Run("-f", "lavfi", "-i", "color=c=red:size=64x48:rate=10", "-t", "0.3", "-pix_fmt", "yuv444p", "-crf", "0", path);
 
-        using var source = FrameSources.Parse("video:" + path, Planes, new FrameSourceOptions(Uint8Pixels: true));
+        using var source = SourceSpec.Parse("video:" + path, Planes, new FrameSourceOptions(Uint8Pixels: true));
         var tensor = Assert.Single(ReadWithin(source)!);
         var plane = 24 * 32;
         Assert.All(tensor.Data[..plane], b => Assert.InRange(b, 0, 8)); // blue
@@ -152,7 +152,7 @@ public sealed class FrameSourceSpecs : IDisposable
     public void A_realtime_clip_is_live_at_its_own_rate_and_a_killed_ffmpeg_is_reported_as_the_end()
     {
         var clip = _media.Clip(seconds: 10);
-        using var source = (FfmpegSource)FrameSources.Parse($"video:{clip}?realtime", Face);
+        using var source = (FfmpegSource)SourceSpec.Parse($"video:{clip}?realtime", Face);
         Assert.True(source.IsLive);
         Assert.Equal(30, source.FramesPerSecond, 3);
 
@@ -187,7 +187,7 @@ public sealed class FrameSourceSpecs : IDisposable
     public void Dispose_kills_ffmpeg()
     {
         var clip = _media.Clip(seconds: 10);
-        var source = (FfmpegSource)FrameSources.Parse($"video:{clip}?realtime", Face);
+        var source = (FfmpegSource)SourceSpec.Parse($"video:{clip}?realtime", Face);
         Assert.NotNull(ReadWithin(source));
         var pid = source.ProcessId ?? throw new InvalidOperationException("ffmpeg is not running.");
 
@@ -203,7 +203,7 @@ public sealed class FrameSourceSpecs : IDisposable
         var port = TestPorts.Free();
         var server = Media.ServeMjpeg(port);
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 20, FirstRestartDelay: TimeSpan.FromMilliseconds(100), MaxRestartDelay: TimeSpan.FromMilliseconds(400)));
-        using var source = (FfmpegSource)FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
+        using var source = (FfmpegSource)SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
         try
         {
             Assert.True(source.IsLive);
@@ -254,7 +254,7 @@ public sealed class FrameSourceSpecs : IDisposable
     {
         var port = TestPorts.Free();
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 2, FirstRestartDelay: TimeSpan.FromMilliseconds(50)));
-        using var source = (FfmpegSource)FrameSources.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
+        using var source = (FfmpegSource)SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
 
         Assert.Null(ReadWithin(source));
 
@@ -271,7 +271,7 @@ public sealed class FrameSourceSpecs : IDisposable
     [Fact]
     public void Rtsp_and_v4l2_cameras_are_live_ffmpeg_inputs_and_a_missing_device_is_reported_not_thrown()
     {
-        using var rtsp = (FfmpegSource)FrameSources.Parse("rtsp://127.0.0.1:8554/cam", Face, new FrameSourceOptions(FramesPerSecond: 12));
+        using var rtsp = (FfmpegSource)SourceSpec.Parse("rtsp://127.0.0.1:8554/cam", Face, new FrameSourceOptions(FramesPerSecond: 12));
         Assert.True(rtsp.IsLive);
         Assert.Equal(12, rtsp.FramesPerSecond);
         Assert.Contains("-rtsp_transport tcp", rtsp.CommandLine, StringComparison.Ordinal);
@@ -279,7 +279,7 @@ public sealed class FrameSourceSpecs : IDisposable
         Assert.Contains("-vf scale=32:24:flags=bilinear -f rawvideo -pix_fmt rgb24 pipe:1", rtsp.CommandLine, StringComparison.Ordinal);
 
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 1, FirstRestartDelay: TimeSpan.FromMilliseconds(10)));
-        using var camera = (FfmpegSource)FrameSources.Parse("v4l2:/dev/video-missing-for-test?fps=15", Face, options);
+        using var camera = (FfmpegSource)SourceSpec.Parse("v4l2:/dev/video-missing-for-test?fps=15", Face, options);
         Assert.True(camera.IsLive);
         Assert.Equal(15, camera.FramesPerSecond);
         Assert.Contains("-f v4l2 -framerate 15 -i /dev/video-missing-for-test", camera.CommandLine, StringComparison.Ordinal);
@@ -300,7 +300,7 @@ public sealed class FrameSourceSpecs : IDisposable
 
         foreach (var spec in new[] { "video:" + clip, $"video:{clip}?realtime", "rtsp://127.0.0.1:1/cam", "http://127.0.0.1:1/feed.mjpg", "v4l2:/dev/video0" })
         {
-            var error = Assert.Throws<PipelineInputException>(() => FrameSources.Parse(spec, Face, options));
+            var error = Assert.Throws<PipelineInputException>(() => SourceSpec.Parse(spec, Face, options));
             Assert.Contains("ffmpeg", error.Message, StringComparison.Ordinal);
             Assert.Contains("install", error.Message, StringComparison.Ordinal);
         }
@@ -316,7 +316,7 @@ public sealed class FrameSourceSpecs : IDisposable
     [InlineData("v4l2:/dev/video0?fps=fast", "fps must be a positive number")]
     public void Malformed_specs_are_refused_in_one_sentence(string spec, string named)
     {
-        var error = Assert.Throws<PipelineInputException>(() => FrameSources.Parse(spec, Face));
+        var error = Assert.Throws<PipelineInputException>(() => SourceSpec.Parse(spec, Face));
         Assert.Contains(named, error.Message, StringComparison.Ordinal);
     }
 
@@ -324,7 +324,7 @@ public sealed class FrameSourceSpecs : IDisposable
     public void A_folder_without_pictures_is_refused()
     {
         var empty = Directory.CreateDirectory(Path.Combine(_media.Folder, "empty")).FullName;
-        var error = Assert.Throws<PipelineInputException>(() => FrameSources.Parse("images:" + empty, Face));
+        var error = Assert.Throws<PipelineInputException>(() => SourceSpec.Parse("images:" + empty, Face));
         Assert.Contains("no .jpg", error.Message, StringComparison.Ordinal);
     }
 

@@ -17,7 +17,7 @@ public sealed class RtspSourceSpecs
     public async Task An_rtsp_source_in_listen_mode_takes_frames_an_encoder_pushes_to_it()
     {
         var port = TestPorts.Free();
-        using var source = FrameSources.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
+        using var source = SourceSpec.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
         Assert.True(source.IsLive);
         var frames = new List<FrameTensor>();
         var reader = Task.Run(() =>

@@ -1,0 +1,31 @@
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx.Proto;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Ingest;
+
+namespace PipelineActors.Runtime.DataPath.Sources;
+
+/// <summary>Ends another source after a number of frames (for runs and benchmarks of a long clip or a camera).</summary>
+public sealed class LimitedSource(IFrameSource inner, long frames) : IFrameSource, IReportsFaults
+{
+    private long _read;
+
+    public string Id => inner.Id;
+
+    public bool IsLive => inner.IsLive;
+
+    public double FramesPerSecond => inner.FramesPerSecond;
+
+    public bool PacesItself => inner.PacesItself;
+
+    public SourceFaults Faults => inner is IReportsFaults r ? r.Faults : _noFaults ??= new SourceFaults(inner.Id);
+
+    private SourceFaults? _noFaults;
+
+    public IReadOnlyList<FrameTensor>? Read() => _read++ < frames ? inner.Read() : null;
+
+    public void Dispose() => inner.Dispose();
+}
