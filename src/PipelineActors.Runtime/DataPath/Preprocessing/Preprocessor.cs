@@ -69,6 +69,14 @@ public sealed class Preprocessor
 
         var outWidth = Profile.Width;
         var outHeight = Profile.Height;
+        if (width == outWidth && height == outHeight)
+        {
+            // ffmpeg already scaled the picture to the model's size: reorder and normalise only (the bilinear
+            // taps would all be identities, at four reads and three lerps per value).
+            Reorder(rgb, destination);
+            return;
+        }
+
         var columns = _columns is { } c && c.Source == width ? c : _columns = new Taps(width, outWidth);
         var rows = _rows is { } r && r.Source == height ? r : _rows = new Taps(height, outHeight);
         var planar = Profile.Layout == TensorLayout.Nchw;
@@ -102,6 +110,30 @@ public sealed class Preprocessor
                     {
                         floats[index] = (value * _multiply[channel]) + _add[channel];
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>A picture already at the model's size into the model's layout and channel order; the same values the bilinear path gives.</summary>
+    private void Reorder(ReadOnlySpan<byte> rgb, Span<byte> destination)
+    {
+        var plane = Profile.Width * Profile.Height;
+        var planar = Profile.Layout == TensorLayout.Nchw;
+        var floats = Uint8Pixels ? Span<float>.Empty : MemoryMarshal.Cast<byte, float>(destination);
+        for (var pixel = 0; pixel < plane; pixel++)
+        {
+            for (var channel = 0; channel < 3; channel++)
+            {
+                var value = rgb[(pixel * 3) + _sourceChannel[channel]];
+                var index = planar ? (channel * plane) + pixel : (pixel * 3) + channel;
+                if (Uint8Pixels)
+                {
+                    destination[index] = value;
+                }
+                else
+                {
+                    floats[index] = (value * _multiply[channel]) + _add[channel];
                 }
             }
         }

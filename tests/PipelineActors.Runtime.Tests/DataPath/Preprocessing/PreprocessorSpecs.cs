@@ -99,6 +99,35 @@ public sealed class PreprocessorSpecs
         Assert.Equal(new[] { 40f, 72f, 168f, 200f }, red);
     }
 
+    [Theory]
+    [InlineData(TensorLayout.Nchw, ChannelOrder.Bgr, false)]
+    [InlineData(TensorLayout.Nhwc, ChannelOrder.Rgb, false)]
+    [InlineData(TensorLayout.Nchw, ChannelOrder.Rgb, true)]
+    [InlineData(TensorLayout.Nhwc, ChannelOrder.Bgr, true)]
+    public void A_picture_already_at_the_model_size_skips_the_resize_and_gives_what_the_resize_would_give(
+        TensorLayout layout, ChannelOrder channels, bool bytePixels)
+    {
+        // A random 6x4 picture, and the same picture with every pixel doubled into a 2x2 block (12x8): halving the
+        // large one bilinearly averages constant blocks, so it must give exactly what the 6x4 one gives unresized.
+        const int width = 6, height = 4;
+        var random = new Random(7);
+        var small = new byte[width * height * 3];
+        random.NextBytes(small);
+        var large = new byte[4 * small.Length];
+        for (var y = 0; y < 2 * height; y++)
+        {
+            for (var x = 0; x < 2 * width; x++)
+            {
+                small.AsSpan((((y / 2) * width) + (x / 2)) * 3, 3).CopyTo(large.AsSpan(((y * 2 * width) + x) * 3, 3));
+            }
+        }
+
+        var profile = Profile(layout, channels, 1 / 127.5f, [1f, 0.9f, 1.1f], [1f, 0.8f, 1.2f], height, width);
+        var preprocessor = new Preprocessor(profile, uint8Pixels: bytePixels);
+
+        Assert.Equal(preprocessor.Run(large, 2 * width, 2 * height).Data, preprocessor.Run(small, width, height).Data);
+    }
+
     [Fact]
     public void The_resize_tables_follow_a_change_of_picture_size()
     {
