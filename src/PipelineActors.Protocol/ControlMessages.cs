@@ -27,7 +27,7 @@ public sealed record PipelineJob(
 public sealed record JobAccepted(string JobId) : IControlMessage;
 
 /// <summary>A stage actor that is running on a worker.</summary>
-public sealed record HostedStage(int Parts, int Index, IActorRef Stage, long WiredEpoch, IReadOnlyList<IActorRef> Successors);
+public sealed record HostedStage(int Parts, int Index, IActorRef Stage, long WiredEpoch);
 
 /// <summary>
 /// Worker to supervisor, when ready and every few seconds after: what the node offers and what it
@@ -39,11 +39,7 @@ public sealed record WorkerStatus(
     int IntraOpThreads,
     long MemoryBytes,
     IReadOnlyList<string> CachedFiles,
-    IReadOnlyList<HostedStage> Hosted,
-    IReadOnlyList<StageTiming> Timings) : IControlMessage;
-
-/// <summary>Measured milliseconds of a stage this worker hosts (the planner's input).</summary>
-public sealed record StageTiming(int Parts, int Index, double ComputeMsP50);
+    IReadOnlyList<HostedStage> Hosted) : IControlMessage;
 
 /// <summary>Supervisor to worker: host stage <see cref="Spec"/> of the <see cref="Parts"/>-part split.</summary>
 public sealed record DeployStage(string JobId, long Epoch, int Parts, StageSpec Spec, IActorRef ModelStore) : IControlMessage;

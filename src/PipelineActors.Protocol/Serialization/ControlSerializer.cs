@@ -84,9 +84,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 WriteList(w, m.CachedFiles, (x, s) => x.Write(s));
                 WriteList(w, m.Hosted, (x, h) =>
                 {
-                    x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch); WriteList(x, h.Successors, WriteRef);
+                    x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
                 });
-                WriteList(w, m.Timings, (x, t) => { x.Write(t.Parts); x.Write(t.Index); x.Write(t.ComputeMsP50); });
                 break;
             case PrefetchFiles m:
                 w.Write(m.JobId); WriteList(w, m.Files, WriteFile); WriteRef(w, m.ModelStore);
@@ -167,8 +166,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 r.ReadInt32(),
                 r.ReadInt64(),
                 ReadList(r, x => x.ReadString()),
-                ReadList(r, x => new HostedStage(x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64(), ReadList(x, ReadRef))),
-                ReadList(r, x => new StageTiming(x.ReadInt32(), x.ReadInt32(), x.ReadDouble()))),
+                ReadList(r, x => new HostedStage(x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
             PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
             DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
             DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),

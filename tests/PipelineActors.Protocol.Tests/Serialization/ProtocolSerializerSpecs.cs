@@ -335,7 +335,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var fileB = new StageFile("ab" + new string('c', 62), 42);
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
-        var hosted = new List<HostedStage> { new(2, 0, local, 7, [remote, local]), new(3, 2, remote, -1, []) };
+        var hosted = new List<HostedStage> { new(2, 0, local, 7), new(3, 2, remote, -1) };
         return
         [
             new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
@@ -345,7 +345,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new FrameFailed(17, "stage 1 failed: boom (after 4 attempts)"),
             new PipelineJob("job-1", splits, remote, local, remote, 6),
             new JobAccepted("job-1"),
-            new WorkerStatus(local, 16, 2, 64L << 30, [file.Sha256, specB.File.Sha256], hosted, [new(2, 0, 3.25), new(2, 1, 0.001)]),
+            new WorkerStatus(local, 16, 2, 64L << 30, [file.Sha256, specB.File.Sha256], hosted),
             new PrefetchFiles("job-1", [file, specB.File], remote),
             new DeployStage("job-1", 9, 2, specB, remote),
             new StageDeployed("job-1", 9, 2, 1, local, 812.5),

@@ -17,11 +17,8 @@ internal sealed record StageReady(int Parts, int Index, double WarmupMs) : INoSe
 /// <summary>Stage to its worker agent: could not load.</summary>
 internal sealed record StageLoadFailed(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
 
-/// <summary>Stage to its worker agent: the median compute time of recent frames (reported to the supervisor).</summary>
-internal sealed record StageMeasured(int Parts, int Index, double ComputeMsP50) : INoSerializationVerificationNeeded;
-
 /// <summary>Stage to its worker agent: wired for an epoch (reported to a new supervisor).</summary>
-internal sealed record StageWiredLocally(int Parts, int Index, long Epoch, IReadOnlyList<IActorRef> Successors) : INoSerializationVerificationNeeded;
+internal sealed record StageWiredLocally(int Parts, int Index, long Epoch) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Hosts one partition of the model. Runs on a pinned thread of its own (the stage dispatcher),
@@ -70,7 +67,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
                 _epoch = wire.Epoch;
                 _successors = wire.Successors;
                 _ingest = wire.Ingest;
-                Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch, _successors));
+                Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch));
             }
 
             Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
@@ -168,10 +165,6 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         PipelineMetrics.StageCompute.Record(elapsed, _tags);
         _busyMs += elapsed;
         _frames++;
-        if (_frames % 25 == 0)
-        {
-            Context.Parent.Tell(new StageMeasured(_parts, _spec.Index, Stats().ComputeMsP50));
-        }
 
         var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
         tensors.AddRange(produced);

@@ -81,14 +81,6 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             if (_stages.TryGetValue((wired.Parts, wired.Index), out var entry))
             {
                 entry.WiredEpoch = wired.Epoch;
-                entry.Successors = wired.Successors;
-            }
-        });
-        Receive<StageMeasured>(measured =>
-        {
-            if (_stages.TryGetValue((measured.Parts, measured.Index), out var entry))
-            {
-                entry.MeasuredMs = measured.ComputeMsP50;
             }
         });
         Receive<StopStage>(stop =>
@@ -205,8 +197,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _threads,
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
         _cache.CachedHashes(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch, kv.Value.Successors)).ToList(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new StageTiming(kv.Key.Parts, kv.Key.Index, kv.Value.MeasuredMs ?? kv.Value.WarmupMs / 3)).ToList());
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch)).ToList());
 
     private sealed class StageEntry(IActorRef actor)
     {
@@ -216,12 +207,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
 
         public double WarmupMs { get; set; }
 
-        /// <summary>Median compute time of recent frames; until frames arrive, a third of the warm-up (three runs).</summary>
-        public double? MeasuredMs { get; set; }
-
         public long WiredEpoch { get; set; } = -1;
-
-        public IReadOnlyList<IActorRef> Successors { get; set; } = [];
 
         public List<(DeployStage Request, IActorRef ReplyTo)> Waiters { get; } = [];
     }

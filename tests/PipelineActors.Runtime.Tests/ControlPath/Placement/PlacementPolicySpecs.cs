@@ -18,7 +18,7 @@ public sealed class PlacementPolicySpecs
     private static Address Node(int port) => new("akka.tcp", "pipeline", "127.0.0.1", port);
 
     private static WorkerView Worker(int port, params (int Parts, int Index)[] hosted) =>
-        new(Node(port), new WorkerStatus(ActorRefs.Nobody, 1, 1, 1, [], [], []), hosted.ToHashSet());
+        new(Node(port), new WorkerStatus(ActorRefs.Nobody, 1, 1, 1, [], []), hosted.ToHashSet());
 
     [Fact]
     public void As_many_stages_as_workers_one_per_worker_up_to_the_most_parts_prepared()

@@ -41,8 +41,8 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
         var (old0, old1, new0, new1) = (CreateTestProbe().Ref, CreateTestProbe().Ref, CreateTestProbe().Ref, CreateTestProbe().Ref);
         var workers = new[]
         {
-            Worker(A, new HostedStage(2, 0, old0, 3, []), new HostedStage(1, 0, new0, 4, [])),
-            Worker(B, new HostedStage(2, 1, old1, 3, []), new HostedStage(2, 0, new1, 5, [])),
+            Worker(A, new HostedStage(2, 0, old0, 3), new HostedStage(1, 0, new0, 4)),
+            Worker(B, new HostedStage(2, 1, old1, 3), new HostedStage(2, 0, new1, 5)),
         };
 
         var adopted = LivePlan.Adopt(workers);
@@ -59,8 +59,8 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var workers = new[]
         {
-            Worker(A, new HostedStage(2, 0, CreateTestProbe().Ref, 3, []), new HostedStage(1, 0, CreateTestProbe().Ref, -1, [])),
-            Worker(B, new HostedStage(2, 1, CreateTestProbe().Ref, 2, [])),
+            Worker(A, new HostedStage(2, 0, CreateTestProbe().Ref, 3), new HostedStage(1, 0, CreateTestProbe().Ref, -1)),
+            Worker(B, new HostedStage(2, 1, CreateTestProbe().Ref, 2)),
         };
 
         Assert.Null(LivePlan.Adopt(workers));
@@ -68,7 +68,7 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     private WorkerView Worker(Address node, params HostedStage[] hosted) =>
-        new(node, new WorkerStatus(TestActor, 1, 1, 1, [], hosted, []), hosted.Select(h => (h.Parts, h.Index)).ToHashSet());
+        new(node, new WorkerStatus(TestActor, 1, 1, 1, [], hosted), hosted.Select(h => (h.Parts, h.Index)).ToHashSet());
 
     private static StageSpec Spec(int parts, int index, string layers, long flops) =>
         new(index, new StageFile($"{parts}-{index}", 1), [], [], [], flops, layers);

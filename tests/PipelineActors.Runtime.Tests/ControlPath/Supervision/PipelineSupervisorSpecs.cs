@@ -267,8 +267,8 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         _ingest.ExpectMsg<JobAccepted>();
 
         // An older, complete one-part plan on B (epoch 4) loses to the newer two-part plan (epoch 7).
-        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7, [])]);
-        Report(supervisor, b, hosted: [new HostedStage(2, 1, b1.Ref, 7, []), new HostedStage(1, 0, StageOn(b).Ref, 4, [])]);
+        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7)]);
+        Report(supervisor, b, hosted: [new HostedStage(2, 1, b1.Ref, 7), new HostedStage(1, 0, StageOn(b).Ref, 4)]);
 
         var plan = _ingest.ExpectMsg<PlanActivated>();
         Assert.Equal((7L, 2, PlanReason.Adopted), (plan.Epoch, plan.Parts, plan.Reason));
@@ -299,7 +299,7 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
 
         // Stage 1 of epoch 7 is gone (its node restarted): nothing to adopt, but the ingest has seen
         // epoch 7 and drops older ones, so the next plan must be newer.
-        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7, [])]);
+        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7)]);
         Report(supervisor, b);
 
         var deploy = b.Agent.ExpectMsg<DeployStage>();
@@ -376,7 +376,7 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
 
     private static void Report(
         IActorRef supervisor, FakeWorker worker, IReadOnlyList<string>? cached = null, IReadOnlyList<HostedStage>? hosted = null) =>
-        supervisor.Tell(new WorkerStatus(worker.Agent.Ref, 2, 1, 1L << 30, cached ?? AllFiles, hosted ?? [], []), worker.Agent.Ref);
+        supervisor.Tell(new WorkerStatus(worker.Agent.Ref, 2, 1, 1L << 30, cached ?? AllFiles, hosted ?? []), worker.Agent.Ref);
 
     /// <summary>The worker loads the stage it was asked for and says so.</summary>
     private TestProbe Deployed(IActorRef supervisor, FakeWorker worker, DeployStage deploy)
