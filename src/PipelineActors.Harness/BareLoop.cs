@@ -9,6 +9,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Harness;
 
@@ -42,8 +43,8 @@ public static class BareLoop
 
         var elapsed = clock.Elapsed.TotalSeconds;
         self.Refresh();
-        samples.Sort();
-        return new BareLoopResult(samples.Count, elapsed, samples.Count / elapsed, (self.TotalProcessorTime - cpuStart).TotalSeconds, self.PeakWorkingSet64, samples[samples.Count / 2]);
+        var sorted = Percentiles.Sorted(samples);
+        return new BareLoopResult(samples.Count, elapsed, samples.Count / elapsed, (self.TotalProcessorTime - cpuStart).TotalSeconds, self.PeakWorkingSet64, Percentiles.At(sorted, 0.5));
     }
 
     /// <summary>Runs the loop in this process and prints the result as one JSON line (the node's bench mode).</summary>

@@ -17,6 +17,7 @@ using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
 using PipelineActors.Harness.Emulation;
+using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Harness;
 
@@ -537,8 +538,8 @@ public static partial class LocalRun
 
     private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
     {
-        var latencies = sink.LatenciesMs.Order().ToArray();
-        double Percentile(double p) => latencies.Length == 0 ? 0 : Math.Round(latencies[Math.Min(latencies.Length - 1, (int)(p * latencies.Length))], 2);
+        var latencies = Percentiles.Sorted(sink.LatenciesMs);
+        double Percentile(double p) => Math.Round(Percentiles.At(latencies, p), 2);
         var seconds = (sink.LastDeliveryTicks - sink.FirstDeliveryTicks) / (double)Stopwatch.Frequency;
         var fps = sink.Delivered > 1 && seconds > 0 ? (sink.Delivered - 1) / seconds : 0;
 
@@ -559,7 +560,7 @@ public static partial class LocalRun
         double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
         var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
         var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => new ThroughputPoint(b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
-        var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => latencies[Math.Min(latencies.Length - 1, p * latencies.Length / 100)]).ToList();
+        var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => Percentiles.At(latencies, p / 100.0)).ToList();
         double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
         double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;
 

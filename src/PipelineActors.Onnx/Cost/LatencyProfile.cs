@@ -164,6 +164,6 @@ public static class LatencyProfiler
         }
 
         Array.Sort(samples);
-        return (samples[samples.Length / 2], samples[Math.Min(samples.Length - 1, (int)Math.Ceiling(samples.Length * 0.9) - 1)]);
+        return (Percentiles.At(samples, 0.5), Percentiles.At(samples, 0.9));
     }
 }

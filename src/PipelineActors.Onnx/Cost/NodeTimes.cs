@@ -177,8 +177,8 @@ public sealed class NodeTimes
             }
 
             Array.Sort(samples);
-            median[position] = samples[runs / 2];
-            p90[position] = samples[Math.Min(runs - 1, (int)Math.Ceiling(runs * 0.9) - 1)];
+            median[position] = Percentiles.At(samples, 0.5);
+            p90[position] = Percentiles.At(samples, 0.9);
         }
 
         return new NodeTimes(median, p90, wholeModelMs, attributed / all);
@@ -206,7 +206,6 @@ public sealed class NodeTimes
 
     private static double Median(double[] values)
     {
-        var sorted = values.Order().ToArray();
-        return sorted[sorted.Length / 2];
+        return Percentiles.At(Percentiles.Sorted(values), 0.5);
     }
 }

@@ -1,4 +1,5 @@
 using PipelineActors.Protocol;
+using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
@@ -86,9 +87,7 @@ public sealed class InFlightWindow
                 return _minDeadline;
             }
 
-            var samples = _confirmMs.AsSpan(0, count).ToArray();
-            Array.Sort(samples);
-            var p95 = samples[Math.Min(count - 1, (int)(0.95 * count))];
+            var p95 = Percentiles.At(Percentiles.Sorted(_confirmMs.AsSpan(0, count)), 0.95);
             return TimeSpan.FromMilliseconds(Math.Max(_minDeadline.TotalMilliseconds, 4 * p95));
         }
     }

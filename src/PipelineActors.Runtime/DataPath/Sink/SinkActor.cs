@@ -3,6 +3,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
@@ -130,9 +131,8 @@ public sealed class SinkActor : ReceiveActor
 
     private double[] RecentPercentiles()
     {
-        var recent = _latencies.Skip(Math.Max(0, _latencies.Count - 1000)).Order().ToArray();
-        double At(double p) => recent.Length == 0 ? 0 : recent[Math.Min(recent.Length - 1, (int)(p * recent.Length))];
-        return [At(0.50), At(0.95), At(0.99)];
+        var recent = Percentiles.Sorted(_latencies.Skip(Math.Max(0, _latencies.Count - 1000)));
+        return [Percentiles.At(recent, 0.50), Percentiles.At(recent, 0.95), Percentiles.At(recent, 0.99)];
     }
 
     /// <summary>Keeps the most recent records only: a sink that runs for days must not grow without bound.</summary>

@@ -8,6 +8,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
 
@@ -187,8 +188,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private StageStats Stats()
     {
         var count = (int)Math.Min(_frames, _computeMs.Length);
-        var samples = _computeMs.Take(count).Order().ToArray();
-        double Percentile(double p) => count == 0 ? 0 : samples[Math.Min(count - 1, (int)(p * count))];
+        var samples = Percentiles.Sorted(_computeMs.AsSpan(0, count));
+        double Percentile(double p) => Percentiles.At(samples, p);
         var wall = _firstFrameAt == 0 ? 0 : Stopwatch.GetElapsedTime(_firstFrameAt).TotalMilliseconds;
         return new StageStats(
             _parts,

@@ -35,6 +35,7 @@ public sealed class SourceReaderSpecs : Akka.TestKit.Xunit2.TestKit
         // The camera's read blocks for 1/15 s; the reader adds no wait, and the ingest takes each frame when told.
         var source = new FakeSource(live: true, framesPerSecond: 30, pacesItself: true, readTime: TimeSpan.FromMilliseconds(1000.0 / 15));
         using var reader = new SourceReader(source, _ingest.Ref);
+        var started = Stopwatch.StartNew();
         reader.Start();
 
         var clock = Stopwatch.StartNew();
@@ -50,12 +51,15 @@ public sealed class SourceReaderSpecs : Akka.TestKit.Xunit2.TestKit
             }
         }
 
-        // About 15 a second, never the 30 asked for; the lower bound only says that frames flowed on a loaded machine.
-        Assert.InRange(source.Reads, 5, 32);
+        // About 15 a second, never the 30 asked for: a rate over the time the reader really ran (the loop can overrun its
+        // two seconds); the lower bound only says that frames flowed on a loaded machine.
+        var readsPerSecond = source.Reads / started.Elapsed.TotalSeconds;
+        Assert.InRange(readsPerSecond, 2.5, 22);
         Assert.True(taken.SequenceEqual(taken.Order()), $"captures out of order: {string.Join(", ", taken)}");
         // Nothing backs up: every capture was taken or (when this loop was late) replaced, but for one in hand.
         Assert.InRange(taken.Count + reader.Skipped, source.Reads - 2, source.Reads);
-        Assert.True(reader.Skipped <= taken.Count / 4, $"{reader.Skipped} skipped of {source.Reads}: the reader outran the camera");
+        // How many were replaced depends on how late this loop (the consumer) was, not on the reader: on an idle 2-core VM
+        // it was late for about half the captures (22 of 37), under load for none, so no bound is put on it here.
         Assert.True(told <= taken.Count + 1, $"{told} messages for {taken.Count} frames");
         Assert.False(source.ReadsOverlapped);
     }
