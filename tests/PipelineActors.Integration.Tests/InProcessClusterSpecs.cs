@@ -11,6 +11,7 @@ using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Onnx.Stages;
 using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Integration.Tests;
 
@@ -47,20 +48,8 @@ public sealed class InProcessClusterSpecs(ITestOutputHelper output) : IDisposabl
         Assert.True(done == session.Completed, "the run did not complete in time");
         Assert.Equal(2, ingest.Plan!.Parts);
         var outcomes = writer.Snapshot();
-        Assert.Equal(Enumerable.Range(0, frames).Select(i => (long)i), outcomes.Select(o => o.FrameId));
-        Assert.All(outcomes, o => Assert.Null(o.FailedReason));
-
-        using var whole = new ModelRunner(prepared.Analysis.Graph.Model.ToByteArray());
-        foreach (var outcome in outcomes)
-        {
-            var inputs = SyntheticSource.Pattern(prepared.Inputs, outcome.FrameId).ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data));
-            var expected = whole.Run(inputs);
-            foreach (var tensor in outcome.Outputs)
-            {
-                var difference = HostTensor.RelativeDifference(expected[tensor.Name], new HostTensor(tensor.Info, tensor.Data));
-                Assert.True(difference <= 1e-5, $"frame {outcome.FrameId} {tensor.Name}: {difference:E2}");
-            }
-        }
+        WholeModelOracle.AssertExactlyOnceInOrder(outcomes, frames);
+        WholeModelOracle.AssertMatchesWholeModel(prepared, outcomes);
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);

@@ -224,20 +224,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     private void AssertExactlyOnceInOrderAndCorrect(CollectingResultWriter writer, int frames)
     {
         var outcomes = writer.Snapshot();
-        Assert.Equal(Enumerable.Range(0, frames).Select(i => (long)i), outcomes.Select(o => o.FrameId)); // none lost, none twice, in order
-        Assert.All(outcomes, o => Assert.Null(o.FailedReason));
-        using var whole = new ModelRunner(_model.Analysis.Graph.Model.ToByteArray());
-        foreach (var outcome in outcomes)
-        {
-            var inputs = SyntheticSource.Pattern(_model.Inputs, outcome.FrameId).ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data));
-            var expected = whole.Run(inputs);
-            Assert.Equal(expected.Keys.Order(), outcome.Outputs.Select(t => t.Name).Order());
-            foreach (var tensor in outcome.Outputs)
-            {
-                var difference = HostTensor.RelativeDifference(expected[tensor.Name], new HostTensor(tensor.Info, tensor.Data));
-                Assert.True(difference <= 1e-5, $"frame {outcome.FrameId} {tensor.Name}: {difference:E2}");
-            }
-        }
+        WholeModelOracle.AssertExactlyOnceInOrder(outcomes, frames);
+        WholeModelOracle.AssertMatchesWholeModel(_model, outcomes, everyOutput: true);
     }
 
     private static async Task WaitFor(Func<bool> condition, string what) => await WaitFor(() => Task.FromResult(condition()), what);

@@ -235,17 +235,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         ingest.Tell(Plan(0, _head));
 
         var clock = Stopwatch.StartNew();
-        var frames = 0;
-        var slowestAnswer = TimeSpan.Zero;
-        while (clock.Elapsed < TimeSpan.FromSeconds(3))
-        {
-            var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(2));
-            frames++;
-            ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
-            var asked = Stopwatch.StartNew();
-            Stats(ingest);
-            slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
-        }
+        var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2));
 
         var stats = Stats(ingest);
         // The camera's 15 a second, not the 30 asked for (the lower bound only says frames flowed on a loaded machine).
@@ -273,18 +263,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             ingest.Tell(Plan(0, _head));
             _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
 
-            var clock = Stopwatch.StartNew();
-            var frames = 0;
-            var slowestAnswer = TimeSpan.Zero;
-            while (clock.Elapsed < TimeSpan.FromSeconds(3))
-            {
-                var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
-                frames++;
-                ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
-                var asked = Stopwatch.StartNew();
-                Stats(ingest);
-                slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
-            }
+            var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
 
             var stats = Stats(ingest);
             Assert.InRange(frames + stats.Skipped, 5, 60); // the camera's 15 a second (and a little in the pipe), not 30
@@ -382,6 +361,28 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>A camera whose every read waits for its next frame, slower than the rate it was asked for.</summary>
+    /// <summary>
+    /// Plays the sink for <paramref name="duration"/>: confirms each frame the head receives at once and asks the ingest for
+    /// its counters after each; returns the frames seen and the slowest answer (a mailbox full of work answers late).
+    /// </summary>
+    private (int Frames, TimeSpan SlowestAnswer) ConfirmEveryFrameFor(IActorRef ingest, TimeSpan duration, TimeSpan frameTimeout)
+    {
+        var clock = Stopwatch.StartNew();
+        var frames = 0;
+        var slowestAnswer = TimeSpan.Zero;
+        while (clock.Elapsed < duration)
+        {
+            var frame = _head.ExpectMsg<Frame>(frameTimeout);
+            frames++;
+            ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
+            var asked = Stopwatch.StartNew();
+            Stats(ingest);
+            slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
+        }
+
+        return (frames, slowestAnswer);
+    }
+
     private sealed class SlowCamera(TimeSpan frameTime, double framesPerSecond) : IFrameSource
     {
         private long _sequence;

@@ -10,6 +10,7 @@ using PipelineActors.Onnx.Stages;
 using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Runtime.DataPath.Sink;
 using Xunit.Abstractions;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Runtime.Tests.Hosting.Security;
 
@@ -50,9 +51,7 @@ public sealed class TlsPipelineSpecs(ITestOutputHelper output) : IDisposable
 
         Assert.True(done == session.Completed, "the run did not complete in time");
         Assert.Equal(2, ingest.Plan!.Parts);
-        var outcomes = writer.Snapshot();
-        Assert.Equal(Enumerable.Range(0, frames).Select(i => (long)i), outcomes.Select(o => o.FrameId));
-        Assert.All(outcomes, o => Assert.Null(o.FailedReason));
+        WholeModelOracle.AssertExactlyOnceInOrder(writer.Snapshot(), frames);
         // Every member proved its roles to the guards: all three are still Up.
         Assert.Equal(3, Akka.Cluster.Cluster.Get(head.System).State.Members.Count(m => m.Status == Akka.Cluster.MemberStatus.Up));
     }
