@@ -117,9 +117,16 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     [Fact(Timeout = 120_000)]
     public async Task Without_root_an_emulated_cpu_is_one_sentence_and_exit_code_2()
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "pipeline.dll");
-        var model = Zoo("tinynet");
-        // nobody reads the model: the temp folder and the file it holds are world-readable (umask 022).
+        // nobody must reach the binaries and the model, wherever the checkout lives (a clone under a 0700 folder, as
+        // mktemp -d makes, hides them): hard links in a world-readable folder cost no copy.
+        var reachable = Path.Combine(Path.GetTempPath(), $"pa-nobody-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(reachable); // 0755 under the usual umask 022
+        using var links = Process.Start(new ProcessStartInfo("cp", ["-al", AppContext.BaseDirectory, Path.Combine(reachable, "bin")]))!;
+        await links.WaitForExitAsync();
+        Assert.True(links.ExitCode == 0, "cp -al could not link the test binaries into a world-readable folder");
+        var dll = Path.Combine(reachable, "bin", "pipeline.dll");
+        var model = Path.Combine(reachable, "tinynet.onnx");
+        File.Copy(Zoo("tinynet"), model);
         var start = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in (string[])["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", dll, "run", "--model", model, "--nodes", "1",
             "--emulate", "cpu=0.5"])
@@ -136,6 +143,7 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         await process.WaitForExitAsync(timeout.Token);
 
         var result = new CliResult(process.ExitCode, await stdout, await stderr);
+        Directory.Delete(reachable, recursive: true);
         Assert.True(result.ExitCode == 2, $"exit code {result.ExitCode}: {result.Error}");
         var line = Assert.Single(result.ErrorLines);
         Assert.StartsWith("error: CPU quotas need root", line, StringComparison.Ordinal);
