@@ -15,6 +15,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
 
     private const string JobManifest = "PJ";
     private const string JobAcceptedManifest = "JA";
+    private const string JobEndedManifest = "JE";
+    private const string PlanAcknowledgedManifest = "PK";
     private const string WorkerStatusManifest = "WS";
     private const string PrefetchManifest = "PF";
     private const string DeployManifest = "DS";
@@ -44,6 +46,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
     {
         PipelineJob => JobManifest,
         JobAccepted => JobAcceptedManifest,
+        JobEnded => JobEndedManifest,
+        PlanAcknowledged => PlanAcknowledgedManifest,
         WorkerStatus => WorkerStatusManifest,
         PrefetchFiles => PrefetchManifest,
         DeployStage => DeployManifest,
@@ -74,17 +78,23 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             case PipelineJob m:
                 w.Write(m.JobId);
                 WriteList(w, m.Splits, WriteSplit);
-                WriteRef(w, m.ModelStore); WriteRef(w, m.Ingest); WriteRef(w, m.Sink); w.Write(m.FrameWindow);
+                WriteRef(w, m.ModelStore); WriteRef(w, m.Ingest); WriteRef(w, m.Sink); w.Write(m.FrameWindow); w.Write(m.LastEpoch);
                 break;
             case JobAccepted m:
                 w.Write(m.JobId);
+                break;
+            case JobEnded m:
+                w.Write(m.JobId);
+                break;
+            case PlanAcknowledged m:
+                w.Write(m.JobId); w.Write(m.Epoch);
                 break;
             case WorkerStatus m:
                 WriteRef(w, m.Agent); w.Write(m.Cores); w.Write(m.IntraOpThreads); w.Write(m.MemoryBytes);
                 WriteList(w, m.CachedFiles, (x, s) => x.Write(s));
                 WriteList(w, m.Hosted, (x, h) =>
                 {
-                    x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
+                    x.Write(h.JobId); x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
                 });
                 break;
             case PrefetchFiles m:
@@ -100,16 +110,16 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index); w.Write(m.Reason);
                 break;
             case WireStage m:
-                w.Write(m.Epoch); WriteList(w, m.Successors, WriteRef); WriteRef(w, m.Ingest);
+                w.Write(m.JobId); w.Write(m.Epoch); WriteList(w, m.Successors, WriteRef); WriteRef(w, m.Ingest);
                 break;
             case StageWired m:
-                w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
                 break;
             case StopStage m:
-                w.Write(m.Parts); w.Write(m.Index);
+                w.Write(m.JobId); w.Write(m.Parts); w.Write(m.Index);
                 break;
             case PlanActivated m:
-                w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
                 WriteList(w, m.Placements, WritePlacement);
                 w.Write(m.Reason.Text()); // as text, the bytes nodes sent when the reason was a string
                 break;
@@ -158,23 +168,26 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
         return manifest switch
         {
-            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32()),
+            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32(), r.ReadInt64()),
             JobAcceptedManifest => new JobAccepted(r.ReadString()),
+            JobEndedManifest => new JobEnded(r.ReadString()),
+            PlanAcknowledgedManifest => new PlanAcknowledged(r.ReadString(), r.ReadInt64()),
             WorkerStatusManifest => new WorkerStatus(
                 ReadRef(r),
                 r.ReadInt32(),
                 r.ReadInt32(),
                 r.ReadInt64(),
                 ReadList(r, x => x.ReadString()),
-                ReadList(r, x => new HostedStage(x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
+                ReadList(r, x => new HostedStage(x.ReadString(), x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
             PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
             DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
             DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),
             DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
-            WireManifest => new WireStage(r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
-            WiredManifest => new StageWired(r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
-            StopManifest => new StopStage(r.ReadInt32(), r.ReadInt32()),
+            WireManifest => new WireStage(r.ReadString(), r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
+            WiredManifest => new StageWired(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
+            StopManifest => new StopStage(r.ReadString(), r.ReadInt32(), r.ReadInt32()),
             PlanManifest => new PlanActivated(
+                r.ReadString(),
                 r.ReadInt64(),
                 r.ReadInt32(),
                 ReadList(r, ReadRef),

@@ -220,7 +220,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [InlineData(PlanReason.Adopted, "adopted by a new supervisor")]
     public void A_plan_reason_travels_as_the_text_nodes_sent_when_it_was_a_string(PlanReason reason, string text)
     {
-        var plan = new PlanActivated(3, 1, [TestActor], [new(0, TestActor, "127.0.0.1:4001", "0..9", 10)], reason);
+        var plan = new PlanActivated("job-1", 3, 1, [TestActor], [new(0, TestActor, "127.0.0.1:4001", "0..9", 10)], reason);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
         var bytes = serializer.ToBinary(plan);
 
@@ -234,7 +234,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void A_plan_reason_this_version_does_not_know_is_refused_with_its_text()
     {
-        var plan = new PlanActivated(3, 1, [TestActor], [], PlanReason.Recovery);
+        var plan = new PlanActivated("job-1", 3, 1, [TestActor], [], PlanReason.Recovery);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
         var bytes = serializer.ToBinary(plan);
         var forged = bytes[..^"recovery".Length].Concat(System.Text.Encoding.UTF8.GetBytes("reshuffle")).ToArray();
@@ -249,7 +249,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var remote = RemoteRef();
         Assert.False(remote.Path.Address.HasLocalScope);
-        var copy = RoundTrip(new WireStage(3, [remote, TestActor], remote));
+        var copy = RoundTrip(new WireStage("job-1", 3, [remote, TestActor], remote));
 
         Assert.Equal(remote.Path.ToSerializationFormat(), copy.Ingest.Path.ToSerializationFormat());
         Assert.Equal(remote.Path.Uid, copy.Successors[0].Path.Uid);
@@ -335,7 +335,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var fileB = new StageFile("ab" + new string('c', 62), 42);
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
-        var hosted = new List<HostedStage> { new(2, 0, local, 7), new(3, 2, remote, -1) };
+        var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7), new("job-2", 3, 2, remote, -1) };
         return
         [
             new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
@@ -343,17 +343,20 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new FrameReceived(17, 15),
             new FrameRejected(17, 3, 1, "The frame carries no tensor 'input' (it has x)."),
             new FrameFailed(17, "stage 1 failed: boom (after 4 attempts)"),
-            new PipelineJob("job-1", splits, remote, local, remote, 6),
+            new PipelineJob("job-1", splits, remote, local, remote, 6, LastEpoch: 12),
+            new JobEnded("job-1"),
+            new PlanAcknowledged("job-1", 9),
             new JobAccepted("job-1"),
             new WorkerStatus(local, 16, 2, 64L << 30, [file.Sha256, specB.File.Sha256], hosted),
             new PrefetchFiles("job-1", [file, specB.File], remote),
             new DeployStage("job-1", 9, 2, specB, remote),
             new StageDeployed("job-1", 9, 2, 1, local, 812.5),
             new StageDeployFailed("job-1", 9, 2, 1, "Stage model 'x.onnx' is not a valid ONNX file."),
-            new WireStage(9, [local, remote, local], remote),
-            new StageWired(9, 2, 1),
-            new StopStage(2, 1),
+            new WireStage("job-1", 9, [local, remote, local], remote),
+            new StageWired("job-1", 9, 2, 1),
+            new StopStage("job-1", 2, 1),
             new PlanActivated(
+                "job-1",
                 9,
                 2,
                 [local, remote],

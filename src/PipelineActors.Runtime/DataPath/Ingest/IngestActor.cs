@@ -98,7 +98,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
-        Receive<Register>(_ => _supervisor.Tell(_job));
+        Receive<Register>(_ => _supervisor.Tell(_job with { LastEpoch = _window.Epoch }));
         Receive<PlanActivated>(OnPlan);
         Receive<SourceReady>(_ => Pump());
         Receive<FrameReceived>(received =>
@@ -220,6 +220,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     private void OnPlan(PlanActivated plan)
     {
+        // Acknowledged even when stale: the supervisor re-sends its activation until it hears this (review R8).
+        Sender.Tell(new PlanAcknowledged(_job.JobId, Math.Max(plan.Epoch, _window.Epoch)));
         var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, out var replay);
         if (change == EpochChange.Stale)
         {
@@ -287,6 +289,9 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             _completed = true;
             Event($"source ended; all {_window.NextId} frames have an outcome");
             _observer?.Tell(new IngestCompleted(_window.NextId));
+
+            // The job's stages are no use to anyone now: its supervisor stops them.
+            _supervisor.Tell(new JobEnded(_job.JobId));
         }
     }
 

@@ -71,7 +71,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
                 Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch));
             }
 
-            Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
+            Sender.Tell(new StageWired(wire.JobId, wire.Epoch, _parts, _spec.Index));
         });
         Receive<Frame>(frame =>
         {

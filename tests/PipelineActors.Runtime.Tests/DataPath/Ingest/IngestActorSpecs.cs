@@ -26,6 +26,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _sink;
     private readonly TestProbe _head;
     private readonly TestProbe _observer;
+    private readonly TestProbe _planSender;
 
     public IngestActorSpecs()
         : base(TestNodes.Config(Roles.Ingest), PipelineConfig.SystemName)
@@ -34,6 +35,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         _sink = CreateTestProbe();
         _head = CreateTestProbe();
         _observer = CreateTestProbe();
+        _planSender = CreateTestProbe(); // hears the ingest's acknowledgements
     }
 
     [Fact]
@@ -46,7 +48,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(_sink.Ref, job.Sink);
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
+        Assert.Equal(new PlanAcknowledged("job-1", 0), _planSender.ExpectMsg<PlanAcknowledged>());
 
         var first = _head.ExpectMsg<Frame>();
         Assert.Equal((0L, 0L, 1, "synthetic"), (first.FrameId, first.Epoch, first.Attempt, first.SourceId));
@@ -59,7 +62,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void The_window_bounds_unconfirmed_frames_and_a_confirmation_received_twice_frees_credit_once()
     {
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 50), window: 3, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal([0L, 1, 2], Frames(3));
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
 
@@ -88,7 +91,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var deadline = TimeSpan.FromMilliseconds(250);
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, deadline, maxAttempts: 3);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var clock = Stopwatch.StartNew();
         var attempts = new List<(int Attempt, TimeSpan At)>();
@@ -115,7 +118,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void A_rejected_frame_is_resent_at_once_and_a_rejection_of_an_earlier_attempt_is_ignored()
     {
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, Never, maxAttempts: 2);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal(1, _head.ExpectMsg<Frame>().Attempt);
 
         ingest.Tell(new FrameRejected(0, 1, 1, "bad input"));
@@ -134,13 +137,13 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var newHead = CreateTestProbe();
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 20), window: 2, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal([0L, 1], Frames(2));
         ingest.Tell(new FrameReceived(0, 0));
         Assert.Equal([2L], Frames(1));
         ingest.Tell(new FrameReceived(2, 0)); // held by the sink, so not replayed
 
-        ingest.Tell(Plan(1, newHead));
+        ingest.Tell(Plan(1, newHead), _planSender.Ref);
 
         var replayed = newHead.ExpectMsg<Frame>();
         Assert.Equal((1L, 1L, 1), (replayed.FrameId, replayed.Epoch, replayed.Attempt));
@@ -151,7 +154,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var next = new[] { newHead.ExpectMsg<Frame>(), newHead.ExpectMsg<Frame>() };
         Assert.Equal([(3L, 1L), (4L, 1L)], next.Select(f => (f.FrameId, f.Epoch)));
 
-        ingest.Tell(Plan(0, _head)); // an older plan arriving late changes nothing
+        ingest.Tell(Plan(0, _head), _planSender.Ref); // an older plan arriving late changes nothing
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         var stats = Stats(ingest);
         Assert.Equal((1L, 1L), (stats.Replayed, stats.Epoch));
@@ -165,7 +168,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Thread.Sleep(150); // no plan yet: the camera has not started
         Assert.Equal(0, source.Captured);
 
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         var received = Frames(2, out var sent);
         Thread.Sleep(250); // the pipeline is full: captures replace the one waiting frame
         ingest.Tell(new FrameReceived(0, 0));
@@ -194,7 +197,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var sink = Sys.ActorOf(SinkActor.Props(writer));
         var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 2), sink, _supervisor.Ref, Job(sink, 1), new IngestSettings(1, TimeSpan.FromMilliseconds(400), 1, 65536), _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
         var second = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
@@ -232,7 +235,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var camera = new SlowCamera(TimeSpan.FromMilliseconds(1000.0 / 15), framesPerSecond: 30);
         var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var clock = Stopwatch.StartNew();
         var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2));
@@ -260,7 +263,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             var camera = SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
             Assert.Equal(30, camera.FramesPerSecond);
             var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
-            ingest.Tell(Plan(0, _head));
+            ingest.Tell(Plan(0, _head), _planSender.Ref);
             _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
 
             var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
@@ -282,7 +285,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var settings = new IngestSettings(2, Never, 4, 65536) { PixelsToSink = true };
         var source = new SyntheticSource(Inputs, 0, 2);
         var ingest = Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 2), settings, _observer.Ref));
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var frames = new[] { _head.ExpectMsg<Frame>(), _head.ExpectMsg<Frame>() };
         var pixels = new[] { _sink.ExpectMsg<FramePixels>(), _sink.ExpectMsg<FramePixels>() };
@@ -307,7 +310,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var source = new FlakySource();
         var ingest = StartIngest(source, window: 1, Never, maxAttempts: 4);
         Watch(ingest);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
 
         source.FailNextId = true;
@@ -330,7 +333,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private static PipelineJob Job(IActorRef sink, int window) => new("job-1", [], ActorRefs.Nobody, ActorRefs.Nobody, sink, window);
 
     private static PlanActivated Plan(long epoch, TestProbe head) =>
-        new(epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], PlanReason.InitialPlacement);
+        new("job-1", epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], PlanReason.InitialPlacement);
 
     private List<long> Frames(int count) => Frames(count, out _);
 
