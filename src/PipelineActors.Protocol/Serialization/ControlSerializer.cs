@@ -247,30 +247,13 @@ public sealed class ControlSerializer : SerializerWithStringManifest
 
     private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
 
-    private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write)
-    {
-        w.Write(items.Count);
-        foreach (var item in items)
-        {
-            write(w, item);
-        }
-    }
+    private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write) => WireFields.WriteList(w, items, write);
 
-    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read)
-    {
-        var count = r.ReadInt32();
-        var list = new List<T>(count);
-        for (var i = 0; i < count; i++)
-        {
-            list.Add(read(r));
-        }
+    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read) => WireFields.ReadList(r, read);
 
-        return list;
-    }
+    private static void WriteRef(BinaryWriter w, IActorRef actor) => WireFields.WriteRef(w, actor);
 
-    private static void WriteRef(BinaryWriter w, IActorRef actor) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actor));
-
-    private IActorRef ReadRef(BinaryReader r) => system.Provider.ResolveActorRef(r.ReadString());
+    private IActorRef ReadRef(BinaryReader r) => WireFields.ReadRef(system, r);
 
     private static void WriteFile(BinaryWriter w, StageFile f)
     {

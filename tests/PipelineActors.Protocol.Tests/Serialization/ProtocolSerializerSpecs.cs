@@ -52,15 +52,16 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Every_message_type_belongs_to_exactly_one_family()
     {
-        var wrong = ProtocolTypes().Where(t => typeof(IFrameMessage).IsAssignableFrom(t) == typeof(IControlMessage).IsAssignableFrom(t));
+        var families = new[] { typeof(IFrameMessage), typeof(IControlMessage), typeof(IJobMessage) };
+        var wrong = ProtocolTypes().Where(t => families.Count(f => f.IsAssignableFrom(t)) != 1);
         Assert.Empty(wrong.Select(t => t.Name));
     }
 
     [Fact]
     public void The_two_serializers_have_distinct_identifiers_above_the_range_akka_reserves()
     {
-        Assert.NotEqual(FrameSerializer.Id, ControlSerializer.Id);
-        Assert.All(new[] { FrameSerializer.Id, ControlSerializer.Id }, id => Assert.True(id > 100, $"{id}"));
+        Assert.Equal(3, new[] { FrameSerializer.Id, ControlSerializer.Id, JobSerializer.Id }.Distinct().Count());
+        Assert.All(new[] { FrameSerializer.Id, ControlSerializer.Id, JobSerializer.Id }, id => Assert.True(id > 100, $"{id}"));
         var fromFrames = Sys.Serialization.Deserialize([WireFormat.Version, .. new byte[16]], FrameSerializer.Id, "FR");
         var fromControl = Sys.Serialization.Deserialize([WireFormat.Version], ControlSerializer.Id, "GS");
         Assert.Equal(new FrameReceived(0, 0), fromFrames);
@@ -77,6 +78,11 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         {
             Assert.IsType<FrameSerializer>(serializer);
             Assert.Equal(FrameSerializer.Id, serializer.Identifier);
+        }
+        else if (message is IJobMessage)
+        {
+            Assert.IsType<JobSerializer>(serializer);
+            Assert.Equal(JobSerializer.Id, serializer.Identifier);
         }
         else
         {
@@ -103,9 +109,10 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Manifests_are_distinct_across_both_serializers()
+    public void Manifests_are_distinct_across_the_serializers()
     {
         var manifests = Samples(TestActor, RemoteRef())
+            .DistinctBy(m => m.GetType())
             .Select(m => ((SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m)).Manifest(m))
             .ToList();
         Assert.Equal(manifests.Count, manifests.Distinct(StringComparer.Ordinal).Count());
@@ -336,6 +343,12 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
         var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7), new("job-2", 3, 2, remote, -1) };
+        var jobSpec = new JobSpec(
+            "cam-1", file.Sha256, "resnet18.onnx", 46_000_000, "{\"input\": \"data\"}", "rtsp://10.0.0.5/stream",
+            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote);
+        var jobStatus = new JobStatus(
+            "cam-1", JobStates.Running, "10.0.0.20:4053", 1_000, 990, 7, 3, 24.5, 81.25, 140.5, 1_006,
+            ["10.0.0.11:4053 0..4", "10.0.0.12:4053 5..9"], string.Empty, 1_700_000_000_999);
         return
         [
             new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
@@ -373,6 +386,16 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
                 [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
                 [new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)"), new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé")]),
             new PipelineEvent(1_700_000_000_789, "supervisor", "worker 10.0.0.12:4053 unreachable; moving its stages"),
+            jobSpec,
+            new SubmitJob(jobSpec),
+            new JobSubmitted("cam-1", "A job named cam-1 is already running; stop it first."),
+            new StopJob("cam-1"),
+            new JobStopping("cam-1", string.Empty),
+            ListJobs.Instance,
+            new JobList([jobStatus, jobStatus with { Name = "cam-2", State = JobStates.Failed, Plan = [], Detail = "ffmpeg: ünïcødé" }]),
+            new RunJob(jobSpec, 1_234, 56),
+            new HaltJob("cam-1"),
+            new JobHostReport(local, [jobStatus], [jobSpec, jobSpec with { Name = "cam-2", Results = [] }]),
         ];
     }
 
