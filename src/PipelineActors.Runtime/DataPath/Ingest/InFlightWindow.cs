@@ -42,17 +42,21 @@ public sealed class InFlightWindow
     private readonly int _maxAttempts;
     private long _confirmations;
 
-    public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts)
+    /// <param name="firstId">The first frame's id (a resumed job continues after the ids it issued before).</param>
+    public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts, long firstId = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstId);
         ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxAttempts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(minDeadline, TimeSpan.Zero);
         _window = window;
         _minDeadline = minDeadline;
         _maxAttempts = maxAttempts;
+        NextId = firstId;
+        DeliveredThrough = firstId - 1;
     }
 
-    /// <summary>The id the next accepted frame gets; also the number of frames accepted so far.</summary>
+    /// <summary>The id the next accepted frame gets; less the first id, the number of frames accepted so far.</summary>
     public long NextId { get; private set; }
 
     /// <summary>The sink holds every frame up to this id (a result or a failure); -1 before the first.</summary>

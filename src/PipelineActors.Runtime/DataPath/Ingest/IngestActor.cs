@@ -17,6 +17,22 @@ public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAtt
 {
     /// <summary>Hand each frame's first input tensor (its pixels) to the sink, for a writer that draws results on them.</summary>
     public bool PixelsToSink { get; init; }
+
+    /// <summary>The first frame's id: a job that resumes (on this node or another) continues after the last id it issued.</summary>
+    public long FirstId { get; init; }
+}
+
+/// <summary>
+/// Stop taking frames from the source (a job being stopped): the frames in flight still complete, then the ingest reports
+/// <see cref="IngestCompleted"/> as if the source had ended.
+/// </summary>
+public sealed class EndSource : INoSerializationVerificationNeeded
+{
+    public static readonly EndSource Instance = new();
+
+    private EndSource()
+    {
+    }
 }
 
 /// <summary>Ask the ingest for its counters.</summary>
@@ -81,6 +97,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private Action<SourceFault>? _onFault;
     private IActorRef? _acknowledgedBy;
     private IReadOnlyList<IActorRef> _heads = [];
+    private bool _draining;
     private PlanActivated? _plan;
     private long _skippedCounted;
     private bool _sourceEnded;
@@ -94,12 +111,21 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _settings = settings;
         _observer = observer;
         _job = job;
-        _window = new InFlightWindow(settings.Window, settings.MinDeadline, settings.MaxAttempts);
+        _window = new InFlightWindow(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId);
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
         Receive<Register>(_ => _supervisor.Tell(_job with { LastEpoch = _window.Epoch }));
         Receive<PlanActivated>(OnPlan);
+        Receive<EndSource>(_ =>
+        {
+            if (!_draining)
+            {
+                _draining = true;
+                Event($"stop asked: no more frames from {_source.Id}; draining {_window.Unconfirmed} in flight");
+                Pump();
+            }
+        });
         Receive<SourceReady>(_ => Pump());
         Receive<FrameReceived>(received =>
         {
@@ -257,7 +283,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private void Pump()
     {
         var reader = _reader!;
-        while (_heads.Count > 0 && _window.HasCredit && reader.TryTake() is { } next)
+        while (!_draining && _heads.Count > 0 && _window.HasCredit && reader.TryTake() is { } next)
         {
             // A live frame keeps its capture time; a clip's frame enters the pipeline now (it may
             // have waited for credit since it was read).
@@ -275,7 +301,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         }
 
         CountSkipped();
-        if (!_sourceEnded && reader.Exhausted)
+        if (!_sourceEnded && (reader.Exhausted || _draining))
         {
             _sourceEnded = true;
             if (reader.Error is { } error)

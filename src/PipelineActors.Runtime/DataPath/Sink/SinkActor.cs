@@ -67,8 +67,10 @@ public sealed class SinkActor : ReceiveActor
     private long _firstTicks;
     private long _lastTicks;
 
-    public SinkActor(IResultWriter writer)
+    /// <param name="firstId">The first frame id to expect (a resumed job's, after the ids it issued before).</param>
+    public SinkActor(IResultWriter writer, long firstId = 0)
     {
+        _next = firstId;
         _writer = writer;
         Receive<AttachIngest>(a => _ingest = a.Ingest);
         Receive<Frame>(Accept);
@@ -110,7 +112,7 @@ public sealed class SinkActor : ReceiveActor
             _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
     }
 
-    public static Props Props(IResultWriter writer) => Akka.Actor.Props.Create(() => new SinkActor(writer));
+    public static Props Props(IResultWriter writer, long firstId = 0) => Akka.Actor.Props.Create(() => new SinkActor(writer, firstId));
 
     protected override void PostStop() => _writer.Dispose();
 
