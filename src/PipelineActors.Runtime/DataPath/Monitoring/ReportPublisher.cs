@@ -34,7 +34,8 @@ public sealed class ReportPublisher : ReceiveActor, IWithTimers
             var now = MonitorTopic.Now();
             var nowTicks = System.Diagnostics.Stopwatch.GetTimestamp();
             var recent = i.Events.TakeLast(20)
-                .Select(e => new PipelineEvent(now - (long)((nowTicks - e.Ticks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency), "ingest", e.Text))
+                .Select(e => new PipelineEvent(
+                    now - (long)((nowTicks - e.Ticks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency), "ingest", e.Text, jobId))
                 .ToList();
             MonitorTopic.Publish(Context.System, new PipelineReport(
                 now,
