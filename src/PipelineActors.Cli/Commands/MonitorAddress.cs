@@ -28,7 +28,8 @@ internal static class MonitorAddress
         if (address.Protocol != "akka.tcp" || address.System != PipelineConfig.SystemName)
         {
             throw new PipelineInputException(
-                $"--seed '{seed}' is not a node of this cluster; the monitor joins {expected} (protocol akka.tcp, system '{PipelineConfig.SystemName}').");
+                $"--seed '{seed}' is not a node of this cluster; the monitor joins {expected} "
+                + $"(protocol akka.tcp, system '{PipelineConfig.SystemName}').");
         }
 
         return address;
@@ -69,7 +70,8 @@ internal static class MonitorAddress
             }
             catch (SocketException e)
             {
-                throw new PipelineInputException($"The seed's host '{host}' does not resolve ({e.Message}); give its IP address or a name DNS knows.");
+                throw new PipelineInputException(
+                    $"The seed's host '{host}' does not resolve ({e.Message}); give its IP address or a name DNS knows.");
             }
 
             target = found.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? found.FirstOrDefault()

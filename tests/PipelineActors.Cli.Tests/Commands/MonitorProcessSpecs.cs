@@ -1,5 +1,8 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
+using System.Net.NetworkInformation;
+using System.Net.Sockets;
 using System.Text.Json;
 using PipelineActors.TestSupport;
 
@@ -41,14 +44,45 @@ public sealed class MonitorProcessSpecs
             // Bound to every interface, advertised at the address given (NAT), on a port given: the node must reach it there.
             var monitorPort = TestPorts.Free().ToString(CultureInfo.InvariantCulture);
             var table = await Run(
-                "pipeline.dll", "monitor", "--seed", seed, "--host", "0.0.0.0", "--public-host", "127.0.0.1", "--port", monitorPort, "--once", "--wait",
-                "15");
+                "pipeline.dll", "monitor", "--seed", seed, "--host", "0.0.0.0", "--public-host", "127.0.0.1", "--port", monitorPort,
+                "--once", "--wait", "15");
 
             Assert.True(table.ExitCode == 0, table.Error);
             Assert.Contains($"127.0.0.1:{port}", table.Output, StringComparison.Ordinal);
             Assert.Contains("coordinator,worker", table.Output, StringComparison.Ordinal);
             Assert.Contains($"127.0.0.1:{monitorPort}", table.Output, StringComparison.Ordinal);
             Assert.Contains("no job is running", table.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            node.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_monitor_joining_a_node_bound_to_a_network_address_advertises_that_address_not_loopback()
+    {
+        // The machine's first network address (loopback only where it has none): what a seed on another machine of that network sees.
+        var host = NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == OperationalStatus.Up && n.NetworkInterfaceType != NetworkInterfaceType.Loopback)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(u => u.Address)
+            .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a))?.ToString() ?? "127.0.0.1";
+        var port = TestPorts.Free().ToString(CultureInfo.InvariantCulture);
+        var seed = $"akka.tcp://pipeline@{host}:{port}";
+        using var node = Start("pipeline-node.dll", "--roles", "coordinator,worker", "--host", host, "--port", port, "--seeds", seed);
+        try
+        {
+            await WaitForLine(node, "node akka.tcp://", TimeSpan.FromSeconds(30));
+
+            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--once", "--json", "--wait", "15");
+
+            Assert.True(json.ExitCode == 0, json.Error);
+            using var snapshot = JsonDocument.Parse(json.Output);
+            var addresses = snapshot.RootElement.GetProperty("members").EnumerateArray().Select(m => m.GetProperty("address").GetString()!).ToList();
+            Assert.Equal(2, addresses.Count);
+            Assert.Contains($"{host}:{port}", addresses);
+            Assert.All(addresses, a => Assert.StartsWith($"{host}:", a, StringComparison.Ordinal));
         }
         finally
         {

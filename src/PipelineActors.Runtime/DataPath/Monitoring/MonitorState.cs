@@ -110,7 +110,8 @@ public sealed class MonitorState
         var rows = members.Select(m =>
         {
             _workers.TryGetValue(m.Address, out var worker);
-            return new MemberRow(m.Address, m.Roles, m.Status, m.Reachable, worker?.Cores, worker?.MemoryBytes, hosted.GetValueOrDefault(m.Address) ?? []);
+            var stages = hosted.GetValueOrDefault(m.Address) ?? [];
+            return new MemberRow(m.Address, m.Roles, m.Status, m.Reachable, worker?.Cores, worker?.MemoryBytes, stages);
         }).ToList();
         return new MonitorSnapshot(nowUnixMs, rows, jobs, _clusterEvents.Rows);
     }
