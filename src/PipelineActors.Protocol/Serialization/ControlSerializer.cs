@@ -135,7 +135,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             case GetStageStats:
                 break;
             case StageReport m:
-                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames);
+                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames); WriteRef(w, m.Stage);
                 break;
             case PipelineReport m:
                 w.Write(m.UnixMs); w.Write(m.JobId); w.Write(m.FramesIn); w.Write(m.ResultsOut); w.Write(m.Skipped); w.Write(m.Failed);
@@ -198,7 +198,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             UnavailableManifest => new FileUnavailable(r.ReadString()),
             StatsManifest => ReadStats(r),
             GetStatsManifest => GetStageStats.Instance,
-            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32()),
+            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32(), ReadRef(r)),
             PipelineReportManifest => new PipelineReport(
                 r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
                 r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
@@ -235,9 +235,10 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(e.UnixMs);
         w.Write(e.Source);
         w.Write(e.Text);
+        w.Write(e.JobId);
     }
 
-    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString());
+    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString());
 
     private static void WriteBytes(BinaryWriter w, byte[] data)
     {

@@ -380,11 +380,14 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new FileUnavailable(file.Sha256),
             GetStageStats.Instance,
             new StageStats(2, 1, "127.0.0.1:4001", 1_000, 3.5, 7.25, 0.93, 1L << 33, 1L << 20, 3),
-            new StageReport(1_700_000_000_123, new StageStats(3, 2, "10.0.0.11:4053", 77, 1.5, 2.5, 0.5, 900, 800, 0), 2),
+            new StageReport(1_700_000_000_123, new StageStats(3, 2, "10.0.0.11:4053", 77, 1.5, 2.5, 0.5, 900, 800, 0), 2, remote),
             new PipelineReport(
                 1_700_000_000_456, "job-1", 1_000, 990, 5, 1, 7, 3, 2, 0, 4, 12.5, 30.25, 48.0, 9,
                 [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
-                [new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)"), new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé")]),
+                [
+                    new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)", "job-1"),
+                    new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé", "job-1"),
+                ]),
             new PipelineEvent(1_700_000_000_789, "supervisor", "worker 10.0.0.12:4053 unreachable; moving its stages"),
             jobSpec,
             new SubmitJob(jobSpec),

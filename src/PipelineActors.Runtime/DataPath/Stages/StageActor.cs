@@ -93,7 +93,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         {
             if (_epoch >= 0)
             {
-                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial));
+                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial, Self));
             }
         });
     }
