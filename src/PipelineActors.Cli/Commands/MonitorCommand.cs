@@ -89,8 +89,8 @@ internal static class MonitorCommand
         var jobs = snapshot.Jobs.Where(j => job is null || j.JobId == job).ToList();
         var jobsReporting = jobs.All(j => j.State switch
         {
-            JobStates.Running => j.Pipeline is { ThroughputHistory.Count: > 0 } && j.Stages.Count > 0 && j.Stages.All(s => s.Frames > 0),
-            JobStates.Starting or JobStates.WaitingForPlan => false,
+            ReportedJobStates.Running => j.Pipeline is { ThroughputHistory.Count: > 0 } && j.Stages.Count > 0 && j.Stages.All(s => s.Frames > 0),
+            ReportedJobStates.Starting or ReportedJobStates.WaitingForPlan => false,
             _ => true,
         });
         var anyJob = jobs.Count > 0 || (job is null && sinceJoin >= QuietClusterGrace);

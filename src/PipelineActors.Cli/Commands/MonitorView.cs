@@ -68,7 +68,7 @@ public static class MonitorView
             .AddColumns("job", "state", "frames/s", "latency p50/p95 ms", "in / out / skipped / failed", "stages");
         foreach (var j in snapshot.Jobs)
         {
-            var state = j.State == JobStates.Silent ? $"[red]{j.State}[/]" : Markup.Escape(j.State);
+            var state = j.State == ReportedJobStates.Silent ? $"[red]{j.State}[/]" : Markup.Escape(j.State);
             if (j.Pipeline is not { } p)
             {
                 jobs.AddRow(Markup.Escape(j.JobId), state, "-", "-", "-", "-");

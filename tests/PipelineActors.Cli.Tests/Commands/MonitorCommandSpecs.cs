@@ -34,7 +34,7 @@ public sealed class MonitorCommandSpecs : IDisposable
             [
                 new JobView(
                     "cam1",
-                    JobStates.Running,
+                    ReportedJobStates.Running,
                     new EndToEnd(1_000, 995, 4, 12, 0, 0, 0, 1, 3, 2, 24.4, 61, 90, 120, 3, [10, 20, 24, 24.4]),
                     [
                         new StageRates(0, "127.0.0.1:4002", "0..81 (conv1 .. layer3.0)", 0.55, 900, 24.5, 91, 1, 19.8, 22.1, 150_528, 802_816, 19.7),
@@ -43,7 +43,7 @@ public sealed class MonitorCommandSpecs : IDisposable
                     [new EventRow(1_700_000_000_100, "ingest", "plan epoch 3 live (recovery)")]),
                 new JobView(
                     "cam2",
-                    JobStates.Silent,
+                    ReportedJobStates.Silent,
                     new EndToEnd(77, 70, 7, 0, 0, 0, 0, 0, 0, 0, 0, 240, 310, 400, 1, [5, 0]),
                     [new StageRates(0, "127.0.0.1:4002", "0..178", 1, 70, 0, 0, 0, 33.3, 44.4, 150_528, 4_000, 0)],
                     [new EventRow(1_700_000_000_200, "ingest", "camera rtsp://cam2 dropped; restarting")]),
@@ -114,7 +114,7 @@ public sealed class MonitorCommandSpecs : IDisposable
         Assert.Equal(2, workers.Count(m => m.GetProperty("cores").GetInt32() > 0));
         var job = Assert.Single(root.GetProperty("jobs").EnumerateArray());
         Assert.Equal("monitored", job.GetProperty("jobId").GetString());
-        Assert.Equal(JobStates.Running, job.GetProperty("state").GetString());
+        Assert.Equal(ReportedJobStates.Running, job.GetProperty("state").GetString());
         var stages = job.GetProperty("stages").EnumerateArray().ToList();
         Assert.Equal(2, stages.Count);
         Assert.All(stages, s => Assert.True(s.GetProperty("frames").GetInt64() > 0));

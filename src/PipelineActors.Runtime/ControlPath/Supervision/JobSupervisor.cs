@@ -516,7 +516,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
     private void Event(string text)
     {
         _log.Info("supervisor: {0}", text);
-        MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text));
+        MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text, _job?.JobId ?? string.Empty));
     }
 
     private sealed class PlanTick

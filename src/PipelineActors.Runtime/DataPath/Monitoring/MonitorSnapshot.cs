@@ -45,7 +45,7 @@ public sealed record EndToEnd(
 public sealed record EventRow(long UnixMs, string Source, string Text);
 
 /// <summary>The states a job is shown in.</summary>
-public static class JobStates
+public static class ReportedJobStates
 {
     /// <summary>Events name the job, but its ingest has not reported yet.</summary>
     public const string Starting = "starting";

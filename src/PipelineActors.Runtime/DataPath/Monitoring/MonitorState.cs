@@ -120,7 +120,7 @@ public sealed class MonitorState
     {
         if (job.Latest is not { } r)
         {
-            return new JobView(job.JobId, JobStates.Starting, null, [], job.Events.Rows);
+            return new JobView(job.JobId, ReportedJobStates.Starting, null, [], job.Events.Rows);
         }
 
         var parts = r.Plan.Count;
@@ -146,11 +146,11 @@ public sealed class MonitorState
         string state;
         if (nowUnixMs - job.HeardUnixMs > SilentAfterMs)
         {
-            state = r.InFlight <= 0 && r.ResultsOut + r.Failed >= r.FramesIn ? JobStates.Finished : JobStates.Silent;
+            state = r.InFlight <= 0 && r.ResultsOut + r.Failed >= r.FramesIn ? ReportedJobStates.Finished : ReportedJobStates.Silent;
         }
         else
         {
-            state = parts == 0 ? JobStates.WaitingForPlan : JobStates.Running;
+            state = parts == 0 ? ReportedJobStates.WaitingForPlan : ReportedJobStates.Running;
         }
 
         return new JobView(job.JobId, state, pipeline, stages, job.Events.Rows);

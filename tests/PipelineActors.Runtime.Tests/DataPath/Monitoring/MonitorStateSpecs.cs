@@ -44,7 +44,7 @@ public sealed class MonitorStateSpecs : Akka.TestKit.Xunit2.TestKit
 
         Assert.Equal(["cam1", "cam2"], snapshot.Jobs.Select(j => j.JobId));
         var (cam1, cam2) = (snapshot.Jobs[0], snapshot.Jobs[1]);
-        Assert.All(snapshot.Jobs, j => Assert.Equal(JobStates.Running, j.State));
+        Assert.All(snapshot.Jobs, j => Assert.Equal(ReportedJobStates.Running, j.State));
 
         var e1 = cam1.Pipeline!;
         Assert.Equal((130, 120, 5, 1), (e1.FramesIn, e1.ResultsOut, e1.Skipped, e1.Failed));
@@ -85,10 +85,10 @@ public sealed class MonitorStateSpecs : Akka.TestKit.Xunit2.TestKit
         var snapshot = state.Snapshot(1_000 + MonitorState.SilentAfterMs + 1_000, []);
 
         var states = snapshot.Jobs.ToDictionary(j => j.JobId, j => j.State);
-        Assert.Equal(JobStates.Finished, states["done"]);
-        Assert.Equal(JobStates.Silent, states["cut"]);
-        Assert.Equal(JobStates.Starting, states["fresh"]);
-        Assert.Equal(JobStates.WaitingForPlan, states["planless"]);
+        Assert.Equal(ReportedJobStates.Finished, states["done"]);
+        Assert.Equal(ReportedJobStates.Silent, states["cut"]);
+        Assert.Equal(ReportedJobStates.Starting, states["fresh"]);
+        Assert.Equal(ReportedJobStates.WaitingForPlan, states["planless"]);
     }
 
     [Fact]
