@@ -28,7 +28,8 @@ public interface IResultWriter : IDisposable
 /// </summary>
 public static class ResultLine
 {
-    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson =
+        new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
 
     /// <summary>The name of the frame id's field, which a resumed results file is read back by.</summary>
     public const string FrameIdField = "frame";
@@ -87,7 +88,8 @@ public static class ResultLine
                     decoded = new { error = e.Message };
                 }
 
-                line.Append(",\"").Append(decoder.Name).Append("\":").Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
+                line.Append(",\"").Append(decoder.Name).Append("\":")
+                    .Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
             }
         }
 

@@ -141,7 +141,8 @@ public sealed class SinkActor : ReceiveActor
             _state.Ingest.Tell(new FrameReceived(failed.FrameId, _state.Next - 1));
         });
         Receive<GetSinkCounters>(_ => Sender.Tell(new SinkStats(
-            _state.Delivered, _state.Failed, _state.Duplicates, _state.OutOfOrder, _state.Next, _state.Buffer.Count, [], _state.FirstTicks, _state.LastTicks, [])
+            _state.Delivered, _state.Failed, _state.Duplicates, _state.OutOfOrder, _state.Next, _state.Buffer.Count, [],
+            _state.FirstTicks, _state.LastTicks, [])
         {
             RecentLatencyMs = RecentPercentiles(),
             FailedToWrite = _state.FailedToWrite,
@@ -172,7 +173,8 @@ public sealed class SinkActor : ReceiveActor
     protected override void PostRestart(Exception reason)
     {
         _state.Restarts++;
-        Report($"the sink restarted after {reason.GetType().Name}: {reason.Message.TrimEnd('.')}; it kept its state and goes on from frame {_state.Next}");
+        Report($"the sink restarted after {reason.GetType().Name}: {reason.Message.TrimEnd('.')}; "
+            + $"it kept its state and goes on from frame {_state.Next}");
     }
 
     protected override void PostStop() => _writer.Dispose();

@@ -68,7 +68,8 @@ public sealed class JsonLinesFile : IResultDestination
         var full = System.IO.Path.GetFullPath(path);
         if (Directory.Exists(full))
         {
-            throw new PipelineInputException($"The results file {full} is a folder; name a file in it, such as {System.IO.Path.Combine(full, "results.jsonl")}.");
+            throw new PipelineInputException(
+                $"The results file {full} is a folder; name a file in it, such as {System.IO.Path.Combine(full, "results.jsonl")}.");
         }
 
         var folder = System.IO.Path.GetDirectoryName(full);
@@ -88,7 +89,8 @@ public sealed class JsonLinesFile : IResultDestination
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new PipelineInputException($"The results file {full} cannot be opened for writing ({e.Message}); check its permissions or name another file.");
+            throw new PipelineInputException(
+                $"The results file {full} cannot be opened for writing ({e.Message.TrimEnd('.')}); check its permissions or name another file.");
         }
 
         var file = new JsonLinesFile(full, stream, format, report);

@@ -163,7 +163,8 @@ public sealed class MqttResults : IResultDestination
                         if (outageStarted == 0)
                         {
                             outageStarted = Stopwatch.GetTimestamp();
-                            _report($"results to {Name}: cannot publish ({Describe(e)}); retrying with backoff up to {_settings.RetryMax.TotalSeconds:0.#} s, "
+                            _report($"results to {Name}: cannot publish ({Describe(e)}); "
+                                + $"retrying with backoff up to {_settings.RetryMax.TotalSeconds:0.#} s, "
                                 + $"{Interlocked.Read(ref _waiting)} results waiting");
                         }
 

@@ -34,10 +34,20 @@ public sealed record MqttSettings(
         Require(port is >= 1 and <= 65535, $"pipeline.mqtt.port is {port}; give a port from 1 to 65535 (1883 is MQTT's).");
         Require(TopicNameIsPlain(prefix), $"pipeline.mqtt.topic-prefix '{prefix}' holds '+', '#' or nothing; give a topic such as pipeline/jobs.");
         Require(queue >= 1, $"pipeline.mqtt.queue-capacity is {queue}; give at least 1 result.");
-        Require(retryMin > TimeSpan.Zero && retryMax >= retryMin, $"pipeline.mqtt.retry-min ({retryMin}) must be positive and at most retry-max ({retryMax}).");
+        Require(
+            retryMin > TimeSpan.Zero && retryMax >= retryMin,
+            $"pipeline.mqtt.retry-min ({retryMin}) must be positive and at most retry-max ({retryMax}).");
         Require(drain >= TimeSpan.Zero, $"pipeline.mqtt.drain-timeout is {drain}; give zero or a positive time.");
         return new MqttSettings(
-            host, port, string.IsNullOrEmpty(user) ? null : user, string.IsNullOrEmpty(password) ? null : password, prefix.TrimEnd('/'), queue, retryMin, retryMax, drain);
+            host,
+            port,
+            string.IsNullOrEmpty(user) ? null : user,
+            string.IsNullOrEmpty(password) ? null : password,
+            prefix.TrimEnd('/'),
+            queue,
+            retryMin,
+            retryMax,
+            drain);
     }
 
     /// <summary>The topic a job's results go to: <c>PREFIX/JOB/results</c>.</summary>

@@ -102,13 +102,15 @@ public static class ResultDestinations
         var shown = Redacted(spec);
         if (!Uri.TryCreate(spec, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
         {
-            throw new PipelineInputException($"Result destination '{shown}' is not mqtt://[USER:PASSWORD@]HOST[:PORT]; write e.g. mqtt://broker.local:1883.");
+            throw new PipelineInputException(
+                $"Result destination '{shown}' is not mqtt://[USER:PASSWORD@]HOST[:PORT]; for example mqtt://broker.local:1883.");
         }
 
         if (uri.AbsolutePath is not ("" or "/") || uri.Query.Length > 0 || uri.Fragment.Length > 0)
         {
             throw new PipelineInputException(
-                $"Result destination '{shown}' has a path or query; the topic is {mqtt.TopicPrefix}/JOB/results (set pipeline.mqtt.topic-prefix to change it).");
+                $"Result destination '{shown}' has a path or query; the topic is {mqtt.TopicPrefix}/JOB/results "
+                + "(set pipeline.mqtt.topic-prefix to change it).");
         }
 
         string? user = null;
@@ -127,7 +129,8 @@ public static class ResultDestinations
     {
         if (!MqttSettings.TopicNameIsPlain(jobName) || jobName.Contains('/', StringComparison.Ordinal))
         {
-            throw new PipelineInputException($"The job name '{jobName}' cannot be part of an MQTT topic; use letters, digits, '-' or '_' (no '/', '+' or '#').");
+            throw new PipelineInputException(
+                $"The job name '{jobName}' cannot be part of an MQTT topic; use letters, digits, '-' or '_' (no '/', '+' or '#').");
         }
 
         return mqtt.TopicFor(jobName);
