@@ -142,6 +142,20 @@ public sealed class SinkFaultSpecs : Akka.TestKit.Xunit2.TestKit, IDisposable
         Sys.Stop(sink);
     }
 
+    [Fact]
+    public void A_destinations_trouble_reaches_the_monitor_topic_as_an_event_of_the_jobs_sink()
+    {
+        var path = Path.Combine(_folder, "torn.jsonl");
+        File.WriteAllText(path, "{\"frame\":0,\"source\":\"camera-1\"}\n{\"frame\":1,\"sou");
+
+        using var destinations = ResultDestinations.Open([path], "cam-1", ResultContext.ForNode(Sys, "cam-1"));
+
+        var torn = _events.ExpectMsg<PipelineEvent>();
+        Assert.Equal("sink cam-1", torn.Source);
+        Assert.Contains("torn last line", torn.Text, StringComparison.Ordinal);
+        Assert.Equal(0L, destinations.LastWrittenId);
+    }
+
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);

@@ -2,12 +2,13 @@ using System.Diagnostics;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sink.Destinations;
+using Xunit.Abstractions;
 using static PipelineActors.Runtime.Tests.DataPath.Sink.Destinations.ResultFiles;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink.Destinations;
 
 /// <summary>A results file is appended to, never truncated; a resumed job continues after its last id and writes no id twice.</summary>
-public sealed class JsonLinesFileSpecs : IDisposable
+public sealed class JsonLinesFileSpecs(ITestOutputHelper output) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("results-").FullName;
     private readonly (Action<string> Report, System.Collections.Concurrent.ConcurrentQueue<string> Events) _events = Events();
@@ -97,6 +98,22 @@ public sealed class JsonLinesFileSpecs : IDisposable
         File.AppendAllText(File1, "\n\n");
         using var resumed = Open();
         Assert.Equal(1L, resumed.LastWrittenId);
+    }
+
+    [Fact]
+    public void Twenty_thousand_results_each_a_write_of_its_own_land_whole_and_in_order()
+    {
+        var clock = Stopwatch.StartNew();
+        using (var file = Open())
+        {
+            for (var id = 0; id < 20_000; id++)
+            {
+                file.Write(Outcome(id));
+            }
+        }
+
+        output.WriteLine($"20,000 lines written, synced and closed in {clock.Elapsed.TotalMilliseconds:0} ms ({20_000 / clock.Elapsed.TotalSeconds:0} lines/s)");
+        Assert.Equal(Enumerable.Range(0, 20_000).Select(i => (long)i), Ids(File.ReadAllText(File1)));
     }
 
     [Fact]

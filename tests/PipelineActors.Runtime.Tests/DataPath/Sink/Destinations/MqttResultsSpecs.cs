@@ -2,6 +2,7 @@ using System.Diagnostics;
 using PipelineActors.Runtime.DataPath.Sink.Destinations;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
+using Xunit.Abstractions;
 using static PipelineActors.Runtime.Tests.DataPath.Sink.Destinations.ResultFiles;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink.Destinations;
@@ -10,7 +11,7 @@ namespace PipelineActors.Runtime.Tests.DataPath.Sink.Destinations;
 /// Results published to a real Mosquitto broker reach a real subscriber once each, in order; a broker that goes
 /// away is reported and retried, and the writer never makes the sink wait.
 /// </summary>
-public sealed class MqttResultsSpecs : IDisposable
+public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
 {
     private const string Password = "pa55-word";
     private readonly MosquittoBroker _broker = MosquittoBroker.Start("camera-board", Password);
@@ -22,12 +23,14 @@ public sealed class MqttResultsSpecs : IDisposable
         await using var subscriber = await MqttResultSubscriber.ConnectAsync(_broker, "pipeline/jobs/cam-1/results");
         using (var results = Open($"mqtt://camera-board:{Password}@{_broker.Host}:{_broker.Port}", "cam-1"))
         {
+            var clock = Stopwatch.StartNew();
             for (var id = 0; id < 200; id++)
             {
                 results.Write(Outcome(id));
             }
 
             Assert.True(await subscriber.WaitForAsync(m => m.Count >= 200, TimeSpan.FromSeconds(20)), $"received {subscriber.Messages.Count} of 200");
+            output.WriteLine($"200 results written to received in {clock.Elapsed.TotalMilliseconds:0} ms (polled every 50 ms)");
             var counters = results.Counters()[0];
             Assert.Equal($"mqtt://camera-board@{_broker.Host}:{_broker.Port}/pipeline/jobs/cam-1/results", counters.Name);
             Assert.Equal((200L, 0L, 0L), (counters.Written, counters.Dropped, counters.Failed));
@@ -75,17 +78,20 @@ public sealed class MqttResultsSpecs : IDisposable
         }
 
         var writeTime = clock.Elapsed;
+        output.WriteLine($"50 writes with the broker away: {writeTime.TotalMilliseconds:0.0} ms");
         Assert.True(writeTime < TimeSpan.FromMilliseconds(500), $"50 writes with the broker away took {writeTime.TotalMilliseconds:0} ms");
         Assert.True(await WaitFor(() => _events.Events.Any(e => e.Contains("cannot publish", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
         Assert.Equal(50L, results.Counters()[0].Waiting);
 
         _broker.Restart();
+        var back = Stopwatch.StartNew();
 
         Assert.True(
             await subscriber.WaitForAsync(m => m.Count >= 100, TimeSpan.FromSeconds(30)),
             $"received {subscriber.Messages.Count} of 100, not "
             + $"{string.Join(",", Enumerable.Range(0, 100).Except(subscriber.Messages.Select(m => (int)IdOf(m))))}; "
             + $"events: {string.Join(" | ", _events.Events)}; broker log: {KeepLog()}");
+        output.WriteLine($"broker back to the 50 queued results received: {back.Elapsed.TotalMilliseconds:0} ms (retry-max 500 ms)");
         Assert.True(await WaitFor(() => _events.Events.Any(e => e.Contains("publishing again", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)));
         await Task.Delay(300);
         Assert.Equal(Enumerable.Range(0, 100).Select(i => (long)i), subscriber.Messages.Select(IdOf));
