@@ -128,6 +128,21 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
         Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), subscriber.Messages.Select(IdOf));
     }
 
+    [Fact]
+    public async Task A_broker_that_refuses_the_credentials_is_reported_without_the_password_and_nothing_is_lost_from_the_queue()
+    {
+        using var results = Open($"mqtt://camera-board:wrong-{Password}@{_broker.Host}:{_broker.Port}", "cam-1");
+        results.Write(Outcome(0));
+
+        Assert.True(await WaitFor(() => !_events.Events.IsEmpty, TimeSpan.FromSeconds(10)));
+        var refused = Assert.Single(_events.Events);
+        Assert.Contains("cannot publish", refused, StringComparison.Ordinal);
+        Assert.Contains("the broker refused the connection (NotAuthorized)", refused, StringComparison.Ordinal);
+        Assert.DoesNotContain(Password, refused, StringComparison.Ordinal);
+        var counters = results.Counters()[0];
+        Assert.Equal((0L, 1L), (counters.Written, counters.Waiting));
+    }
+
     public void Dispose() => _broker.Dispose();
 
     private string KeepLog()
