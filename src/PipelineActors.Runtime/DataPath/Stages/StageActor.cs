@@ -110,7 +110,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         try
         {
             _session = new StageSession(_modelPath, _threads);
-            var warmup = _session.WarmUp(_session.DeclaredInputs());
+            var warmup = _session.WarmUp(_session.WarmUpInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
             Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
         }
