@@ -107,8 +107,60 @@ public sealed class StageSession : IDisposable
         return shape;
     }
 
-    /// <summary>Runs the stage on the frame's tensors (matched by name) and returns new tensors it owns.</summary>
+    /// <summary>
+    /// True once a failed run left the session in a state it could not reset: it can take no more frames, and the stage
+    /// that holds it must be replaced.
+    /// </summary>
+    public bool Broken { get; private set; }
+
+    /// <summary>
+    /// Runs the stage on the frame's tensors (matched by name) and returns new tensors it owns. A run that throws (a frame
+    /// ONNX Runtime refuses) leaves nothing behind for the next frame: the shapes and buffers learnt so far are dropped,
+    /// and the next frame binds its inputs and outputs anew.
+    /// </summary>
     public IReadOnlyList<FrameTensor> Run(IReadOnlyList<FrameTensor> frame)
+    {
+        if (Broken)
+        {
+            throw new InvalidOperationException("The stage session could not recover from an earlier failed run; the stage must be replaced.");
+        }
+
+        try
+        {
+            return RunBound(frame);
+        }
+        catch
+        {
+            Forget();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Forgets every shape and output buffer a failed run may have left half-replaced (a disposed output still bound, an
+    /// input of the refused shape recorded as current), so no later run hands ONNX Runtime a buffer that is gone.
+    /// </summary>
+    private void Forget()
+    {
+        try
+        {
+            _outputsBound = false;
+            Array.Clear(_inputInfo);
+            Array.Clear(_reused);
+            _binding.ClearBoundOutputs();
+            for (var i = 0; i < _outputs.Length; i++)
+            {
+                _outputs[i]?.Dispose();
+                _outputs[i] = null;
+            }
+        }
+        catch (OnnxRuntimeException)
+        {
+            Broken = true;
+        }
+    }
+
+    private FrameTensor[] RunBound(IReadOnlyList<FrameTensor> frame)
     {
         var reshaped = false;
         for (var i = 0; i < _inputNames.Length; i++)
