@@ -44,6 +44,7 @@ public class StageInputShapeSpecs
         var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(Path.Combine(TestModels.ModelsFolder, "blazeface-back-256.onnx")));
         var stages = StageExtractor.Extract(analysis, Balancer.Balance(analysis, 3));
 
-        Assert.All(stages, s => Assert.DoesNotContain(s.Model.MetadataProps, m => m.Key.StartsWith(StageExtractor.InputShapeKeyPrefix, StringComparison.Ordinal)));
+        Assert.All(stages, s => Assert.DoesNotContain(
+            s.Model.MetadataProps, m => m.Key.StartsWith(StageExtractor.InputShapeKeyPrefix, StringComparison.Ordinal)));
     }
 }

@@ -104,7 +104,8 @@ public sealed class InFlightWindow
     }
 
     /// <summary>Moves to a plan's epoch; on a newer one, <paramref name="replay"/> holds every frame the sink does not hold yet.</summary>
-    public EpochChange EnterEpoch(long epoch, TimeSpan now, out IReadOnlyList<Frame> replay) => EnterEpoch(epoch, now, afterLoss: false, out replay, out _);
+    public EpochChange EnterEpoch(long epoch, TimeSpan now, out IReadOnlyList<Frame> replay) =>
+        EnterEpoch(epoch, now, afterLoss: false, out replay, out _);
 
     /// <summary>
     /// Moves to a plan's epoch; on a newer one, <paramref name="replay"/> holds every frame the sink does not hold yet.
@@ -134,8 +135,8 @@ public sealed class InFlightWindow
                 {
                     entry.Done = true;
                     Failed++;
-                    quarantined.Add(new FrameRetry(
-                        entry.Frame, Failed: true, $"lost with the worker that held it {entry.Losses} times (a frame that crashes its worker sends no rejection)"));
+                    var reason = $"lost with the worker that held it {entry.Losses} times (a frame that crashes its worker sends no rejection)";
+                    quarantined.Add(new FrameRetry(entry.Frame, Failed: true, reason));
                     continue;
                 }
 

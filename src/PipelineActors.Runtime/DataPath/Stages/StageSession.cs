@@ -83,7 +83,7 @@ public sealed class StageSession : IDisposable
             var type = (TensorProto.Types.DataType)meta.ElementDataType;
             var declared = meta.Dimensions;
             if (prepared.TryGetValue(StageExtractor.InputShapeKeyPrefix + name, out var text) && PreparedShape(text) is { } shape
-                && (declared.Length == 0 || (declared.Length == shape.Length && declared.Select((d, i) => d <= 0 || d == shape[i]).All(fits => fits))))
+                && (declared.Length == 0 || (declared.Length == shape.Length && declared.Where((d, i) => d > 0 && d != shape[i]).Any() is false)))
             {
                 return new TensorInfo(name, type, shape);
             }
