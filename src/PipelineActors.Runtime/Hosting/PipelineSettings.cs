@@ -5,7 +5,11 @@ using PipelineActors.Runtime.ControlPath.Supervision;
 namespace PipelineActors.Runtime.Hosting;
 
 /// <summary>The ingest's settings from configuration (<c>pipeline.ingest</c>); the window and rate come with each job.</summary>
-public sealed record IngestDefaults(TimeSpan MinDeadline, int MaxAttempts);
+public sealed record IngestDefaults(TimeSpan MinDeadline, int MaxAttempts)
+{
+    /// <summary>Replays after the loss of a worker a frame may have before it is failed (<c>pipeline.ingest.max-crashes</c>).</summary>
+    public int MaxCrashes { get; init; }
+}
 
 /// <summary>
 /// Every <c>pipeline.*</c> setting of a node, read once from its configuration and handed to the
@@ -40,6 +44,7 @@ public sealed record PipelineSettings(
         var frame = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size") ?? 0;
         var deadline = config.GetTimeSpan("pipeline.ingest.min-deadline");
         var attempts = config.GetInt("pipeline.ingest.max-attempts");
+        var crashes = config.GetInt("pipeline.ingest.max-crashes");
         var rebalance = config.GetTimeSpan("pipeline.supervisor.rebalance-delay");
         var deploy = config.GetTimeSpan("pipeline.supervisor.deploy-timeout");
         var linkDelay = LinkDelayOf(config);
@@ -51,6 +56,7 @@ public sealed record PipelineSettings(
             + "lower the chunk size or raise the frame size.");
         Require(deadline > TimeSpan.Zero, $"pipeline.ingest.min-deadline is {deadline}; give a positive time such as 1500ms.");
         Require(attempts >= 1, $"pipeline.ingest.max-attempts is {attempts}; give at least 1.");
+        Require(crashes >= 0, $"pipeline.ingest.max-crashes is {crashes}; give 0 (fail a frame lost with a worker) or more.");
         Require(rebalance >= TimeSpan.Zero, $"pipeline.supervisor.rebalance-delay is {rebalance}; give zero or a positive time.");
         Require(deploy > TimeSpan.Zero, $"pipeline.supervisor.deploy-timeout is {deploy}; give a positive time such as 60s.");
         Require(
@@ -67,7 +73,7 @@ public sealed record PipelineSettings(
             string.IsNullOrEmpty(cache) ? DefaultFolder("models") : cache,
             string.IsNullOrEmpty(log) ? null : log,
             new SupervisorSettings(rebalance, deploy),
-            new IngestDefaults(deadline, attempts),
+            new IngestDefaults(deadline, attempts) { MaxCrashes = crashes },
             linkDelay)
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,

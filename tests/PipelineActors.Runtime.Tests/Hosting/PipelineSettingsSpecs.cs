@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
+using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Runtime.Tests.Hosting;
@@ -17,6 +18,9 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(256000, settings.MaximumFrameSize);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), settings.Ingest.MinDeadline);
         Assert.Equal(4, settings.Ingest.MaxAttempts);
+        Assert.Equal(2, settings.Ingest.MaxCrashes);
+        // The ingest's own default (settings built in code, as tests do) agrees with reference.conf.
+        Assert.Equal(new IngestSettings(1, TimeSpan.FromSeconds(1), 1, 4096).MaxCrashes, settings.Ingest.MaxCrashes);
         Assert.Equal(TimeSpan.FromSeconds(1), settings.Supervisor.RebalanceDelay);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Supervisor.DeployTimeout);
         Assert.Null(settings.LogFile);
@@ -47,6 +51,7 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.intra-op-threads = 0", "pipeline.intra-op-threads")]
     [InlineData("pipeline.ingest.min-deadline = 0s", "pipeline.ingest.min-deadline")]
     [InlineData("pipeline.ingest.max-attempts = 0", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.max-crashes = -1", "pipeline.ingest.max-crashes")]
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]

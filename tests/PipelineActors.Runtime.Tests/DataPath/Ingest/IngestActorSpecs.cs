@@ -327,6 +327,27 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 
+    [Fact]
+    public void A_frame_still_unconfirmed_after_more_than_max_crashes_recovery_plans_is_failed_to_the_sink_and_not_replayed()
+    {
+        var settings = new IngestSettings(1, Never, 4, 65536) { MaxCrashes = 1 };
+        var source = new SyntheticSource(Inputs, 0, 1);
+        var ingest = Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 1), settings, _observer.Ref));
+        ingest.Tell(Plan(0, _head), _supervisor.Ref); // the supervisor hears the acknowledgements
+        Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
+
+        ingest.Tell(Plan(1, _head) with { Reason = PlanReason.Rebalance }, _supervisor.Ref); // no loss: replayed, not counted
+        ingest.Tell(Plan(2, _head) with { Reason = PlanReason.Recovery }, _supervisor.Ref); // its worker was lost: replayed once more
+        Assert.Equal([(0L, 1L), (0L, 2L)], new[] { _head.ExpectMsg<Frame>(), _head.ExpectMsg<Frame>() }.Select(f => (f.FrameId, f.Epoch)));
+        ingest.Tell(Plan(3, _head) with { Reason = PlanReason.Recovery }, _supervisor.Ref); // and lost again: quarantined
+
+        var failed = _sink.ExpectMsg<FrameFailed>(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, failed.FrameId);
+        Assert.Contains("lost with the worker that held it 2 times", failed.Reason, StringComparison.Ordinal);
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(1, Stats(ingest).Failed);
+    }
+
     private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>
         Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, window), new IngestSettings(window, deadline, maxAttempts, 65536), _observer.Ref));
 
