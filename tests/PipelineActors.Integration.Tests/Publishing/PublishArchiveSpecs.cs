@@ -24,6 +24,7 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
     public void Publish_makes_one_archive_per_rid_holding_both_commands_the_models_the_unit_the_env_file_and_install_sh()
     {
         output.WriteLine($"tools/publish.sh --rid all took {archives.PublishTime.TotalSeconds:0} s:\n{archives.PublishOutput}");
+        string[] bundled = ["bin/libonnxruntime.so", "bin/models/blazeface-back-256.onnx", "bin/models/blazeface-back-256.profile.json"];
         foreach (var rid in PublishedArchives.Rids)
         {
             Assert.True(File.Exists(archives.Archive(rid)), $"no archive for {rid}");
@@ -34,14 +35,21 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
                 Assert.True(mode.HasFlag(UnixFileMode.UserExecute), $"{rid}: {executable} is not executable ({mode})");
             }
 
-            foreach (var file in new[] { "bin/libonnxruntime.so", "bin/models/blazeface-back-256.onnx", "bin/models/blazeface-back-256.profile.json" })
+            foreach (var file in bundled)
             {
                 Assert.True(File.Exists(Path.Combine(root, file)), $"{rid}: the archive has no {file}");
             }
 
-            Assert.Equal(RepositoryFile("tools/systemd/pipeline-node.service"), File.ReadAllText(Path.Combine(root, "systemd/pipeline-node.service")));
-            Assert.Equal(RepositoryFile("tools/systemd/pipeline-node.env"), File.ReadAllText(Path.Combine(root, "systemd/pipeline-node.env")));
-            Assert.Equal(RepositoryFile("hocon/reference.conf"), File.ReadAllText(Path.Combine(root, "hocon/reference.conf")));
+            foreach (var (shipped, source) in new[]
+            {
+                ("systemd/pipeline-node.service", "tools/systemd/pipeline-node.service"),
+                ("systemd/pipeline-node.env", "tools/systemd/pipeline-node.env"),
+                ("hocon/reference.conf", "hocon/reference.conf"),
+            })
+            {
+                Assert.Equal(RepositoryFile(source), File.ReadAllText(Path.Combine(root, shipped)));
+            }
+
             Assert.Contains($"rid={rid}", File.ReadAllText(Path.Combine(root, "VERSION")), StringComparison.Ordinal);
             Assert.Contains($"version={PublishedArchives.Version}", File.ReadAllText(Path.Combine(root, "VERSION")), StringComparison.Ordinal);
         }
@@ -72,7 +80,8 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
         var bare = ExternalProcess.BareEnvironment(archives.Folder);
 
         var help = await ExternalProcess.Run(node, ["--help"], Quick, archives.Folder, bare);
-        var badPort = await ExternalProcess.Run(node, ["--port", "70000", "--seeds", "akka.tcp://pipeline@127.0.0.1:4053"], Quick, archives.Folder, bare);
+        var badPort = await ExternalProcess.Run(
+            node, ["--port", "70000", "--seeds", "akka.tcp://pipeline@127.0.0.1:4053"], Quick, archives.Folder, bare);
 
         Assert.Equal(0, help.Code);
         Assert.Empty(help.Error.Trim());
