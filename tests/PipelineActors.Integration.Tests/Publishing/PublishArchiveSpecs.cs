@@ -18,6 +18,34 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
     private const string Qemu = "qemu-aarch64-static";
     private const string Arm64Sysroot = "/usr/aarch64-linux-gnu";
 
+    // Debian's arm64 libssl3 (.NET hashes model files with OpenSSL), which .ci/run fetches and unpacks here.
+    private const string Arm64Libraries = "/opt/pipelineactors-ci/arm64-libs";
+
+    // What a Raspberry Pi 4 (4 x Cortex-A72) says in /proc/cpuinfo, for ONNX Runtime's CPU detection under emulation.
+    private const string PiCpuInfo = """
+        processor	: 0
+        BogoMIPS	: 108.00
+        Features	: fp asimd evtstrm crc32 cpuid
+        CPU implementer	: 0x41
+        CPU architecture: 8
+        CPU variant	: 0x0
+        CPU part	: 0xd08
+        CPU revision	: 3
+
+        processor	: 1
+        BogoMIPS	: 108.00
+        Features	: fp asimd evtstrm crc32 cpuid
+        CPU implementer	: 0x41
+        CPU architecture: 8
+        CPU variant	: 0x0
+        CPU part	: 0xd08
+        CPU revision	: 3
+
+        Revision	: c03111
+        Model		: Raspberry Pi 4 Model B Rev 1.1
+
+        """;
+
     private static readonly TimeSpan Quick = TimeSpan.FromSeconds(60);
 
     [Fact]
@@ -94,10 +122,7 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
     [Fact]
     public async Task The_arm64_pipeline_node_prints_its_help_and_refuses_a_bad_port_under_qemu_user_emulation()
     {
-        Assert.True(
-            File.Exists($"/usr/bin/{Qemu}") && File.Exists(Path.Combine(Arm64Sysroot, "lib", "ld-linux-aarch64.so.1")),
-            $"{Qemu} or the arm64 runtime libraries are missing: apt-get install qemu-user-static libc6-arm64-cross "
-            + "libstdc++6-arm64-cross libgcc-s1-arm64-cross (.ci/run does)");
+        AssertQemuInstalled();
         var node = Path.Combine(archives.Unpacked("linux-arm64"), "bin", "pipeline-node");
         var bare = ExternalProcess.BareEnvironment(archives.Folder);
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -112,6 +137,40 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
         Assert.Contains("--seeds", help.Output, StringComparison.Ordinal);
         Assert.Equal(2, badPort.Code);
         Assert.Contains("70000", Assert.Single(badPort.ErrorLines), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_arm64_onnx_runtime_runs_a_model_under_qemu_user_given_a_boards_proc_cpuinfo()
+    {
+        AssertQemuInstalled();
+        Assert.True(
+            File.Exists(Path.Combine(Arm64Libraries, "libssl.so.3")),
+            $"Debian's arm64 libssl3 is not unpacked in {Arm64Libraries} (.ci/run fetches it)");
+        var model = Path.Combine(archives.Folder, "tinynet.onnx");
+        var zoo = await ExternalProcess.Run(
+            Path.Combine(archives.Unpacked("linux-x64"), "bin", "pipeline"), ["zoo", "tinynet", "--out", model, "--seed", "3"], Quick);
+        Assert.True(zoo.Code == 0, $"pipeline zoo: {zoo.Error}");
+
+        // Under qemu-user the guest reads the host's x86 /proc/cpuinfo: ONNX Runtime's CPU detection finds no ARM core in
+        // it and crashes (SIGSEGV right after reading it). A board's cpuinfo is bound over it in a mount namespace of our own.
+        var cpuinfo = Path.Combine(archives.Folder, "cpuinfo-pi4");
+        await File.WriteAllTextAsync(cpuinfo, PiCpuInfo);
+        var environment = new Dictionary<string, string>(ExternalProcess.BareEnvironment(archives.Folder)) { ["LD_LIBRARY_PATH"] = Arm64Libraries };
+        var node = Path.Combine(archives.Unpacked("linux-arm64"), "bin", "pipeline-node");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var loop = await ExternalProcess.Run(
+            "unshare",
+            ["--mount", "--", "sh", "-c", "mount --bind \"$0\" /proc/cpuinfo && exec \"$@\"", cpuinfo,
+             Qemu, "-L", Arm64Sysroot, node, "--bench-loop", model, "--seconds", "0.5"],
+            TimeSpan.FromMinutes(4),
+            archives.Folder,
+            environment);
+        output.WriteLine($"arm64 bench loop on tinynet under qemu: {clock.Elapsed.TotalSeconds:0.0} s: {loop.Output.Trim()}");
+
+        Assert.True(loop.Code == 0, $"the arm64 bench loop exited with {loop.Code}: {loop.Error}");
+        using var result = JsonDocument.Parse(loop.Output.Trim().Split('\n')[^1]);
+        Assert.True(result.RootElement.GetProperty("Frames").GetInt64() >= 1, "the arm64 ONNX Runtime session ran no inference");
     }
 
     [Fact]
@@ -209,6 +268,12 @@ public sealed class PublishArchiveSpecs(PublishedArchives archives, ITestOutputH
             Assert.Contains(named, Assert.Single(result.ErrorLines), StringComparison.Ordinal);
         }
     }
+
+    private static void AssertQemuInstalled() =>
+        Assert.True(
+            File.Exists($"/usr/bin/{Qemu}") && File.Exists(Path.Combine(Arm64Sysroot, "lib", "ld-linux-aarch64.so.1")),
+            $"{Qemu} or the arm64 runtime libraries are missing: apt-get install qemu-user-static libc6-arm64-cross "
+            + "libstdc++6-arm64-cross libgcc-s1-arm64-cross (.ci/run does)");
 
     private static bool IsPipelineUser(string passwdLine) => passwdLine.StartsWith("pipeline:", StringComparison.Ordinal);
 
