@@ -89,8 +89,8 @@ for rid in "${rids[@]}"; do
   mkdir -p "$stage/bin" "$stage/systemd" "$stage/hocon"
   started=$SECONDS
   echo "publishing $name ..."
-  # The CLI first: it references the node project and would otherwise leave a framework-dependent
-  # pipeline-node.runtimeconfig.json over the node's self-contained one.
+  # The CLI carries the node's assemblies (pipeline run starts node processes from its own folder) but not
+  # pipeline-node.deps.json; the node's own publish, second, adds that and leaves the node's files as it makes them.
   publish_project PipelineActors.Cli "$rid" "$stage/bin" "$build/publish-cli-$rid.log"
   publish_project PipelineActors.Node "$rid" "$stage/bin" "$build/publish-node-$rid.log"
 
