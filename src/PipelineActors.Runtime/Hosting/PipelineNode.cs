@@ -114,7 +114,12 @@ public sealed class PipelineNode : IAsyncDisposable
         IActorRef? host = null;
         if (options.Roles.Contains(Roles.Ingest))
         {
-            var context = new JobRunContext(settings, proxy, new ModelCache(settings.ModelCacheFolder), Path.Combine(settings.StateFolder, "stages"));
+            var context = new JobRunContext(
+                settings,
+                proxy,
+                new ModelCache(settings.ModelCacheFolder),
+                Path.Combine(settings.StateFolder, "stages"),
+                name => DataPath.Sink.Destinations.ResultContext.ForNode(system, name));
             // Declared jobs run here: they name this node, now that its address (and port, if it was 0) is known.
             var here = NodeAddress.Of(cluster.SelfAddress);
             var local = declared.Select(d => d with { Spec = d.Spec with { IngestNode = here } }).ToList();

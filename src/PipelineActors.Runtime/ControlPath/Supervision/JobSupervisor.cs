@@ -44,6 +44,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
     private long _epoch;
     private int _settleChecks;
     private long? _lostAt;
+    private readonly Dictionary<Address, int> _missedReports = [];
 
     /// <param name="nodeOf">The node an actor lives on; specs map their probes to worker addresses.</param>
     /// <remarks>Public because Akka creates actors through public constructors only.</remarks>
@@ -229,6 +230,46 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
 
             ScheduleRebalance();
         }
+
+        CheckLiveStagesOf(node, status);
+    }
+
+    /// <summary>
+    /// A stage of the live plan that its worker no longer reports has stopped on an Up node (it broke, review R2): it is
+    /// redeployed there or elsewhere. Two reports in a row must miss it, since a report may overtake the stage's deployment.
+    /// </summary>
+    private void CheckLiveStagesOf(Address node, WorkerStatus status)
+    {
+        if (_live is not { } live || _phase != Phase.Active)
+        {
+            return;
+        }
+
+        var missing = Enumerable.Range(0, live.Target.Parts)
+            .Where(i => live.Target.Workers[i] == node
+                && !status.Hosted.Any(h => h.Parts == live.Target.Parts && h.Index == i && h.Stage.Equals(live.Stages[i])))
+            .ToList();
+        if (missing.Count == 0)
+        {
+            _missedReports.Remove(node);
+            return;
+        }
+
+        var misses = _missedReports[node] = _missedReports.GetValueOrDefault(node) + 1;
+        if (misses < 2)
+        {
+            return;
+        }
+
+        _missedReports.Remove(node);
+        foreach (var index in missing)
+        {
+            _workers.Forget(live.Target.Parts, index, node);
+        }
+
+        Event($"stage(s) {string.Join(", ", missing.Select(i => $"{i}/{live.Target.Parts}"))} stopped on {NodeAddress.Of(node)}, which is up; redeploying");
+        _lostAt ??= Stopwatch.GetTimestamp();
+        StartDeployment(live.Target, PlanReason.Recovery);
     }
 
     private void OnJob(PipelineJob job)

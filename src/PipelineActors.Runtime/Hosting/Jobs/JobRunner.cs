@@ -9,6 +9,8 @@ using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Runtime.DataPath.Sink.Destinations;
 using PipelineActors.Runtime.DataPath.Sources;
 
 namespace PipelineActors.Runtime.Hosting.Jobs;
@@ -17,7 +19,8 @@ namespace PipelineActors.Runtime.Hosting.Jobs;
 /// <param name="Supervisor">The supervisor singleton's proxy.</param>
 /// <param name="Cache">The node's model cache (the job's whole model lands here by SHA-256).</param>
 /// <param name="StagesFolder">Where the run writes the model's stage files, which the node serves to workers.</param>
-public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder);
+/// <param name="Results">Where a job's result destinations report trouble, with the node's MQTT settings.</param>
+public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder, Func<string, ResultContext> Results);
 
 /// <summary>A run's status for its host (a child's word to its parent, never remote).</summary>
 internal sealed record RunStatus(JobStatus Status, bool Over, bool Restartable) : INoSerializationVerificationNeeded;
@@ -233,7 +236,12 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 Path.Combine(context.StagesFolder, spec.ModelSha256[..16]),
                 JobBuilder.MeasuredBalance(context.Settings.IntraOpThreads),
                 normalisation: profile?.FirstStageNormalisation());
-            var results = JobResults.Open(spec, profile, out var lastWritten);
+            var results = ResultDestinations.Open(spec.Results, spec.Name, context.Results(spec.Name) with
+            {
+                Decoder = profile?.Decoder is { } decoder ? DecoderRegistry.Get(decoder) : null,
+                DecodeContext = profile is null ? null : new DecodeContext(profile.Width, profile.Height, profile.Width, profile.Height),
+            });
+            var lastWritten = results.LastWrittenId;
 
             // Numbering goes on after the registry's last id and after the last result already written, whichever is later.
             var first = Math.Max(firstId, (lastWritten ?? -1) + 1);

@@ -354,6 +354,28 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_live_stage_missing_from_two_reports_of_its_up_worker_is_redeployed()
+    {
+        var (supervisor, a, b, a0, b1) = StartWithLivePlan();
+        Report(supervisor, a, hosted: [new HostedStage(JobId, 2, 0, a0.Ref, 1)]);
+        Report(supervisor, b, hosted: [new HostedStage(JobId, 2, 1, b1.Ref, 1)]);
+        b.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // The stage broke and left B's reports; one report might have overtaken its deployment, two do not.
+        Report(supervisor, b, hosted: []);
+        b.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        Report(supervisor, b, hosted: []);
+        ExpectEvent("stage(s) 1/2 stopped on 10.0.0.2:4053, which is up; redeploying");
+        var deploy = b.Agent.ExpectMsg<DeployStage>();
+        Assert.Equal((2L, 2, 1), (deploy.Epoch, deploy.Parts, deploy.Spec.Index));
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // stage 0 is kept where it runs
+        var fresh = Deployed(supervisor, b, deploy);
+        Wired(supervisor, a0, 2, 2, 0, successor: fresh.Ref);
+        Wired(supervisor, fresh, 2, 2, 1, successor: _sink.Ref);
+        Assert.Equal((2L, PlanReason.Recovery), Epoch(_ingest.FishForMessage<PlanActivated>(p => p.Epoch == 2)));
+    }
+
+    [Fact]
     public void A_job_whose_ingest_has_seen_a_newer_epoch_gets_plans_numbered_after_it()
     {
         var (a, b) = (Worker(1), Worker(2));
