@@ -25,6 +25,7 @@ public static class NodeArguments
           --port N                TCP port, 0 to 65535 (default 0: any free port)
           --threads N             ONNX Runtime intra-op threads per stage (default 1)
           --model-cache DIR       where stage models are cached by SHA-256
+          --state DIR             what survives a restart: the job registry's jobs, jobs' stage files
           --config FILE           extra HOCON over hocon/reference.conf
           --metrics-port N        serve Prometheus metrics on this port
           --link-delay MS         wait this long before each frame or chunk sent to another node
@@ -79,6 +80,7 @@ public static class NodeArguments
             Roles = roles.Count > 0 ? roles : [Roles.Worker],
             IntraOpThreads = Number(Get("threads"), "threads", 1, 256),
             ModelCache = Get("model-cache"),
+            StateFolder = Get("state"),
             ExtraHocon = hocon,
             LinkDelay = Milliseconds(Get("link-delay"), "link-delay", PipelineSettings.MaxLinkDelay),
         };

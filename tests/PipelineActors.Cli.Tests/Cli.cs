@@ -88,3 +88,51 @@ public sealed class TinyNetFile : IDisposable
 
     public void Dispose() => _folder.Dispose();
 }
+
+/// <summary>Runs a built program beside the tests (<c>pipeline.dll</c>, <c>pipeline-node.dll</c>) as a process of its own.</summary>
+public static class CliProcess
+{
+    /// <summary>Starts <paramref name="dll"/> with its output and error redirected, in the temp folder.</summary>
+    public static System.Diagnostics.Process Start(string dll, params string[] arguments)
+    {
+        var path = System.IO.Path.Combine(AppContext.BaseDirectory, dll);
+        Assert.True(File.Exists(path), $"{path} is not beside the tests");
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = System.IO.Path.GetTempPath(),
+        };
+        info.ArgumentList.Add(path);
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        return System.Diagnostics.Process.Start(info)!;
+    }
+
+    /// <summary>Runs <paramref name="dll"/> to its end (killed, and the test failed, past <paramref name="limit"/>).</summary>
+    public static async Task<CliResult> RunDll(string dll, TimeSpan limit, params string[] arguments)
+    {
+        using var process = Start(dll, arguments);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{dll} {string.Join(' ', arguments)} was still running after {limit.TotalSeconds:0} s");
+        }
+
+        return new CliResult(process.ExitCode, await output, await error);
+    }
+
+    /// <summary>The <c>pipeline</c> command, in a process of its own.</summary>
+    public static Task<CliResult> Run(string[] arguments, TimeSpan limit) => RunDll("pipeline.dll", limit, arguments);
+}

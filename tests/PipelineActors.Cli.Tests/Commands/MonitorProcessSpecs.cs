@@ -102,44 +102,9 @@ public sealed class MonitorProcessSpecs
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"it took {clock.Elapsed.TotalSeconds:0.0} s to give up");
     }
 
-    private static Process Start(string dll, params string[] arguments)
-    {
-        var path = Path.Combine(AppContext.BaseDirectory, dll);
-        Assert.True(File.Exists(path), $"{path} is not beside the tests");
-        var info = new ProcessStartInfo("dotnet")
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Path.GetTempPath(),
-        };
-        info.ArgumentList.Add(path);
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
+    private static Process Start(string dll, params string[] arguments) => CliProcess.Start(dll, arguments);
 
-        return Process.Start(info)!;
-    }
-
-    private static async Task<CliResult> Run(string dll, params string[] arguments)
-    {
-        using var process = Start(dll, arguments);
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(ProcessLimit);
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{dll} {string.Join(' ', arguments)} was still running after {ProcessLimit.TotalSeconds:0} s");
-        }
-
-        return new CliResult(process.ExitCode, await output, await error);
-    }
+    private static Task<CliResult> Run(string dll, params string[] arguments) => CliProcess.RunDll(dll, ProcessLimit, arguments);
 
     private static async Task WaitForLine(Process process, string start, TimeSpan limit)
     {

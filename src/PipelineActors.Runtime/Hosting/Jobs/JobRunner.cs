@@ -65,10 +65,15 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         });
         Receive<Prepared>(OnPrepared);
         Receive<Status.Failure>(failure => End(JobStates.Failed, Reason(failure.Cause), restartable: failure.Cause is not Onnx.PipelineInputException));
-        Receive<RunEnded>(ended => End(_halting ? JobStates.Stopped : JobStates.Finished, ended.Detail, restartable: false));
+        ReceiveAsync<RunEnded>(async ended =>
+        {
+            // The last figures, after the last frame: what the host reports as the run's final word.
+            await RefreshAsync(report: false);
+            End(_halting ? JobStates.Stopped : JobStates.Finished, ended.Detail, restartable: false);
+        });
         Receive<RunFailed>(failed => End(JobStates.Failed, failed.Reason, restartable: true));
         Receive<HaltJob>(_ => Halt());
-        ReceiveAsync<StatusTick>(_ => RefreshAsync());
+        ReceiveAsync<StatusTick>(_ => RefreshAsync(report: true));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -149,7 +154,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         Report();
     }
 
-    private async Task RefreshAsync()
+    private async Task RefreshAsync(bool report)
     {
         if (_session is { } session && !_over)
         {
@@ -177,7 +182,10 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             }
         }
 
-        Report();
+        if (report)
+        {
+            Report();
+        }
     }
 
     private void End(string state, string detail, bool restartable)
@@ -249,7 +257,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             IFrameSource source;
             if (synthetic || profile is null)
             {
-                source = new SyntheticSource(model.SourceInputs, spec.FramesPerSecond, frames);
+                // A synthetic job plays like a clip at its rate: it waits for the pipeline rather than dropping frames,
+                // and resumes where its last run stopped (each frame's pattern is its id's).
+                source = new LimitedSource(new SyntheticSource(model.SourceInputs, spec.FramesPerSecond, live: false), frames, skip: first);
             }
             else
             {

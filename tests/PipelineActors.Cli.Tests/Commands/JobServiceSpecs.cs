@@ -1,0 +1,242 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using PipelineActors.Harness;
+using PipelineActors.Onnx;
+using PipelineActors.Onnx.Inference;
+using PipelineActors.Onnx.Zoo;
+using PipelineActors.Runtime.ControlPath.Planning;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.TestSupport;
+using Xunit.Abstractions;
+
+namespace PipelineActors.Cli.Tests.Commands;
+
+/// <summary>
+/// Jobs on node services, as a user runs them: <c>pipeline-node</c> processes started one by one with their roles and
+/// seeds (none a child of a run), and <c>pipeline job</c> processes that submit, follow and stop jobs over real sockets.
+/// The results file is read back and every frame checked against the whole model.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class JobServiceSpecs : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(3);
+
+    private readonly ITestOutputHelper _output;
+    private readonly string _folder = Directory.CreateTempSubdirectory("job-services-").FullName;
+    private readonly List<NodeProcess> _nodes = [];
+    private readonly string _model;
+    private readonly PreparedModel _whole;
+    private string _seed = string.Empty;
+
+    public JobServiceSpecs(ITestOutputHelper output)
+    {
+        _output = output;
+        _model = Path.Combine(_folder, "squeezenet.onnx");
+        OnnxModelFile.Save(ModelZoo.Build("squeezenet"), _model);
+        _whole = JobBuilder.Prepare(_model, null, 1, Path.Combine(_folder, "oracle"));
+    }
+
+    [Fact]
+    public async Task A_job_submitted_to_three_node_services_survives_a_worker_kill_with_every_frame_once_in_order_equal_to_the_whole_model()
+    {
+        var coordinator = StartNode("coordinator,worker");
+        var worker = StartNode("worker");
+        StartNode("ingest");
+        var results = Path.Combine(Directory.CreateDirectory(Path.Combine(_folder, "results")).FullName, "clip.jsonl");
+        const int frames = 240;
+
+        var submit = await Cli("job", "submit", "--name", "clip", "--model", _model, "--source", "synthetic", "--frames", $"{frames}", "--fps", "20",
+            "--results", results);
+        Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
+        Assert.Contains("job clip submitted", submit.Output, StringComparison.Ordinal);
+
+        // A worker of the live plan dies mid-stream.
+        await WaitForStatus("clip", s => s.GetProperty("resultsOut").GetInt64() >= 40, "40 results before the kill");
+        var killedAt = DateTimeOffset.UtcNow;
+        worker.Kill();
+        var status = await WaitForStatus("clip", s => s.GetProperty("state").GetString() == "finished", "the job to finish");
+
+        Assert.Equal(frames, status.GetProperty("framesIn").GetInt64());
+        Assert.Equal(frames, status.GetProperty("resultsOut").GetInt64());
+        Assert.Equal(0, status.GetProperty("failed").GetInt64());
+        var lines = ReadResults(results);
+        AssertEveryFrameOnceInOrderAndCorrect(lines, 0, frames);
+        _output.WriteLine($"longest gap between results after the worker kill: {LongestGapMs(lines, killedAt):0} ms");
+        Assert.False(coordinator.HasExited);
+
+        // The job is listed as finished, with its figures.
+        var list = await Cli("job", "list", "--json");
+        Assert.True(list.ExitCode == 0, list.Error);
+        using var jobs = JsonDocument.Parse(list.Output);
+        var listed = Assert.Single(jobs.RootElement.EnumerateArray());
+        Assert.Equal(("clip", "finished"), (listed.GetProperty("name").GetString(), listed.GetProperty("state").GetString()));
+    }
+
+    [Fact]
+    public async Task Two_jobs_share_two_workers_and_stopping_one_mid_stream_leaves_the_other_complete()
+    {
+        StartNode("coordinator,worker");
+        StartNode("worker");
+        StartNode("ingest");
+        var (kept, stopped) = (Path.Combine(_folder, "kept.jsonl"), Path.Combine(_folder, "stopped.jsonl"));
+        const int frames = 160;
+
+        var first = await Cli("job", "submit", "--name", "kept", "--model", _model, "--frames", $"{frames}", "--fps", "15", "--results", kept);
+        Assert.True(first.ExitCode == 0, first.Error + first.Output);
+        var second = await Cli("job", "submit", "--name", "halted", "--model", _model, "--fps", "15", "--results", stopped);
+        Assert.True(second.ExitCode == 0, second.Error + second.Output);
+
+        // The second job has no frame limit: it runs until stopped.
+        await WaitForStatus("halted", s => s.GetProperty("resultsOut").GetInt64() >= 30, "30 results of the job to stop");
+        var stop = await Cli("job", "stop", "--name", "halted", "--wait", "60");
+        Assert.True(stop.ExitCode == 0, stop.Error + stop.Output);
+        Assert.Contains("job halted stopped", stop.Output, StringComparison.Ordinal);
+        var halted = await WaitForStatus("halted", s => s.GetProperty("state").GetString() == "stopped", "the stopped job's state");
+
+        // What was in flight drained: every frame it took in has its result, once, in order.
+        var haltedLines = ReadResults(stopped);
+        AssertEveryFrameOnceInOrderAndCorrect(haltedLines, 0, (int)halted.GetProperty("framesIn").GetInt64());
+
+        var done = await WaitForStatus("kept", s => s.GetProperty("state").GetString() == "finished", "the other job to finish");
+        Assert.Equal((frames, 0L), (done.GetProperty("resultsOut").GetInt64(), done.GetProperty("failed").GetInt64()));
+        AssertEveryFrameOnceInOrderAndCorrect(ReadResults(kept), 0, frames);
+
+        // Stopping what is over, or what does not exist, is one sentence and a non-zero exit.
+        var again = await Cli("job", "stop", "--name", "nosuchjob");
+        Assert.Equal(2, again.ExitCode);
+        Assert.Contains("There is no job named nosuchjob", again.Error, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes)
+        {
+            if (!node.HasExited)
+            {
+                node.Kill();
+            }
+
+            node.Dispose();
+        }
+
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A node may still hold a file for a moment; the temp folder is cleaned by the system.
+        }
+    }
+
+    /// <summary>Starts a node service with its own cache and state folder; the first one is the seed.</summary>
+    private NodeProcess StartNode(string roles)
+    {
+        var index = _nodes.Count;
+        var port = TestPorts.Free();
+        if (index == 0)
+        {
+            _seed = $"akka.tcp://pipeline@127.0.0.1:{port}";
+        }
+
+        var node = NodeProcess.Start($"node-{index}", [
+            "--roles", roles, "--port", port.ToString(CultureInfo.InvariantCulture), "--seeds", _seed,
+            "--model-cache", Path.Combine(_folder, $"cache-{index}"), "--state", Path.Combine(_folder, $"state-{index}"),
+        ]);
+        _nodes.Add(node);
+        return node;
+    }
+
+    private async Task<JsonElement> WaitForStatus(string job, Func<JsonElement, bool> condition, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        var last = string.Empty;
+        while (clock.Elapsed < Bound)
+        {
+            var status = await Cli("job", "status", "--name", job, "--json");
+            if (status.ExitCode == 0)
+            {
+                last = status.Output;
+                var json = JsonDocument.Parse(status.Output).RootElement.Clone();
+                if (condition(json))
+                {
+                    return json;
+                }
+
+                if (json.GetProperty("state").GetString() == "failed")
+                {
+                    DumpNodes();
+                    Assert.Fail($"job {job} failed while waiting for {what}: {status.Output}");
+                }
+            }
+            else
+            {
+                last = status.Error;
+            }
+
+            await Task.Delay(1000);
+        }
+
+        DumpNodes();
+        Assert.Fail($"timed out waiting for {what}; last status: {last}");
+        return default;
+    }
+
+    private void DumpNodes()
+    {
+        foreach (var node in _nodes)
+        {
+            _output.WriteLine($"--- {node.Name}\n{Tail(node.Output)}");
+        }
+    }
+
+    private Task<CliResult> Cli(params string[] arguments) =>
+        CliProcess.Run([.. arguments, "--seed", _seed], TimeSpan.FromSeconds(90));
+
+    private static List<JsonElement> ReadResults(string path) =>
+        File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    /// <summary>Frames first..first+count-1, once each, in order, none failed, each output's summary that of the whole model.</summary>
+    private void AssertEveryFrameOnceInOrderAndCorrect(IReadOnlyList<JsonElement> lines, long first, int count)
+    {
+        var ids = lines.Select(l => l.GetProperty("frame").GetInt64()).ToList();
+        Assert.True(
+            ids.SequenceEqual(Enumerable.Range(0, count).Select(i => first + i)),
+            $"{ids.Count} results, ids {string.Join(",", ids.Take(5))}..{string.Join(",", ids.TakeLast(5))}; {count} expected from {first}");
+        using var runner = new ModelRunner(Google.Protobuf.MessageExtensions.ToByteArray(_whole.Analysis.Graph.Model));
+        foreach (var line in lines)
+        {
+            Assert.False(line.TryGetProperty("failed", out _), line.ToString());
+            var id = line.GetProperty("frame").GetInt64();
+            var inputs = SyntheticSource.Pattern(_whole.Inputs, id).ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data));
+            var outputs = runner.Run(inputs).Select(kv => new Protocol.FrameTensor(kv.Key, kv.Value.Info.ElementType, kv.Value.Info.Shape, kv.Value.Data)).ToList();
+            using var expected = JsonDocument.Parse(ResultLine.Format(new FrameOutcome(id, "synthetic", 0, 0, outputs, null)));
+            foreach (var tensor in expected.RootElement.GetProperty("outputs").EnumerateObject())
+            {
+                var actual = line.GetProperty("outputs").GetProperty(tensor.Name);
+                Assert.Equal(tensor.Value.GetProperty("shape").ToString(), actual.GetProperty("shape").ToString());
+                Assert.Equal(tensor.Value.GetProperty("argmax").GetInt32(), actual.GetProperty("argmax").GetInt32());
+                foreach (var field in new[] { "min", "max", "mean" })
+                {
+                    var (e, a) = (tensor.Value.GetProperty(field).GetDouble(), actual.GetProperty(field).GetDouble());
+                    Assert.True(Math.Abs(e - a) <= 1e-4 * Math.Max(1, Math.Abs(e)), $"frame {id} {tensor.Name} {field}: {a} against {e}");
+                }
+            }
+        }
+    }
+
+    /// <summary>The longest pause between two results delivered after a moment (a result's delivery is its capture plus its latency).</summary>
+    private static double LongestGapMs(IReadOnlyList<JsonElement> lines, DateTimeOffset after)
+    {
+        var delivered = lines
+            .Select(l => (l.GetProperty("capture_us").GetInt64() / 1000.0) + l.GetProperty("latency_ms").GetDouble())
+            .Where(ms => ms >= after.ToUnixTimeMilliseconds() - 1000)
+            .Order()
+            .ToList();
+        return delivered.Zip(delivered.Skip(1), (a, b) => b - a).DefaultIfEmpty(0).Max();
+    }
+
+    private static string Tail(string text) => text.Length <= 6000 ? text : text[^6000..];
+}
