@@ -44,7 +44,7 @@ public sealed class IngestSession
         var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
         var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
-        sink.Tell(new AttachIngest(ingest));
+        sink.Tell(new AttachIngest(ingest, settings.FirstFrameId));
         system.ActorOf(ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
         session.Ingest = ingest;
         return session;

@@ -7,8 +7,8 @@ using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
-/// <summary>Tells the sink which ingest to confirm frames to.</summary>
-public sealed record AttachIngest(IActorRef Ingest) : INoSerializationVerificationNeeded;
+/// <summary>Tells the sink which ingest to confirm frames to, and the id its first frame has (a resumed job's is not 0).</summary>
+public sealed record AttachIngest(IActorRef Ingest, long FirstFrameId = 0) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Ingest to sink, on the same node: a frame's first input tensor, to ride on its outcome for a
@@ -70,7 +70,17 @@ public sealed class SinkActor : ReceiveActor
     public SinkActor(IResultWriter writer)
     {
         _writer = writer;
-        Receive<AttachIngest>(a => _ingest = a.Ingest);
+        Receive<AttachIngest>(a =>
+        {
+            _ingest = a.Ingest;
+
+            // Only before anything arrived: a sink never moves back, nor skips frames it may already hold.
+            if (_next == 0 && _buffer.Count == 0)
+            {
+                _next = a.FirstFrameId;
+                _lastDelivered = a.FirstFrameId - 1;
+            }
+        });
         Receive<Frame>(Accept);
         Receive<FramePixels>(pixels =>
         {
