@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
+using PipelineActors.Runtime.ControlPath.Supervision;
 using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Runtime.Tests.Hosting;
@@ -19,6 +20,8 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(4, settings.Ingest.MaxAttempts);
         Assert.Equal(TimeSpan.FromSeconds(1), settings.Supervisor.RebalanceDelay);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Supervisor.DeployTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(5), settings.Supervisor.Exclusion);
+        Assert.Equal(settings.Supervisor, SupervisorSettings.From(PipelineConfig.Reference));
         Assert.Null(settings.LogFile);
         Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
@@ -31,7 +34,8 @@ public sealed class PipelineSettingsSpecs
         {
             Roles = [Roles.Worker, Roles.Ingest],
             IntraOpThreads = 3,
-            ExtraHocon = "pipeline.intra-op-threads = 2\npipeline.ingest.max-attempts = 7\npipeline.supervisor.deploy-timeout = 5s",
+            ExtraHocon = "pipeline.intra-op-threads = 2\npipeline.ingest.max-attempts = 7\npipeline.supervisor.deploy-timeout = 5s\n"
+                + "pipeline.supervisor.exclusion = 90s",
         };
 
         var settings = PipelineSettings.From(PipelineConfig.Build(options));
@@ -39,6 +43,7 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(3, settings.IntraOpThreads);
         Assert.Equal(7, settings.Ingest.MaxAttempts);
         Assert.Equal(TimeSpan.FromSeconds(5), settings.Supervisor.DeployTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(90), settings.Supervisor.Exclusion);
     }
 
     [Theory]
@@ -47,6 +52,14 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.intra-op-threads = 0", "pipeline.intra-op-threads")]
     [InlineData("pipeline.ingest.min-deadline = 0s", "pipeline.ingest.min-deadline")]
     [InlineData("pipeline.ingest.max-attempts = 0", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.max-attempts = -3", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.max-attempts = four", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.min-deadline = -1s", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.ingest.min-deadline = soon", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.chunk-bytes = lots", "pipeline.chunk-bytes")]
+    [InlineData("pipeline.supervisor.exclusion = 0s", "pipeline.supervisor.exclusion")]
+    [InlineData("pipeline.supervisor.exclusion = -5m", "pipeline.supervisor.exclusion")]
+    [InlineData("pipeline.supervisor.rebalance-delay = later", "pipeline.supervisor.rebalance-delay")]
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]

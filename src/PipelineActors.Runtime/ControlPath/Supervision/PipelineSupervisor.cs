@@ -55,7 +55,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         _settings = settings;
         var system = Context.System;
         _nodeOf = nodeOf ?? (actor => NodeAddress.NodeOf(system, actor));
-        _workers = new WorkerRegistry(settings.MaxFailedDeploys);
+        _workers = new WorkerRegistry(settings.MaxFailedDeploys, settings.Exclusion);
         Enter(Phase.Settling);
     }
 
@@ -491,7 +491,11 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     {
         foreach (var node in deployment.Excluded)
         {
-            _workers.FailedDeploy(node);
+            if (_workers.FailedDeploy(node) is not null)
+            {
+                // Look again once the exclusion has run out: the worker may take stages by then.
+                Timers.StartSingleTimer($"exclusion-{node}", PlanTick.Instance, _settings.Exclusion);
+            }
         }
 
         _deployment = null;
