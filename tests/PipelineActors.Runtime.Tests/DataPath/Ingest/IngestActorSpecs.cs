@@ -26,10 +26,12 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _sink;
     private readonly TestProbe _head;
     private readonly TestProbe _observer;
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
 
-    public IngestActorSpecs()
+    public IngestActorSpecs(Xunit.Abstractions.ITestOutputHelper output)
         : base(TestNodes.Config(Roles.Ingest), PipelineConfig.SystemName)
     {
+        _output = output;
         _supervisor = CreateTestProbe();
         _sink = CreateTestProbe();
         _head = CreateTestProbe();
@@ -347,6 +349,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(frames, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(40)).Frames);
         var stats = Stats(ingest);
         var computed = await stage.Ask<int>("computed", TimeSpan.FromSeconds(5));
+        var p95 = stats.SlowPlans.Select(p => p.LatencyMsP95).DefaultIfEmpty().First();
+        _output.WriteLine($"{frames} frames: {stats.Resent} re-sent, {stats.Failed} failed, {computed} copies computed, p95 {p95:0} ms when slow");
 
         Assert.Equal(0, stats.Failed);
         Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
