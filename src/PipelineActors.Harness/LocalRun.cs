@@ -418,10 +418,7 @@ public static partial class LocalRun
     }
 
     /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
-    public static PixelNormalisation Normalisation(ModelProfile profile) => new(
-        profile.Std.Select(s => profile.Scale / s).ToArray(),
-        profile.Mean.Select((m, c) => -m / profile.Std[c]).ToArray(),
-        profile.Layout == TensorLayout.Nchw ? 1 : 3);
+    public static PixelNormalisation Normalisation(ModelProfile profile) => profile.FirstStageNormalisation();
 
     private static IResultWriter ResultsFor(string? path, ModelProfile? profile)
     {

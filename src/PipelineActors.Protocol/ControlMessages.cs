@@ -18,16 +18,25 @@ public sealed record StageSpec(
 /// <summary>
 /// The job: a model cut every way the cluster may need, where to fetch the stage files, and who
 /// receives results. The ingest node re-sends it to the supervisor until acknowledged, so a
-/// supervisor that moved to another node learns it again.
+/// supervisor that moved to another node learns it again. <see cref="LastEpoch"/> is the newest plan
+/// epoch the ingest has seen: a new supervisor numbers its plans after it, so its plans are never
+/// taken for stale ones (review R7).
 /// </summary>
 public sealed record PipelineJob(
-    string JobId, IReadOnlyList<SplitPlan> Splits, IActorRef ModelStore, IActorRef Ingest, IActorRef Sink, int FrameWindow) : IControlMessage;
+    string JobId, IReadOnlyList<SplitPlan> Splits, IActorRef ModelStore, IActorRef Ingest, IActorRef Sink, int FrameWindow, long LastEpoch = 0)
+    : IControlMessage;
+
+/// <summary>Ingest to supervisor: the job has ended (its source is done, or it was stopped); its stages can go.</summary>
+public sealed record JobEnded(string JobId) : IControlMessage;
+
+/// <summary>Ingest to supervisor: the plan of <see cref="Epoch"/> (or a newer one) is in use; the supervisor stops re-sending it (review R8).</summary>
+public sealed record PlanAcknowledged(string JobId, long Epoch) : IControlMessage;
 
 /// <summary>Supervisor to ingest: the job is known.</summary>
 public sealed record JobAccepted(string JobId) : IControlMessage;
 
-/// <summary>A stage actor that is running on a worker.</summary>
-public sealed record HostedStage(int Parts, int Index, IActorRef Stage, long WiredEpoch);
+/// <summary>A stage actor that is running on a worker, for one job: two jobs never share a stage (review R11).</summary>
+public sealed record HostedStage(string JobId, int Parts, int Index, IActorRef Stage, long WiredEpoch);
 
 /// <summary>
 /// Worker to supervisor, when ready and every few seconds after: what the node offers and what it
@@ -51,17 +60,17 @@ public sealed record StageDeployed(string JobId, long Epoch, int Parts, int Inde
 public sealed record StageDeployFailed(string JobId, long Epoch, int Parts, int Index, string Reason) : IControlMessage;
 
 /// <summary>Supervisor to stage: from <see cref="Epoch"/> on, send results to these successors (the sink after the last stage).</summary>
-public sealed record WireStage(long Epoch, IReadOnlyList<IActorRef> Successors, IActorRef Ingest) : IControlMessage;
+public sealed record WireStage(string JobId, long Epoch, IReadOnlyList<IActorRef> Successors, IActorRef Ingest) : IControlMessage;
 
 /// <summary>Stage to supervisor: wired for the epoch.</summary>
-public sealed record StageWired(long Epoch, int Parts, int Index) : IControlMessage;
+public sealed record StageWired(string JobId, long Epoch, int Parts, int Index) : IControlMessage;
 
-/// <summary>Supervisor to worker: stop hosting this stage.</summary>
-public sealed record StopStage(int Parts, int Index) : IControlMessage;
+/// <summary>Supervisor to worker: stop hosting this stage of the job.</summary>
+public sealed record StopStage(string JobId, int Parts, int Index) : IControlMessage;
 
 /// <summary>One stage of the active plan: where it runs.</summary>
 public sealed record StagePlacement(int Index, IActorRef Stage, string Node, string Layers, long Flops);
 
 /// <summary>Supervisor to ingest: the plan for <see cref="Epoch"/> is wired end to end; send frames to <see cref="Heads"/>.</summary>
-public sealed record PlanActivated(long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason)
+public sealed record PlanActivated(string JobId, long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason)
     : IControlMessage;

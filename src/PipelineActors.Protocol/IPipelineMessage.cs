@@ -2,7 +2,7 @@ using PipelineActors.Protocol.Serialization;
 
 namespace PipelineActors.Protocol;
 
-/// <summary>Every message that may cross the network; each one is also exactly one of the two families below.</summary>
+/// <summary>Every message that may cross the network; each one is also exactly one of the three families below.</summary>
 public interface IPipelineMessage
 {
 }
@@ -14,5 +14,10 @@ public interface IFrameMessage : IPipelineMessage
 
 /// <summary>A control, file or monitoring message (seconds apart, not per frame); bound to <see cref="ControlSerializer"/>.</summary>
 public interface IControlMessage : IPipelineMessage
+{
+}
+
+/// <summary>A job lifecycle message (submit, stop, list, job hosts' reports); bound to <see cref="JobSerializer"/>.</summary>
+public interface IJobMessage : IPipelineMessage
 {
 }

@@ -34,7 +34,11 @@ public sealed record StageStats(
     long Dropped) : IControlMessage;
 
 /// <summary>A stage's counters, published every second by the stage itself.</summary>
-public sealed record StageReport(long UnixMs, StageStats Stats, int PartialFrames) : IControlMessage;
+/// <param name="Stage">
+/// The stage actor that reports: a job's plan names its stages by actor, so the monitor files the report under the job whose plan
+/// holds this actor, even where two jobs run stages of the same index on one node.
+/// </param>
+public sealed record StageReport(long UnixMs, StageStats Stats, int PartialFrames, IActorRef Stage) : IControlMessage;
 
 /// <summary>End-to-end counters of one ingest/sink pair, published every second from the ingest node.</summary>
 public sealed record PipelineReport(
@@ -57,4 +61,5 @@ public sealed record PipelineReport(
     IReadOnlyList<PipelineEvent> RecentEvents) : IControlMessage;
 
 /// <summary>Something worth a line in the monitor's event log: a join, a failure, a redeploy and how long it took.</summary>
-public sealed record PipelineEvent(long UnixMs, string Source, string Text) : IControlMessage;
+/// <param name="JobId">The job the event is about; empty for the cluster's own events (a worker joined, a node left).</param>
+public sealed record PipelineEvent(long UnixMs, string Source, string Text, string JobId = "") : IControlMessage;

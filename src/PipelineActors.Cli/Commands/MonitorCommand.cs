@@ -1,118 +1,219 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Akka.Actor;
-using Spectre.Console;
 using PipelineActors.Onnx;
-using PipelineActors.Onnx.Inference;
-using PipelineActors.Harness;
-using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Monitoring;
+using PipelineActors.Runtime.Hosting;
+using Spectre.Console;
 
 namespace PipelineActors.Cli.Commands;
 
-/// <summary><c>pipeline monitor</c>: join the cluster as a monitor and show the live dashboard.</summary>
+/// <summary><c>pipeline monitor</c>: join the cluster as a monitor and show the live dashboard, or one snapshot for scripts.</summary>
 internal static class MonitorCommand
 {
+    /// <summary>With no job reporting, a snapshot waits this long after the join: reports come every second, once gossip has spread
+    /// the monitor's subscription.</summary>
+    private static readonly TimeSpan QuietClusterGrace = TimeSpan.FromSeconds(3);
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     public static Command Create(CliContext context)
     {
-        var seed = new Option<string>("--seed") { Description = "A seed node of the cluster, e.g. akka.tcp://pipeline@10.0.0.10:4053.", Required = true };
+        var seed = new Option<string>("--seed")
+        {
+            Description = "A seed node of the cluster, e.g. akka.tcp://pipeline@10.0.0.10:4053.",
+            Required = true,
+        };
+        var host = new Option<string?>("--host")
+        {
+            Description = "Address to bind (default: the local address that routes to the seed's host; 0.0.0.0 for all).",
+        };
+        var publicHost = new Option<string?>("--public-host", "--public-hostname")
+        {
+            Description = "Address the cluster reaches this monitor at, behind NAT (default: --host, or the address that routes to the seed).",
+        };
+        var port = new Option<int>("--port") { Description = "TCP port to listen on (default 0: any free port).", DefaultValueFactory = _ => 0 };
+        var joinTimeout = new Option<double>("--join-timeout")
+        {
+            Description = "Seconds to wait for the seed to let this monitor in.",
+            DefaultValueFactory = _ => 20,
+        };
+        var job = new Option<string?>("--job") { Description = "Show the plan of this job only (the jobs table lists every job)." };
         var once = new Option<bool>("--once") { Description = "Print one snapshot and leave." };
         var json = new Option<bool>("--json") { Description = "With --once: print the snapshot as JSON." };
-        var wait = new Option<double>("--wait") { Description = "With --once: seconds to wait for a running pipeline's reports.", DefaultValueFactory = _ => 10 };
-        var command = new Command("monitor", "Join the cluster as a monitor (no part in placement or split-brain decisions) and show members, plan, stages, end-to-end figures and events, refreshed every second.")
+        var wait = new Option<double>("--wait")
         {
-            seed, once, json, wait,
+            Description = "With --once: seconds to wait for running jobs' reports.",
+            DefaultValueFactory = _ => 10,
         };
-        command.SetAction(parse => context.Guard(() => Run(context, parse.GetValue(seed)!, parse.GetValue(once), parse.GetValue(json), parse.GetValue(wait)).GetAwaiter().GetResult()));
+        var command = new Command(
+            "monitor",
+            "Join the cluster as a monitor (no part in placement or split-brain decisions) and show members, every job (state, throughput, "
+            + "latency, counters), each job's plan and stages, and events, refreshed every second.")
+        {
+            seed, host, publicHost, port, joinTimeout, job, once, json, wait,
+        };
+        command.SetAction(parse => context.Guard(() =>
+        {
+            var settings = new MonitorSettings(
+                parse.GetValue(seed)!,
+                parse.GetValue(host),
+                parse.GetValue(publicHost),
+                parse.GetValue(port),
+                Seconds(parse.GetValue(joinTimeout), "--join-timeout", 0.1),
+                parse.GetValue(job),
+                parse.GetValue(once),
+                parse.GetValue(json),
+                Seconds(parse.GetValue(wait), "--wait", 0));
+            return Run(context, settings).GetAwaiter().GetResult();
+        }));
         return command;
     }
 
-    /// <summary>
-    /// A one-shot snapshot is worth printing once a pipeline is reporting, every stage has counted frames, and every
-    /// worker has announced its capacity: reports arrive about once a second, so an early snapshot shows holes that
-    /// a script would read as a fault.
-    /// </summary>
-    private static bool IsSettled(MonitorSnapshot snapshot) =>
-        snapshot.Pipeline is { ThroughputHistory.Count: > 0 }
-        && snapshot.Stages.Count > 0
-        && snapshot.Stages.All(s => s.Frames > 0)
-        && snapshot.Members.Where(m => m.Roles.Contains(Roles.Worker) && m.Status == "Up").All(m => m.Cores is not null);
+    private static TimeSpan Seconds(double value, string name, double min) =>
+        double.IsFinite(value) && value >= min && value <= 3600
+            ? TimeSpan.FromSeconds(value)
+            : throw new PipelineInputException(
+                string.Create(CultureInfo.InvariantCulture, $"{name} {value} is not a number of seconds from {min} to 3600."));
 
-    private static async Task<int> Run(CliContext context, string seed, bool once, bool json, double wait)
+    /// <summary>
+    /// A one-shot snapshot is worth printing once every running job is reporting and every stage of its plan has counted frames, and
+    /// every worker has announced its capacity: reports arrive about once a second, so an early snapshot shows holes that a script
+    /// would read as a fault. With no job at all, a short grace lets a running job's first report arrive.
+    /// </summary>
+    private static bool IsSettled(MonitorSnapshot snapshot, string? job, TimeSpan sinceJoin)
     {
-        if (!seed.StartsWith("akka.tcp://", StringComparison.Ordinal))
+        var workersAnnounced = snapshot.Members.Where(m => m.Roles.Contains(Roles.Worker) && m.Status == "Up").All(m => m.Cores is not null);
+        var jobs = snapshot.Jobs.Where(j => job is null || j.JobId == job).ToList();
+        var jobsReporting = jobs.All(j => j.State switch
         {
-            throw new PipelineInputException($"--seed '{seed}' is not a node address; write it as akka.tcp://pipeline@HOST:PORT.");
+            ReportedJobStates.Running => j.Pipeline is { ThroughputHistory.Count: > 0 } && j.Stages.Count > 0 && j.Stages.All(s => s.Frames > 0),
+            ReportedJobStates.Starting or ReportedJobStates.WaitingForPlan => false,
+            _ => true,
+        });
+        var anyJob = jobs.Count > 0 || (job is null && sinceJoin >= QuietClusterGrace);
+        return workersAnnounced && jobsReporting && anyJob;
+    }
+
+    private static async Task<int> Run(CliContext context, MonitorSettings settings)
+    {
+        var seed = MonitorAddress.ParseSeed(settings.Seed);
+        var endpoint = MonitorAddress.Choose(seed, settings.Host, settings.PublicHost);
+        PipelineNode node;
+        try
+        {
+            node = PipelineNode.Start(new NodeOptions
+            {
+                Roles = [Roles.Monitor],
+                Seeds = [settings.Seed],
+                Host = endpoint.Bind,
+                PublicHostname = endpoint.Advertised == endpoint.Bind ? null : endpoint.Advertised,
+                Port = settings.Port,
+                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"monitor-{Environment.ProcessId}.log"),
+            });
+        }
+        catch (Akka.Remote.RemoteTransportException e)
+        {
+            throw new PipelineInputException(
+                $"The monitor cannot listen on {endpoint.Bind}:{settings.Port} ({(e.InnerException ?? e).Message.Split('\n')[0]}); "
+                + "give --host an address of this machine and --port a free port.");
         }
 
-        var node = PipelineNode.Start(new NodeOptions
-        {
-            Roles = [Roles.Monitor],
-            Seeds = [seed],
-            LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"monitor-{Environment.ProcessId}.log"),
-        });
         await using (node)
         {
             try
             {
-                await node.WaitUntilUpAsync(TimeSpan.FromSeconds(20));
+                await node.WaitUntilUpAsync(settings.JoinTimeout);
             }
             catch (TimeoutException)
             {
-                throw new PipelineInputException($"Could not join the cluster at {seed} within 20 s; is a node running there?");
+                throw new PipelineInputException(
+                    $"Could not join the cluster at {settings.Seed} within {settings.JoinTimeout.TotalSeconds:0.#} s; is a node running there, "
+                    + $"and can it reach this monitor at {endpoint.Advertised}:{node.Address.Port} (--host, --public-host, --port)?");
             }
 
+            var joined = Stopwatch.StartNew();
             var monitor = node.System.ActorOf(MonitorActor.Props(), "monitor");
-            if (once)
-            {
-                var deadline = DateTime.UtcNow.AddSeconds(wait);
-                MonitorSnapshot snapshot;
-                do
-                {
-                    await Task.Delay(500);
-                    snapshot = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
-                }
-                while (!IsSettled(snapshot) && DateTime.UtcNow < deadline);
-
-                if (json)
-                {
-                    context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(snapshot, Json));
-                }
-                else
-                {
-                    context.Console.Write(MonitorView.Render(snapshot));
-                }
-
-                return 0;
-            }
-
-            using var stop = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) =>
-            {
-                e.Cancel = true;
-                stop.Cancel();
-            };
-            var first = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
-            await context.Console.Live(MonitorView.Render(first)).StartAsync(async live =>
-            {
-                while (!stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        await Task.Delay(1000, stop.Token);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
-
-                    live.UpdateTarget(MonitorView.Render(await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5))));
-                }
-            });
-            context.Console.MarkupLine("[grey]leaving the cluster[/]");
-            return 0;
+            return settings.Once
+                ? await Snapshot(context, settings, monitor, joined)
+                : await Dashboard(context, settings, monitor);
         }
     }
+
+    private static async Task<int> Snapshot(CliContext context, MonitorSettings settings, IActorRef monitor, Stopwatch joined)
+    {
+        MonitorSnapshot snapshot;
+        do
+        {
+            await Task.Delay(500);
+            snapshot = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
+        }
+        while (!IsSettled(snapshot, settings.Job, joined.Elapsed) && joined.Elapsed < settings.Wait);
+
+        if (settings.Job is { } job)
+        {
+            if (snapshot.Jobs.All(j => j.JobId != job))
+            {
+                var seen = snapshot.Jobs.Count == 0 ? "none" : string.Join(", ", snapshot.Jobs.Select(j => j.JobId));
+                throw new PipelineInputException(
+                    $"No job '{job}' reported to the cluster at {settings.Seed} within {settings.Wait.TotalSeconds:0.#} s (jobs seen: {seen}).");
+            }
+
+            snapshot = snapshot with { Jobs = snapshot.Jobs.Where(j => j.JobId == job).ToList() };
+        }
+
+        if (settings.Json)
+        {
+            context.Console.Profile.Out.Writer.WriteLine(JsonSerializer.Serialize(snapshot, Json));
+        }
+        else
+        {
+            context.Console.Write(MonitorView.Render(snapshot, settings.Job));
+        }
+
+        return 0;
+    }
+
+    private static async Task<int> Dashboard(CliContext context, MonitorSettings settings, IActorRef monitor)
+    {
+        using var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        var first = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
+        await context.Console.Live(MonitorView.Render(first, settings.Job)).StartAsync(async live =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(1000, stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                var snapshot = await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5));
+                live.UpdateTarget(MonitorView.Render(snapshot, settings.Job));
+            }
+        });
+        context.Console.MarkupLine("[grey]leaving the cluster[/]");
+        return 0;
+    }
+
+    private sealed record MonitorSettings(
+        string Seed,
+        string? Host,
+        string? PublicHost,
+        int Port,
+        TimeSpan JoinTimeout,
+        string? Job,
+        bool Once,
+        bool Json,
+        TimeSpan Wait);
 }

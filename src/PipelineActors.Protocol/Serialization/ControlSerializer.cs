@@ -15,6 +15,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
 
     private const string JobManifest = "PJ";
     private const string JobAcceptedManifest = "JA";
+    private const string JobEndedManifest = "JE";
+    private const string PlanAcknowledgedManifest = "PK";
     private const string WorkerStatusManifest = "WS";
     private const string PrefetchManifest = "PF";
     private const string DeployManifest = "DS";
@@ -44,6 +46,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
     {
         PipelineJob => JobManifest,
         JobAccepted => JobAcceptedManifest,
+        JobEnded => JobEndedManifest,
+        PlanAcknowledged => PlanAcknowledgedManifest,
         WorkerStatus => WorkerStatusManifest,
         PrefetchFiles => PrefetchManifest,
         DeployStage => DeployManifest,
@@ -74,17 +78,23 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             case PipelineJob m:
                 w.Write(m.JobId);
                 WriteList(w, m.Splits, WriteSplit);
-                WriteRef(w, m.ModelStore); WriteRef(w, m.Ingest); WriteRef(w, m.Sink); w.Write(m.FrameWindow);
+                WriteRef(w, m.ModelStore); WriteRef(w, m.Ingest); WriteRef(w, m.Sink); w.Write(m.FrameWindow); w.Write(m.LastEpoch);
                 break;
             case JobAccepted m:
                 w.Write(m.JobId);
+                break;
+            case JobEnded m:
+                w.Write(m.JobId);
+                break;
+            case PlanAcknowledged m:
+                w.Write(m.JobId); w.Write(m.Epoch);
                 break;
             case WorkerStatus m:
                 WriteRef(w, m.Agent); w.Write(m.Cores); w.Write(m.IntraOpThreads); w.Write(m.MemoryBytes);
                 WriteList(w, m.CachedFiles, (x, s) => x.Write(s));
                 WriteList(w, m.Hosted, (x, h) =>
                 {
-                    x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
+                    x.Write(h.JobId); x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
                 });
                 break;
             case PrefetchFiles m:
@@ -100,16 +110,16 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index); w.Write(m.Reason);
                 break;
             case WireStage m:
-                w.Write(m.Epoch); WriteList(w, m.Successors, WriteRef); WriteRef(w, m.Ingest);
+                w.Write(m.JobId); w.Write(m.Epoch); WriteList(w, m.Successors, WriteRef); WriteRef(w, m.Ingest);
                 break;
             case StageWired m:
-                w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
                 break;
             case StopStage m:
-                w.Write(m.Parts); w.Write(m.Index);
+                w.Write(m.JobId); w.Write(m.Parts); w.Write(m.Index);
                 break;
             case PlanActivated m:
-                w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
+                w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
                 WriteList(w, m.Placements, WritePlacement);
                 w.Write(m.Reason.Text()); // as text, the bytes nodes sent when the reason was a string
                 break;
@@ -125,7 +135,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             case GetStageStats:
                 break;
             case StageReport m:
-                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames);
+                w.Write(m.UnixMs); WriteStats(w, m.Stats); w.Write(m.PartialFrames); WriteRef(w, m.Stage);
                 break;
             case PipelineReport m:
                 w.Write(m.UnixMs); w.Write(m.JobId); w.Write(m.FramesIn); w.Write(m.ResultsOut); w.Write(m.Skipped); w.Write(m.Failed);
@@ -158,23 +168,26 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
         return manifest switch
         {
-            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32()),
+            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32(), r.ReadInt64()),
             JobAcceptedManifest => new JobAccepted(r.ReadString()),
+            JobEndedManifest => new JobEnded(r.ReadString()),
+            PlanAcknowledgedManifest => new PlanAcknowledged(r.ReadString(), r.ReadInt64()),
             WorkerStatusManifest => new WorkerStatus(
                 ReadRef(r),
                 r.ReadInt32(),
                 r.ReadInt32(),
                 r.ReadInt64(),
                 ReadList(r, x => x.ReadString()),
-                ReadList(r, x => new HostedStage(x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
+                ReadList(r, x => new HostedStage(x.ReadString(), x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
             PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
             DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
             DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),
             DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
-            WireManifest => new WireStage(r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
-            WiredManifest => new StageWired(r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
-            StopManifest => new StopStage(r.ReadInt32(), r.ReadInt32()),
+            WireManifest => new WireStage(r.ReadString(), r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
+            WiredManifest => new StageWired(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
+            StopManifest => new StopStage(r.ReadString(), r.ReadInt32(), r.ReadInt32()),
             PlanManifest => new PlanActivated(
+                r.ReadString(),
                 r.ReadInt64(),
                 r.ReadInt32(),
                 ReadList(r, ReadRef),
@@ -185,7 +198,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             UnavailableManifest => new FileUnavailable(r.ReadString()),
             StatsManifest => ReadStats(r),
             GetStatsManifest => GetStageStats.Instance,
-            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32()),
+            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32(), ReadRef(r)),
             PipelineReportManifest => new PipelineReport(
                 r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
                 r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
@@ -222,9 +235,10 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(e.UnixMs);
         w.Write(e.Source);
         w.Write(e.Text);
+        w.Write(e.JobId);
     }
 
-    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString());
+    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString());
 
     private static void WriteBytes(BinaryWriter w, byte[] data)
     {
@@ -234,30 +248,13 @@ public sealed class ControlSerializer : SerializerWithStringManifest
 
     private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
 
-    private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write)
-    {
-        w.Write(items.Count);
-        foreach (var item in items)
-        {
-            write(w, item);
-        }
-    }
+    private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write) => WireFields.WriteList(w, items, write);
 
-    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read)
-    {
-        var count = r.ReadInt32();
-        var list = new List<T>(count);
-        for (var i = 0; i < count; i++)
-        {
-            list.Add(read(r));
-        }
+    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read) => WireFields.ReadList(r, read);
 
-        return list;
-    }
+    private static void WriteRef(BinaryWriter w, IActorRef actor) => WireFields.WriteRef(w, actor);
 
-    private static void WriteRef(BinaryWriter w, IActorRef actor) => w.Write(Akka.Serialization.Serialization.SerializedActorPath(actor));
-
-    private IActorRef ReadRef(BinaryReader r) => system.Provider.ResolveActorRef(r.ReadString());
+    private IActorRef ReadRef(BinaryReader r) => WireFields.ReadRef(system, r);
 
     private static void WriteFile(BinaryWriter w, StageFile f)
     {

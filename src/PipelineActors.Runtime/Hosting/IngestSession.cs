@@ -35,17 +35,29 @@ public sealed class IngestSession
     public Task<long> Completed => _completed.Task;
 
     public static IngestSession Start(
-        PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId)
+        PipelineNode node, PreparedModel model, IFrameSource source, IResultWriter writer, IngestSettings settings, string jobId) =>
+        Start(node.System, node.Supervisor, model, source, writer, settings, jobId, jobId);
+
+    /// <param name="system">Where the session's actors are made: the system, or a job run's context (they stop with the run).</param>
+    /// <param name="names">What the session's actors are named after (the job id, with the run's number for a job host's runs).</param>
+    public static IngestSession Start(
+        IActorRefFactory system,
+        IActorRef supervisor,
+        PreparedModel model,
+        IFrameSource source,
+        IResultWriter writer,
+        IngestSettings settings,
+        string jobId,
+        string names)
     {
-        var system = node.System;
-        var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{jobId}");
-        var sink = system.ActorOf(SinkActor.Props(writer), $"sink-{jobId}");
+        var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{names}");
+        var sink = system.ActorOf(SinkActor.Props(writer, settings.FirstId), $"sink-{names}");
         var session = new IngestSession(ActorRefs.Nobody, sink);
-        var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{jobId}");
+        var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{names}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);
-        var ingest = system.ActorOf(IngestActor.Props(source, sink, node.Supervisor, job, settings, observer), $"ingest-{jobId}");
-        sink.Tell(new AttachIngest(ingest, settings.FirstFrameId));
-        system.ActorOf(ReportPublisher.Props(jobId, ingest, sink), $"reports-{jobId}");
+        var ingest = system.ActorOf(IngestActor.Props(source, sink, supervisor, job, settings, observer), $"ingest-{names}");
+        sink.Tell(new AttachIngest(ingest));
+        system.ActorOf(ReportPublisher.Props(jobId, ingest, sink), $"reports-{names}");
         session.Ingest = ingest;
         return session;
     }

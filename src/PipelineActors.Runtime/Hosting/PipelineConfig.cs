@@ -31,6 +31,9 @@ public sealed record NodeOptions
 
     public string? ModelCache { get; init; }
 
+    /// <summary>Where the node keeps what survives a restart (<c>pipeline.state-folder</c>); null: configuration's.</summary>
+    public string? StateFolder { get; init; }
+
     /// <summary><c>pipeline.link-delay</c>: added before each frame or chunk this node sends to a remote actor.</summary>
     public TimeSpan? LinkDelay { get; init; }
 
@@ -94,6 +97,11 @@ public static class PipelineConfig
         if (options.IntraOpThreads is { } threads)
         {
             overrides.Add($"pipeline.intra-op-threads = {threads}");
+        }
+
+        if (!string.IsNullOrEmpty(options.StateFolder))
+        {
+            overrides.Add($"pipeline.state-folder = {Hocon.Quote(options.StateFolder)}");
         }
 
         if (!string.IsNullOrEmpty(options.ModelCache))

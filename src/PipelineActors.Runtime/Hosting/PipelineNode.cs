@@ -4,6 +4,8 @@ using PipelineActors.Runtime.ControlPath.ModelDistribution;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.ControlPath.Supervision;
 using PipelineActors.Runtime.DataPath.Stages;
+using PipelineActors.Runtime.ControlPath.Jobs;
+using PipelineActors.Runtime.Hosting.Jobs;
 using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.Hosting;
@@ -15,10 +17,11 @@ namespace PipelineActors.Runtime.Hosting;
 /// </summary>
 public sealed class PipelineNode : IAsyncDisposable
 {
-    private PipelineNode(ActorSystem system, IActorRef supervisor, IActorRef? agent, NodeOptions options, PipelineSettings settings)
+    private PipelineNode(ActorSystem system, IActorRef supervisor, IActorRef jobs, IActorRef? agent, NodeOptions options, PipelineSettings settings)
     {
         System = system;
         Supervisor = supervisor;
+        Jobs = jobs;
         Agent = agent;
         Options = options;
         Settings = settings;
@@ -31,6 +34,12 @@ public sealed class PipelineNode : IAsyncDisposable
 
     /// <summary>Proxy to the supervisor singleton, wherever it runs.</summary>
     public IActorRef Supervisor { get; }
+
+    /// <summary>Proxy to the job registry singleton (submit, list, status, stop).</summary>
+    public IActorRef Jobs { get; }
+
+    /// <summary>The ingest role's job host, null on other nodes.</summary>
+    public IActorRef? JobHost { get; private init; }
 
     public IActorRef? Agent { get; }
 
@@ -50,6 +59,7 @@ public sealed class PipelineNode : IAsyncDisposable
         var config = PipelineConfig.Build(options);
         // Checked before the ActorSystem starts: a bad value is one sentence here, not a failure deep inside an actor.
         var settings = PipelineSettings.From(config);
+        var declared = options.Roles.Contains(Roles.Ingest) ? DeclaredJob.From(config, node: string.Empty) : [];
         var system = tls is null ? ActorSystem.Create(PipelineConfig.SystemName, config) : ActorSystem.Create(PipelineConfig.SystemName, tls.Setup(config));
         if (tls is not null)
         {
@@ -76,6 +86,22 @@ public sealed class PipelineNode : IAsyncDisposable
             ClusterSingletonProxy.Props("/user/supervisor", ClusterSingletonProxySettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName("supervisor")),
             "supervisor-proxy");
 
+        if (options.Roles.Contains(Roles.Coordinator))
+        {
+            system.ActorOf(
+                ClusterSingletonManager.Props(
+                    JobRegistry.Props(settings),
+                    PoisonPill.Instance,
+                    ClusterSingletonManagerSettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName(JobRegistry.Name)),
+                JobRegistry.Name);
+        }
+
+        var jobs = system.ActorOf(
+            ClusterSingletonProxy.Props(
+                $"/user/{JobRegistry.Name}",
+                ClusterSingletonProxySettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName(JobRegistry.Name)),
+            "jobs-proxy");
+
         IActorRef? agent = null;
         if (options.Roles.Contains(Roles.Worker))
         {
@@ -85,7 +111,17 @@ public sealed class PipelineNode : IAsyncDisposable
                 WorkerAgent.Name);
         }
 
-        return new PipelineNode(system, proxy, agent, options, settings);
+        IActorRef? host = null;
+        if (options.Roles.Contains(Roles.Ingest))
+        {
+            var context = new JobRunContext(settings, proxy, new ModelCache(settings.ModelCacheFolder), Path.Combine(settings.StateFolder, "stages"));
+            // Declared jobs run here: they name this node, now that its address (and port, if it was 0) is known.
+            var here = NodeAddress.Of(cluster.SelfAddress);
+            var local = declared.Select(d => d with { Spec = d.Spec with { IngestNode = here } }).ToList();
+            host = system.ActorOf(Hosting.Jobs.JobHost.Props(jobs, context, local), Hosting.Jobs.JobHost.Name);
+        }
+
+        return new PipelineNode(system, proxy, jobs, agent, options, settings) { JobHost = host };
     }
 
     /// <summary>Waits until this node is an Up member of the cluster.</summary>

@@ -27,6 +27,9 @@ public sealed record PipelineSettings(
     /// <summary>The longest <c>pipeline.link-delay</c> (a minute): longer is a typo, not a link.</summary>
     public static readonly TimeSpan MaxLinkDelay = TimeSpan.FromMinutes(1);
 
+    /// <summary>Where this node keeps what must survive a restart: the job registry's jobs, the jobs' stage files.</summary>
+    public string StateFolder { get; init; } = string.Empty;
+
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
 
@@ -58,15 +61,19 @@ public sealed record PipelineSettings(
 
         var cache = config.GetString("pipeline.model-cache");
         var log = config.GetString("pipeline.log-file");
+        var state = config.GetString("pipeline.state-folder");
         return new PipelineSettings(
             threads,
             chunk,
             frame,
-            string.IsNullOrEmpty(cache) ? DefaultModelCache() : cache,
+            string.IsNullOrEmpty(cache) ? DefaultFolder("models") : cache,
             string.IsNullOrEmpty(log) ? null : log,
             new SupervisorSettings(rebalance, deploy) { Exclusion = exclusion },
             new IngestDefaults(deadline, attempts),
-            linkDelay);
+            linkDelay)
+        {
+            StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
+        };
     }
 
     private static TimeSpan TimeOf(Config config, string key, string example) =>
@@ -90,11 +97,11 @@ public sealed record PipelineSettings(
         }
     }
 
-    private static string DefaultModelCache() =>
+    private static string DefaultFolder(string name) =>
         Path.Combine(
             Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create),
             "pipelineactors",
-            "models");
+            name);
 
     private static void Require(bool condition, string sentence)
     {

@@ -52,15 +52,16 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void Every_message_type_belongs_to_exactly_one_family()
     {
-        var wrong = ProtocolTypes().Where(t => typeof(IFrameMessage).IsAssignableFrom(t) == typeof(IControlMessage).IsAssignableFrom(t));
+        var families = new[] { typeof(IFrameMessage), typeof(IControlMessage), typeof(IJobMessage) };
+        var wrong = ProtocolTypes().Where(t => families.Count(f => f.IsAssignableFrom(t)) != 1);
         Assert.Empty(wrong.Select(t => t.Name));
     }
 
     [Fact]
     public void The_two_serializers_have_distinct_identifiers_above_the_range_akka_reserves()
     {
-        Assert.NotEqual(FrameSerializer.Id, ControlSerializer.Id);
-        Assert.All(new[] { FrameSerializer.Id, ControlSerializer.Id }, id => Assert.True(id > 100, $"{id}"));
+        Assert.Equal(3, new[] { FrameSerializer.Id, ControlSerializer.Id, JobSerializer.Id }.Distinct().Count());
+        Assert.All(new[] { FrameSerializer.Id, ControlSerializer.Id, JobSerializer.Id }, id => Assert.True(id > 100, $"{id}"));
         var fromFrames = Sys.Serialization.Deserialize([WireFormat.Version, .. new byte[16]], FrameSerializer.Id, "FR");
         var fromControl = Sys.Serialization.Deserialize([WireFormat.Version], ControlSerializer.Id, "GS");
         Assert.Equal(new FrameReceived(0, 0), fromFrames);
@@ -77,6 +78,11 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         {
             Assert.IsType<FrameSerializer>(serializer);
             Assert.Equal(FrameSerializer.Id, serializer.Identifier);
+        }
+        else if (message is IJobMessage)
+        {
+            Assert.IsType<JobSerializer>(serializer);
+            Assert.Equal(JobSerializer.Id, serializer.Identifier);
         }
         else
         {
@@ -103,9 +109,10 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void Manifests_are_distinct_across_both_serializers()
+    public void Manifests_are_distinct_across_the_serializers()
     {
         var manifests = Samples(TestActor, RemoteRef())
+            .DistinctBy(m => m.GetType())
             .Select(m => ((SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m)).Manifest(m))
             .ToList();
         Assert.Equal(manifests.Count, manifests.Distinct(StringComparer.Ordinal).Count());
@@ -220,7 +227,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [InlineData(PlanReason.Adopted, "adopted by a new supervisor")]
     public void A_plan_reason_travels_as_the_text_nodes_sent_when_it_was_a_string(PlanReason reason, string text)
     {
-        var plan = new PlanActivated(3, 1, [TestActor], [new(0, TestActor, "127.0.0.1:4001", "0..9", 10)], reason);
+        var plan = new PlanActivated("job-1", 3, 1, [TestActor], [new(0, TestActor, "127.0.0.1:4001", "0..9", 10)], reason);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
         var bytes = serializer.ToBinary(plan);
 
@@ -234,7 +241,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void A_plan_reason_this_version_does_not_know_is_refused_with_its_text()
     {
-        var plan = new PlanActivated(3, 1, [TestActor], [], PlanReason.Recovery);
+        var plan = new PlanActivated("job-1", 3, 1, [TestActor], [], PlanReason.Recovery);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(plan);
         var bytes = serializer.ToBinary(plan);
         var forged = bytes[..^"recovery".Length].Concat(System.Text.Encoding.UTF8.GetBytes("reshuffle")).ToArray();
@@ -249,7 +256,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var remote = RemoteRef();
         Assert.False(remote.Path.Address.HasLocalScope);
-        var copy = RoundTrip(new WireStage(3, [remote, TestActor], remote));
+        var copy = RoundTrip(new WireStage("job-1", 3, [remote, TestActor], remote));
 
         Assert.Equal(remote.Path.ToSerializationFormat(), copy.Ingest.Path.ToSerializationFormat());
         Assert.Equal(remote.Path.Uid, copy.Successors[0].Path.Uid);
@@ -335,7 +342,13 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var fileB = new StageFile("ab" + new string('c', 62), 42);
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
-        var hosted = new List<HostedStage> { new(2, 0, local, 7), new(3, 2, remote, -1) };
+        var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7), new("job-2", 3, 2, remote, -1) };
+        var jobSpec = new JobSpec(
+            "cam-1", file.Sha256, "resnet18.onnx", 46_000_000, "{\"input\": \"data\"}", "rtsp://10.0.0.5/stream",
+            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote);
+        var jobStatus = new JobStatus(
+            "cam-1", JobStates.Running, "10.0.0.20:4053", 1_000, 990, 7, 3, 24.5, 81.25, 140.5, 1_006,
+            ["10.0.0.11:4053 0..4", "10.0.0.12:4053 5..9"], string.Empty, 1_700_000_000_999);
         return
         [
             new Frame(17, "camera-1", 4, 1_700_000_123_456_789, 2, tensors),
@@ -343,17 +356,20 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new FrameReceived(17, 15),
             new FrameRejected(17, 3, 1, "The frame carries no tensor 'input' (it has x)."),
             new FrameFailed(17, "stage 1 failed: boom (after 4 attempts)"),
-            new PipelineJob("job-1", splits, remote, local, remote, 6),
+            new PipelineJob("job-1", splits, remote, local, remote, 6, LastEpoch: 12),
+            new JobEnded("job-1"),
+            new PlanAcknowledged("job-1", 9),
             new JobAccepted("job-1"),
             new WorkerStatus(local, 16, 2, 64L << 30, [file.Sha256, specB.File.Sha256], hosted),
             new PrefetchFiles("job-1", [file, specB.File], remote),
             new DeployStage("job-1", 9, 2, specB, remote),
             new StageDeployed("job-1", 9, 2, 1, local, 812.5),
             new StageDeployFailed("job-1", 9, 2, 1, "Stage model 'x.onnx' is not a valid ONNX file."),
-            new WireStage(9, [local, remote, local], remote),
-            new StageWired(9, 2, 1),
-            new StopStage(2, 1),
+            new WireStage("job-1", 9, [local, remote, local], remote),
+            new StageWired("job-1", 9, 2, 1),
+            new StopStage("job-1", 2, 1),
             new PlanActivated(
+                "job-1",
                 9,
                 2,
                 [local, remote],
@@ -364,12 +380,25 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new FileUnavailable(file.Sha256),
             GetStageStats.Instance,
             new StageStats(2, 1, "127.0.0.1:4001", 1_000, 3.5, 7.25, 0.93, 1L << 33, 1L << 20, 3),
-            new StageReport(1_700_000_000_123, new StageStats(3, 2, "10.0.0.11:4053", 77, 1.5, 2.5, 0.5, 900, 800, 0), 2),
+            new StageReport(1_700_000_000_123, new StageStats(3, 2, "10.0.0.11:4053", 77, 1.5, 2.5, 0.5, 900, 800, 0), 2, remote),
             new PipelineReport(
                 1_700_000_000_456, "job-1", 1_000, 990, 5, 1, 7, 3, 2, 0, 4, 12.5, 30.25, 48.0, 9,
                 [new(0, local, "127.0.0.1:4001", "0..4", 1_000), new(1, remote, "10.1.2.3:4053", "5..9", 2_000)],
-                [new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)"), new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé")]),
+                [
+                    new(1_700_000_000_000, "ingest", "plan epoch 9 live (recovery)", "job-1"),
+                    new(1_700_000_000_001, "ingest", "frame 3 failed: ünïcødé", "job-1"),
+                ]),
             new PipelineEvent(1_700_000_000_789, "supervisor", "worker 10.0.0.12:4053 unreachable; moving its stages"),
+            jobSpec,
+            new SubmitJob(jobSpec),
+            new JobSubmitted("cam-1", "A job named cam-1 is already running; stop it first."),
+            new StopJob("cam-1"),
+            new JobStopping("cam-1", string.Empty),
+            ListJobs.Instance,
+            new JobList([jobStatus, jobStatus with { Name = "cam-2", State = JobStates.Failed, Plan = [], Detail = "ffmpeg: ünïcødé" }]),
+            new RunJob(jobSpec, 1_234, 56),
+            new HaltJob("cam-1"),
+            new JobHostReport(local, [jobStatus], [jobSpec, jobSpec with { Name = "cam-2", Results = [] }]),
         ];
     }
 

@@ -13,17 +13,23 @@ public sealed class ModelStoreActor : ReceiveActor
 {
     public const int ChunkBytes = 64 * 1024;
 
-    private readonly Dictionary<string, string> _files;
+    private readonly Func<string, string?> _pathOf;
 
     // A 100 MB model is ~1,600 pieces per worker: open each file once, not once per piece.
     private readonly Dictionary<string, FileStream> _open = new(StringComparer.Ordinal);
 
     public ModelStoreActor(IReadOnlyDictionary<string, string> filesBySha)
+        : this(new Dictionary<string, string>(filesBySha, StringComparer.Ordinal).GetValueOrDefault)
     {
-        _files = new Dictionary<string, string>(filesBySha, StringComparer.Ordinal);
+    }
+
+    /// <summary>Serves whatever <paramref name="pathOf"/> finds for a SHA-256 (null: not here).</summary>
+    public ModelStoreActor(Func<string, string?> pathOf)
+    {
+        _pathOf = pathOf;
         Receive<FetchFileChunk>(request =>
         {
-            if (!_files.TryGetValue(request.Sha256, out var path) || !File.Exists(path))
+            if (_pathOf(request.Sha256) is not { } path || !File.Exists(path))
             {
                 Sender.Tell(new FileUnavailable(request.Sha256));
                 return;
@@ -60,4 +66,8 @@ public sealed class ModelStoreActor : ReceiveActor
 
     public static Props Props(IReadOnlyDictionary<string, string> filesBySha) =>
         Akka.Actor.Props.Create(() => new ModelStoreActor(filesBySha));
+
+    /// <summary>A store over a node's cache: every model it holds, checked against its SHA-256 before it is served.</summary>
+    public static Props Props(ModelCache cache) =>
+        Akka.Actor.Props.Create(() => new ModelStoreActor(sha => sha.Length == 64 && sha.All(char.IsAsciiHexDigit) && cache.Has(sha) ? cache.PathOf(sha) : null));
 }

@@ -80,7 +80,7 @@ public sealed class DeploymentTransaction(long epoch, Assignment target, PlanRea
     /// Once every stage is up, the wiring to send (each stage to its successor, the last to the
     /// sink), and never again; empty before that.
     /// </summary>
-    public IReadOnlyList<(IActorRef Stage, WireStage Wiring)> TakeWiring(IActorRef sink, IActorRef ingest)
+    public IReadOnlyList<(IActorRef Stage, WireStage Wiring)> TakeWiring(string jobId, IActorRef sink, IActorRef ingest)
     {
         if (Outcome != DeploymentOutcome.Pending || Wiring || _stages.Count < Target.Parts)
         {
@@ -89,7 +89,7 @@ public sealed class DeploymentTransaction(long epoch, Assignment target, PlanRea
 
         Wiring = true;
         return Enumerable.Range(0, Target.Parts)
-            .Select(i => (_stages[i], new WireStage(Epoch, [i + 1 < Target.Parts ? _stages[i + 1] : sink], ingest)))
+            .Select(i => (_stages[i], new WireStage(jobId, Epoch, [i + 1 < Target.Parts ? _stages[i + 1] : sink], ingest)))
             .ToList();
     }
 

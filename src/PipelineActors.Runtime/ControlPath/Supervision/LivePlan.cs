@@ -13,13 +13,13 @@ public sealed record LivePlan(long Epoch, Assignment Target, IReadOnlyDictionary
         parts == Target.Parts && Stages.TryGetValue(index, out var live) && live.Equals(stage);
 
     /// <summary>What the ingest is told: where the head is and where each stage runs.</summary>
-    public PlanActivated Activation(IReadOnlyList<SplitPlan> splits, PlanReason reason)
+    public PlanActivated Activation(string jobId, IReadOnlyList<SplitPlan> splits, PlanReason reason)
     {
         var split = splits.First(s => s.Parts == Target.Parts);
         var placements = Enumerable.Range(0, Target.Parts)
             .Select(i => new StagePlacement(i, Stages[i], NodeAddress.Of(Target.Workers[i]), split.Stages[i].Layers, split.Stages[i].Flops))
             .ToList();
-        return new PlanActivated(Epoch, Target.Parts, [Stages[0]], placements, reason);
+        return new PlanActivated(jobId, Epoch, Target.Parts, [Stages[0]], placements, reason);
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
@@ -6,41 +5,29 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.ControlPath.Membership;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.DataPath.Monitoring;
-using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Runtime.ControlPath.Supervision;
 
 /// <summary>
-/// The cluster singleton (coordinator role) that decides where stages run. It watches membership
-/// and the workers' reports, deploys stages, wires each to its successor, and tells the ingest
-/// which plan is live. Frames never pass through it: if it moves to another coordinator node,
-/// frames keep flowing on the existing wiring while it rebuilds its view from the workers' reports.
+/// The cluster singleton (coordinator role) that places every job's stages. It holds one
+/// <see cref="JobSupervisor"/> per job, made when the job's ingest registers, and is the only one to
+/// hear the cluster: membership and the workers' reports go to every job's supervisor (each sees only
+/// its own job's stages, so two jobs never share a stage: review R11), and a job's messages go to its
+/// own. Stages of a job that no ingest has registered for a while are stopped.
 /// </summary>
-/// <remarks>
-/// Four states: <see cref="Phase.Settling"/> (listening to reports, deciding nothing),
-/// <see cref="Phase.Idle"/> (no plan live), <see cref="Phase.Deploying"/> (a
-/// <see cref="DeploymentTransaction"/> in flight, the old plan still live if there is one) and
-/// <see cref="Phase.Active"/>. What the workers are is a <see cref="WorkerRegistry"/>.
-/// </remarks>
 public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 {
-    private const string SettleTimer = "settle";
-    private const string RebalanceTimer = "rebalance";
-    private const string DeployTimer = "deploy-timeout";
+    private const string OrphanTimer = "orphans";
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly IPlacementPolicy _policy;
     private readonly SupervisorSettings _settings;
     private readonly Func<IActorRef, Address> _nodeOf;
-    private readonly WorkerRegistry _workers;
-    private Phase _phase;
-    private PipelineJob? _job;
-    private LivePlan? _live;
-    private DeploymentTransaction? _deployment;
-    private long _epoch;
-    private int _settleChecks;
-    private long? _lostAt;
+    private readonly Dictionary<string, IActorRef> _jobs = new(StringComparer.Ordinal);
+    private readonly Dictionary<Address, WorkerMembership> _membership = [];
+    private readonly Dictionary<IActorRef, WorkerStatus> _reports = [];
+    private readonly Dictionary<string, DateTime> _orphansSince = new(StringComparer.Ordinal);
 
     public PipelineSupervisor(IPlacementPolicy policy)
         : this(policy, SupervisorSettings.From(Context.System.Settings.Config), nodeOf: null)
@@ -55,24 +42,27 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         _settings = settings;
         var system = Context.System;
         _nodeOf = nodeOf ?? (actor => NodeAddress.NodeOf(system, actor));
-        _workers = new WorkerRegistry(settings.MaxFailedDeploys, settings.Exclusion);
-        Enter(Phase.Settling);
-    }
 
-    /// <summary>The supervisor's states.</summary>
-    internal enum Phase
-    {
-        /// <summary>A new supervisor listens to the workers' reports before it decides anything.</summary>
-        Settling,
-
-        /// <summary>No plan is live and none is being deployed.</summary>
-        Idle,
-
-        /// <summary>A plan change is being deployed and wired; the previous plan, if any, still carries frames.</summary>
-        Deploying,
-
-        /// <summary>A plan is live and nothing is being deployed.</summary>
-        Active,
+        Receive<ClusterEvent.CurrentClusterState>(OnSnapshot);
+        Receive<ClusterEvent.IMemberEvent>(e => OnClusterEvent(e));
+        Receive<ClusterEvent.IReachabilityEvent>(e => OnClusterEvent(e));
+        Receive<WorkerMembership>(OnMembership);
+        Receive<WorkerStatus>(OnWorkerStatus);
+        Receive<PipelineJob>(job => JobSupervisorFor(job.JobId, create: true)!.Forward(job));
+        Receive<JobEnded>(ended => JobSupervisorFor(ended.JobId, create: false)?.Forward(ended));
+        Receive<StageDeployed>(m => JobSupervisorFor(m.JobId, create: false)?.Forward(m));
+        Receive<StageDeployFailed>(m => JobSupervisorFor(m.JobId, create: false)?.Forward(m));
+        Receive<StageWired>(m => JobSupervisorFor(m.JobId, create: false)?.Forward(m));
+        Receive<PlanAcknowledged>(m => JobSupervisorFor(m.JobId, create: false)?.Forward(m));
+        Receive<Terminated>(t =>
+        {
+            var ended = _jobs.FirstOrDefault(kv => kv.Value.Equals(t.ActorRef)).Key;
+            if (ended is not null)
+            {
+                _jobs.Remove(ended);
+            }
+        });
+        Receive<CheckOrphans>(_ => StopOrphans());
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -83,6 +73,9 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     internal static Props Props(IPlacementPolicy policy, SupervisorSettings settings, Func<IActorRef, Address> nodeOf) =>
         Akka.Actor.Props.Create(() => new PipelineSupervisor(policy, settings, nodeOf));
 
+    /// <summary>The jobs this supervisor places.</summary>
+    public IReadOnlyCollection<string> Jobs => _jobs.Keys;
+
     protected override void PreStart()
     {
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(
@@ -90,112 +83,64 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent),
             typeof(ClusterEvent.IReachabilityEvent));
-
-        // A new supervisor (first start, or moved after its node died) listens to the workers'
-        // reports before it decides anything, so it adopts the running plan instead of redeploying.
-        Timers.StartPeriodicTimer(SettleTimer, SettleCheck.Instance, _settings.SettleFirstCheck, _settings.SettleInterval);
+        Timers.StartPeriodicTimer(OrphanTimer, CheckOrphans.Instance, TimeSpan.FromSeconds(1));
     }
 
     protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
 
-    private void Enter(Phase phase)
+    /// <summary>
+    /// A job supervisor that fails stops: the ingest watching it registers the job again, and a new one rebuilds its view
+    /// from the reports (a restart in place would keep the ref the ingest watches, yet forget the job).
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    private IActorRef? JobSupervisorFor(string jobId, bool create)
     {
-        _phase = phase;
-        Become(phase switch
+        if (_jobs.TryGetValue(jobId, out var existing))
         {
-            Phase.Settling => Settling,
-            Phase.Idle => Idle,
-            Phase.Deploying => Deploying,
-            _ => Active,
-        });
-    }
+            return existing;
+        }
 
-    private void Settling()
-    {
-        Receive<SettleCheck>(_ => OnSettleCheck());
-        Receive<PlanTick>(_ => { }); // nothing is planned before the view has settled
-        Common();
-    }
-
-    private void Idle()
-    {
-        Receive<PlanTick>(_ => Plan(immediate: false));
-        Common();
-    }
-
-    private void Deploying()
-    {
-        Receive<StageDeployed>(deployed =>
+        if (!create)
         {
-            var node = RecordDeployed(deployed);
-            if (_deployment!.Deployed(deployed.Parts, deployed.Index, node, deployed.Stage))
-            {
-                Wire(_deployment);
-            }
-        });
-        Receive<StageDeployFailed>(failed =>
+            return null;
+        }
+
+        var child = Context.ActorOf(JobSupervisor.Props(_policy, _settings, _nodeOf), ChildName(jobId));
+        Context.Watch(child);
+        _jobs[jobId] = child;
+        _orphansSince.Remove(jobId);
+
+        // A new job's supervisor starts from what is known now: who is a worker and what each reported last.
+        foreach (var change in _membership.Values)
         {
-            ReportDeployFailure(failed);
-            if (_deployment!.DeployFailed(failed.Epoch, _nodeOf(Sender)))
-            {
-                Abandon(_deployment);
-                Plan(immediate: true);
-            }
-        });
-        Receive<StageWired>(wired =>
+            child.Tell(change);
+        }
+
+        foreach (var status in _reports.Values)
         {
-            if (_deployment!.Wired(wired.Epoch, wired.Index))
-            {
-                GoLive(_deployment);
-            }
-        });
-        Receive<DeployTimeout>(timeout =>
-        {
-            if (_deployment!.TimedOut(timeout.Epoch))
-            {
-                Event($"deployment for epoch {timeout.Epoch} timed out; planning again");
-                Abandon(_deployment);
-                Plan(immediate: true);
-            }
-        });
-        Receive<PlanTick>(_ => Plan(immediate: false));
-        Common();
+            child.Tell(ForJob(status, jobId));
+        }
+
+        return child;
     }
 
-    private void Active()
-    {
-        Receive<PlanTick>(_ => Plan(immediate: false));
-        Common();
-    }
-
-    /// <summary>What every state handles the same way: membership, reports, the job, and answers for deployments no longer current.</summary>
-    private void Common()
-    {
-        Receive<ClusterEvent.CurrentClusterState>(OnSnapshot);
-        Receive<ClusterEvent.IMemberEvent>(e => OnClusterEvent(e));
-        Receive<ClusterEvent.IReachabilityEvent>(e => OnClusterEvent(e));
-        Receive<WorkerMembership>(OnMembership);
-        Receive<WorkerStatus>(OnWorkerStatus);
-        Receive<PipelineJob>(OnJob);
-
-        // The stage runs there whatever became of its deployment: kept so a later plan reuses or stops it.
-        Receive<StageDeployed>(deployed => RecordDeployed(deployed));
-        Receive<StageDeployFailed>(ReportDeployFailure);
-        Receive<StageWired>(_ => { });
-        Receive<DeployTimeout>(_ => { });
-        Receive<SettleCheck>(_ => { });
-    }
+    /// <summary>An actor name for the job: its id where that is a valid name, else a hex spelling of it.</summary>
+    private static string ChildName(string jobId) =>
+        jobId.Length is > 0 and <= 64 && jobId.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')
+            ? $"job-{jobId}"
+            : $"job-x{Convert.ToHexString(System.Text.Encoding.UTF8.GetBytes(jobId))}";
 
     private void OnSnapshot(ClusterEvent.CurrentClusterState state)
     {
         foreach (var member in state.Members.Where(m => m.HasRole(Roles.Worker) && m.Status == MemberStatus.Up))
         {
-            _workers.Up(member.Address);
+            OnMembership(new WorkerUp(member.Address));
         }
 
-        foreach (var member in state.Unreachable)
+        foreach (var member in state.Unreachable.Where(m => m.HasRole(Roles.Worker)))
         {
-            _workers.Unreachable(member.Address);
+            OnMembership(new WorkerLost(member.Address, LossKind.Unreachable));
         }
     }
 
@@ -209,297 +154,77 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private void OnMembership(WorkerMembership change)
     {
-        switch (change)
+        var node = change switch
         {
-            case WorkerUp up:
-                _workers.Up(up.Node);
-                ScheduleRebalance();
-                break;
-            case WorkerReachable back when _workers.Reachable(back.Node):
-                ScheduleRebalance();
-                break;
-            case WorkerLost lost:
-                OnLost(lost.Node, lost.Kind);
-                if (lost.Kind == LossKind.Removed)
+            WorkerUp up => up.Node,
+            WorkerReachable back => back.Node,
+            WorkerLost lost => lost.Node,
+            _ => null,
+        };
+        if (node is not null)
+        {
+            if (change is WorkerLost { Kind: LossKind.Removed })
+            {
+                _membership.Remove(node);
+                foreach (var agent in _reports.Keys.Where(a => _nodeOf(a) == node).ToList())
                 {
-                    _workers.Remove(lost.Node);
+                    _reports.Remove(agent);
                 }
-
-                break;
+            }
+            else
+            {
+                _membership[node] = change is WorkerReachable ? new WorkerUp(node) : change;
+            }
         }
-    }
 
-    private void OnSettleCheck()
-    {
-        // Settled once every worker that is up has reported (or after a few seconds anyway).
-        _settleChecks++;
-        if (_workers.Silent > 0 && _settleChecks < _settings.SettleChecks)
+        foreach (var job in _jobs.Values)
         {
-            return;
+            job.Tell(change);
         }
-
-        Timers.Cancel(SettleTimer);
-        Enter(Phase.Idle);
-        Plan(immediate: true);
     }
 
     private void OnWorkerStatus(WorkerStatus status)
     {
-        // A worker on this very node reports with a local reference, whose address has no host.
-        var node = _nodeOf(status.Agent);
-        var seen = _workers.Report(node, status);
-        if (seen == ReportSeen.Ignored)
+        _reports[status.Agent] = status;
+        foreach (var (jobId, job) in _jobs)
         {
-            return;
-        }
-
-        // Epochs only grow: a new supervisor continues after the highest epoch any stage was wired for.
-        _epoch = Math.Max(_epoch, status.Hosted.Select(h => h.WiredEpoch).DefaultIfEmpty(_epoch).Max());
-        if (seen == ReportSeen.First)
-        {
-            var mib = status.MemoryBytes / (1 << 20);
-            Event($"worker {NodeAddress.Of(node)} ready: {status.Cores} cores, {status.IntraOpThreads} intra-op thread(s), {mib} MiB");
-            if (_job is not null)
-            {
-                Prefetch(status);
-            }
-
-            ScheduleRebalance();
+            job.Tell(ForJob(status, jobId));
         }
     }
 
-    private void OnJob(PipelineJob job)
-    {
-        Sender.Tell(new JobAccepted(job.JobId));
-        if (_job?.JobId == job.JobId)
-        {
-            _job = job; // refs may be newer
-            return;
-        }
-
-        _job = job;
-        Event($"job {job.JobId}: {job.Splits.Count} splits prepared");
-        foreach (var status in _workers.Reports.ToList())
-        {
-            Prefetch(status);
-        }
-
-        Plan(immediate: true);
-    }
-
-    private void Prefetch(WorkerStatus status)
-    {
-        var files = _job!.Splits.SelectMany(s => s.Stages).Select(s => s.File)
-            .DistinctBy(f => f.Sha256)
-            .Where(f => !status.CachedFiles.Contains(f.Sha256))
-            .ToList();
-        if (files.Count > 0)
-        {
-            status.Agent.Tell(new PrefetchFiles(_job.JobId, files, _job.ModelStore));
-        }
-    }
-
-    private void OnLost(Address node, LossKind kind)
-    {
-        if (!_workers.Lose(node, kind))
-        {
-            return;
-        }
-
-        var hosting = _live?.Target.Workers.Contains(node) == true || _deployment?.Involves(node) == true;
-        Event($"worker {NodeAddress.Of(node)} {kind.Text()}{(hosting ? "; moving its stages" : string.Empty)}");
-        if (!hosting)
-        {
-            return;
-        }
-
-        _lostAt ??= Stopwatch.GetTimestamp();
-        if (_deployment is { } deployment && deployment.Lost(node))
-        {
-            Abandon(deployment);
-        }
-
-        Plan(immediate: true);
-    }
-
-    private void ScheduleRebalance() => Timers.StartSingleTimer(RebalanceTimer, PlanTick.Instance, _settings.RebalanceDelay);
+    /// <summary>The report as one job's supervisor sees it: the node's capacity and cache, and only that job's stages.</summary>
+    private static WorkerStatus ForJob(WorkerStatus status, string jobId) =>
+        status with { Hosted = status.Hosted.Where(h => h.JobId == jobId).ToList() };
 
     /// <summary>
-    /// Decides whether the plan changes: a first plan (or adoption) when none is live, recovery at
-    /// once when a worker of the live plan is lost, and a rebalance only on the delayed tick, once
-    /// membership has been quiet for the rebalance delay.
+    /// Stops stages of jobs no supervisor here knows, once they have been reported for the grace time: a job that ended while
+    /// its supervisor was moving, or whose ingest node is gone for good. Within the grace an ingest registers again and keeps them.
     /// </summary>
-    private void Plan(bool immediate)
+    private void StopOrphans()
     {
-        if (_job is null || _phase == Phase.Settling)
+        var now = DateTime.UtcNow;
+        var orphans = _reports.Values.SelectMany(s => s.Hosted.Select(h => (s.Agent, Stage: h)))
+            .Where(x => !_jobs.ContainsKey(x.Stage.JobId))
+            .ToList();
+        foreach (var jobId in _orphansSince.Keys.Where(j => orphans.All(o => o.Stage.JobId != j)).ToList())
         {
-            return;
+            _orphansSince.Remove(jobId);
         }
 
-        var workers = _workers.Eligible();
-        if (workers.Count == 0)
+        foreach (var (agent, stage) in orphans)
         {
-            return;
-        }
-
-        var live = workers.Select(w => w.Address).ToHashSet();
-        Assignment target;
-        PlanReason reason;
-        if (_live is null)
-        {
-            if (TryAdopt(workers))
+            if (!_orphansSince.TryGetValue(stage.JobId, out var since))
             {
-                return;
-            }
-
-            target = _policy.Balanced(_job.Splits, workers);
-            reason = PlanReason.InitialPlacement;
-        }
-        else if (_live.Target.Workers.Any(a => !live.Contains(a)))
-        {
-            target = _policy.Recover(_live.Target, workers);
-            reason = PlanReason.Recovery;
-        }
-        else if (!immediate)
-        {
-            target = _policy.Balanced(_job.Splits, workers);
-            if (target.SameAs(_live.Target))
-            {
-                return;
-            }
-
-            reason = PlanReason.Rebalance;
-        }
-        else
-        {
-            ScheduleRebalance();
-            return;
-        }
-
-        if (_deployment is not null && _deployment.Target.SameAs(target))
-        {
-            return; // already on its way
-        }
-
-        StartDeployment(target, reason);
-        if (reason == PlanReason.Recovery)
-        {
-            ScheduleRebalance(); // then move on to a better split for the workers that are left
-        }
-    }
-
-    /// <summary>A supervisor that just started takes over a complete, consistently wired plan the workers report.</summary>
-    private bool TryAdopt(IReadOnlyList<WorkerView> workers)
-    {
-        if (LivePlan.Adopt(workers) is not { } adopted)
-        {
-            return false;
-        }
-
-        _epoch = Math.Max(_epoch, adopted.Epoch);
-        _live = adopted;
-        Event($"adopted the running plan (epoch {adopted.Epoch}, {adopted.Target.Parts} stages) without redeploying");
-        _job!.Ingest.Tell(adopted.Activation(_job.Splits, PlanReason.Adopted));
-        ScheduleRebalance();
-        if (_phase != Phase.Deploying)
-        {
-            Enter(Phase.Active);
-        }
-
-        return true;
-    }
-
-    private void StartDeployment(Assignment target, PlanReason reason)
-    {
-        var epoch = ++_epoch;
-        var split = _job!.Splits.First(s => s.Parts == target.Parts);
-        var deployment = new DeploymentTransaction(epoch, target, reason, Stopwatch.GetTimestamp());
-        for (var index = 0; index < target.Parts; index++)
-        {
-            var node = target.Workers[index];
-            if (_workers.StageOn(target.Parts, index, node) is { } existing)
-            {
-                deployment.Reuse(index, existing);
-            }
-            else
-            {
-                _workers.StatusOf(node)!.Agent.Tell(new DeployStage(_job.JobId, epoch, target.Parts, split.Stages[index], _job.ModelStore));
-            }
-        }
-
-        _deployment = deployment;
-        Enter(Phase.Deploying);
-        Timers.StartSingleTimer(DeployTimer, new DeployTimeout(epoch), _settings.DeployTimeout);
-        var nodes = string.Join(", ", target.Workers.Select(NodeAddress.Of));
-        Event($"epoch {epoch} ({reason.Text()}): {target.Parts} stage(s) on {nodes}; deploying {deployment.Missing.Count}");
-        Wire(deployment);
-    }
-
-    private Address RecordDeployed(StageDeployed deployed)
-    {
-        var node = _nodeOf(deployed.Stage);
-        _workers.Hosts(deployed.Parts, deployed.Index, node, deployed.Stage);
-        return node;
-    }
-
-    private void ReportDeployFailure(StageDeployFailed failed)
-    {
-        _log.Warning("Stage {0}/{1} failed to deploy: {2}", failed.Index, failed.Parts, failed.Reason);
-        Event($"stage {failed.Index}/{failed.Parts} failed to deploy on {NodeAddress.Of(Sender.Path.Address)}: {failed.Reason}");
-    }
-
-    private void Wire(DeploymentTransaction deployment)
-    {
-        foreach (var (stage, wiring) in deployment.TakeWiring(_job!.Sink, _job.Ingest))
-        {
-            stage.Tell(wiring);
-        }
-    }
-
-    private void GoLive(DeploymentTransaction deployment)
-    {
-        Timers.Cancel(DeployTimer);
-        var live = _live = deployment.Activation();
-        _deployment = null;
-        Enter(Phase.Active);
-        var took = Stopwatch.GetElapsedTime(deployment.Started).TotalMilliseconds;
-        var sinceLoss = _lostAt is { } lost ? $", {Stopwatch.GetElapsedTime(lost).TotalMilliseconds:0} ms after the loss" : string.Empty;
-        if (deployment.Reason == PlanReason.Recovery)
-        {
-            _lostAt = null;
-        }
-
-        Event($"epoch {deployment.Epoch} live ({deployment.Reason.Text()}) in {took:0} ms{sinceLoss}");
-        PipelineMetrics.PlansActivated.Add(1, new KeyValuePair<string, object?>("reason", deployment.Reason.Text()));
-        _job!.Ingest.Tell(live.Activation(_job.Splits, deployment.Reason));
-
-        // The new plan is live: stop stage actors no plan uses any more.
-        foreach (var (parts, index, node, stage) in _workers.Stages)
-        {
-            if (live.Uses(parts, index, stage))
-            {
+                _orphansSince[stage.JobId] = now;
                 continue;
             }
 
-            _workers.AgentOf(node)?.Tell(new StopStage(parts, index));
-            _workers.Forget(parts, index, node);
-        }
-    }
-
-    /// <summary>The deployment ended without going live: its failures count against the workers, and the plan before it (if any) stays.</summary>
-    private void Abandon(DeploymentTransaction deployment)
-    {
-        foreach (var node in deployment.Excluded)
-        {
-            if (_workers.FailedDeploy(node) is not null)
+            if (now - since >= _settings.OrphanGrace)
             {
-                // Look again once the exclusion has run out: the worker may take stages by then.
-                Timers.StartSingleTimer($"exclusion-{node}", PlanTick.Instance, _settings.Exclusion);
+                agent.Tell(new StopStage(stage.JobId, stage.Parts, stage.Index));
+                Event($"stopped stage {stage.Index}/{stage.Parts} of job {stage.JobId} on {NodeAddress.Of(_nodeOf(agent))}: no ingest registered it");
             }
         }
-
-        _deployment = null;
-        Enter(_live is null ? Phase.Idle : Phase.Active);
     }
 
     private void Event(string text)
@@ -508,15 +233,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text));
     }
 
-    private sealed class PlanTick
+    private sealed class CheckOrphans
     {
-        public static readonly PlanTick Instance = new();
+        public static readonly CheckOrphans Instance = new();
     }
-
-    private sealed class SettleCheck
-    {
-        public static readonly SettleCheck Instance = new();
-    }
-
-    private sealed record DeployTimeout(long Epoch);
 }

@@ -13,6 +13,12 @@ public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan Deploy
     /// <summary>Looks after which it plans even if some up worker is still silent.</summary>
     public int SettleChecks { get; init; } = 20;
 
+    /// <summary>How often a plan activation goes to the ingest again until it is acknowledged.</summary>
+    public TimeSpan ActivationResend { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a stage of a job no supervisor knows keeps running (its ingest may be registering again) before it is stopped.</summary>
+    public TimeSpan OrphanGrace { get; init; } = TimeSpan.FromSeconds(20);
+
     /// <summary>Failed or timed-out deploys after which a worker gets no more stages for <see cref="Exclusion"/>.</summary>
     public int MaxFailedDeploys { get; init; } = 3;
 

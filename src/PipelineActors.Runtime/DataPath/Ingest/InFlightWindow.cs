@@ -51,13 +51,13 @@ public sealed class InFlightWindow
     private long _confirmations;
     private int _lateInARow;
 
-    /// <param name="firstId">The first frame's id: 0 for a new job; a resumed job continues after the last id it wrote.</param>
+    /// <param name="firstId">The first frame's id: 0 for a new job; a resumed job continues after the ids it issued before.</param>
     public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts, long firstId = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstId);
         ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxAttempts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(minDeadline, TimeSpan.Zero);
-        ArgumentOutOfRangeException.ThrowIfNegative(firstId);
         _window = window;
         _minDeadline = minDeadline;
         _maxAttempts = maxAttempts;
@@ -69,7 +69,7 @@ public sealed class InFlightWindow
     /// <summary>The id the first accepted frame got (or gets).</summary>
     public long FirstId { get; }
 
-    /// <summary>The id the next accepted frame gets; ids are never reused, so it only grows.</summary>
+    /// <summary>The id the next accepted frame gets; less the first id, the number of frames accepted so far. It only grows.</summary>
     public long NextId { get; private set; }
 
     /// <summary>Frames accepted so far by this window.</summary>

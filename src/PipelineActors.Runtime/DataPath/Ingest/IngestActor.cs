@@ -19,11 +19,21 @@ public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAtt
     /// <summary>Hand each frame's first input tensor (its pixels) to the sink, for a writer that draws results on them.</summary>
     public bool PixelsToSink { get; init; }
 
-    /// <summary>
-    /// The first frame's id: 0 for a new job; a resumed job continues after the last id it wrote (the sink is told the
-    /// same through <see cref="AttachIngest"/>), so no id is ever given to two frames.
-    /// </summary>
-    public long FirstFrameId { get; init; }
+    /// <summary>The first frame's id: a job that resumes (on this node or another) continues after the last id it issued.</summary>
+    public long FirstId { get; init; }
+}
+
+/// <summary>
+/// Stop taking frames from the source (a job being stopped): the frames in flight still complete, then the ingest reports
+/// <see cref="IngestCompleted"/> as if the source had ended.
+/// </summary>
+public sealed class EndSource : INoSerializationVerificationNeeded
+{
+    public static readonly EndSource Instance = new();
+
+    private EndSource()
+    {
+    }
 }
 
 /// <summary>A plan whose results keep arriving later than the minimum deadline: a stage of it runs slower than planned.</summary>
@@ -59,20 +69,21 @@ public sealed record IngestStats(
     /// <summary>When each plan went live (Stopwatch ticks), its epoch and why; the newest 1,000.</summary>
     public IReadOnlyList<(long Ticks, long Epoch, PlanReason Reason)> Plans { get; init; } = [];
 
-    /// <summary>The id the first frame got; <see cref="Accepted"/> counts ids, so a resumed job's frames are Accepted - FirstFrameId.</summary>
-    public long FirstFrameId { get; init; }
+    /// <summary>The id the first frame got; <see cref="Accepted"/> counts ids, so a resumed job's frames are Accepted - FirstId.</summary>
+    public long FirstId { get; init; }
 
     /// <summary>Plans found slower than planned, oldest first (the newest 100).</summary>
     public IReadOnlyList<SlowPlan> SlowPlans { get; init; } = [];
 }
 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
+/// <param name="Frames">The id after the last frame: the frames accepted, counted from the job's first id.</param>
 public sealed record IngestCompleted(long Frames) : INoSerializationVerificationNeeded;
 
 /// <summary>Sent to the observer when the ingest failed and stopped: the run cannot complete.</summary>
 public sealed record IngestFailed(string Reason) : INoSerializationVerificationNeeded
 {
-    /// <summary>The id no frame of the failed ingest got: a resumed job starts here (<see cref="IngestSettings.FirstFrameId"/>), reusing none.</summary>
+    /// <summary>The id no frame of the failed ingest got: a resumed job starts here (<see cref="IngestSettings.FirstId"/>), reusing none.</summary>
     public long NextFrameId { get; init; }
 }
 
@@ -107,6 +118,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private Action<SourceFault>? _onFault;
     private IActorRef? _acknowledgedBy;
     private IReadOnlyList<IActorRef> _heads = [];
+    private bool _draining;
     private PlanActivated? _plan;
     private long _skippedCounted;
     private bool _sourceEnded;
@@ -131,8 +143,17 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
-        Receive<Register>(_ => _supervisor.Tell(_job));
+        Receive<Register>(_ => _supervisor.Tell(_job with { LastEpoch = _window.Epoch }));
         Receive<PlanActivated>(OnPlan);
+        Receive<EndSource>(_ =>
+        {
+            if (!_draining)
+            {
+                _draining = true;
+                Event($"stop asked: no more frames from {_source.Id}; draining {_window.Unconfirmed} in flight");
+                Pump();
+            }
+        });
         Receive<SourceReady>(_ => Pump());
         Receive<FrameReceived>(received =>
         {
@@ -264,6 +285,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     private void OnPlan(PlanActivated plan)
     {
+        // Acknowledged even when stale: the supervisor re-sends its activation until it hears this (review R8).
+        Sender.Tell(new PlanAcknowledged(_job.JobId, Math.Max(plan.Epoch, _window.Epoch)));
         var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, out var replay);
         if (change == EpochChange.Stale)
         {
@@ -299,7 +322,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private void Pump()
     {
         var reader = _reader!;
-        while (_heads.Count > 0 && _window.HasCredit && reader.TryTake() is { } next)
+        while (!_draining && _heads.Count > 0 && _window.HasCredit && reader.TryTake() is { } next)
         {
             // A live frame keeps its capture time; a clip's frame enters the pipeline now (it may
             // have waited for credit since it was read).
@@ -317,7 +340,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         }
 
         CountSkipped();
-        if (!_sourceEnded && reader.Exhausted)
+        if (!_sourceEnded && (reader.Exhausted || _draining))
         {
             _sourceEnded = true;
             if (reader.Error is { } error)
@@ -330,7 +353,10 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         {
             _completed = true;
             Event($"source ended; all {_window.Accepted} frames have an outcome");
-            _observer?.Tell(new IngestCompleted(_window.Accepted));
+            _observer?.Tell(new IngestCompleted(_window.NextId));
+
+            // The job's stages are no use to anyone now: its supervisor stops them.
+            _supervisor.Tell(new JobEnded(_job.JobId));
         }
     }
 
@@ -378,7 +404,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             _sourceEnded, _window.Epoch, _plan, _events.ToList())
         {
             Plans = _plans.ToList(),
-            FirstFrameId = _window.FirstId,
+            FirstId = _window.FirstId,
             SlowPlans = _slowPlans.ToList(),
         };
     }
@@ -410,7 +436,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     }
 
     private static InFlightWindow WindowOf(IngestSettings settings) =>
-        new(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstFrameId);
+        new(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId);
 
     private void Event(string text)
     {

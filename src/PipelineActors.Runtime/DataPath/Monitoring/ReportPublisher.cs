@@ -1,11 +1,7 @@
 using Akka.Actor;
-using PipelineActors.Runtime.DataPath.Sources;
-using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.DataPath.Sink;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
-using PipelineActors.Protocol;
 
 namespace PipelineActors.Runtime.DataPath.Monitoring;
 
@@ -34,7 +30,8 @@ public sealed class ReportPublisher : ReceiveActor, IWithTimers
             var now = MonitorTopic.Now();
             var nowTicks = System.Diagnostics.Stopwatch.GetTimestamp();
             var recent = i.Events.TakeLast(20)
-                .Select(e => new PipelineEvent(now - (long)((nowTicks - e.Ticks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency), "ingest", e.Text))
+                .Select(e => new PipelineEvent(
+                    now - (long)((nowTicks - e.Ticks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency), "ingest", e.Text, jobId))
                 .ToList();
             MonitorTopic.Publish(Context.System, new PipelineReport(
                 now,
@@ -59,7 +56,8 @@ public sealed class ReportPublisher : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string jobId, IActorRef ingest, IActorRef sink) => Akka.Actor.Props.Create(() => new ReportPublisher(jobId, ingest, sink));
+    public static Props Props(string jobId, IActorRef ingest, IActorRef sink) =>
+        Akka.Actor.Props.Create(() => new ReportPublisher(jobId, ingest, sink));
 
     protected override void PreStart() => Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(1));
 

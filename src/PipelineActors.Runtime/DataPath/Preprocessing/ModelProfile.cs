@@ -63,6 +63,12 @@ public sealed record ModelProfile(
     }
 
     /// <summary>The profile of a model file: <c>NAME.profile.json</c> beside <c>NAME.onnx</c>.</summary>
+    /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
+    public Onnx.Stages.PixelNormalisation FirstStageNormalisation() => new(
+        Std.Select(s => Scale / s).ToArray(),
+        Mean.Select((m, c) => -m / Std[c]).ToArray(),
+        Layout == TensorLayout.Nchw ? 1 : 3);
+
     public static ModelProfile ForModel(string modelPath)
     {
         var path = PathFor(modelPath);

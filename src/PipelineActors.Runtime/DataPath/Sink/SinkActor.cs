@@ -7,8 +7,8 @@ using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
-/// <summary>Tells the sink which ingest to confirm frames to, and the id its first frame has (a resumed job's is not 0).</summary>
-public sealed record AttachIngest(IActorRef Ingest, long FirstFrameId = 0) : INoSerializationVerificationNeeded;
+/// <summary>Tells the sink which ingest to confirm frames to.</summary>
+public sealed record AttachIngest(IActorRef Ingest) : INoSerializationVerificationNeeded;
 
 /// <summary>
 /// Ingest to sink, on the same node: a frame's first input tensor, to ride on its outcome for a
@@ -67,20 +67,12 @@ public sealed class SinkActor : ReceiveActor
     private long _firstTicks;
     private long _lastTicks;
 
-    public SinkActor(IResultWriter writer)
+    /// <param name="firstId">The first frame id to expect (a resumed job's, after the ids it issued before).</param>
+    public SinkActor(IResultWriter writer, long firstId = 0)
     {
+        _next = firstId;
         _writer = writer;
-        Receive<AttachIngest>(a =>
-        {
-            _ingest = a.Ingest;
-
-            // Only before anything arrived: a sink never moves back, nor skips frames it may already hold.
-            if (_next == 0 && _buffer.Count == 0)
-            {
-                _next = a.FirstFrameId;
-                _lastDelivered = a.FirstFrameId - 1;
-            }
-        });
+        Receive<AttachIngest>(a => _ingest = a.Ingest);
         Receive<Frame>(Accept);
         Receive<FramePixels>(pixels =>
         {
@@ -120,7 +112,7 @@ public sealed class SinkActor : ReceiveActor
             _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
     }
 
-    public static Props Props(IResultWriter writer) => Akka.Actor.Props.Create(() => new SinkActor(writer));
+    public static Props Props(IResultWriter writer, long firstId = 0) => Akka.Actor.Props.Create(() => new SinkActor(writer, firstId));
 
     protected override void PostStop() => _writer.Dispose();
 

@@ -8,10 +8,14 @@ using PipelineActors.Runtime.DataPath.Ingest;
 
 namespace PipelineActors.Runtime.DataPath.Sources;
 
-/// <summary>Ends another source after a number of frames (for runs and benchmarks of a long clip or a camera).</summary>
-public sealed class LimitedSource(IFrameSource inner, long frames) : IFrameSource, IReportsFaults
+/// <summary>
+/// Ends another source after a number of frames (for runs and benchmarks of a long clip or a camera); with
+/// <paramref name="skip"/>, first reads past that many (a clip's job resuming where its last run stopped).
+/// </summary>
+public sealed class LimitedSource(IFrameSource inner, long frames, long skip = 0) : IFrameSource, IReportsFaults
 {
     private long _read;
+    private long _toSkip = skip;
 
     public string Id => inner.Id;
 
@@ -25,7 +29,18 @@ public sealed class LimitedSource(IFrameSource inner, long frames) : IFrameSourc
 
     private SourceFaults? _noFaults;
 
-    public IReadOnlyList<FrameTensor>? Read() => _read++ < frames ? inner.Read() : null;
+    public IReadOnlyList<FrameTensor>? Read()
+    {
+        for (; _toSkip > 0; _toSkip--)
+        {
+            if (inner.Read() is null)
+            {
+                return null;
+            }
+        }
+
+        return _read++ < frames ? inner.Read() : null;
+    }
 
     public void Dispose() => inner.Dispose();
 }

@@ -71,7 +71,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
                 Context.Parent.Tell(new StageWiredLocally(_parts, _spec.Index, _epoch));
             }
 
-            Sender.Tell(new StageWired(wire.Epoch, _parts, _spec.Index));
+            Sender.Tell(new StageWired(wire.JobId, wire.Epoch, _parts, _spec.Index));
         });
         Receive<Frame>(frame =>
         {
@@ -93,7 +93,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         {
             if (_epoch >= 0)
             {
-                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial));
+                MonitorTopic.Publish(Context.System, new StageReport(MonitorTopic.Now(), Stats(), _assembler.Partial, Self));
             }
         });
     }

@@ -23,7 +23,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly int _chunkBytes;
     private readonly TimeSpan _linkDelay;
-    private readonly Dictionary<(int Parts, int Index), StageEntry> _stages = [];
+    private readonly Dictionary<(string JobId, int Parts, int Index), StageEntry> _stages = [];
     private readonly Dictionary<string, IActorRef> _fetching = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<(DeployStage Request, IActorRef ReplyTo)>> _waitingForFile = new(StringComparer.Ordinal);
 
@@ -60,7 +60,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<StageReady>(ready =>
         {
-            if (_stages.TryGetValue((ready.Parts, ready.Index), out var entry))
+            if (EntryOf(Sender) is { } entry)
             {
                 entry.Ready = true;
                 entry.WarmupMs = ready.WarmupMs;
@@ -76,7 +76,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<StageLoadFailed>(failed =>
         {
-            if (_stages.Remove((failed.Parts, failed.Index), out var entry))
+            if (KeyOf(Sender) is { } key && _stages.Remove(key, out var entry))
             {
                 foreach (var (request, replyTo) in entry.Waiters)
                 {
@@ -86,24 +86,23 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<StageWiredLocally>(wired =>
         {
-            if (_stages.TryGetValue((wired.Parts, wired.Index), out var entry))
+            if (EntryOf(Sender) is { } entry)
             {
                 entry.WiredEpoch = wired.Epoch;
             }
         });
         Receive<StopStage>(stop =>
         {
-            if (_stages.Remove((stop.Parts, stop.Index), out var entry))
+            if (_stages.Remove((stop.JobId, stop.Parts, stop.Index), out var entry))
             {
                 Context.Stop(entry.Actor);
             }
         });
         Receive<Terminated>(t =>
         {
-            var key = _stages.FirstOrDefault(kv => kv.Value.Actor.Equals(t.ActorRef)).Key;
-            if (_stages.Remove(key))
+            if (KeyOf(t.ActorRef) is { } key && _stages.Remove(key))
             {
-                _log.Warning("Stage {0}/{1} stopped unexpectedly", key.Index, key.Parts);
+                _log.Warning("Stage {0}/{1} of job {2} stopped unexpectedly", key.Index, key.Parts, key.JobId);
             }
         });
     }
@@ -118,9 +117,25 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
 
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
 
+    /// <summary>The key of the stage actor, if it is one of ours.</summary>
+    private (string JobId, int Parts, int Index)? KeyOf(IActorRef stage) =>
+        _stages.Where(kv => kv.Value.Actor.Equals(stage)).Select(kv => ((string, int, int)?)kv.Key).FirstOrDefault();
+
+    private StageEntry? EntryOf(IActorRef stage) => KeyOf(stage) is { } key ? _stages[key] : null;
+
+    /// <summary>
+    /// A stage is the job's and the file's: a request for the same job and position with another file (the job was
+    /// resubmitted with other weights) replaces the old stage instead of being answered with it (review R11).
+    /// </summary>
     private void Deploy(DeployStage request)
     {
-        var key = (request.Parts, request.Spec.Index);
+        var key = (request.JobId, request.Parts, request.Spec.Index);
+        if (_stages.TryGetValue(key, out var stale) && stale.Sha256 != request.Spec.File.Sha256)
+        {
+            _stages.Remove(key);
+            Context.Stop(stale.Actor);
+        }
+
         if (_stages.TryGetValue(key, out var existing))
         {
             if (existing.Ready)
@@ -152,7 +167,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
 
     private void StartStage(DeployStage request, IActorRef replyTo)
     {
-        var key = (request.Parts, request.Spec.Index);
+        var key = (request.JobId, request.Parts, request.Spec.Index);
         if (_stages.TryGetValue(key, out var existing))
         {
             existing.Waiters.Add((request, replyTo));
@@ -163,7 +178,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             StageActor.Props(request.Parts, request.Spec, _cache.PathOf(request.Spec.File.Sha256), _threads, _chunkBytes, _linkDelay),
             $"stage-{request.Parts}-{request.Spec.Index}-{Guid.NewGuid():N}"[..32]);
         Context.Watch(actor);
-        var entry = new StageEntry(actor);
+        var entry = new StageEntry(actor, request.Spec.File.Sha256);
         entry.Waiters.Add((request, replyTo));
         _stages[key] = entry;
     }
@@ -207,11 +222,13 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _threads,
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
         _cache.CachedHashes(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch)).ToList());
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.JobId, kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch)).ToList());
 
-    private sealed class StageEntry(IActorRef actor)
+    private sealed class StageEntry(IActorRef actor, string sha256)
     {
         public IActorRef Actor { get; } = actor;
+
+        public string Sha256 { get; } = sha256;
 
         public bool Ready { get; set; }
 

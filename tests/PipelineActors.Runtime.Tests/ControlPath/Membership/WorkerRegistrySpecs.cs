@@ -46,7 +46,7 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
         }
 
         _registry.Report(C, Status());
-        _registry.Report(A, Status(new HostedStage(2, 1, stage, 4)));
+        _registry.Report(A, Status(new HostedStage("job-1", 2, 1, stage, 4)));
         _registry.Report(B, Status());
 
         var eligible = _registry.Eligible();
@@ -60,10 +60,10 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
     public void A_later_report_replaces_what_that_node_hosts_and_leaves_other_nodes_alone()
     {
         var (s0, s1, other) = (CreateTestProbe().Ref, CreateTestProbe().Ref, CreateTestProbe().Ref);
-        _registry.Report(A, Status(new HostedStage(2, 0, s0, 3), new HostedStage(2, 1, s1, 3)));
-        _registry.Report(B, Status(new HostedStage(1, 0, other, 2)));
+        _registry.Report(A, Status(new HostedStage("job-1", 2, 0, s0, 3), new HostedStage("job-1", 2, 1, s1, 3)));
+        _registry.Report(B, Status(new HostedStage("job-1", 1, 0, other, 2)));
 
-        _registry.Report(A, Status(new HostedStage(2, 1, s1, 3)));
+        _registry.Report(A, Status(new HostedStage("job-1", 2, 1, s1, 3)));
 
         Assert.Null(_registry.StageOn(2, 0, A));
         Assert.Equal(s1, _registry.StageOn(2, 1, A));
@@ -76,7 +76,7 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
     {
         var stage = CreateTestProbe().Ref;
         _registry.Up(A);
-        _registry.Report(A, Status(new HostedStage(1, 0, stage, 1)));
+        _registry.Report(A, Status(new HostedStage("job-1", 1, 0, stage, 1)));
 
         Assert.True(_registry.Lose(A, LossKind.Unreachable));
         Assert.Empty(_registry.Eligible());
@@ -100,7 +100,7 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
         Assert.True(_registry.Lose(A, kind));
 
         Assert.False(_registry.Reachable(A));
-        Assert.Equal(ReportSeen.Ignored, _registry.Report(A, Status(new HostedStage(1, 0, CreateTestProbe().Ref, 1))));
+        Assert.Equal(ReportSeen.Ignored, _registry.Report(A, Status(new HostedStage("job-1", 1, 0, CreateTestProbe().Ref, 1))));
         Assert.Empty(_registry.Eligible());
         Assert.Empty(_registry.Stages);
         Assert.Null(_registry.AgentOf(A));
@@ -137,7 +137,7 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
     {
         var stage = CreateTestProbe().Ref;
         _registry.Up(A);
-        _registry.Report(A, Status(new HostedStage(1, 0, stage, 1)));
+        _registry.Report(A, Status(new HostedStage("job-1", 1, 0, stage, 1)));
 
         _registry.Unreachable(A);
 

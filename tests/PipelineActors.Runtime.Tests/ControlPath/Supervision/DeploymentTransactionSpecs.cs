@@ -41,11 +41,11 @@ public sealed class DeploymentTransactionSpecs : Akka.TestKit.Xunit2.TestKit
     {
         _deployment.Reuse(0, _stages[0]);
         Assert.True(_deployment.Deployed(3, 2, C, _stages[2]));
-        Assert.Empty(_deployment.TakeWiring(_sink, _ingest));
+        Assert.Empty(_deployment.TakeWiring("job-1", _sink, _ingest));
         Assert.False(_deployment.Wiring);
 
         Assert.True(_deployment.Deployed(3, 1, B, _stages[1]));
-        var wiring = _deployment.TakeWiring(_sink, _ingest);
+        var wiring = _deployment.TakeWiring("job-1", _sink, _ingest);
 
         Assert.Equal(_stages, wiring.Select(w => w.Stage));
         Assert.All(wiring, w => Assert.Equal((5L, _ingest), (w.Wiring.Epoch, w.Wiring.Ingest)));
@@ -53,7 +53,7 @@ public sealed class DeploymentTransactionSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal([_stages[2]], wiring[1].Wiring.Successors);
         Assert.Equal([_sink], wiring[2].Wiring.Successors);
         Assert.True(_deployment.Wiring);
-        Assert.Empty(_deployment.TakeWiring(_sink, _ingest));
+        Assert.Empty(_deployment.TakeWiring("job-1", _sink, _ingest));
     }
 
     [Fact]
@@ -159,7 +159,7 @@ public sealed class DeploymentTransactionSpecs : Akka.TestKit.Xunit2.TestKit
         _deployment.Deployed(3, 0, A, _stages[0]);
         _deployment.Deployed(3, 1, B, _stages[1]);
         _deployment.Deployed(3, 2, C, _stages[2]);
-        Assert.Equal(3, _deployment.TakeWiring(_sink, _ingest).Count);
+        Assert.Equal(3, _deployment.TakeWiring("job-1", _sink, _ingest).Count);
     }
 
     private static Address Node(int index) => new("akka.tcp", "pipeline", $"10.0.0.{index}", 4053);

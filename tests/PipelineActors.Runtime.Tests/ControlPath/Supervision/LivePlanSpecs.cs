@@ -23,7 +23,7 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
         var (s0, s1) = (CreateTestProbe().Ref, CreateTestProbe().Ref);
         var live = new LivePlan(7, new Assignment(2, [B, A]), new Dictionary<int, IActorRef> { [0] = s0, [1] = s1 });
 
-        var plan = live.Activation(Splits, PlanReason.Rebalance);
+        var plan = live.Activation("job-1", Splits, PlanReason.Rebalance);
 
         Assert.Equal((7L, 2, PlanReason.Rebalance), (plan.Epoch, plan.Parts, plan.Reason));
         Assert.Equal([s0], plan.Heads);
@@ -41,8 +41,8 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
         var (old0, old1, new0, new1) = (CreateTestProbe().Ref, CreateTestProbe().Ref, CreateTestProbe().Ref, CreateTestProbe().Ref);
         var workers = new[]
         {
-            Worker(A, new HostedStage(2, 0, old0, 3), new HostedStage(1, 0, new0, 4)),
-            Worker(B, new HostedStage(2, 1, old1, 3), new HostedStage(2, 0, new1, 5)),
+            Worker(A, new HostedStage("job-1", 2, 0, old0, 3), new HostedStage("job-1", 1, 0, new0, 4)),
+            Worker(B, new HostedStage("job-1", 2, 1, old1, 3), new HostedStage("job-1", 2, 0, new1, 5)),
         };
 
         var adopted = LivePlan.Adopt(workers);
@@ -59,8 +59,8 @@ public sealed class LivePlanSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var workers = new[]
         {
-            Worker(A, new HostedStage(2, 0, CreateTestProbe().Ref, 3), new HostedStage(1, 0, CreateTestProbe().Ref, -1)),
-            Worker(B, new HostedStage(2, 1, CreateTestProbe().Ref, 2)),
+            Worker(A, new HostedStage("job-1", 2, 0, CreateTestProbe().Ref, 3), new HostedStage("job-1", 1, 0, CreateTestProbe().Ref, -1)),
+            Worker(B, new HostedStage("job-1", 2, 1, CreateTestProbe().Ref, 2)),
         };
 
         Assert.Null(LivePlan.Adopt(workers));

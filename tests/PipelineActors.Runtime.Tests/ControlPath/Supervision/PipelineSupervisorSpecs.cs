@@ -41,6 +41,7 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _sink;
     private readonly TestProbe _store;
     private readonly TestProbe _events;
+    private bool _acknowledgePlans = true;
 
     public PipelineSupervisorSpecs()
         : base(TestNodes.Config(Roles.Coordinator), PipelineConfig.SystemName)
@@ -49,6 +50,17 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         _sink = CreateTestProbe();
         _store = CreateTestProbe();
         _events = CreateTestProbe();
+
+        // The ingest acknowledges each activation (as IngestActor does) unless a spec turns that off.
+        _ingest.SetAutoPilot(new DelegateAutoPilot((sender, message) =>
+        {
+            if (message is PlanActivated plan && _acknowledgePlans)
+            {
+                sender.Tell(new PlanAcknowledged(plan.JobId, plan.Epoch));
+            }
+
+            return AutoPilot.KeepRunning;
+        }));
         DistributedPubSub.Get(Sys).Mediator.Tell(new Subscribe(Topics.Pipeline, _events.Ref), _events.Ref);
         _events.ExpectMsg<SubscribeAck>();
     }
@@ -290,8 +302,8 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         _ingest.ExpectMsg<JobAccepted>();
 
         // An older, complete one-part plan on B (epoch 4) loses to the newer two-part plan (epoch 7).
-        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7)]);
-        Report(supervisor, b, hosted: [new HostedStage(2, 1, b1.Ref, 7), new HostedStage(1, 0, StageOn(b).Ref, 4)]);
+        Report(supervisor, a, hosted: [new HostedStage(JobId, 2, 0, a0.Ref, 7)]);
+        Report(supervisor, b, hosted: [new HostedStage(JobId, 2, 1, b1.Ref, 7), new HostedStage(JobId, 1, 0, StageOn(b).Ref, 4)]);
 
         var plan = _ingest.ExpectMsg<PlanActivated>();
         Assert.Equal((7L, 2, PlanReason.Adopted), (plan.Epoch, plan.Parts, plan.Reason));
@@ -322,7 +334,7 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
 
         // Stage 1 of epoch 7 is gone (its node restarted): nothing to adopt, but the ingest has seen
         // epoch 7 and drops older ones, so the next plan must be newer.
-        Report(supervisor, a, hosted: [new HostedStage(2, 0, a0.Ref, 7)]);
+        Report(supervisor, a, hosted: [new HostedStage(JobId, 2, 0, a0.Ref, 7)]);
         Report(supervisor, b);
 
         var deploy = b.Agent.ExpectMsg<DeployStage>();
@@ -349,6 +361,85 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         var whole = a.Agent.ExpectMsg<DeployStage>(TimeSpan.FromSeconds(5));
         Assert.Equal((1L, 1), (whole.Epoch, whole.Parts)); // only A has reported
         b.Agent.ExpectNoMsg(TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void An_activation_the_ingest_does_not_acknowledge_is_sent_again_until_it_does()
+    {
+        _acknowledgePlans = false;
+        var (_, _, _, _, _) = StartWithLivePlan();
+
+        // Lost across an association, say: it comes again, the same plan, until acknowledged.
+        var again = _ingest.ExpectMsg<PlanActivated>(TimeSpan.FromSeconds(3));
+        Assert.Equal((1L, PlanReason.InitialPlacement), Epoch(again));
+        _ingest.LastSender.Tell(new PlanAcknowledged(JobId, 1));
+        _ingest.ExpectNoMsg(TimeSpan.FromMilliseconds(2500));
+    }
+
+    [Fact]
+    public void A_job_whose_ingest_has_seen_a_newer_epoch_gets_plans_numbered_after_it()
+    {
+        var (a, b) = (Worker(1), Worker(2));
+        var supervisor = Start();
+        supervisor.Tell(new WorkerUp(a.Node));
+        supervisor.Tell(new WorkerUp(b.Node));
+
+        // A new supervisor whose workers report nothing: only the ingest knows the plans went to epoch 9 (review R7).
+        supervisor.Tell(Job with { LastEpoch = 9 }, _ingest.Ref);
+        _ingest.ExpectMsg<JobAccepted>();
+        Report(supervisor, a);
+        Report(supervisor, b);
+        Assert.Equal(10L, a.Agent.ExpectMsg<DeployStage>().Epoch);
+        Assert.Equal(10L, b.Agent.ExpectMsg<DeployStage>().Epoch);
+    }
+
+    [Fact]
+    public void Two_jobs_on_the_same_workers_get_stages_of_their_own_and_one_ending_stops_only_its_stages()
+    {
+        var (supervisor, a, b, a0, b1) = StartWithLivePlan();
+        var ingest2 = CreateTestProbe();
+        var job2 = new PipelineJob("job-2", Splits, _store.Ref, ingest2.Ref, _sink.Ref, 4);
+
+        // The second job's supervisor sees the first job's stages in the reports, yet deploys its own.
+        Report(supervisor, a, hosted: [new HostedStage(JobId, 2, 0, a0.Ref, 1)]);
+        Report(supervisor, b, hosted: [new HostedStage(JobId, 2, 1, b1.Ref, 1)]);
+        supervisor.Tell(job2, ingest2.Ref);
+        Assert.Equal("job-2", ingest2.ExpectMsg<JobAccepted>().JobId);
+        var deployA = a.Agent.FishForMessage<DeployStage>(_ => true, TimeSpan.FromSeconds(5));
+        var deployB = b.Agent.FishForMessage<DeployStage>(_ => true, TimeSpan.FromSeconds(5));
+        Assert.Equal(("job-2", 1L, 2), (deployA.JobId, deployA.Epoch, deployA.Parts));
+        Assert.Equal(("job-2", 1L, 2), (deployB.JobId, deployB.Epoch, deployB.Parts));
+        var c0 = Deployed(supervisor, a, deployA);
+        var c1 = Deployed(supervisor, b, deployB);
+        Wired(supervisor, c0, 1, 2, 0, successor: c1.Ref, jobId: "job-2", ingest: ingest2.Ref);
+        Wired(supervisor, c1, 1, 2, 1, successor: _sink.Ref, jobId: "job-2", ingest: ingest2.Ref);
+        var plan2 = ingest2.ExpectMsg<PlanActivated>();
+        Assert.Equal(("job-2", 1L), (plan2.JobId, plan2.Epoch));
+        Assert.Equal([c0.Ref], plan2.Heads);
+        ingest2.LastSender.Tell(new PlanAcknowledged("job-2", 1));
+
+        // The first job ends: its two stages stop, the second job's stay.
+        supervisor.Tell(new JobEnded(JobId), _ingest.Ref);
+        var stops = new[] { a.Agent.FishForMessage<StopStage>(_ => true), b.Agent.FishForMessage<StopStage>(_ => true) };
+        Assert.All(stops, stop => Assert.Equal(JobId, stop.JobId));
+        ExpectEvent("job job-1 ended; stopped 2 stage(s)");
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        b.Agent.ExpectNoMsg(TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void A_stage_of_a_job_no_ingest_registers_is_stopped_after_the_grace_time()
+    {
+        var a = Worker(1);
+        var supervisor = Start(Fast with { OrphanGrace = TimeSpan.FromSeconds(1) });
+        supervisor.Tell(new WorkerUp(a.Node));
+        var orphan = StageOn(a);
+        Report(supervisor, a, hosted: [new HostedStage("gone", 1, 0, orphan.Ref, 3)]);
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(800));
+        Report(supervisor, a, hosted: [new HostedStage("gone", 1, 0, orphan.Ref, 3)]);
+        var stop = a.Agent.ExpectMsg<StopStage>(TimeSpan.FromSeconds(3));
+        Assert.Equal(("gone", 1, 0), (stop.JobId, stop.Parts, stop.Index));
+        ExpectEvent("stopped stage 0/1 of job gone on 10.0.0.1:4053: no ingest registered it");
     }
 
     /// <summary>Two workers up and reported, the job known, the two-part plan live at epoch 1.</summary>
@@ -410,12 +501,13 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>The stage is told its successor for the epoch and confirms.</summary>
-    private void Wired(IActorRef supervisor, TestProbe stage, long epoch, int parts, int index, IActorRef successor)
+    private void Wired(
+        IActorRef supervisor, TestProbe stage, long epoch, int parts, int index, IActorRef successor, string jobId = JobId, IActorRef? ingest = null)
     {
         var wire = stage.ExpectMsg<WireStage>();
-        Assert.Equal((epoch, _ingest.Ref), (wire.Epoch, wire.Ingest));
+        Assert.Equal((jobId, epoch, ingest ?? _ingest.Ref), (wire.JobId, wire.Epoch, wire.Ingest));
         Assert.Equal([successor], wire.Successors);
-        supervisor.Tell(new StageWired(epoch, parts, index), stage.Ref);
+        supervisor.Tell(new StageWired(jobId, epoch, parts, index), stage.Ref);
     }
 
     private void ExpectEvent(string text, TimeSpan? within = null) =>

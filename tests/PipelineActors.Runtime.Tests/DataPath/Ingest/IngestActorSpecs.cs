@@ -27,6 +27,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _head;
     private readonly TestProbe _observer;
     private readonly Xunit.Abstractions.ITestOutputHelper _output;
+    private readonly TestProbe _planSender;
 
     public IngestActorSpecs(Xunit.Abstractions.ITestOutputHelper output)
         : base(TestNodes.Config(Roles.Ingest), PipelineConfig.SystemName)
@@ -36,6 +37,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         _sink = CreateTestProbe();
         _head = CreateTestProbe();
         _observer = CreateTestProbe();
+        _planSender = CreateTestProbe(); // hears the ingest's acknowledgements
     }
 
     [Fact]
@@ -48,7 +50,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(_sink.Ref, job.Sink);
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
 
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
+        Assert.Equal(new PlanAcknowledged("job-1", 0), _planSender.ExpectMsg<PlanAcknowledged>());
 
         var first = _head.ExpectMsg<Frame>();
         Assert.Equal((0L, 0L, 1, "synthetic"), (first.FrameId, first.Epoch, first.Attempt, first.SourceId));
@@ -61,7 +64,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void The_window_bounds_unconfirmed_frames_and_a_confirmation_received_twice_frees_credit_once()
     {
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 50), window: 3, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal([0L, 1, 2], Frames(3));
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
 
@@ -90,7 +93,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var deadline = TimeSpan.FromMilliseconds(250);
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, deadline, maxAttempts: 3);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var clock = Stopwatch.StartNew();
         var attempts = new List<(int Attempt, TimeSpan At)>();
@@ -117,7 +120,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void A_rejected_frame_is_resent_at_once_and_a_rejection_of_an_earlier_attempt_is_ignored()
     {
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 1), window: 1, Never, maxAttempts: 2);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal(1, _head.ExpectMsg<Frame>().Attempt);
 
         ingest.Tell(new FrameRejected(0, 1, 1, "bad input"));
@@ -136,13 +139,13 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var newHead = CreateTestProbe();
         var ingest = StartIngest(new SyntheticSource(Inputs, 0, 20), window: 2, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal([0L, 1], Frames(2));
         ingest.Tell(new FrameReceived(0, 0));
         Assert.Equal([2L], Frames(1));
         ingest.Tell(new FrameReceived(2, 0)); // held by the sink, so not replayed
 
-        ingest.Tell(Plan(1, newHead));
+        ingest.Tell(Plan(1, newHead), _planSender.Ref);
 
         var replayed = newHead.ExpectMsg<Frame>();
         Assert.Equal((1L, 1L, 1), (replayed.FrameId, replayed.Epoch, replayed.Attempt));
@@ -153,7 +156,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var next = new[] { newHead.ExpectMsg<Frame>(), newHead.ExpectMsg<Frame>() };
         Assert.Equal([(3L, 1L), (4L, 1L)], next.Select(f => (f.FrameId, f.Epoch)));
 
-        ingest.Tell(Plan(0, _head)); // an older plan arriving late changes nothing
+        ingest.Tell(Plan(0, _head), _planSender.Ref); // an older plan arriving late changes nothing
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
         var stats = Stats(ingest);
         Assert.Equal((1L, 1L), (stats.Replayed, stats.Epoch));
@@ -167,7 +170,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Thread.Sleep(150); // no plan yet: the camera has not started
         Assert.Equal(0, source.Captured);
 
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         var received = Frames(2, out var sent);
         Thread.Sleep(250); // the pipeline is full: captures replace the one waiting frame
         ingest.Tell(new FrameReceived(0, 0));
@@ -196,7 +199,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var sink = Sys.ActorOf(SinkActor.Props(writer));
         var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 2), sink, _supervisor.Ref, Job(sink, 1), new IngestSettings(1, TimeSpan.FromMilliseconds(400), 1, 65536), _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
         var second = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
@@ -234,7 +237,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var camera = new SlowCamera(TimeSpan.FromMilliseconds(1000.0 / 15), framesPerSecond: 30);
         var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var clock = Stopwatch.StartNew();
         var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2));
@@ -262,7 +265,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             var camera = SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", profile, new FrameSourceOptions(FramesPerSecond: 30));
             Assert.Equal(30, camera.FramesPerSecond);
             var ingest = StartIngest(camera, window: 2, Never, maxAttempts: 4);
-            ingest.Tell(Plan(0, _head));
+            ingest.Tell(Plan(0, _head), _planSender.Ref);
             _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
 
             var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
@@ -284,7 +287,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var settings = new IngestSettings(2, Never, 4, 65536) { PixelsToSink = true };
         var source = new SyntheticSource(Inputs, 0, 2);
         var ingest = Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 2), settings, _observer.Ref));
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var frames = new[] { _head.ExpectMsg<Frame>(), _head.ExpectMsg<Frame>() };
         var pixels = new[] { _sink.ExpectMsg<FramePixels>(), _sink.ExpectMsg<FramePixels>() };
@@ -309,7 +312,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var source = new FlakySource();
         var ingest = StartIngest(source, window: 1, Never, maxAttempts: 4);
         Watch(ingest);
-        ingest.Tell(Plan(0, _head));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
         Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
 
         source.FailNextId = true;
@@ -344,7 +347,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var settings = new IngestSettings(4, TimeSpan.FromMilliseconds(750), 4, 65536);
         var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, frames), sink, _supervisor.Ref, Job(sink, 4), settings, _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
-        ingest.Tell(new PlanActivated(0, 1, [stage], [new StagePlacement(0, stage, "127.0.0.1:7", "0..9", 1)], PlanReason.InitialPlacement));
+        ingest.Tell(new PlanActivated("job-1", 0, 1, [stage], [new StagePlacement(0, stage, "127.0.0.1:7", "0..9", 1)], PlanReason.InitialPlacement), _planSender.Ref);
 
         Assert.Equal(frames, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(40)).Frames);
         var stats = Stats(ingest);
@@ -370,11 +373,11 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void A_resumed_job_numbers_its_frames_after_the_last_id_written_and_the_sink_delivers_them_from_there()
     {
         var writer = new CollectingResultWriter();
-        var sink = Sys.ActorOf(SinkActor.Props(writer));
-        var settings = new IngestSettings(2, Never, 4, 65536) { FirstFrameId = 500 };
+        var sink = Sys.ActorOf(SinkActor.Props(writer, firstId: 500));
+        var settings = new IngestSettings(2, Never, 4, 65536) { FirstId = 500 };
         var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 3), sink, _supervisor.Ref, Job(sink, 2), settings, _observer.Ref));
-        sink.Tell(new AttachIngest(ingest, 500));
-        ingest.Tell(Plan(0, _head));
+        sink.Tell(new AttachIngest(ingest));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var ids = new List<long>();
         for (var i = 0; i < 3; i++)
@@ -384,12 +387,12 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             sink.Tell(frame); // the stage's result
         }
 
-        Assert.Equal(3, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(5)).Frames);
+        Assert.Equal(503, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(5)).Frames); // the next id: 3 frames after 500
         Assert.Equal([500L, 501, 502], ids);
         Assert.Equal([500L, 501, 502], writer.Snapshot().Select(o => o.FrameId));
         Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
         var stats = Stats(ingest);
-        Assert.Equal((503L, 500L, 502L), (stats.Accepted, stats.FirstFrameId, stats.DeliveredThrough));
+        Assert.Equal((503L, 500L, 502L), (stats.Accepted, stats.FirstId, stats.DeliveredThrough));
     }
 
     private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>
@@ -398,7 +401,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private static PipelineJob Job(IActorRef sink, int window) => new("job-1", [], ActorRefs.Nobody, ActorRefs.Nobody, sink, window);
 
     private static PlanActivated Plan(long epoch, TestProbe head) =>
-        new(epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], PlanReason.InitialPlacement);
+        new("job-1", epoch, 1, [head.Ref], [new StagePlacement(0, head.Ref, "127.0.0.1:1", "0..9", 1)], PlanReason.InitialPlacement);
 
     private List<long> Frames(int count) => Frames(count, out _);
 

@@ -45,7 +45,7 @@ public sealed class BoxCountStageActorSpecs()
         ExpectMsg<StageReady>(TimeSpan.FromSeconds(20));
         var successor = CreateTestProbe();
         var supervisor = CreateTestProbe();
-        stage.Tell(new WireStage(1, [successor.Ref], CreateTestProbe().Ref), supervisor.Ref);
+        stage.Tell(new WireStage("job-1", 1, [successor.Ref], CreateTestProbe().Ref), supervisor.Ref);
         supervisor.ExpectMsg<StageWired>(TimeSpan.FromSeconds(10));
         ExpectMsg<StageWiredLocally>();
 

@@ -33,8 +33,8 @@ public abstract class StageActorTestKit(Config config, TinyNetStages stages) : A
     protected void Wire(IActorRef stage, long epoch, IActorRef successor, IActorRef ingest)
     {
         var supervisor = CreateTestProbe();
-        stage.Tell(new WireStage(epoch, [successor], ingest), supervisor.Ref);
-        supervisor.ExpectMsg(new StageWired(epoch, Parts, Stages.Middle.Index));
+        stage.Tell(new WireStage("job-1", epoch, [successor], ingest), supervisor.Ref);
+        supervisor.ExpectMsg(new StageWired("job-1", epoch, Parts, Stages.Middle.Index));
         var local = ExpectMsg<StageWiredLocally>();
         Assert.Equal(epoch, local.Epoch);
     }
@@ -164,8 +164,8 @@ public sealed class StageActorSpecs(TinyNetStages stages) : StageActorTestKit(Te
         var stale = CreateTestProbe();
         Wire(stage, 2, current.Ref, CreateTestProbe().Ref);
 
-        stage.Tell(new WireStage(1, [stale.Ref], CreateTestProbe().Ref), stale.Ref);
-        stale.ExpectMsg(new StageWired(1, Parts, Stages.Middle.Index));
+        stage.Tell(new WireStage("job-1", 1, [stale.Ref], CreateTestProbe().Ref), stale.Ref);
+        stale.ExpectMsg(new StageWired("job-1", 1, Parts, Stages.Middle.Index));
         stage.Tell(Stages.FrameFor(0, 2, seed: 5));
 
         current.ExpectMsg<Frame>(TimeSpan.FromSeconds(10));

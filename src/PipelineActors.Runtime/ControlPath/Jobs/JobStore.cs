@@ -1,0 +1,69 @@
+using System.Text.Json;
+using Akka.Actor;
+using PipelineActors.Protocol;
+
+namespace PipelineActors.Runtime.ControlPath.Jobs;
+
+/// <summary>
+/// The job registry's file: every job's spec and last status as JSON, replaced whole by a rename so a crash mid-write
+/// leaves the previous file, never half of one. The model store is not written (it is the registry's own on reading).
+/// </summary>
+public sealed class JobStore(string path)
+{
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public string Path { get; } = path;
+
+    public IReadOnlyList<(JobSpec Spec, JobStatus Status)> Load()
+    {
+        if (!File.Exists(Path))
+        {
+            return [];
+        }
+
+        try
+        {
+            var entries = JsonSerializer.Deserialize<List<Entry>>(File.ReadAllText(Path), Json) ?? [];
+            return entries.Select(e => (e.Spec.ToSpec(), e.Status)).ToList();
+        }
+        catch (JsonException)
+        {
+            // A file from another version, or edited by hand: the hosts' reports rebuild what still runs.
+            return [];
+        }
+    }
+
+    public void Save(IReadOnlyList<(JobSpec Spec, JobStatus Status)> jobs)
+    {
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
+        var temporary = $"{Path}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(temporary, JsonSerializer.Serialize(jobs.Select(j => new Entry(SpecFields.Of(j.Spec), j.Status)).ToList(), Json));
+        File.Move(temporary, Path, overwrite: true);
+    }
+
+    private sealed record Entry(SpecFields Spec, JobStatus Status);
+
+    /// <summary>The spec without its actor ref.</summary>
+    private sealed record SpecFields(
+        string Name,
+        string ModelSha256,
+        string ModelFileName,
+        long ModelBytes,
+        string ProfileJson,
+        string Source,
+        IReadOnlyList<string> Results,
+        IReadOnlyList<string> InputSizes,
+        int Window,
+        double FramesPerSecond,
+        long Frames,
+        string IngestNode)
+    {
+        public static SpecFields Of(JobSpec s) => new(
+            s.Name, s.ModelSha256, s.ModelFileName, s.ModelBytes, s.ProfileJson, s.Source, s.Results, s.InputSizes, s.Window,
+            s.FramesPerSecond, s.Frames, s.IngestNode);
+
+        public JobSpec ToSpec() => new(
+            Name, ModelSha256, ModelFileName, ModelBytes, ProfileJson, Source, Results, InputSizes, Window, FramesPerSecond, Frames,
+            IngestNode, ActorRefs.Nobody);
+    }
+}

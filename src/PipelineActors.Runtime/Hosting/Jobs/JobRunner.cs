@@ -1,0 +1,264 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using PipelineActors.Onnx.Graph;
+using PipelineActors.Onnx.Proto;
+using PipelineActors.Protocol;
+using PipelineActors.Runtime.ControlPath.ModelDistribution;
+using PipelineActors.Runtime.ControlPath.Planning;
+using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Runtime.DataPath.Preprocessing;
+using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
+
+namespace PipelineActors.Runtime.Hosting.Jobs;
+
+/// <summary>What a job run needs from its node.</summary>
+/// <param name="Supervisor">The supervisor singleton's proxy.</param>
+/// <param name="Cache">The node's model cache (the job's whole model lands here by SHA-256).</param>
+/// <param name="StagesFolder">Where the run writes the model's stage files, which the node serves to workers.</param>
+public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder);
+
+/// <summary>A run's status for its host (a child's word to its parent, never remote).</summary>
+internal sealed record RunStatus(JobStatus Status, bool Over, bool Restartable) : INoSerializationVerificationNeeded;
+
+/// <summary>
+/// One run of one job on an ingest node: fetches the model (unless cached), cuts it for the cluster's workers, opens the
+/// source and the result destinations, and streams through an <see cref="IngestSession"/> whose actors are its children
+/// (they stop with it). It tells its host where it stands every second and when it ends.
+/// </summary>
+public sealed class JobRunner : ReceiveActor, IWithTimers
+{
+    private const int MaxParts = 8;
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RunJob _run;
+    private readonly JobRunContext _context;
+    private readonly string _node;
+    private readonly string _names;
+    private IngestSession? _session;
+    private JobStatus _status;
+    private bool _halting;
+    private bool _over;
+
+    public JobRunner(RunJob run, JobRunContext context, int runNumber)
+    {
+        _run = run;
+        _context = context;
+        _node = NodeAddress.Of(Akka.Cluster.Cluster.Get(Context.System).SelfAddress);
+        _names = $"{run.Spec.Name}-{runNumber}";
+        _status = new JobStatus(run.Spec.Name, JobStates.Starting, _node, 0, 0, run.SkippedBefore, 0, 0, 0, 0, run.FirstId - 1, [], "fetching the model", Now());
+
+        Receive<FileFetched>(fetched =>
+        {
+            if (fetched.Error is null)
+            {
+                Prepare();
+            }
+            else
+            {
+                End(JobStates.Failed, $"the model could not be fetched: {fetched.Error}", restartable: true);
+            }
+        });
+        Receive<Prepared>(OnPrepared);
+        Receive<Status.Failure>(failure => End(JobStates.Failed, Reason(failure.Cause), restartable: failure.Cause is not Onnx.PipelineInputException));
+        Receive<RunEnded>(ended => End(_halting ? JobStates.Stopped : JobStates.Finished, ended.Detail, restartable: false));
+        Receive<RunFailed>(failed => End(JobStates.Failed, failed.Reason, restartable: true));
+        Receive<HaltJob>(_ => Halt());
+        ReceiveAsync<StatusTick>(_ => RefreshAsync());
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(RunJob run, JobRunContext context, int runNumber) =>
+        Akka.Actor.Props.Create(() => new JobRunner(run, context, runNumber));
+
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("status", StatusTick.Instance, TimeSpan.FromSeconds(1));
+        if (_context.Cache.Has(_run.Spec.ModelSha256))
+        {
+            Prepare();
+        }
+        else
+        {
+            Context.ActorOf(FileFetcher.Props(_context.Cache, new StageFile(_run.Spec.ModelSha256, _run.Spec.ModelBytes), _run.Spec.ModelStore));
+        }
+    }
+
+    /// <summary>Cuts the model and opens source and results off the actor's thread: cutting and measuring take seconds.</summary>
+    private void Prepare()
+    {
+        _status = _status with { Detail = "cutting the model" };
+        var spec = _run.Spec;
+        var workers = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.HasRole(Roles.Worker) && m.Status == MemberStatus.Up);
+        var context = _context;
+        var firstId = _run.FirstId;
+        Task.Run(() => Prepared.Make(spec, context, Math.Clamp(workers, 1, MaxParts), firstId)).PipeTo(Self);
+    }
+
+    private void OnPrepared(Prepared prepared)
+    {
+        if (_halting)
+        {
+            prepared.Dispose();
+            End(JobStates.Stopped, "stopped before it ran", restartable: false);
+            return;
+        }
+
+        var settings = new IngestSettings(
+            _run.Spec.Window > 0 ? _run.Spec.Window : Math.Max(2, prepared.Model.Splits.Max(s => s.Parts) + 1),
+            _context.Settings.Ingest.MinDeadline,
+            _context.Settings.Ingest.MaxAttempts,
+            _context.Settings.ChunkBytes)
+        {
+            FirstId = prepared.FirstId,
+        };
+        _session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
+        _status = _status with { State = JobStates.Running, LastId = prepared.FirstId - 1, Detail = string.Empty };
+        _session.Completed.ContinueWith<object>(
+            t => t.IsCompletedSuccessfully ? new RunEnded($"{t.Result - prepared.FirstId} frames") : new RunFailed(Reason(t.Exception!.GetBaseException())),
+            TaskScheduler.Default).PipeTo(Self);
+        Report();
+    }
+
+    private void Halt()
+    {
+        if (_halting || _over)
+        {
+            return;
+        }
+
+        _halting = true;
+        _status = _status with { State = JobStates.Stopping };
+        if (_session is null)
+        {
+            if (_status.Detail != "cutting the model")
+            {
+                End(JobStates.Stopped, "stopped before it ran", restartable: false);
+            }
+
+            return; // the cut in progress ends in OnPrepared
+        }
+
+        _session.Ingest.Tell(EndSource.Instance);
+        Report();
+    }
+
+    private async Task RefreshAsync()
+    {
+        if (_session is { } session && !_over)
+        {
+            try
+            {
+                var ingest = await session.IngestStatsAsync();
+                var sink = await session.SinkCountersAsync();
+                var seconds = Math.Max(1e-9, (sink.LastDeliveryTicks - sink.FirstDeliveryTicks) / (double)System.Diagnostics.Stopwatch.Frequency);
+                _status = _status with
+                {
+                    FramesIn = ingest.Accepted - _run.FirstId,
+                    ResultsOut = sink.Delivered,
+                    Skipped = _run.SkippedBefore + ingest.Skipped,
+                    Failed = sink.Failed,
+                    FramesPerSecond = sink.Delivered > 1 ? Math.Round((sink.Delivered - 1) / seconds, 2) : 0,
+                    LatencyP50Ms = sink.RecentLatencyMs[0],
+                    LatencyP95Ms = sink.RecentLatencyMs[1],
+                    LastId = ingest.Accepted - 1,
+                    Plan = ingest.Plan?.Placements.Select(p => $"stage {p.Index}: {p.Node} layers {p.Layers}").ToList() ?? [],
+                };
+            }
+            catch (AskTimeoutException)
+            {
+                // A busy or stopping session: the last figures stand.
+            }
+        }
+
+        Report();
+    }
+
+    private void End(string state, string detail, bool restartable)
+    {
+        if (_over)
+        {
+            return;
+        }
+
+        _over = true;
+        _status = _status with { State = state, Detail = detail };
+        if (state == JobStates.Failed)
+        {
+            _log.Warning("Job {0} failed: {1}", _run.Spec.Name, detail);
+        }
+
+        Report(restartable);
+        Context.Stop(Self);
+    }
+
+    private void Report(bool restartable = false) =>
+        Context.Parent.Tell(new RunStatus(_status with { UpdatedUnixMs = Now() }, _over, restartable));
+
+    private static string Reason(Exception e) => e.Message.Split('\n')[0].TrimEnd('.');
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private sealed record RunEnded(string Detail);
+
+    private sealed record RunFailed(string Reason);
+
+    private sealed class StatusTick
+    {
+        public static readonly StatusTick Instance = new();
+    }
+
+    /// <summary>What a run streams with: the cut model, the open source and results, and the first frame id.</summary>
+    private sealed record Prepared(PreparedModel Model, IFrameSource Source, IResultWriter Results, long FirstId) : IDisposable
+    {
+        public static Prepared Make(JobSpec spec, JobRunContext context, int maxParts, long firstId)
+        {
+            var modelPath = context.Cache.PathOf(spec.ModelSha256);
+            var profile = string.IsNullOrWhiteSpace(spec.ProfileJson) ? null : ModelProfile.Parse(spec.ProfileJson, $"the profile of job {spec.Name}");
+            var synthetic = spec.Source.StartsWith("synthetic", StringComparison.Ordinal);
+            if (profile is null && !synthetic)
+            {
+                throw new Onnx.PipelineInputException($"Source '{spec.Source}' needs the model's profile; submit the model with its .profile.json beside it.");
+            }
+
+            var overrides = InputSizes.ParseOverrides(spec.InputSizes);
+            var sizes = overrides.Count > 0 || profile is null ? overrides : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
+            var model = JobBuilder.Prepare(
+                modelPath,
+                sizes,
+                maxParts,
+                Path.Combine(context.StagesFolder, spec.ModelSha256[..16]),
+                JobBuilder.MeasuredBalance(context.Settings.IntraOpThreads),
+                normalisation: profile?.FirstStageNormalisation());
+            var results = JobResults.Open(spec, profile, out var lastWritten);
+
+            // Numbering goes on after the registry's last id and after the last result already written, whichever is later.
+            var first = Math.Max(firstId, (lastWritten ?? -1) + 1);
+            var frames = spec.Frames > 0 ? Math.Max(0, spec.Frames - first) : long.MaxValue;
+            IFrameSource source;
+            if (synthetic || profile is null)
+            {
+                source = new SyntheticSource(model.SourceInputs, spec.FramesPerSecond, frames);
+            }
+            else
+            {
+                var uint8 = model.SourceInputs.Any(t => t.ElementType == TensorProto.Types.DataType.Uint8);
+                var options = new FrameSourceOptions(Uint8Pixels: uint8, FramesPerSecond: spec.FramesPerSecond > 0 ? spec.FramesPerSecond : null);
+
+                // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
+                var skip = ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? 0 : first;
+                source = new LimitedSource(SourceSpec.Parse(spec.Source, profile, options), frames, skip);
+            }
+
+            return new Prepared(model, source, results, first);
+        }
+
+        public void Dispose()
+        {
+            Source.Dispose();
+            Results.Dispose();
+        }
+    }
+}
