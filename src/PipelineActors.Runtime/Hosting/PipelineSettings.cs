@@ -37,7 +37,8 @@ public sealed record PipelineSettings(
     {
         var threads = IntOf(config, "pipeline.intra-op-threads");
         var chunk = IntOf(config, "pipeline.chunk-bytes");
-        var frame = Read(config, "akka.remote.dot-netty.tcp.maximum-frame-size", "a size such as 256000b", c => c.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size")) ?? 0;
+        const string FrameSizeKey = "akka.remote.dot-netty.tcp.maximum-frame-size";
+        var frame = Read(config, FrameSizeKey, "a size such as 256000b", c => c.GetByteSize(FrameSizeKey)) ?? 0;
         var deadline = TimeOf(config, "pipeline.ingest.min-deadline", "1500ms");
         var attempts = IntOf(config, "pipeline.ingest.max-attempts");
         var rebalance = TimeOf(config, "pipeline.supervisor.rebalance-delay", "1s");

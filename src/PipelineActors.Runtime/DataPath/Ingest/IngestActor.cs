@@ -131,7 +131,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     /// <param name="window">Held outside the actor (by its props), so an instance made after a failure still knows every id given.</param>
     public IngestActor(
-        IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer, InFlightWindow window)
+        IFrameSource source,
+        IActorRef sink,
+        IActorRef supervisor,
+        PipelineJob job,
+        IngestSettings settings,
+        IActorRef? observer,
+        InFlightWindow window)
     {
         _source = source;
         _sink = sink;

@@ -236,7 +236,8 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         b.Agent.ExpectNoMsg(quiet > TimeSpan.Zero ? quiet : TimeSpan.Zero);
 
         var again = b.Agent.ExpectMsg<DeployStage>(TimeSpan.FromSeconds(5));
-        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.8), $"B was given a stage {clock.Elapsed.TotalSeconds:0.0} s after it was excluded for 2 s");
+        var after = clock.Elapsed;
+        Assert.True(after >= TimeSpan.FromSeconds(1.8), $"B was given a stage {after.TotalSeconds:0.0} s after it was excluded for 2 s");
         Assert.Equal((3L, 2, 1), (again.Epoch, again.Parts, again.Spec.Index));
     }
 

@@ -345,9 +345,11 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var stage = Sys.ActorOf(Props.Create(() => new SlowStage(TimeSpan.FromMilliseconds(300), sink)));
         const int frames = 30;
         var settings = new IngestSettings(4, TimeSpan.FromMilliseconds(750), 4, 65536);
-        var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, frames), sink, _supervisor.Ref, Job(sink, 4), settings, _observer.Ref));
+        var source = new SyntheticSource(Inputs, 0, frames);
+        var ingest = Sys.ActorOf(IngestActor.Props(source, sink, _supervisor.Ref, Job(sink, 4), settings, _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
-        ingest.Tell(new PlanActivated("job-1", 0, 1, [stage], [new StagePlacement(0, stage, "127.0.0.1:7", "0..9", 1)], PlanReason.InitialPlacement), _planSender.Ref);
+        var placement = new StagePlacement(0, stage, "127.0.0.1:7", "0..9", 1);
+        ingest.Tell(new PlanActivated("job-1", 0, 1, [stage], [placement], PlanReason.InitialPlacement), _planSender.Ref);
 
         Assert.Equal(frames, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(40)).Frames);
         var stats = Stats(ingest);
@@ -364,7 +366,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal((0L, 750.0), (slow.Epoch, slow.ExpectedMs));
         Assert.True(slow.LatencyMsP95 > 750, $"p95 {slow.LatencyMsP95:0} ms");
         Assert.Equal(stage, Assert.Single(slow.Stages).Stage);
-        var reported = events.FishForMessage<PipelineEvent>(e => e.Text.Contains("slower than planned", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        var reported = events.FishForMessage<PipelineEvent>(
+            e => e.Text.Contains("slower than planned", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
         Assert.Equal("ingest", reported.Source);
         Assert.Contains("stage 0 on 127.0.0.1:7", reported.Text, StringComparison.Ordinal);
     }
