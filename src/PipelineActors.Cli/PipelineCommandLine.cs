@@ -40,6 +40,7 @@ public static class PipelineCommandLine
         root.Add(RunCommand.Create(context));
         root.Add(BenchCommand.Create(context));
         root.Add(MonitorCommand.Create(context));
+        root.Add(JobCommand.Create(context));
         root.Add(PlanCommand.Create(context));
         root.Add(CertsCommand.Create(context));
         return root;

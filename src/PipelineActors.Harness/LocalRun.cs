@@ -251,7 +251,10 @@ public static partial class LocalRun
             await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
 
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
-            var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes);
+            var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes)
+            {
+                MaxCrashes = head.Settings.Ingest.MaxCrashes,
+            };
             IFrameSource source = options.Source == "synthetic" || profile is null
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
                 : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);

@@ -99,41 +99,9 @@ internal static class MonitorCommand
 
     private static async Task<int> Run(CliContext context, MonitorSettings settings)
     {
-        var seed = MonitorAddress.ParseSeed(settings.Seed);
-        var endpoint = MonitorAddress.Choose(seed, settings.Host, settings.PublicHost);
-        PipelineNode node;
-        try
-        {
-            node = PipelineNode.Start(new NodeOptions
-            {
-                Roles = [Roles.Monitor],
-                Seeds = [settings.Seed],
-                Host = endpoint.Bind,
-                PublicHostname = endpoint.Advertised == endpoint.Bind ? null : endpoint.Advertised,
-                Port = settings.Port,
-                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"monitor-{Environment.ProcessId}.log"),
-            });
-        }
-        catch (Akka.Remote.RemoteTransportException e)
-        {
-            throw new PipelineInputException(
-                $"The monitor cannot listen on {endpoint.Bind}:{settings.Port} ({(e.InnerException ?? e).Message.Split('\n')[0]}); "
-                + "give --host an address of this machine and --port a free port.");
-        }
-
+        var node = await ClientNode.JoinAsync(settings.Seed, settings.Host, settings.PublicHost, settings.Port, settings.JoinTimeout, "monitor");
         await using (node)
         {
-            try
-            {
-                await node.WaitUntilUpAsync(settings.JoinTimeout);
-            }
-            catch (TimeoutException)
-            {
-                throw new PipelineInputException(
-                    $"Could not join the cluster at {settings.Seed} within {settings.JoinTimeout.TotalSeconds:0.#} s; is a node running there, "
-                    + $"and can it reach this monitor at {endpoint.Advertised}:{node.Address.Port} (--host, --public-host, --port)?");
-            }
-
             var joined = Stopwatch.StartNew();
             var monitor = node.System.ActorOf(MonitorActor.Props(), "monitor");
             return settings.Once

@@ -1,3 +1,4 @@
+using System.Globalization;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
@@ -13,6 +14,12 @@ public static class StageExtractor
 {
     public const string StageIndexKey = "pipelineactors.stage";
     public const string SourceShaKey = "pipelineactors.source_sha256";
+
+    /// <summary>
+    /// Metadata key prefix (then the input's name) for the concrete shape the split was made for, written for every
+    /// stage input the file declares with a dynamic or no shape: a stage warms up on it before its first frame.
+    /// </summary>
+    public const string InputShapeKeyPrefix = "pipelineactors.input_shape:";
 
     public static IReadOnlyList<StageModel> Extract(ModelAnalysis analysis, IReadOnlyList<int> cutPositions)
     {
@@ -126,6 +133,12 @@ public static class StageExtractor
             model.MetadataProps.Add(new StringStringEntryProto { Key = SourceShaKey, Value = analysis.SourceSha256 });
         }
 
+        foreach (var input in stageGraph.Input.Where(i => inputs.Contains(i.Name) && !IsStatic(i)))
+        {
+            var shape = string.Join(",", analysis.Shapes[input.Name].Shape.Select(d => d.ToString(CultureInfo.InvariantCulture)));
+            model.MetadataProps.Add(new StringStringEntryProto { Key = InputShapeKeyPrefix + input.Name, Value = shape });
+        }
+
         var parameterBytes = CostModel.ParameterBytes(initializers)
             + CostModel.ParameterBytes(constantNodes.SelectMany(n => n.Attribute).Where(a => a.T is not null).Select(a => a.T));
         return new StageModel(
@@ -176,6 +189,9 @@ public static class StageExtractor
     /// equal names to mean equal sizes.
     /// </summary>
     public static string DataDependentDimension(string tensor, int axis) => $"{tensor}.{axis}";
+
+    private static bool IsStatic(ValueInfoProto input) =>
+        input.Type?.TensorType?.Shape is { } shape && shape.Dim.All(d => d.HasDimValue && d.DimValue > 0);
 
     private static ValueInfoProto ValueInfo(TensorInfo info, bool withShape)
     {

@@ -5,7 +5,11 @@ using PipelineActors.Runtime.ControlPath.Supervision;
 namespace PipelineActors.Runtime.Hosting;
 
 /// <summary>The ingest's settings from configuration (<c>pipeline.ingest</c>); the window and rate come with each job.</summary>
-public sealed record IngestDefaults(TimeSpan MinDeadline, int MaxAttempts);
+public sealed record IngestDefaults(TimeSpan MinDeadline, int MaxAttempts)
+{
+    /// <summary>Replays after the loss of a worker a frame may have before it is failed (<c>pipeline.ingest.max-crashes</c>).</summary>
+    public int MaxCrashes { get; init; }
+}
 
 /// <summary>
 /// Every <c>pipeline.*</c> setting of a node, read once from its configuration and handed to the
@@ -41,6 +45,7 @@ public sealed record PipelineSettings(
         var frame = Read(config, FrameSizeKey, "a size such as 256000b", c => c.GetByteSize(FrameSizeKey)) ?? 0;
         var deadline = TimeOf(config, "pipeline.ingest.min-deadline", "1500ms");
         var attempts = IntOf(config, "pipeline.ingest.max-attempts");
+        var crashes = IntOf(config, "pipeline.ingest.max-crashes");
         var rebalance = TimeOf(config, "pipeline.supervisor.rebalance-delay", "1s");
         var deploy = TimeOf(config, "pipeline.supervisor.deploy-timeout", "60s");
         var exclusion = TimeOf(config, "pipeline.supervisor.exclusion", "5m");
@@ -53,6 +58,7 @@ public sealed record PipelineSettings(
             + "lower the chunk size or raise the frame size.");
         Require(deadline > TimeSpan.Zero, $"pipeline.ingest.min-deadline is {deadline}; give a positive time such as 1500ms.");
         Require(attempts >= 1, $"pipeline.ingest.max-attempts is {attempts}; give at least 1.");
+        Require(crashes >= 0, $"pipeline.ingest.max-crashes is {crashes}; give 0 (fail a frame lost with a worker) or more.");
         Require(rebalance >= TimeSpan.Zero, $"pipeline.supervisor.rebalance-delay is {rebalance}; give zero or a positive time.");
         Require(deploy > TimeSpan.Zero, $"pipeline.supervisor.deploy-timeout is {deploy}; give a positive time such as 60s.");
         Require(exclusion > TimeSpan.Zero, $"pipeline.supervisor.exclusion is {exclusion}; give a positive time such as 5m.");
@@ -70,7 +76,7 @@ public sealed record PipelineSettings(
             string.IsNullOrEmpty(cache) ? DefaultFolder("models") : cache,
             string.IsNullOrEmpty(log) ? null : log,
             new SupervisorSettings(rebalance, deploy) { Exclusion = exclusion },
-            new IngestDefaults(deadline, attempts),
+            new IngestDefaults(deadline, attempts) { MaxCrashes = crashes },
             linkDelay)
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,

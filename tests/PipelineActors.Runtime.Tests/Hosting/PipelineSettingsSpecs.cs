@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.ControlPath.Supervision;
+using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.Hosting;
 
 namespace PipelineActors.Runtime.Tests.Hosting;
@@ -18,6 +19,9 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(256000, settings.MaximumFrameSize);
         Assert.Equal(TimeSpan.FromMilliseconds(1500), settings.Ingest.MinDeadline);
         Assert.Equal(4, settings.Ingest.MaxAttempts);
+        Assert.Equal(2, settings.Ingest.MaxCrashes);
+        // The ingest's own default (settings built in code, as tests do) agrees with reference.conf.
+        Assert.Equal(new IngestSettings(1, TimeSpan.FromSeconds(1), 1, 4096).MaxCrashes, settings.Ingest.MaxCrashes);
         Assert.Equal(TimeSpan.FromSeconds(1), settings.Supervisor.RebalanceDelay);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Supervisor.DeployTimeout);
         Assert.Equal(TimeSpan.FromMinutes(5), settings.Supervisor.Exclusion);
@@ -60,6 +64,7 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.supervisor.exclusion = 0s", "pipeline.supervisor.exclusion")]
     [InlineData("pipeline.supervisor.exclusion = -5m", "pipeline.supervisor.exclusion")]
     [InlineData("pipeline.supervisor.rebalance-delay = later", "pipeline.supervisor.rebalance-delay")]
+    [InlineData("pipeline.ingest.max-crashes = -1", "pipeline.ingest.max-crashes")]
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]

@@ -32,6 +32,9 @@ public readonly record struct FrameRetry(Frame Frame, bool Failed, string Reason
 /// already made) and retries up to a bounded attempt count. It also notices a plan whose results
 /// keep arriving later than the minimum deadline (slower than planned). Time is handed in, so a
 /// spec can move it.
+/// A frame that crashes the process it runs in sends no rejection, and a replay keeps its attempt, so the window also
+/// counts, per frame, the plans that replaced a lost worker while the frame was unconfirmed, and fails a frame lost
+/// more than <c>maxCrashes</c> times instead of replaying it onto worker after worker (a poison frame's quarantine).
 /// </summary>
 public sealed class InFlightWindow
 {
@@ -48,13 +51,16 @@ public sealed class InFlightWindow
     private readonly int _window;
     private readonly TimeSpan _minDeadline;
     private readonly int _maxAttempts;
+    private readonly int _maxCrashes;
     private long _confirmations;
     private int _lateInARow;
 
     /// <param name="firstId">The first frame's id: 0 for a new job; a resumed job continues after the ids it issued before.</param>
-    public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts, long firstId = 0)
+    /// <param name="maxCrashes">Replays after the loss of a worker a frame may have; the next loss fails it (int.MaxValue: never).</param>
+    public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts, long firstId = 0, int maxCrashes = int.MaxValue)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(firstId);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxCrashes);
         ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxAttempts, 1);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(minDeadline, TimeSpan.Zero);
@@ -64,6 +70,7 @@ public sealed class InFlightWindow
         FirstId = firstId;
         NextId = firstId;
         DeliveredThrough = firstId - 1;
+        _maxCrashes = maxCrashes;
     }
 
     /// <summary>The id the first accepted frame got (or gets).</summary>
@@ -119,9 +126,18 @@ public sealed class InFlightWindow
     }
 
     /// <summary>Moves to a plan's epoch; on a newer one, <paramref name="replay"/> holds every frame the sink does not hold yet.</summary>
-    public EpochChange EnterEpoch(long epoch, TimeSpan now, out IReadOnlyList<Frame> replay)
+    public EpochChange EnterEpoch(long epoch, TimeSpan now, out IReadOnlyList<Frame> replay) =>
+        EnterEpoch(epoch, now, afterLoss: false, out replay, out _);
+
+    /// <summary>
+    /// Moves to a plan's epoch; on a newer one, <paramref name="replay"/> holds every frame the sink does not hold yet.
+    /// With <paramref name="afterLoss"/> (the plan replaces a lost worker), each of those frames counts a loss, and one
+    /// lost more than <c>maxCrashes</c> times is in <paramref name="failed"/> instead: report it failed, send nothing.
+    /// </summary>
+    public EpochChange EnterEpoch(long epoch, TimeSpan now, bool afterLoss, out IReadOnlyList<Frame> replay, out IReadOnlyList<FrameRetry> failed)
     {
         replay = [];
+        failed = [];
         if (epoch < Epoch)
         {
             return EpochChange.Stale;
@@ -135,8 +151,20 @@ public sealed class InFlightWindow
             _lateInARow = 0;
             SlowEpoch = null;
             var frames = new List<Frame>();
+            var quarantined = new List<FrameRetry>();
             foreach (var entry in _unconfirmed.Values.Where(e => !e.Done))
             {
+                // Which worker held the frame is unknown here, so every unconfirmed frame counts the loss; a frame that
+                // merely shared a window with a poison frame is confirmed after the next replay and stops counting.
+                if (afterLoss && ++entry.Losses > _maxCrashes)
+                {
+                    entry.Done = true;
+                    Failed++;
+                    var reason = $"lost with the worker that held it {entry.Losses} times (a frame that crashes its worker sends no rejection)";
+                    quarantined.Add(new FrameRetry(entry.Frame, Failed: true, reason));
+                    continue;
+                }
+
                 // The attempt is kept: a replay is not the frame's fault and must not bring it nearer to failing.
                 entry.Frame = entry.Frame with { Epoch = epoch };
                 entry.SentAt = now;
@@ -146,6 +174,7 @@ public sealed class InFlightWindow
 
             Replayed += frames.Count;
             replay = frames;
+            failed = quarantined;
         }
 
         return change;
@@ -274,5 +303,8 @@ public sealed class InFlightWindow
         public TimeSpan FirstSentAt { get; set; } = sentAt;
 
         public bool Done { get; set; }
+
+        /// <summary>Plans that replaced a lost worker while this frame was unconfirmed.</summary>
+        public int Losses { get; set; }
     }
 }

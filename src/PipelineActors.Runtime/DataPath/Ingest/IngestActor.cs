@@ -16,6 +16,12 @@ namespace PipelineActors.Runtime.DataPath.Ingest;
 /// <param name="MaxAttempts">Sends after which a frame is reported failed (a poison frame).</param>
 public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAttempts, int ChunkBytes)
 {
+    /// <summary>
+    /// Replays after the loss of a worker a frame may have before it is failed (a frame that crashes its worker sends
+    /// no rejection); the default is <c>pipeline.ingest.max-crashes</c> in hocon/reference.conf.
+    /// </summary>
+    public int MaxCrashes { get; init; } = 2;
+
     /// <summary>Hand each frame's first input tensor (its pixels) to the sink, for a writer that draws results on them.</summary>
     public bool PixelsToSink { get; init; }
 
@@ -293,7 +299,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     {
         // Acknowledged even when stale: the supervisor re-sends its activation until it hears this (review R8).
         Sender.Tell(new PlanAcknowledged(_job.JobId, Math.Max(plan.Epoch, _window.Epoch)));
-        var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, out var replay);
+        var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, plan.Reason == PlanReason.Recovery, out var replay, out var quarantined);
         if (change == EpochChange.Stale)
         {
             return;
@@ -319,6 +325,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             // Frames in flight on the old plan may be gone with a node; they go again under the new epoch.
             PipelineMetrics.FramesReplayed.Add(1);
             Send(frame);
+        }
+
+        foreach (var failed in quarantined)
+        {
+            Carry(failed);
         }
 
         Pump();
@@ -442,7 +453,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     }
 
     private static InFlightWindow WindowOf(IngestSettings settings) =>
-        new(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId);
+        new(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId, settings.MaxCrashes);
 
     private void Event(string text)
     {

@@ -107,9 +107,15 @@ public sealed class FrameAssembler(int maxPartial = 64)
         }
     }
 
-    private static bool Fits(FrameChunk chunk) =>
-        chunk.Count >= 1 && chunk.Index >= 0 && chunk.Index < chunk.Count && chunk.TotalBytes >= 0
-        && chunk.Offset >= 0 && chunk.Offset <= chunk.TotalBytes - chunk.Payload.Length;
+    private static bool Fits(FrameChunk chunk) => Malformed(chunk) is null;
+
+    /// <summary>Why a chunk cannot be part of any frame a sender could have cut (null when it can): one sentence for a rejection.</summary>
+    public static string? Malformed(FrameChunk chunk) =>
+        chunk.Count < 1 ? $"chunk {chunk.Index} of frame {chunk.FrameId} says the frame has {chunk.Count} chunks"
+        : chunk.Index < 0 || chunk.Index >= chunk.Count ? $"chunk {chunk.Index} of frame {chunk.FrameId} is outside its {chunk.Count} chunks"
+        : chunk.TotalBytes < 0 || chunk.Offset < 0 || chunk.Offset > chunk.TotalBytes - chunk.Payload.Length
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} puts {chunk.Payload.Length} bytes at {chunk.Offset} of a {chunk.TotalBytes}-byte frame"
+        : null;
 
     private void Complete((IActorRef, long, long) key, int attempt)
     {

@@ -2,9 +2,9 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using PipelineActors.Onnx.Proto;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Runtime.DataPath.Link;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
@@ -21,15 +21,25 @@ public interface IResultWriter : IDisposable
     void Write(FrameOutcome outcome);
 }
 
-/// <summary>One JSON object per line: frame id, capture time, latency, and a summary of each output tensor.</summary>
-public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null) : IResultWriter
+/// <summary>
+/// One frame's outcome as one JSON object (no newline): <c>frame</c> (the id), <c>source</c>, <c>capture_us</c>,
+/// <c>latency_ms</c>, then <c>failed</c> (the reason) or <c>outputs</c> (a summary of each tensor) and the result
+/// decoded as the model's profile says. The same text goes to files, stdout and MQTT.
+/// </summary>
+public static class ResultLine
 {
-    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson = new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson =
+        new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
 
-    public void Write(FrameOutcome outcome)
+    /// <summary>The name of the frame id's field, which a resumed results file is read back by.</summary>
+    public const string FrameIdField = "frame";
+
+    public static string Format(FrameOutcome outcome, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null)
     {
         var line = new StringBuilder(256);
-        line.Append(CultureInfo.InvariantCulture, $"{{\"frame\":{outcome.FrameId},\"source\":\"{outcome.SourceId}\",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":{outcome.LatencyMs:0.###}");
+        line.Append(CultureInfo.InvariantCulture, $"{{\"{FrameIdField}\":{outcome.FrameId},\"source\":")
+            .Append(System.Text.Json.JsonSerializer.Serialize(outcome.SourceId))
+            .Append(CultureInfo.InvariantCulture, $",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":{outcome.LatencyMs:0.###}");
         if (outcome.FailedReason is not null)
         {
             line.Append(",\"failed\":").Append(System.Text.Json.JsonSerializer.Serialize(outcome.FailedReason));
@@ -78,13 +88,19 @@ public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = t
                     decoded = new { error = e.Message };
                 }
 
-                line.Append(",\"").Append(decoder.Name).Append("\":").Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
+                line.Append(",\"").Append(decoder.Name).Append("\":")
+                    .Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
             }
         }
 
-        line.Append('}');
-        writer.WriteLine(line.ToString());
+        return line.Append('}').ToString();
     }
+}
+
+/// <summary>One JSON object per line (<see cref="ResultLine"/>) on a text writer: stdout, or a stream the caller owns.</summary>
+public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null) : IResultWriter
+{
+    public void Write(FrameOutcome outcome) => writer.WriteLine(ResultLine.Format(outcome, decoder, context));
 
     public void Dispose()
     {

@@ -1,9 +1,10 @@
 using Akka.Actor;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
-using PipelineActors.Protocol;
-using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Onnx.Cost;
+using PipelineActors.Protocol;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Runtime.DataPath.Monitoring;
+using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
@@ -41,50 +42,86 @@ public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropp
 {
     /// <summary>Latency p50, p95 and p99 of the most recent frames (up to 1,000), in milliseconds.</summary>
     public double[] RecentLatencyMs { get; init; } = [0, 0, 0];
+
+    /// <summary>Frames delivered in order whose outcome the writer (a decoder, a full disk, a destination) failed to write.</summary>
+    public long FailedToWrite { get; init; }
+
+    /// <summary>Times the sink actor was restarted; its state is kept across each (<see cref="SinkState"/>).</summary>
+    public int Restarts { get; init; }
+}
+
+/// <summary>
+/// Everything a sink knows, held outside the actor so that a restart (whatever its parent's strategy) carries on
+/// where it stopped: the next id, buffered results, the ingest to confirm to, the counters. A sink restarted blank
+/// would deliver a late duplicate twice and never confirm frames it had buffered, stalling the ingest's window (R3).
+/// </summary>
+public sealed class SinkState(long firstFrameId)
+{
+    internal FrameAssembler Assembler { get; } = new(256);
+    internal SortedDictionary<long, (Frame? Frame, string? Failed)> Buffer { get; } = [];
+    internal Dictionary<long, FrameTensor> Pixels { get; } = [];
+    internal List<double> Latencies { get; } = [];
+    internal List<(long, long, long)> Deliveries { get; } = [];
+    internal IActorRef Ingest { get; set; } = ActorRefs.Nobody;
+    internal long Next { get; set; } = firstFrameId;
+    internal long Delivered { get; set; }
+    internal long Failed { get; set; }
+    internal long Duplicates { get; set; }
+    internal long OutOfOrder { get; set; }
+    internal long LastDelivered { get; set; } = firstFrameId - 1;
+    internal long FirstTicks { get; set; }
+    internal long LastTicks { get; set; }
+    internal long FailedToWrite { get; set; }
+    internal int Restarts { get; set; }
+    internal long UnreportedWriteFailures { get; set; }
+    internal long LastWriteFailureReportTicks { get; set; }
+    internal bool Writing { get; set; } = true;
 }
 
 /// <summary>
 /// The end of the pipeline: puts results back in frame order, drops duplicates (a re-sent frame
 /// may complete twice), tells the ingest each frame it holds (so the ingest stops re-sending it
 /// and reuses its credit), and hands each frame's outcome to the result writer exactly once.
+/// A writer or decoder that throws costs that one frame (counted in <see cref="SinkStats.FailedToWrite"/>
+/// and reported as an event), never the sink: the stream goes on, and writing resumes when the writer does.
 /// </summary>
 public sealed class SinkActor : ReceiveActor
 {
     private const int RecordLimit = 1 << 18;
+    private static readonly TimeSpan WriteFailureReportEvery = TimeSpan.FromSeconds(5);
     private readonly IResultWriter _writer;
-    private readonly FrameAssembler _assembler = new(256);
-    private readonly SortedDictionary<long, (Frame? Frame, string? Failed)> _buffer = [];
-    private readonly Dictionary<long, FrameTensor> _pixels = [];
-    private readonly List<double> _latencies = [];
-    private readonly List<(long, long, long)> _deliveries = [];
-    private IActorRef _ingest = ActorRefs.Nobody;
-    private long _next;
-    private long _delivered;
-    private long _failed;
-    private long _duplicates;
-    private long _outOfOrder;
-    private long _lastDelivered = -1;
-    private long _firstTicks;
-    private long _lastTicks;
+    private readonly SinkState _state;
+    private readonly string _eventSource;
 
-    /// <param name="firstId">The first frame id to expect (a resumed job's, after the ids it issued before).</param>
-    public SinkActor(IResultWriter writer, long firstId = 0)
+    public SinkActor(IResultWriter writer, SinkState state, string? jobName = null)
     {
-        _next = firstId;
         _writer = writer;
-        Receive<AttachIngest>(a => _ingest = a.Ingest);
+        _state = state;
+        _eventSource = jobName is null ? "sink" : $"sink {jobName}";
+        Receive<AttachIngest>(a => _state.Ingest = a.Ingest);
         Receive<Frame>(Accept);
         Receive<FramePixels>(pixels =>
         {
             // Kept only for frames not yet written; the ingest's window bounds how many those are.
-            if (pixels.FrameId >= _next)
+            if (pixels.FrameId >= _state.Next)
             {
-                _pixels[pixels.FrameId] = pixels.Pixels;
+                _state.Pixels[pixels.FrameId] = pixels.Pixels;
             }
         });
         Receive<FrameChunk>(chunk =>
         {
-            var frame = _assembler.Add(chunk, Sender);
+            Frame? frame;
+            try
+            {
+                frame = _state.Assembler.Add(chunk, Sender);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // A malformed chunk is dropped here; the ingest re-sends the frame after its deadline.
+                Report($"dropped a malformed result chunk of frame {chunk.FrameId} ({e.Message.TrimEnd('.')})");
+                return;
+            }
+
             if (frame is not null)
             {
                 Accept(frame);
@@ -92,48 +129,74 @@ public sealed class SinkActor : ReceiveActor
         });
         Receive<FrameFailed>(failed =>
         {
-            if (failed.FrameId >= _next && !_buffer.ContainsKey(failed.FrameId))
+            if (failed.FrameId >= _state.Next && !_state.Buffer.ContainsKey(failed.FrameId))
             {
-                _buffer[failed.FrameId] = (null, failed.Reason);
+                _state.Buffer[failed.FrameId] = (null, failed.Reason);
                 Deliver();
             }
 
             // Confirm it like a result: the ingest frees a frame's place in the window only when
             // DeliveredThrough passes it, and would otherwise stall when every frame in flight
             // (or the last frame of the run) has failed.
-            _ingest.Tell(new FrameReceived(failed.FrameId, _next - 1));
+            _state.Ingest.Tell(new FrameReceived(failed.FrameId, _state.Next - 1));
         });
         Receive<GetSinkCounters>(_ => Sender.Tell(new SinkStats(
-            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, [], _firstTicks, _lastTicks, [])
+            _state.Delivered, _state.Failed, _state.Duplicates, _state.OutOfOrder, _state.Next, _state.Buffer.Count, [],
+            _state.FirstTicks, _state.LastTicks, [])
         {
             RecentLatencyMs = RecentPercentiles(),
+            FailedToWrite = _state.FailedToWrite,
+            Restarts = _state.Restarts,
         }));
         Receive<GetSinkStats>(_ => Sender.Tell(new SinkStats(
-            _delivered, _failed, _duplicates, _outOfOrder, _next, _buffer.Count, _latencies.ToList(), _firstTicks, _lastTicks, _deliveries.ToList())));
+            _state.Delivered, _state.Failed, _state.Duplicates, _state.OutOfOrder, _state.Next, _state.Buffer.Count, _state.Latencies.ToList(),
+            _state.FirstTicks, _state.LastTicks, _state.Deliveries.ToList())
+        {
+            FailedToWrite = _state.FailedToWrite,
+            Restarts = _state.Restarts,
+        }));
     }
 
-    public static Props Props(IResultWriter writer, long firstId = 0) => Akka.Actor.Props.Create(() => new SinkActor(writer, firstId));
+    /// <summary>A sink whose first frame is <paramref name="firstFrameId"/> (a resumed job's, after the last id its results hold).</summary>
+    public static Props Props(IResultWriter writer, long firstFrameId = 0, string? jobName = null)
+    {
+        // One state for every incarnation of this actor: the factory runs again on a restart and gets the same object.
+        var state = new SinkState(firstFrameId);
+        return Akka.Actor.Props.Create(() => new SinkActor(writer, state, jobName));
+    }
+
+    // Akka's default would call PostStop and dispose the writer the next incarnation still needs.
+    protected override void PreRestart(Exception reason, object message)
+    {
+    }
+
+    protected override void PostRestart(Exception reason)
+    {
+        _state.Restarts++;
+        Report($"the sink restarted after {reason.GetType().Name}: {reason.Message.TrimEnd('.')}; "
+            + $"it kept its state and goes on from frame {_state.Next}");
+    }
 
     protected override void PostStop() => _writer.Dispose();
 
     private void Accept(Frame frame)
     {
-        if (frame.FrameId < _next || _buffer.ContainsKey(frame.FrameId))
+        if (frame.FrameId < _state.Next || _state.Buffer.ContainsKey(frame.FrameId))
         {
-            _duplicates++;
+            _state.Duplicates++;
             PipelineMetrics.DuplicatesDropped.Add(1);
-            _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
+            _state.Ingest.Tell(new FrameReceived(frame.FrameId, _state.Next - 1));
             return;
         }
 
-        _buffer[frame.FrameId] = (frame, null);
+        _state.Buffer[frame.FrameId] = (frame, null);
         Deliver();
-        _ingest.Tell(new FrameReceived(frame.FrameId, _next - 1));
+        _state.Ingest.Tell(new FrameReceived(frame.FrameId, _state.Next - 1));
     }
 
     private double[] RecentPercentiles()
     {
-        var recent = Percentiles.Sorted(_latencies.Skip(Math.Max(0, _latencies.Count - 1000)));
+        var recent = Percentiles.Sorted(_state.Latencies.Skip(Math.Max(0, _state.Latencies.Count - 1000)));
         return [Percentiles.At(recent, 0.50), Percentiles.At(recent, 0.95), Percentiles.At(recent, 0.99)];
     }
 
@@ -150,40 +213,76 @@ public sealed class SinkActor : ReceiveActor
 
     private void Deliver()
     {
-        while (_buffer.Remove(_next, out var entry))
+        while (_state.Buffer.Remove(_state.Next, out var entry))
         {
-            if (_next <= _lastDelivered)
+            var next = _state.Next;
+            if (next <= _state.LastDelivered)
             {
-                _outOfOrder++; // cannot happen by construction; counted so a test would see it
+                _state.OutOfOrder++; // cannot happen by construction; counted so a test would see it
             }
 
-            _lastDelivered = _next;
+            _state.LastDelivered = next;
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
             var ticks = System.Diagnostics.Stopwatch.GetTimestamp();
-            _pixels.Remove(_next, out var pixels);
+            _state.Pixels.Remove(next, out var pixels);
             if (entry.Frame is { } frame)
             {
                 var latency = (now - frame.CaptureUnixMicros) / 1000.0;
-                Keep(_latencies, latency);
+                Keep(_state.Latencies, latency);
                 PipelineMetrics.Latency.Record(latency);
                 PipelineMetrics.ResultsDelivered.Add(1);
-                _writer.Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null) { Pixels = pixels });
-                _delivered++;
-                Keep(_deliveries, (frame.FrameId, ticks, frame.Epoch));
-                if (_firstTicks == 0)
+                Write(new FrameOutcome(frame.FrameId, frame.SourceId, frame.CaptureUnixMicros, latency, frame.Tensors, null) { Pixels = pixels });
+                _state.Delivered++;
+                Keep(_state.Deliveries, (frame.FrameId, ticks, frame.Epoch));
+                if (_state.FirstTicks == 0)
                 {
-                    _firstTicks = ticks;
+                    _state.FirstTicks = ticks;
                 }
 
-                _lastTicks = ticks;
+                _state.LastTicks = ticks;
             }
             else
             {
-                _writer.Write(new FrameOutcome(_next, string.Empty, 0, 0, [], entry.Failed) { Pixels = pixels });
-                _failed++;
+                Write(new FrameOutcome(next, string.Empty, 0, 0, [], entry.Failed) { Pixels = pixels });
+                _state.Failed++;
             }
 
-            _next++;
+            _state.Next = next + 1;
         }
     }
+
+    /// <summary>One frame to the writer; its failure is that frame's alone, counted and reported (at most every few seconds).</summary>
+    private void Write(FrameOutcome outcome)
+    {
+        try
+        {
+            _writer.Write(outcome);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _state.FailedToWrite++;
+            _state.UnreportedWriteFailures++;
+            var now = System.Diagnostics.Stopwatch.GetTimestamp();
+            if (_state.Writing || System.Diagnostics.Stopwatch.GetElapsedTime(_state.LastWriteFailureReportTicks, now) >= WriteFailureReportEvery)
+            {
+                Report(_state.UnreportedWriteFailures == 1
+                    ? $"frame {outcome.FrameId} was not written: {e.Message.TrimEnd('.')}"
+                    : $"{_state.UnreportedWriteFailures} frames were not written, the last {outcome.FrameId}: {e.Message.TrimEnd('.')}");
+                _state.UnreportedWriteFailures = 0;
+                _state.LastWriteFailureReportTicks = now;
+            }
+
+            _state.Writing = false;
+            return;
+        }
+
+        if (!_state.Writing)
+        {
+            _state.Writing = true;
+            Report($"results are written again from frame {outcome.FrameId} ({_state.FailedToWrite} frames not written in all)");
+            _state.UnreportedWriteFailures = 0;
+        }
+    }
+
+    private void Report(string text) => MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), _eventSource, text));
 }

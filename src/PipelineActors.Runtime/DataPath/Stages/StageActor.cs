@@ -18,6 +18,9 @@ internal sealed record StageReady(int Parts, int Index, double WarmupMs) : INoSe
 /// <summary>Stage to its worker agent: could not load.</summary>
 internal sealed record StageLoadFailed(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
 
+/// <summary>Stage to its worker agent: it cannot go on (its session broke, or what it computes cannot be sent) and stops.</summary>
+internal sealed record StageBroken(int Parts, int Index, string Reason) : INoSerializationVerificationNeeded;
+
 /// <summary>Stage to its worker agent: wired for an epoch (reported to a new supervisor).</summary>
 internal sealed record StageWiredLocally(int Parts, int Index, long Epoch) : INoSerializationVerificationNeeded;
 
@@ -82,7 +85,24 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         Receive<FrameChunk>(chunk =>
         {
             Received(FrameLink.Received(chunk));
-            var frame = _assembler.Add(chunk, Sender);
+            if (FrameAssembler.Malformed(chunk) is { } malformed)
+            {
+                Reject(chunk.FrameId, chunk.Epoch, chunk.Attempt, malformed);
+                return;
+            }
+
+            Frame? frame;
+            try
+            {
+                frame = _assembler.Add(chunk, Sender);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Chunks that do not decode to a frame are the sender's fault, not the stage's: reject that attempt, keep serving.
+                Reject(chunk.FrameId, chunk.Epoch, chunk.Attempt, $"its chunks do not decode to a frame: {FirstLine(e)}");
+                return;
+            }
+
             if (frame is not null)
             {
                 Handle(frame);
@@ -110,13 +130,13 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         try
         {
             _session = new StageSession(_modelPath, _threads);
-            var warmup = _session.WarmUp(_session.DeclaredInputs());
+            var warmup = _session.WarmUp(_session.WarmUpInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
             Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
         }
         catch (Exception e)
         {
-            Context.Parent.Tell(new StageLoadFailed(_parts, _spec.Index, e.Message.Split('\n')[0]));
+            Context.Parent.Tell(new StageLoadFailed(_parts, _spec.Index, FirstLine(e)));
             Context.Stop(Self);
         }
     }
@@ -142,6 +162,12 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (frame.FrameId < 0 || frame.Attempt < 1)
+        {
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, $"frame id {frame.FrameId} attempt {frame.Attempt} is not a frame the ingest numbers");
+            return;
+        }
+
         if (_firstFrameAt == 0)
         {
             _firstFrameAt = Stopwatch.GetTimestamp();
@@ -153,10 +179,15 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         {
             produced = _session.Run(frame.Tensors);
         }
-        catch (Exception e)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             _log.Warning("Stage {0}/{1} failed on frame {2}: {3}", _spec.Index, _parts, frame.FrameId, e.Message);
-            _ingest.Tell(new FrameRejected(frame.FrameId, frame.Attempt, _spec.Index, e.Message.Split('\n')[0]));
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, FirstLine(e));
+            if (_session.Broken)
+            {
+                Break($"its ONNX Runtime session could not recover after frame {frame.FrameId} failed ({FirstLine(e)})");
+            }
+
             return;
         }
 
@@ -180,10 +211,46 @@ public sealed class StageActor : ReceiveActor, IWithTimers
 
         var next = frame with { Tensors = tensors };
         var target = _successors[(int)(frame.FrameId % _successors.Count)];
-        var sent = FrameLink.Send(target, next, Self, _chunkBytes, _delay);
+        long sent;
+        try
+        {
+            sent = FrameLink.Send(target, next, Self, _chunkBytes, _delay);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A computed frame that cannot leave is the stage's fault (its settings, its link), so every frame would fail here.
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, $"its result could not be sent on: {FirstLine(e)}");
+            Break($"sending frame {frame.FrameId} on failed ({FirstLine(e)})");
+            return;
+        }
+
         _bytesOut += sent;
         PipelineMetrics.StageBytesOut.Add(sent, _tags);
     }
+
+    /// <summary>Tells the ingest this attempt of a frame has no result here, so it re-sends or fails it at once instead of at its deadline.</summary>
+    private void Reject(long frameId, long epoch, int attempt, string reason)
+    {
+        if (epoch < _epoch)
+        {
+            // An attempt of an older plan: the ingest replays it under the new epoch anyway.
+            _dropped++;
+            return;
+        }
+
+        _log.Warning("Stage {0}/{1} rejected frame {2} attempt {3}: {4}", _spec.Index, _parts, frameId, attempt, reason);
+        _ingest.Tell(new FrameRejected(frameId, attempt, _spec.Index, reason));
+    }
+
+    /// <summary>The stage cannot go on: its worker agent stops it and leaves it out of its reports, so the supervisor places it again.</summary>
+    private void Break(string reason)
+    {
+        _log.Error("Stage {0}/{1} cannot continue: {2}", _spec.Index, _parts, reason);
+        Context.Parent.Tell(new StageBroken(_parts, _spec.Index, reason));
+        Context.Stop(Self);
+    }
+
+    private static string FirstLine(Exception e) => e.Message.Split('\n')[0];
 
     private StageStats Stats()
     {

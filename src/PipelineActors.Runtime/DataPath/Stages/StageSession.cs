@@ -1,10 +1,12 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
+using PipelineActors.Onnx.Stages;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
@@ -67,16 +69,98 @@ public sealed class StageSession : IDisposable
         return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
     }
 
-    /// <summary>Input shapes as the model declares them, dynamic dimensions as 1.</summary>
-    public IReadOnlyList<TensorInfo> DeclaredInputs() => _inputNames.Select(name =>
+    /// <summary>
+    /// The shapes to warm up on: each input's shape as the model declares it; where it declares a dynamic or no shape
+    /// (a split of a model with dynamic sizes), the shape the split was made for (<see cref="StageExtractor.InputShapeKeyPrefix"/>),
+    /// else dynamic dimensions as 1.
+    /// </summary>
+    public IReadOnlyList<TensorInfo> WarmUpInputs()
     {
-        var meta = _session.InputMetadata[name];
-        var shape = meta.Dimensions.Select(d => d > 0 ? (long)d : 1L).ToArray();
-        return new TensorInfo(name, (TensorProto.Types.DataType)meta.ElementDataType, shape);
-    }).ToList();
+        var prepared = _session.ModelMetadata.CustomMetadataMap;
+        return _inputNames.Select(name =>
+        {
+            var meta = _session.InputMetadata[name];
+            var type = (TensorProto.Types.DataType)meta.ElementDataType;
+            var declared = meta.Dimensions;
+            if (prepared.TryGetValue(StageExtractor.InputShapeKeyPrefix + name, out var text) && PreparedShape(text) is { } shape
+                && (declared.Length == 0 || (declared.Length == shape.Length && declared.Where((d, i) => d > 0 && d != shape[i]).Any() is false)))
+            {
+                return new TensorInfo(name, type, shape);
+            }
 
-    /// <summary>Runs the stage on the frame's tensors (matched by name) and returns new tensors it owns.</summary>
+            return new TensorInfo(name, type, declared.Select(d => d > 0 ? (long)d : 1L).ToArray());
+        }).ToList();
+    }
+
+    private static long[]? PreparedShape(string text)
+    {
+        var dims = text.Split(',');
+        var shape = new long[dims.Length];
+        for (var i = 0; i < dims.Length; i++)
+        {
+            if (!long.TryParse(dims[i], NumberStyles.None, CultureInfo.InvariantCulture, out shape[i]) || shape[i] <= 0)
+            {
+                return null;
+            }
+        }
+
+        return shape;
+    }
+
+    /// <summary>
+    /// True once a failed run left the session in a state it could not reset: it can take no more frames, and the stage
+    /// that holds it must be replaced.
+    /// </summary>
+    public bool Broken { get; private set; }
+
+    /// <summary>
+    /// Runs the stage on the frame's tensors (matched by name) and returns new tensors it owns. A run that throws (a frame
+    /// ONNX Runtime refuses) leaves nothing behind for the next frame: the shapes and buffers learnt so far are dropped,
+    /// and the next frame binds its inputs and outputs anew.
+    /// </summary>
     public IReadOnlyList<FrameTensor> Run(IReadOnlyList<FrameTensor> frame)
+    {
+        if (Broken)
+        {
+            throw new InvalidOperationException("The stage session could not recover from an earlier failed run; the stage must be replaced.");
+        }
+
+        try
+        {
+            return RunBound(frame);
+        }
+        catch
+        {
+            Forget();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Forgets every shape and output buffer a failed run may have left half-replaced (a disposed output still bound, an
+    /// input of the refused shape recorded as current), so no later run hands ONNX Runtime a buffer that is gone.
+    /// </summary>
+    private void Forget()
+    {
+        try
+        {
+            _outputsBound = false;
+            Array.Clear(_inputInfo);
+            Array.Clear(_reused);
+            _binding.ClearBoundOutputs();
+            for (var i = 0; i < _outputs.Length; i++)
+            {
+                _outputs[i]?.Dispose();
+                _outputs[i] = null;
+            }
+        }
+        catch (OnnxRuntimeException)
+        {
+            Broken = true;
+        }
+    }
+
+    private FrameTensor[] RunBound(IReadOnlyList<FrameTensor> frame)
     {
         var reshaped = false;
         for (var i = 0; i < _inputNames.Length; i++)

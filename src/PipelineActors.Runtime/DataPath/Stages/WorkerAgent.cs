@@ -98,11 +98,21 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
                 Context.Stop(entry.Actor);
             }
         });
+        Receive<StageBroken>(broken =>
+        {
+            // Out of the reports at once: the supervisor sees the stage gone and places it again.
+            if (KeyOf(Sender) is { } key && _stages.Remove(key))
+            {
+                _log.Warning("Stage {0}/{1} of job {2} broke and stops: {3}", key.Index, key.Parts, key.JobId, broken.Reason);
+                _supervisor.Tell(Status());
+            }
+        });
         Receive<Terminated>(t =>
         {
             if (KeyOf(t.ActorRef) is { } key && _stages.Remove(key))
             {
                 _log.Warning("Stage {0}/{1} of job {2} stopped unexpectedly", key.Index, key.Parts, key.JobId);
+                _supervisor.Tell(Status());
             }
         });
     }

@@ -113,6 +113,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             _context.Settings.ChunkBytes)
         {
             FirstId = prepared.FirstId,
+            MaxCrashes = _context.Settings.Ingest.MaxCrashes,
         };
         _session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
         _status = _status with { State = JobStates.Running, LastId = prepared.FirstId - 1, Detail = string.Empty };

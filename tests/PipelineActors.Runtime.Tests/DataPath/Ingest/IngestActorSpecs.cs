@@ -376,7 +376,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     public void A_resumed_job_numbers_its_frames_after_the_last_id_written_and_the_sink_delivers_them_from_there()
     {
         var writer = new CollectingResultWriter();
-        var sink = Sys.ActorOf(SinkActor.Props(writer, firstId: 500));
+        var sink = Sys.ActorOf(SinkActor.Props(writer, firstFrameId: 500));
         var settings = new IngestSettings(2, Never, 4, 65536) { FirstId = 500 };
         var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 3), sink, _supervisor.Ref, Job(sink, 2), settings, _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
@@ -396,6 +396,27 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
         var stats = Stats(ingest);
         Assert.Equal((503L, 500L, 502L), (stats.Accepted, stats.FirstId, stats.DeliveredThrough));
+    }
+
+    [Fact]
+    public void A_frame_still_unconfirmed_after_more_than_max_crashes_recovery_plans_is_failed_to_the_sink_and_not_replayed()
+    {
+        var settings = new IngestSettings(1, Never, 4, 65536) { MaxCrashes = 1 };
+        var source = new SyntheticSource(Inputs, 0, 1);
+        var ingest = Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, 1), settings, _observer.Ref));
+        ingest.Tell(Plan(0, _head), _supervisor.Ref); // the supervisor hears the acknowledgements
+        Assert.Equal(0, _head.ExpectMsg<Frame>().FrameId);
+
+        ingest.Tell(Plan(1, _head) with { Reason = PlanReason.Rebalance }, _supervisor.Ref); // no loss: replayed, not counted
+        ingest.Tell(Plan(2, _head) with { Reason = PlanReason.Recovery }, _supervisor.Ref); // its worker was lost: replayed once more
+        Assert.Equal([(0L, 1L), (0L, 2L)], new[] { _head.ExpectMsg<Frame>(), _head.ExpectMsg<Frame>() }.Select(f => (f.FrameId, f.Epoch)));
+        ingest.Tell(Plan(3, _head) with { Reason = PlanReason.Recovery }, _supervisor.Ref); // and lost again: quarantined
+
+        var failed = _sink.ExpectMsg<FrameFailed>(TimeSpan.FromSeconds(5));
+        Assert.Equal(0, failed.FrameId);
+        Assert.Contains("lost with the worker that held it 2 times", failed.Reason, StringComparison.Ordinal);
+        _head.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(1, Stats(ingest).Failed);
     }
 
     private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>

@@ -196,6 +196,39 @@ public sealed class StageActorSpecs(TinyNetStages stages) : StageActorTestKit(Te
     }
 
     [Fact]
+    public void A_malformed_chunk_undecodable_chunks_and_a_negative_frame_id_are_rejected_and_the_next_good_frame_is_still_processed()
+    {
+        var stage = StartStage();
+        var successor = CreateTestProbe();
+        var ingest = CreateTestProbe();
+        Wire(stage, 1, successor.Ref, ingest.Ref);
+        var encoded = FrameCodec.Encode(Stages.FrameFor(6, 1, seed: 8));
+        var truncated = encoded.AsMemory(0, encoded.Length / 2);
+
+        // A chunk that claims its frame has no chunks at all (it once completed at once and decoded nothing: a stopped stage).
+        stage.Tell(new FrameChunk(5, 1, 2, 0, 0, 0, 10, new byte[10]));
+        var noChunks = ingest.ExpectMsg<FrameRejected>(TimeSpan.FromSeconds(10));
+        // The first half of a real encoded frame, sent as if it were all of it: lengths that run past the end.
+        stage.Tell(new FrameChunk(6, 1, 1, 0, 1, 0, truncated.Length, truncated));
+        var undecodable = ingest.ExpectMsg<FrameRejected>(TimeSpan.FromSeconds(10));
+        // A negative id once picked a successor at a negative index, outside the stage's try.
+        stage.Tell(Stages.FrameFor(-3, 1, seed: 9));
+        var negative = ingest.ExpectMsg<FrameRejected>(TimeSpan.FromSeconds(10));
+        var good = Stages.FrameFor(7, 1, seed: 10);
+        stage.Tell(good);
+
+        Assert.Equal((5L, 2, Stages.Middle.Index), (noChunks.FrameId, noChunks.Attempt, noChunks.StageIndex));
+        Assert.Contains("0 chunks", noChunks.Reason, StringComparison.Ordinal);
+        Assert.Equal((6L, 1), (undecodable.FrameId, undecodable.Attempt));
+        Assert.Contains("do not decode", undecodable.Reason, StringComparison.Ordinal);
+        Assert.Equal(-3L, negative.FrameId);
+        AssertOutputOf(good, successor.ExpectMsg<Frame>(TimeSpan.FromSeconds(10)));
+        successor.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+        ingest.ExpectNoMsg(TimeSpan.FromMilliseconds(50));
+        Assert.Equal(1, Stats(stage).Frames);
+    }
+
+    [Fact]
     public void Bytes_in_count_what_crossed_the_link_and_a_sparse_frame_crosses_smaller()
     {
         var stage = StartStage();

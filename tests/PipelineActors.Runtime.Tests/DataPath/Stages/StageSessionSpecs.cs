@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using Google.Protobuf;
+using PipelineActors.Onnx.Proto;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Onnx.Stages;
@@ -6,6 +8,8 @@ using PipelineActors.Protocol;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Runtime.DataPath.Stages;
 using PipelineActors.TestSupport;
+
+using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Stages;
 
@@ -77,6 +81,48 @@ public sealed class StageSessionSpecs : IDisposable
                 session.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// The review's R9 case: ONNX Runtime refuses a frame of a new shape in the branch that replaces the bound buffers
+    /// (an index out of range, found only when it runs), then a good frame of that same shape takes the fast path. That
+    /// frame must not run on buffers the failed run released; here it gives the right sum, and the session goes on
+    /// reusing its own output buffer.
+    /// </summary>
+    [Fact]
+    public void A_refused_frame_of_a_new_shape_leaves_no_released_buffer_for_the_next_frame_of_that_shape()
+    {
+        var builder = new OnnxBuilder();
+        builder.Input("index", DataType.Int64, 0);
+        var picked = builder.Op("Gather", [builder.Floats([4], [1, 2, 4, 8]), "index"]);
+        builder.Node("ReduceSum", [picked], ["sum"], new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        builder.Output("sum", DataType.Float, [1]);
+        var path = Path.Combine(_folder, "gather-sum.onnx");
+        OnnxModelFile.Save(builder.Model, path);
+        using var session = new StageSession(path, 1);
+
+        Assert.Equal(3f, Sum(session.Run([Indices(0, 1)])));
+        Assert.Equal(["sum"], session.ReusedOutputs);
+
+        var refused = Assert.ThrowsAny<Exception>(() => session.Run([Indices(0, 1, 9)]));
+        Assert.Contains("9", refused.Message, StringComparison.Ordinal);
+        Assert.ThrowsAny<Exception>(() => session.Run([Indices(0, 1, 9)])); // the ingest's immediate retry: refused again, no crash
+
+        Assert.Equal(7f, Sum(session.Run([Indices(0, 1, 2)])));
+        Assert.Equal(13f, Sum(session.Run([Indices(0, 2, 3)])));
+        Assert.Equal(["sum"], session.ReusedOutputs);
+        Assert.Equal(3f, Sum(session.Run([Indices(1, 0)])));
+        Assert.False(session.Broken);
+    }
+
+    private static FrameTensor Indices(params long[] indices) =>
+        new("index", DataType.Int64, [indices.Length], MemoryMarshal.AsBytes(indices.AsSpan()).ToArray());
+
+    private static float Sum(IReadOnlyList<FrameTensor> outputs)
+    {
+        var sum = Assert.Single(outputs);
+        Assert.Equal([1L], sum.Shape);
+        return BitConverter.ToSingle(sum.Data);
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
