@@ -30,7 +30,7 @@ public enum ReportSeen
 public sealed class WorkerRegistry(int maxFailedDeploys = 3, TimeSpan? exclusion = null, Func<TimeSpan>? clock = null)
 {
     private readonly TimeSpan _exclusion = exclusion ?? TimeSpan.FromMinutes(5);
-    private readonly Func<TimeSpan> _now = clock ?? Stopwatch.StartNew() switch { var watch => () => watch.Elapsed };
+    private readonly Func<TimeSpan> _now = clock ?? StopwatchClock();
     private readonly Dictionary<Address, Worker> _workers = [];
     private readonly Dictionary<(int Parts, int Index, Address Node), IActorRef> _stages = [];
 
@@ -182,6 +182,12 @@ public sealed class WorkerRegistry(int maxFailedDeploys = 3, TimeSpan? exclusion
         worker.ExcludedUntil = null;
         worker.FailedDeploys = 0;
         return false;
+    }
+
+    private static Func<TimeSpan> StopwatchClock()
+    {
+        var watch = Stopwatch.StartNew();
+        return () => watch.Elapsed;
     }
 
     private Worker WorkerFor(Address node)
