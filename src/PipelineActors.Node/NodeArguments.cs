@@ -1,4 +1,5 @@
 using System.Globalization;
+using Akka.Configuration;
 using Microsoft.Extensions.Configuration;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.Hosting;
@@ -9,7 +10,8 @@ namespace PipelineActors.Node;
 /// The node's settings from the command line (<c>--seeds</c>, <c>--roles</c>, ...) and the
 /// environment (<c>PIPELINE_SEEDS</c>, <c>PIPELINE_ROLES</c>, ...), the command line winning.
 /// Every value is checked here: a typo is one sentence and exit code 2, never a node that starts
-/// on a random port or forms a cluster of its own.
+/// on a random port or forms a cluster of its own. The host, port, public hostname and seeds may
+/// also come from the <c>--config</c> file's Akka keys, under the command line and environment.
 /// </summary>
 public static class NodeArguments
 {
@@ -26,7 +28,9 @@ public static class NodeArguments
           --threads N             ONNX Runtime intra-op threads per stage (default 1)
           --model-cache DIR       where stage models are cached by SHA-256
           --state DIR             what survives a restart: the job registry's jobs, jobs' stage files
-          --config FILE           extra HOCON over hocon/reference.conf
+          --config FILE           extra HOCON over hocon/reference.conf (its akka.remote.dot-netty.tcp
+                                  hostname, port and public-hostname and akka.cluster.seed-nodes
+                                  stand in for --host, --port, --public-hostname and --seeds)
           --metrics-port N        serve Prometheus metrics on this port
           --link-delay MS         wait this long before each frame or chunk sent to another node
                                   (an emulated link's latency, added here: netem is missing;
@@ -46,14 +50,24 @@ public static class NodeArguments
 
         var hoconFile = Get("config");
         string? hocon = null;
+        var file = Config.Empty;
         if (!string.IsNullOrEmpty(hoconFile))
         {
             hocon = File.Exists(hoconFile)
                 ? File.ReadAllText(hoconFile)
                 : throw new PipelineInputException($"No such configuration file: '{hoconFile}'.");
+            file = Parse(hocon, hoconFile);
         }
 
+        // The file's Akka keys stand in for options not given; the command line and environment win, as everywhere.
+        string? FromFile(string path) => file.HasPath(path) ? file.GetString(path) : null;
+        const string Tcp = "akka.remote.dot-netty.tcp.";
         var seeds = List(Get("seeds"));
+        if (seeds.Count == 0 && file.HasPath("akka.cluster.seed-nodes"))
+        {
+            seeds = file.GetStringList("akka.cluster.seed-nodes").ToList();
+        }
+
         if (seeds.Count == 0)
         {
             throw new PipelineInputException(
@@ -71,11 +85,14 @@ public static class NodeArguments
         }
 
         var roles = List(Get("roles"));
+        var port = Get("port") is { } given
+            ? Number(given, "port", 0, 65535)
+            : Number(FromFile(Tcp + "port"), "port", 0, 65535, $"{Tcp}port in {hoconFile}");
         return new NodeOptions
         {
-            Host = Get("host") ?? "127.0.0.1",
-            Port = Number(Get("port"), "port", 0, 65535) ?? 0,
-            PublicHostname = Get("public-hostname"),
+            Host = Get("host") ?? FromFile(Tcp + "hostname") ?? "127.0.0.1",
+            Port = port ?? 0,
+            PublicHostname = Get("public-hostname") ?? FromFile(Tcp + "public-hostname"),
             Seeds = seeds,
             Roles = roles.Count > 0 ? roles : [Roles.Worker],
             IntraOpThreads = Number(Get("threads"), "threads", 1, 256),
@@ -103,7 +120,7 @@ public static class NodeArguments
             : throw new PipelineInputException($"--{name} '{text}' is not a number of milliseconds from 0 to {max.TotalMilliseconds:0}.");
     }
 
-    private static int? Number(string? text, string name, int min, int max)
+    private static int? Number(string? text, string name, int min, int max, string? where = null)
     {
         if (text is null)
         {
@@ -112,6 +129,20 @@ public static class NodeArguments
 
         return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
             ? value
-            : throw new PipelineInputException($"--{name} '{text}' is not a whole number from {min} to {max}.");
+            : throw new PipelineInputException($"{where ?? "--" + name} '{text}' is not a whole number from {min} to {max}.");
+    }
+
+    private static Config Parse(string hocon, string file)
+    {
+        try
+        {
+            return ConfigurationFactory.ParseString(hocon);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The parser's message spans lines and names its own internals; its first line says where.
+            var first = e.Message.Split('\n', 2)[0].Trim().TrimEnd('.');
+            throw new PipelineInputException($"The configuration file '{file}' is not valid HOCON: {first}.");
+        }
     }
 }

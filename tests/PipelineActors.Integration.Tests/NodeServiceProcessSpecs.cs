@@ -81,6 +81,7 @@ public sealed class NodeServiceProcessSpecs
     [InlineData("--port 4O53 --seeds akka.tcp://pipeline@127.0.0.1:4053", "4O53")]
     [InlineData("--port 70000 --seeds akka.tcp://pipeline@127.0.0.1:4053", "70000")]
     [InlineData("--roles worker", "No seed nodes")]
+    [InlineData("--seeds ,", "No seed nodes")]
     [InlineData("--seeds 127.0.0.1:4053", "not a node address")]
     [InlineData("--threads 0 --seeds akka.tcp://pipeline@127.0.0.1:4053", "--threads")]
     [InlineData("--roles wroker --seeds akka.tcp://pipeline@127.0.0.1:4053", "wroker")]
@@ -96,17 +97,27 @@ public sealed class NodeServiceProcessSpecs
         Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task A_chunk_size_that_does_not_fit_the_transport_frame_is_refused_from_the_config_file()
+    [Theory]
+    [InlineData("pipeline.chunk-bytes = 300000", "maximum-frame-size")]
+    [InlineData("pipeline.ingest.min-deadline = 0s", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.ingest.min-deadline = soon", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.ingest.max-attempts = -1", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.supervisor.exclusion = 0s", "pipeline.supervisor.exclusion")]
+    [InlineData("akka.remote.dot-netty.tcp.port = 4O53", "akka.remote.dot-netty.tcp.port")]
+    [InlineData("pipeline.chunk-bytes = ${no.such.key}", "not valid HOCON")]
+    public async Task A_bad_value_in_the_config_file_is_one_sentence_and_exit_code_2(string hocon, string named)
     {
         var file = Path.Combine(Path.GetTempPath(), $"pipeline-node-test-{Guid.NewGuid():N}.conf");
-        await File.WriteAllTextAsync(file, "pipeline.chunk-bytes = 300000\n");
+        await File.WriteAllTextAsync(file, hocon + "\n");
         try
         {
-            var (code, _, error) = await RunNode(TimeSpan.FromSeconds(30), "--seeds", "akka.tcp://pipeline@127.0.0.1:4053", "--config", file);
+            var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), "--seeds", "akka.tcp://pipeline@127.0.0.1:4053", "--config", file);
 
             Assert.Equal(2, code);
-            Assert.Contains("maximum-frame-size", error, StringComparison.Ordinal);
+            Assert.Contains(named, error, StringComparison.Ordinal);
+            Assert.DoesNotContain("Exception", error, StringComparison.Ordinal); // no stack trace
+            Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
         }
         finally
         {

@@ -39,15 +39,17 @@ public sealed record PipelineSettings(
 
     public static PipelineSettings From(Config config)
     {
-        var threads = config.GetInt("pipeline.intra-op-threads");
-        var chunk = config.GetInt("pipeline.chunk-bytes");
-        var frame = config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size") ?? 0;
-        var deadline = config.GetTimeSpan("pipeline.ingest.min-deadline");
-        var attempts = config.GetInt("pipeline.ingest.max-attempts");
-        var crashes = config.GetInt("pipeline.ingest.max-crashes");
-        var rebalance = config.GetTimeSpan("pipeline.supervisor.rebalance-delay");
-        var deploy = config.GetTimeSpan("pipeline.supervisor.deploy-timeout");
-        var linkDelay = LinkDelayOf(config);
+        var threads = IntOf(config, "pipeline.intra-op-threads");
+        var chunk = IntOf(config, "pipeline.chunk-bytes");
+        const string FrameSizeKey = "akka.remote.dot-netty.tcp.maximum-frame-size";
+        var frame = Read(config, FrameSizeKey, "a size such as 256000b", c => c.GetByteSize(FrameSizeKey)) ?? 0;
+        var deadline = TimeOf(config, "pipeline.ingest.min-deadline", "1500ms");
+        var attempts = IntOf(config, "pipeline.ingest.max-attempts");
+        var crashes = IntOf(config, "pipeline.ingest.max-crashes");
+        var rebalance = TimeOf(config, "pipeline.supervisor.rebalance-delay", "1s");
+        var deploy = TimeOf(config, "pipeline.supervisor.deploy-timeout", "60s");
+        var exclusion = TimeOf(config, "pipeline.supervisor.exclusion", "5m");
+        var linkDelay = TimeOf(config, "pipeline.link-delay", "20ms");
         Require(threads is >= 1 and <= 256, $"pipeline.intra-op-threads is {threads}; give 1 to 256 threads per stage.");
         Require(chunk >= 4096, $"pipeline.chunk-bytes is {chunk}; give at least 4096 bytes.");
         Require(
@@ -59,6 +61,7 @@ public sealed record PipelineSettings(
         Require(crashes >= 0, $"pipeline.ingest.max-crashes is {crashes}; give 0 (fail a frame lost with a worker) or more.");
         Require(rebalance >= TimeSpan.Zero, $"pipeline.supervisor.rebalance-delay is {rebalance}; give zero or a positive time.");
         Require(deploy > TimeSpan.Zero, $"pipeline.supervisor.deploy-timeout is {deploy}; give a positive time such as 60s.");
+        Require(exclusion > TimeSpan.Zero, $"pipeline.supervisor.exclusion is {exclusion}; give a positive time such as 5m.");
         Require(
             linkDelay >= TimeSpan.Zero && linkDelay <= MaxLinkDelay,
             $"pipeline.link-delay is {linkDelay}; give 0 (no delay) up to {MaxLinkDelay.TotalSeconds:0}s, such as 20ms.");
@@ -72,7 +75,7 @@ public sealed record PipelineSettings(
             frame,
             string.IsNullOrEmpty(cache) ? DefaultFolder("models") : cache,
             string.IsNullOrEmpty(log) ? null : log,
-            new SupervisorSettings(rebalance, deploy),
+            new SupervisorSettings(rebalance, deploy) { Exclusion = exclusion },
             new IngestDefaults(deadline, attempts) { MaxCrashes = crashes },
             linkDelay)
         {
@@ -80,18 +83,24 @@ public sealed record PipelineSettings(
         };
     }
 
-    private static TimeSpan LinkDelayOf(Config config)
+    private static TimeSpan TimeOf(Config config, string key, string example) =>
+        Read(config, key, $"a time such as {example}", c => c.GetTimeSpan(key));
+
+    private static int IntOf(Config config, string key) => Read(config, key, "a whole number", c => c.GetInt(key));
+
+    /// <summary>
+    /// One value, or one sentence naming its key: Akka's parser refuses negative times, odd units and words where a
+    /// number belongs with an exception that names neither the key nor the fix.
+    /// </summary>
+    private static T Read<T>(Config config, string key, string expected, Func<Config, T> read)
     {
         try
         {
-            return config.GetTimeSpan("pipeline.link-delay");
+            return read(config);
         }
-        catch (FormatException)
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentException)
         {
-            // Akka's parser refuses negative times and odd units with an exception that names neither the key nor the fix.
-            var text = config.GetString("pipeline.link-delay");
-            throw new PipelineInputException(
-                $"pipeline.link-delay is '{text}', not a time from 0 to {MaxLinkDelay.TotalSeconds:0}s; write e.g. 20ms.");
+            throw new PipelineInputException($"{key} is '{config.GetString(key)}', not {expected}.");
         }
     }
 

@@ -1,5 +1,6 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
+using PipelineActors.Runtime.ControlPath.Supervision;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.Hosting;
 
@@ -23,6 +24,8 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(new IngestSettings(1, TimeSpan.FromSeconds(1), 1, 4096).MaxCrashes, settings.Ingest.MaxCrashes);
         Assert.Equal(TimeSpan.FromSeconds(1), settings.Supervisor.RebalanceDelay);
         Assert.Equal(TimeSpan.FromSeconds(60), settings.Supervisor.DeployTimeout);
+        Assert.Equal(TimeSpan.FromMinutes(5), settings.Supervisor.Exclusion);
+        Assert.Equal(settings.Supervisor, SupervisorSettings.From(PipelineConfig.Reference));
         Assert.Null(settings.LogFile);
         Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
@@ -35,7 +38,8 @@ public sealed class PipelineSettingsSpecs
         {
             Roles = [Roles.Worker, Roles.Ingest],
             IntraOpThreads = 3,
-            ExtraHocon = "pipeline.intra-op-threads = 2\npipeline.ingest.max-attempts = 7\npipeline.supervisor.deploy-timeout = 5s",
+            ExtraHocon = "pipeline.intra-op-threads = 2\npipeline.ingest.max-attempts = 7\npipeline.supervisor.deploy-timeout = 5s\n"
+                + "pipeline.supervisor.exclusion = 90s",
         };
 
         var settings = PipelineSettings.From(PipelineConfig.Build(options));
@@ -43,6 +47,7 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(3, settings.IntraOpThreads);
         Assert.Equal(7, settings.Ingest.MaxAttempts);
         Assert.Equal(TimeSpan.FromSeconds(5), settings.Supervisor.DeployTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(90), settings.Supervisor.Exclusion);
     }
 
     [Theory]
@@ -51,6 +56,14 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.intra-op-threads = 0", "pipeline.intra-op-threads")]
     [InlineData("pipeline.ingest.min-deadline = 0s", "pipeline.ingest.min-deadline")]
     [InlineData("pipeline.ingest.max-attempts = 0", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.max-attempts = -3", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.max-attempts = four", "pipeline.ingest.max-attempts")]
+    [InlineData("pipeline.ingest.min-deadline = -1s", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.ingest.min-deadline = soon", "pipeline.ingest.min-deadline")]
+    [InlineData("pipeline.chunk-bytes = lots", "pipeline.chunk-bytes")]
+    [InlineData("pipeline.supervisor.exclusion = 0s", "pipeline.supervisor.exclusion")]
+    [InlineData("pipeline.supervisor.exclusion = -5m", "pipeline.supervisor.exclusion")]
+    [InlineData("pipeline.supervisor.rebalance-delay = later", "pipeline.supervisor.rebalance-delay")]
     [InlineData("pipeline.ingest.max-crashes = -1", "pipeline.ingest.max-crashes")]
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]

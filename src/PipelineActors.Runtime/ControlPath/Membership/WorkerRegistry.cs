@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.ControlPath.Placement;
@@ -20,10 +21,16 @@ public enum ReportSeen
 /// <summary>
 /// The supervisor's view of the workers (pure, no actor): which are up, unreachable or gone, their
 /// latest reports, the stage actors each node hosts, and which workers have failed too many deploys
-/// to be given another stage.
+/// to be given another stage for now.
 /// </summary>
-public sealed class WorkerRegistry(int maxFailedDeploys = 3)
+/// <param name="maxFailedDeploys">Failed or timed-out deploys after which a worker is excluded.</param>
+/// <param name="exclusion">How long an exclusion lasts (null: five minutes); then the worker gets a fresh count,
+/// since a fetch that was slow or a disk that was full once may be fine now.</param>
+/// <param name="clock">Monotonic time (null: a stopwatch); specs move it by hand.</param>
+public sealed class WorkerRegistry(int maxFailedDeploys = 3, TimeSpan? exclusion = null, Func<TimeSpan>? clock = null)
 {
+    private readonly TimeSpan _exclusion = exclusion ?? TimeSpan.FromMinutes(5);
+    private readonly Func<TimeSpan> _now = clock ?? StopwatchClock();
     private readonly Dictionary<Address, Worker> _workers = [];
     private readonly Dictionary<(int Parts, int Index, Address Node), IActorRef> _stages = [];
 
@@ -113,21 +120,32 @@ public sealed class WorkerRegistry(int maxFailedDeploys = 3)
         return first ? ReportSeen.First : ReportSeen.Again;
     }
 
-    /// <summary>A deploy on this worker failed or timed out; after enough of them it gets no more stages.</summary>
-    public void FailedDeploy(Address node)
+    /// <summary>
+    /// A deploy on this worker failed or timed out; after enough of them it gets no more stages until the exclusion
+    /// runs out. Returns when the exclusion ends if this failure started one (null otherwise), so the caller can plan again then.
+    /// </summary>
+    public TimeSpan? FailedDeploy(Address node)
     {
-        if (_workers.TryGetValue(node, out var worker))
+        if (!_workers.TryGetValue(node, out var worker) || IsExcluded(worker))
         {
-            worker.FailedDeploys++;
+            return null;
         }
+
+        if (++worker.FailedDeploys < maxFailedDeploys)
+        {
+            return null;
+        }
+
+        worker.ExcludedUntil = _now() + _exclusion;
+        return worker.ExcludedUntil;
     }
 
-    /// <summary>Whether this worker has failed so many deploys that it is no longer placed on.</summary>
-    public bool Excluded(Address node) => _workers.TryGetValue(node, out var worker) && worker.FailedDeploys >= maxFailedDeploys;
+    /// <summary>Whether this worker has failed so many deploys that it is not placed on now.</summary>
+    public bool Excluded(Address node) => _workers.TryGetValue(node, out var worker) && IsExcluded(worker);
 
     /// <summary>The workers stages may be placed on: up, reachable, reported and not excluded, ordered by address.</summary>
     public IReadOnlyList<WorkerView> Eligible() => _workers.Values
-        .Where(w => w.Up && w.Reachable && !w.Gone && w.Status is not null && w.FailedDeploys < maxFailedDeploys)
+        .Where(w => w.Up && w.Reachable && !w.Gone && w.Status is not null && !IsExcluded(w))
         .OrderBy(w => w.Address.ToString(), StringComparer.Ordinal)
         .Select(w => new WorkerView(w.Address, w.Status!, _stages.Keys.Where(k => k.Node == w.Address).Select(k => (k.Parts, k.Index)).ToHashSet()))
         .ToList();
@@ -147,6 +165,30 @@ public sealed class WorkerRegistry(int maxFailedDeploys = 3)
 
     /// <summary>The stage was told to stop.</summary>
     public void Forget(int parts, int index, Address node) => _stages.Remove((parts, index, node));
+
+    /// <summary>An exclusion that has run out is cleared when next looked at: the worker starts a fresh count.</summary>
+    private bool IsExcluded(Worker worker)
+    {
+        if (worker.ExcludedUntil is not { } until)
+        {
+            return false;
+        }
+
+        if (_now() < until)
+        {
+            return true;
+        }
+
+        worker.ExcludedUntil = null;
+        worker.FailedDeploys = 0;
+        return false;
+    }
+
+    private static Func<TimeSpan> StopwatchClock()
+    {
+        var watch = Stopwatch.StartNew();
+        return () => watch.Elapsed;
+    }
 
     private Worker WorkerFor(Address node)
     {
@@ -171,5 +213,8 @@ public sealed class WorkerRegistry(int maxFailedDeploys = 3)
         public bool Gone { get; set; }
 
         public int FailedDeploys { get; set; }
+
+        /// <summary>Set once the worker has failed the maximum number of deploys: it gets no stage before then.</summary>
+        public TimeSpan? ExcludedUntil { get; set; }
     }
 }

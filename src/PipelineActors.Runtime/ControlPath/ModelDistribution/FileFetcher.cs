@@ -1,6 +1,4 @@
 using Akka.Actor;
-using PipelineActors.Runtime.DataPath.Link;
-using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 
 namespace PipelineActors.Runtime.ControlPath.ModelDistribution;
@@ -9,33 +7,59 @@ namespace PipelineActors.Runtime.ControlPath.ModelDistribution;
 internal sealed record FileFetched(string Sha256, string? Error) : INoSerializationVerificationNeeded;
 
 /// <summary>
+/// Told to the fetcher's parent (through <c>WatchWith</c>) when the fetcher has stopped, whatever stopped it: one that
+/// crashed sent no <see cref="FileFetched"/>, and whoever waits on its file must not wait for ever.
+/// </summary>
+internal sealed record FetcherStopped(string Sha256, IActorRef Fetcher) : INoSerializationVerificationNeeded;
+
+/// <summary>How a fetcher retries when the node's disk refuses the file (full, read-only, no permission).</summary>
+/// <param name="Tries">Writes of the whole file attempted before the fetch is given up, with its reason.</param>
+/// <param name="FirstBackoff">The wait before the second try; each later wait doubles.</param>
+internal sealed record FetchRetry(int Tries, TimeSpan FirstBackoff)
+{
+    /// <summary>Four tries over about 1.75 s: long enough for a brief fault to clear, short of the supervisor's deploy timeout.</summary>
+    public static readonly FetchRetry Default = new(4, TimeSpan.FromMilliseconds(250));
+}
+
+/// <summary>
 /// Fetches one stage file from a model store with a few chunk requests in flight, writes it to a
 /// temporary file, verifies its hash and moves it into the cache. Re-asks for chunks that do not
-/// arrive; gives up after a number of silent rounds.
+/// arrive; gives up after a number of silent rounds. A write the disk refuses starts the file over
+/// after a backoff, a bounded number of times, then fails the fetch with the disk's reason.
 /// </summary>
 internal sealed class FileFetcher : ReceiveActor, IWithTimers
 {
     private const int Window = 8;
+    private const string BackoffTimer = "backoff";
     private readonly ModelCache _cache;
     private readonly StageFile _file;
     private readonly IActorRef _store;
+    private readonly FetchRetry _retry;
     private readonly string _temp;
     private readonly SortedSet<int> _missing = [];
     private readonly HashSet<int> _asked = [];
     private FileStream? _output;
     private int _count = -1;
     private int _silentRounds;
+    private int _tries;
 
-    public FileFetcher(ModelCache cache, StageFile file, IActorRef store)
+    public FileFetcher(ModelCache cache, StageFile file, IActorRef store, FetchRetry retry)
     {
         _cache = cache;
         _file = file;
         _store = store;
+        _retry = retry;
         _temp = cache.PathOf(file.Sha256) + $".{Guid.NewGuid():N}.partial";
         Receive<FileChunk>(OnChunk);
         Receive<FileUnavailable>(_ => Finish("the model store does not have it"));
+        Receive<StartTry>(_ => Begin());
         Receive<Tick>(_ =>
         {
+            if (_output is null)
+            {
+                return; // waiting out a backoff: nothing is asked, so nothing is missed
+            }
+
             if (++_silentRounds > 10)
             {
                 Finish("the model store stopped answering");
@@ -49,28 +73,46 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(ModelCache cache, StageFile file, IActorRef store) =>
-        Akka.Actor.Props.Create(() => new FileFetcher(cache, file, store));
+    public static Props Props(ModelCache cache, StageFile file, IActorRef store, FetchRetry? retry = null) =>
+        Akka.Actor.Props.Create(() => new FileFetcher(cache, file, store, retry ?? FetchRetry.Default));
 
     protected override void PreStart()
     {
-        _output = new FileStream(_temp, FileMode.Create, FileAccess.Write, FileShare.None);
-        _store.Tell(new FetchFileChunk(_file.Sha256, 0));
-        _asked.Add(0);
         Timers.StartPeriodicTimer("retry", Tick.Instance, TimeSpan.FromSeconds(2));
+        Begin();
     }
 
-    protected override void PostStop()
+    protected override void PostStop() => Discard();
+
+    /// <summary>One try: a fresh temporary file, and the first chunk asked for.</summary>
+    private void Begin()
     {
-        _output?.Dispose();
-        if (File.Exists(_temp))
+        _tries++;
+        _count = -1;
+        _missing.Clear();
+        _asked.Clear();
+        _silentRounds = 0;
+        try
         {
-            File.Delete(_temp);
+            _output = new FileStream(_temp, FileMode.Create, FileAccess.Write, FileShare.None);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DiskRefused(e);
+            return;
+        }
+
+        _store.Tell(new FetchFileChunk(_file.Sha256, 0));
+        _asked.Add(0);
     }
 
     private void OnChunk(FileChunk chunk)
     {
+        if (_output is null)
+        {
+            return; // a chunk of a try the disk cut short
+        }
+
         _silentRounds = 0;
         if (_count < 0)
         {
@@ -81,27 +123,32 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
             }
         }
 
-        if (_missing.Remove(chunk.Index))
+        try
         {
-            _output!.Position = (long)chunk.Index * ModelStoreActor.ChunkBytes;
-            _output.Write(chunk.Data);
-        }
-
-        _asked.Remove(chunk.Index);
-        if (_missing.Count == 0)
-        {
-            _output!.Dispose();
-            _output = null;
-            try
+            if (_missing.Remove(chunk.Index))
             {
+                _output.Position = (long)chunk.Index * ModelStoreActor.ChunkBytes;
+                _output.Write(chunk.Data);
+            }
+
+            _asked.Remove(chunk.Index);
+            if (_missing.Count == 0)
+            {
+                _output.Dispose();
+                _output = null;
                 _cache.Store(_file.Sha256, _temp);
                 Finish(null);
+                return;
             }
-            catch (InvalidDataException e)
-            {
-                Finish(e.Message);
-            }
-
+        }
+        catch (InvalidDataException e)
+        {
+            Finish(e.Message);
+            return;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            DiskRefused(e);
             return;
         }
 
@@ -124,6 +171,46 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>The disk refused the file: start it over after a backoff, or give up with the disk's reason.</summary>
+    private void DiskRefused(Exception e)
+    {
+        Discard();
+        if (_tries >= _retry.Tries)
+        {
+            Finish($"the node's model cache ({_cache.Folder}) refused the file {_tries} times: {e.Message}");
+            return;
+        }
+
+        var backoff = _retry.FirstBackoff * (1 << Math.Min(_tries - 1, 10));
+        Timers.StartSingleTimer(BackoffTimer, StartTry.Instance, backoff);
+    }
+
+    /// <summary>Closes and deletes the temporary file of the current try, if it can.</summary>
+    private void Discard()
+    {
+        try
+        {
+            _output?.Dispose();
+        }
+        catch (IOException)
+        {
+            // Flushing to a full disk fails too; the file is deleted below either way.
+        }
+
+        _output = null;
+        try
+        {
+            if (File.Exists(_temp))
+            {
+                File.Delete(_temp);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left for the next try's FileMode.Create to overwrite, or for the operator.
+        }
+    }
+
     private void Finish(string? error)
     {
         Context.Parent.Tell(new FileFetched(_file.Sha256, error));
@@ -133,5 +220,10 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
     private sealed class Tick
     {
         public static readonly Tick Instance = new();
+    }
+
+    private sealed class StartTry
+    {
+        public static readonly StartTry Instance = new();
     }
 }

@@ -37,11 +37,24 @@ public sealed class ModelCache
             return false;
         }
 
-        using var stream = File.OpenRead(path);
-        var actual = Convert.ToHexStringLower(SHA256.HashData(stream));
-        if (actual != sha256)
+        try
         {
-            File.Delete(path); // a corrupt or truncated copy: fetch it again
+            string actual;
+            using (var stream = File.OpenRead(path))
+            {
+                actual = Convert.ToHexStringLower(SHA256.HashData(stream));
+            }
+
+            if (actual != sha256)
+            {
+                File.Delete(path); // a corrupt or truncated copy: fetch it again
+                return false;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // An unreadable copy is no copy: the fetch that follows says what the disk refuses, instead of this
+            // exception taking the worker's agent (and the stages it knows) down with it.
             return false;
         }
 

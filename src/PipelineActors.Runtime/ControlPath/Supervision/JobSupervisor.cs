@@ -53,7 +53,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         _policy = policy;
         _settings = settings;
         _nodeOf = nodeOf;
-        _workers = new WorkerRegistry(settings.MaxFailedDeploys);
+        _workers = new WorkerRegistry(settings.MaxFailedDeploys, settings.Exclusion);
         Enter(Phase.Settling);
     }
 
@@ -504,7 +504,11 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
     {
         foreach (var node in deployment.Excluded)
         {
-            _workers.FailedDeploy(node);
+            if (_workers.FailedDeploy(node) is not null)
+            {
+                // Look again once the exclusion has run out: the worker may take stages by then.
+                Timers.StartSingleTimer($"exclusion-{node}", PlanTick.Instance, _settings.Exclusion);
+            }
         }
 
         _deployment = null;

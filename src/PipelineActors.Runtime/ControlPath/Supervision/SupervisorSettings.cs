@@ -19,11 +19,17 @@ public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan Deploy
     /// <summary>How long a stage of a job no supervisor knows keeps running (its ingest may be registering again) before it is stopped.</summary>
     public TimeSpan OrphanGrace { get; init; } = TimeSpan.FromSeconds(20);
 
-    /// <summary>Failed or timed-out deploys after which a worker gets no more stages.</summary>
+    /// <summary>Failed or timed-out deploys after which a worker gets no more stages for <see cref="Exclusion"/>.</summary>
     public int MaxFailedDeploys { get; init; } = 3;
+
+    /// <summary>How long a worker that failed too many deploys gets no stages (<c>pipeline.supervisor.exclusion</c>).</summary>
+    public TimeSpan Exclusion { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Read with no defaults in code: hocon/reference.conf holds them (PipelineSettings checks the values at start).</summary>
     public static SupervisorSettings From(Config config) => new(
         config.GetTimeSpan("pipeline.supervisor.rebalance-delay"),
-        config.GetTimeSpan("pipeline.supervisor.deploy-timeout"));
+        config.GetTimeSpan("pipeline.supervisor.deploy-timeout"))
+    {
+        Exclusion = config.GetTimeSpan("pipeline.supervisor.exclusion"),
+    };
 }

@@ -28,8 +28,10 @@ public readonly record struct FrameRetry(Frame Frame, bool Failed, string Reason
 /// <summary>
 /// The ingest's end-to-end window, without actors or clocks: numbers accepted frames without gaps,
 /// bounds how many are unconfirmed (credit), keeps every unconfirmed frame for replay, and decides
-/// deadlines (4x the p95 of first-attempt confirmation times, at least the minimum) and retries up
-/// to a bounded attempt count. Time is handed in, so a spec can move it.
+/// deadlines (4x the p95 of confirmation times, at least the minimum, doubled for each attempt
+/// already made) and retries up to a bounded attempt count. It also notices a plan whose results
+/// keep arriving later than the minimum deadline (slower than planned). Time is handed in, so a
+/// spec can move it.
 /// A frame that crashes the process it runs in sends no rejection, and a replay keeps its attempt, so the window also
 /// counts, per frame, the plans that replaced a lost worker while the frame was unconfirmed, and fails a frame lost
 /// more than <c>maxCrashes</c> times instead of replaying it onto worker after worker (a poison frame's quarantine).
@@ -38,6 +40,12 @@ public sealed class InFlightWindow
 {
     private const int SampleCount = 256;
     private const int SamplesBeforeAdapting = 8;
+
+    /// <summary>Consecutive late confirmations under one epoch after which its plan counts as slower than planned.</summary>
+    public const int LateBeforeSlow = 8;
+
+    // A re-send waits twice as long as the send before it, up to this many doublings.
+    private const int MaxBackoffDoublings = 4;
     private readonly SortedDictionary<long, Entry> _unconfirmed = [];
     private readonly double[] _confirmMs = new double[SampleCount];
     private readonly int _window;
@@ -45,8 +53,9 @@ public sealed class InFlightWindow
     private readonly int _maxAttempts;
     private readonly int _maxCrashes;
     private long _confirmations;
+    private int _lateInARow;
 
-    /// <param name="firstId">The first frame's id (a resumed job continues after the ids it issued before).</param>
+    /// <param name="firstId">The first frame's id: 0 for a new job; a resumed job continues after the ids it issued before.</param>
     /// <param name="maxCrashes">Replays after the loss of a worker a frame may have; the next loss fails it (int.MaxValue: never).</param>
     public InFlightWindow(int window, TimeSpan minDeadline, int maxAttempts, long firstId = 0, int maxCrashes = int.MaxValue)
     {
@@ -58,16 +67,23 @@ public sealed class InFlightWindow
         _window = window;
         _minDeadline = minDeadline;
         _maxAttempts = maxAttempts;
+        FirstId = firstId;
         NextId = firstId;
         DeliveredThrough = firstId - 1;
         _maxCrashes = maxCrashes;
     }
 
-    /// <summary>The id the next accepted frame gets; less the first id, the number of frames accepted so far.</summary>
+    /// <summary>The id the first accepted frame got (or gets).</summary>
+    public long FirstId { get; }
+
+    /// <summary>The id the next accepted frame gets; less the first id, the number of frames accepted so far. It only grows.</summary>
     public long NextId { get; private set; }
 
-    /// <summary>The sink holds every frame up to this id (a result or a failure); -1 before the first.</summary>
-    public long DeliveredThrough { get; private set; } = -1;
+    /// <summary>Frames accepted so far by this window.</summary>
+    public long Accepted => NextId - FirstId;
+
+    /// <summary>The sink holds every frame up to this id (a result or a failure); <see cref="FirstId"/> - 1 before the first.</summary>
+    public long DeliveredThrough { get; private set; }
 
     /// <summary>The live plan's epoch; -1 before the first plan.</summary>
     public long Epoch { get; private set; } = -1;
@@ -78,6 +94,12 @@ public sealed class InFlightWindow
 
     public long Failed { get; private set; }
 
+    /// <summary>
+    /// The epoch whose plan is slower than planned: its last <see cref="LateBeforeSlow"/> confirmations each came later
+    /// than the minimum deadline, the time a result was expected in; null while the live plan keeps pace.
+    /// </summary>
+    public long? SlowEpoch { get; private set; }
+
     /// <summary>Frames sent and not yet delivered through (at most the window).</summary>
     public int Unconfirmed => (int)(NextId - (DeliveredThrough + 1));
 
@@ -87,19 +109,19 @@ public sealed class InFlightWindow
     /// <summary>Every accepted frame has an outcome at the sink.</summary>
     public bool AllDelivered => DeliveredThrough == NextId - 1;
 
-    /// <summary>How long a frame may go unconfirmed before it is re-sent.</summary>
-    public TimeSpan Deadline
+    /// <summary>How long a frame's first attempt may go unconfirmed before it is re-sent (later attempts: <see cref="DeadlineOf(int)"/>).</summary>
+    public TimeSpan Deadline =>
+        Math.Min(_confirmations, SampleCount) < SamplesBeforeAdapting
+            ? _minDeadline
+            : TimeSpan.FromMilliseconds(Math.Max(_minDeadline.TotalMilliseconds, 4 * LatencyMsP95));
+
+    /// <summary>The p95 of the last 256 confirmation times, in milliseconds (0 before the first).</summary>
+    public double LatencyMsP95
     {
         get
         {
             var count = (int)Math.Min(_confirmations, SampleCount);
-            if (count < SamplesBeforeAdapting)
-            {
-                return _minDeadline;
-            }
-
-            var p95 = Percentiles.At(Percentiles.Sorted(_confirmMs.AsSpan(0, count)), 0.95);
-            return TimeSpan.FromMilliseconds(Math.Max(_minDeadline.TotalMilliseconds, 4 * p95));
+            return count == 0 ? 0 : Percentiles.At(Percentiles.Sorted(_confirmMs.AsSpan(0, count)), 0.95);
         }
     }
 
@@ -125,6 +147,9 @@ public sealed class InFlightWindow
         Epoch = epoch;
         if (change == EpochChange.Newer)
         {
+            // A new plan is judged on its own results.
+            _lateInARow = 0;
+            SlowEpoch = null;
             var frames = new List<Frame>();
             var quarantined = new List<FrameRetry>();
             foreach (var entry in _unconfirmed.Values.Where(e => !e.Done))
@@ -143,6 +168,7 @@ public sealed class InFlightWindow
                 // The attempt is kept: a replay is not the frame's fault and must not bring it nearer to failing.
                 entry.Frame = entry.Frame with { Epoch = epoch };
                 entry.SentAt = now;
+                entry.FirstSentAt = now;
                 frames.Add(entry.Frame);
             }
 
@@ -183,9 +209,24 @@ public sealed class InFlightWindow
         {
             entry.Done = true;
             first = true;
-            if (entry.Frame.Attempt == 1)
+
+            // Every confirmation is a sample, timed from the frame's first send under this plan: sampling only
+            // first attempts left the deadline at its minimum for ever once a slow pipeline had every frame
+            // re-sent. Which attempt produced the result is unknown, so this is the longest the result took,
+            // which errs towards a longer deadline (fewer re-sends), the safe side.
+            var took = now - entry.FirstSentAt;
+            _confirmMs[_confirmations++ % SampleCount] = took.TotalMilliseconds;
+            if (entry.Frame.Epoch == Epoch)
             {
-                _confirmMs[_confirmations++ % SampleCount] = (now - entry.SentAt).TotalMilliseconds;
+                _lateInARow = took > _minDeadline ? _lateInARow + 1 : 0;
+                if (_lateInARow >= LateBeforeSlow)
+                {
+                    SlowEpoch = Epoch;
+                }
+                else if (_lateInARow == 0)
+                {
+                    SlowEpoch = null;
+                }
             }
         }
 
@@ -218,14 +259,23 @@ public sealed class InFlightWindow
         return false;
     }
 
-    /// <summary>Every unconfirmed frame whose last send is older than the deadline, each re-sent or failed.</summary>
+    /// <summary>
+    /// Every unconfirmed frame whose last send is older than its deadline, each re-sent or failed. The deadline
+    /// doubles with each attempt already made: a slow but alive stage gets time to answer before the deadline has
+    /// adapted, instead of every frame being re-sent at once, redone by the stage and failed a few seconds later.
+    /// </summary>
     public IReadOnlyList<FrameRetry> Expired(TimeSpan now)
     {
         var deadline = Deadline;
-        var late = _unconfirmed.Values.Where(e => !e.Done && now - e.SentAt > deadline).ToList();
-        var reason = $"no result within {deadline.TotalMilliseconds:0} ms";
-        return late.Select(e => Retry(e, reason, now)).ToList();
+        var late = _unconfirmed.Values.Where(e => !e.Done && now - e.SentAt > DeadlineOf(e.Frame.Attempt, deadline)).ToList();
+        return late.Select(e => Retry(e, $"no result within {DeadlineOf(e.Frame.Attempt, deadline).TotalMilliseconds:0} ms", now)).ToList();
     }
+
+    /// <summary>How long attempt <paramref name="attempt"/> of a frame may go unconfirmed before it is re-sent.</summary>
+    public TimeSpan DeadlineOf(int attempt) => DeadlineOf(attempt, Deadline);
+
+    private static TimeSpan DeadlineOf(int attempt, TimeSpan deadline) =>
+        deadline * (1 << Math.Clamp(attempt - 1, 0, MaxBackoffDoublings));
 
     private FrameRetry Retry(Entry entry, string reason, TimeSpan now)
     {
@@ -248,6 +298,9 @@ public sealed class InFlightWindow
         public Frame Frame { get; set; } = frame;
 
         public TimeSpan SentAt { get; set; } = sentAt;
+
+        /// <summary>The first send under the live plan (the admission, or the replay onto a newer plan).</summary>
+        public TimeSpan FirstSentAt { get; set; } = sentAt;
 
         public bool Done { get; set; }
 

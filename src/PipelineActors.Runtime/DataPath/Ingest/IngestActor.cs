@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Event;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
@@ -41,6 +42,13 @@ public sealed class EndSource : INoSerializationVerificationNeeded
     }
 }
 
+/// <summary>A plan whose results keep arriving later than the minimum deadline: a stage of it runs slower than planned.</summary>
+/// <param name="Epoch">The plan's epoch.</param>
+/// <param name="LatencyMsP95">The p95 of recent confirmation times when it was noticed.</param>
+/// <param name="ExpectedMs">The time a result was expected in (the minimum deadline).</param>
+/// <param name="Stages">The plan's stages, for a planner that moves or sheds load from the slow one.</param>
+public sealed record SlowPlan(long Epoch, double LatencyMsP95, double ExpectedMs, IReadOnlyList<StagePlacement> Stages);
+
 /// <summary>Ask the ingest for its counters.</summary>
 public sealed class GetIngestStats
 {
@@ -66,13 +74,24 @@ public sealed record IngestStats(
 {
     /// <summary>When each plan went live (Stopwatch ticks), its epoch and why; the newest 1,000.</summary>
     public IReadOnlyList<(long Ticks, long Epoch, PlanReason Reason)> Plans { get; init; } = [];
+
+    /// <summary>The id the first frame got; <see cref="Accepted"/> counts ids, so a resumed job's frames are Accepted - FirstId.</summary>
+    public long FirstId { get; init; }
+
+    /// <summary>Plans found slower than planned, oldest first (the newest 100).</summary>
+    public IReadOnlyList<SlowPlan> SlowPlans { get; init; } = [];
 }
 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
+/// <param name="Frames">The id after the last frame: the frames accepted, counted from the job's first id.</param>
 public sealed record IngestCompleted(long Frames) : INoSerializationVerificationNeeded;
 
 /// <summary>Sent to the observer when the ingest failed and stopped: the run cannot complete.</summary>
-public sealed record IngestFailed(string Reason) : INoSerializationVerificationNeeded;
+public sealed record IngestFailed(string Reason) : INoSerializationVerificationNeeded
+{
+    /// <summary>The id no frame of the failed ingest got: a resumed job starts here (<see cref="IngestSettings.FirstId"/>), reusing none.</summary>
+    public long NextFrameId { get; init; }
+}
 
 /// <summary>
 /// The camera-feed ingest, thin over pure state: a <see cref="SourceReader"/> reads the source on
@@ -87,6 +106,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     public const string Dispatcher = "pipeline.ingest-dispatcher";
 
     private const int EventsKept = 1000;
+    private const int SlowPlansKept = 100;
     private static readonly TimeSpan RegisterInterval = TimeSpan.FromSeconds(1);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -98,6 +118,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private readonly InFlightWindow _window;
     private readonly List<(long, string)> _events = [];
     private readonly List<(long, long, PlanReason)> _plans = [];
+    private readonly List<SlowPlan> _slowPlans = [];
     private PipelineJob _job;
     private SourceReader? _reader;
     private Action<SourceFault>? _onFault;
@@ -110,6 +131,19 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private bool _completed;
 
     public IngestActor(IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer)
+        : this(source, sink, supervisor, job, settings, observer, WindowOf(settings))
+    {
+    }
+
+    /// <param name="window">Held outside the actor (by its props), so an instance made after a failure still knows every id given.</param>
+    public IngestActor(
+        IFrameSource source,
+        IActorRef sink,
+        IActorRef supervisor,
+        PipelineJob job,
+        IngestSettings settings,
+        IActorRef? observer,
+        InFlightWindow window)
     {
         _source = source;
         _sink = sink;
@@ -117,7 +151,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _settings = settings;
         _observer = observer;
         _job = job;
-        _window = new InFlightWindow(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId, settings.MaxCrashes);
+        _window = window;
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
@@ -135,9 +169,15 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         Receive<SourceReady>(_ => Pump());
         Receive<FrameReceived>(received =>
         {
+            var wasSlow = _window.SlowEpoch;
             if (_window.Confirm(received.FrameId, received.DeliveredThrough, _clock.Elapsed))
             {
                 PipelineMetrics.InFlight.Add(-1);
+            }
+
+            if (_window.SlowEpoch is { } slow && slow != wasSlow)
+            {
+                ReportSlow(slow);
             }
 
             Pump();
@@ -166,9 +206,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
+    /// <summary>The ingest's props; every instance made from them shares one window, so ids are never given twice.</summary>
     public static Props Props(
-        IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer) =>
-        Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer)).WithDispatcher(Dispatcher);
+        IFrameSource source, IActorRef sink, IActorRef supervisor, PipelineJob job, IngestSettings settings, IActorRef? observer)
+    {
+        var window = WindowOf(settings);
+        return Akka.Actor.Props.Create(() => new IngestActor(source, sink, supervisor, job, settings, observer, window)).WithDispatcher(Dispatcher);
+    }
 
     protected override void PreStart()
     {
@@ -201,9 +245,10 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     {
         // A restarted ingest would number frames from 0 again (the sink drops them as duplicates) and
         // its source was disposed when the failed instance stopped: it stops instead, and says why.
+        // The window outlives the failed instance, so the observer learns where a resumed job may continue numbering.
         var why = $"the ingest of job {_job.JobId} failed ({reason.GetType().Name}: {reason.Message}) and stopped";
-        _log.Error(reason, "{0}; a restart cannot resume its frame numbering or its disposed source", why);
-        _observer?.Tell(new IngestFailed(why));
+        _log.Error(reason, "{0}; a restart cannot resume its disposed source", why);
+        _observer?.Tell(new IngestFailed(why) { NextFrameId = _window.NextId });
         Context.Stop(Self);
     }
 
@@ -324,7 +369,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         if (_sourceEnded && !_completed && _window.AllDelivered)
         {
             _completed = true;
-            Event($"source ended; all {_window.NextId} frames have an outcome");
+            Event($"source ended; all {_window.Accepted} frames have an outcome");
             _observer?.Tell(new IngestCompleted(_window.NextId));
 
             // The job's stages are no use to anyone now: its supervisor stops them.
@@ -376,8 +421,39 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             _sourceEnded, _window.Epoch, _plan, _events.ToList())
         {
             Plans = _plans.ToList(),
+            FirstId = _window.FirstId,
+            SlowPlans = _slowPlans.ToList(),
         };
     }
+
+    /// <summary>
+    /// The live plan's results keep coming later than expected: said once per plan, on the monitor topic and a counter,
+    /// and kept in the stats for a planner. The deadline has already adapted, so frames are not re-sent for it.
+    /// </summary>
+    private void ReportSlow(long epoch)
+    {
+        if (_plan is not { } plan || plan.Epoch != epoch || _slowPlans.Any(p => p.Epoch == epoch))
+        {
+            return;
+        }
+
+        var slow = new SlowPlan(epoch, _window.LatencyMsP95, _settings.MinDeadline.TotalMilliseconds, plan.Placements);
+        if (_slowPlans.Count >= SlowPlansKept)
+        {
+            _slowPlans.RemoveAt(0);
+        }
+
+        _slowPlans.Add(slow);
+        PipelineMetrics.PlansSlow.Add(1);
+        var stages = string.Join(", ", plan.Placements.Select(p => $"stage {p.Index} on {p.Node} (layers {p.Layers})"));
+        var text = $"plan epoch {epoch} is slower than planned: its last {InFlightWindow.LateBeforeSlow} results each took over "
+            + $"{slow.ExpectedMs:0} ms (p95 {slow.LatencyMsP95:0} ms); a stage of {stages} cannot keep pace";
+        Event(text);
+        MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "ingest", text));
+    }
+
+    private static InFlightWindow WindowOf(IngestSettings settings) =>
+        new(settings.Window, settings.MinDeadline, settings.MaxAttempts, settings.FirstId, settings.MaxCrashes);
 
     private void Event(string text)
     {

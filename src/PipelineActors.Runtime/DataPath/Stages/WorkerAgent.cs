@@ -50,6 +50,14 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<DeployStage>(Deploy);
         Receive<FileFetched>(OnFetched);
+        Receive<FetcherStopped>(stopped =>
+        {
+            // A fetcher that crashed sent no FileFetched: its deploys fail now, with a reason, not at the deploy timeout.
+            if (_fetching.TryGetValue(stopped.Sha256, out var fetcher) && fetcher.Equals(stopped.Fetcher))
+            {
+                OnFetched(new FileFetched(stopped.Sha256, _cache.Has(stopped.Sha256) ? null : "the file fetcher stopped before the file was cached"));
+            }
+        });
         Receive<StageReady>(ready =>
         {
             if (EntryOf(Sender) is { } entry)
@@ -192,7 +200,9 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             return;
         }
 
-        _fetching[file.Sha256] = Context.ActorOf(FileFetcher.Props(_cache, file, store));
+        var fetcher = Context.ActorOf(FileFetcher.Props(_cache, file, store));
+        Context.WatchWith(fetcher, new FetcherStopped(file.Sha256, fetcher));
+        _fetching[file.Sha256] = fetcher;
     }
 
     private void OnFetched(FileFetched fetched)

@@ -164,6 +164,33 @@ public sealed class WorkerRegistrySpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void An_exclusion_runs_out_after_its_time_and_the_worker_starts_a_fresh_count_of_failed_deploys()
+    {
+        var now = TimeSpan.Zero;
+        var registry = new WorkerRegistry(maxFailedDeploys: 2, exclusion: TimeSpan.FromMinutes(5), clock: () => now);
+        registry.Up(A);
+        registry.Report(A, Status());
+
+        Assert.Null(registry.FailedDeploy(A));
+        Assert.Equal(TimeSpan.FromMinutes(5), registry.FailedDeploy(A)); // this failure starts the exclusion
+        Assert.Null(registry.FailedDeploy(A)); // failures while excluded neither extend it nor count
+        now = TimeSpan.FromMinutes(5) - TimeSpan.FromMilliseconds(1);
+        Assert.True(registry.Excluded(A));
+        Assert.Empty(registry.Eligible());
+
+        now = TimeSpan.FromMinutes(5);
+        Assert.Equal([A], registry.Eligible().Select(w => w.Address));
+        Assert.False(registry.Excluded(A));
+
+        // A fresh count: one failure is not enough to exclude it again, two are, for another five minutes.
+        now = TimeSpan.FromMinutes(6);
+        Assert.Null(registry.FailedDeploy(A));
+        Assert.False(registry.Excluded(A));
+        Assert.Equal(TimeSpan.FromMinutes(11), registry.FailedDeploy(A));
+        Assert.True(registry.Excluded(A));
+    }
+
+    [Fact]
     public void A_deployed_stage_is_known_on_its_node_until_forgotten()
     {
         var stage = CreateTestProbe().Ref;

@@ -218,6 +218,30 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void An_excluded_worker_is_given_stages_again_once_its_exclusion_has_run_out()
+    {
+        var (a, b) = (Worker(1), Worker(2));
+        var supervisor = StartWithWorkers(a, b, Fast with { MaxFailedDeploys = 1, Exclusion = TimeSpan.FromSeconds(2) });
+        Deployed(supervisor, a, a.Agent.ExpectMsg<DeployStage>());
+        var failing = b.Agent.ExpectMsg<DeployStage>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        supervisor.Tell(new StageDeployFailed(JobId, failing.Epoch, 2, 1, "the node's model cache refused the file"), b.Agent.Ref);
+
+        // Excluded: the one-part split on A goes live, and B is left alone for the exclusion's 2 s.
+        var whole = a.Agent.ExpectMsg<DeployStage>();
+        Assert.Equal((2L, 1), (whole.Epoch, whole.Parts));
+        Wired(supervisor, Deployed(supervisor, a, whole), 2, 1, 0, successor: _sink.Ref);
+        Assert.Equal((2L, PlanReason.InitialPlacement), Epoch(_ingest.ExpectMsg<PlanActivated>()));
+        var quiet = TimeSpan.FromSeconds(1.5) - clock.Elapsed;
+        b.Agent.ExpectNoMsg(quiet > TimeSpan.Zero ? quiet : TimeSpan.Zero);
+
+        var again = b.Agent.ExpectMsg<DeployStage>(TimeSpan.FromSeconds(5));
+        var after = clock.Elapsed;
+        Assert.True(after >= TimeSpan.FromSeconds(1.8), $"B was given a stage {after.TotalSeconds:0.0} s after it was excluded for 2 s");
+        Assert.Equal((3L, 2, 1), (again.Epoch, again.Parts, again.Spec.Index));
+    }
+
+    [Fact]
     public void A_deployment_that_times_out_is_planned_again_and_goes_live_when_the_slow_worker_answers()
     {
         var (a, b) = (Worker(1), Worker(2));

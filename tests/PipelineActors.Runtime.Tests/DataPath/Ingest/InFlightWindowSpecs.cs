@@ -95,11 +95,13 @@ public sealed class InFlightWindowSpecs
         Assert.Equal((0L, 2, false), (second.Frame.FrameId, second.Frame.Attempt, second.Failed));
         Assert.Contains("no result within 1000 ms", second.Reason, StringComparison.Ordinal);
 
-        Assert.Empty(window.Expired(At(2000))); // the deadline runs from the re-send
-        var third = Assert.Single(window.Expired(At(2002)));
+        Assert.Empty(window.Expired(At(3001))); // the deadline runs from the re-send, twice as long for attempt 2
+        var third = Assert.Single(window.Expired(At(3002)));
         Assert.Equal((3, false), (third.Frame.Attempt, third.Failed));
+        Assert.Contains("no result within 2000 ms", third.Reason, StringComparison.Ordinal);
 
-        var failed = Assert.Single(window.Expired(At(3003)));
+        Assert.Empty(window.Expired(At(7002))); // and four times as long for attempt 3
+        var failed = Assert.Single(window.Expired(At(7003)));
         Assert.Equal((0L, 3, true), (failed.Frame.FrameId, failed.Frame.Attempt, failed.Failed));
         Assert.Empty(window.Expired(At(9999))); // failed once, never again
         Assert.Equal((2L, 1L), (window.Resent, window.Failed));
@@ -174,8 +176,8 @@ public sealed class InFlightWindowSpecs
 
         Assert.Equal([(1L, 3L, 2), (3L, 3L, 2)], replay.Select(f => (f.FrameId, f.Epoch, f.Attempt)));
         Assert.Equal(2, window.Replayed);
-        Assert.Empty(window.Expired(At(2900))); // a replay restarts the frame's deadline
-        Assert.Equal(2, window.Expired(At(3001)).Count);
+        Assert.Empty(window.Expired(At(3900))); // a replay restarts the frame's deadline (attempt 2's: twice the first)
+        Assert.Equal(2, window.Expired(At(4001)).Count);
     }
 
     [Fact]
@@ -230,20 +232,139 @@ public sealed class InFlightWindowSpecs
     }
 
     [Fact]
-    public void A_confirmation_of_a_resent_frame_is_not_a_sample_for_the_deadline()
+    public void A_confirmation_of_a_resent_frame_is_a_sample_timed_from_its_first_send_so_the_deadline_adapts_to_a_slow_pipeline()
     {
+        // Every result takes 2.4 s (a 600 ms stage, window 4): each frame is re-sent once before it comes. Sampling only
+        // first attempts kept the deadline at its minimum for ever, so every frame went out four times and failed.
         var window = Window(1);
         window.EnterEpoch(0, At(0), out _);
         var now = 0;
-        for (var i = 0; i < 10; i++)
+        for (var i = 0; i < 8; i++)
         {
             Admit(window, now);
-            window.Expired(At(now + 1001)); // every frame goes to attempt 2
-            now += 5000;
+            Assert.Equal(2, Assert.Single(window.Expired(At(now + 1001))).Frame.Attempt);
+            now += 2400;
             window.Confirm(i, i, At(now));
         }
 
-        Assert.Equal(MinDeadline, window.Deadline);
+        Assert.Equal(TimeSpan.FromMilliseconds(4 * 2400), window.Deadline);
+        Assert.Equal(2400, window.LatencyMsP95, precision: 3);
+
+        // From now on a 2.4 s result comes well inside the deadline: nothing is re-sent.
+        Admit(window, now);
+        Assert.Empty(window.Expired(At(now + 2400)));
+        Assert.Equal((8L, 0L), (window.Resent, window.Failed));
+    }
+
+    [Fact]
+    public void A_slow_but_alive_pipeline_gets_each_frame_resent_with_backoff_and_none_failed_before_the_deadline_adapts()
+    {
+        // Window 4 over one 600 ms stage that computes every copy it is sent, in order, re-sends included: the load the
+        // ingest's re-sends add is the stage's own. Time moves in 10 ms steps; the stage's results confirm as they come.
+        var window = new InFlightWindow(4, TimeSpan.FromMilliseconds(1500), 4);
+        window.EnterEpoch(0, At(0), out _);
+        var queue = new Queue<long>();
+        var busyUntil = 0;
+        long? computing = null;
+        var sends = new Dictionary<long, int>();
+        var held = new HashSet<long>();
+        var through = -1L;
+        for (var now = 0; now <= 60_000; now += 10)
+        {
+            if (computing is { } done && now >= busyUntil)
+            {
+                // The sink: delivered in order through the first id it does not hold yet.
+                held.Add(done);
+                while (held.Contains(through + 1))
+                {
+                    through++;
+                }
+
+                window.Confirm(done, through, At(now));
+                computing = null;
+            }
+
+            foreach (var retry in window.Expired(At(now)))
+            {
+                Assert.False(retry.Failed, $"frame {retry.Frame.FrameId} failed at {now} ms: {retry.Reason}");
+                queue.Enqueue(retry.Frame.FrameId);
+                sends[retry.Frame.FrameId]++;
+            }
+
+            while (window.HasCredit)
+            {
+                var frame = Admit(window, now);
+                queue.Enqueue(frame.FrameId);
+                sends[frame.FrameId] = 1;
+            }
+
+            if (computing is null && queue.Count > 0)
+            {
+                computing = queue.Dequeue();
+                busyUntil = now + 600;
+            }
+        }
+
+        Assert.Equal(0, window.Failed);
+        Assert.True(window.Accepted >= 60, $"only {window.Accepted} frames in 60 s of a 600 ms stage");
+        Assert.DoesNotContain(sends, s => s.Value >= 3); // never three sends of one frame, let alone the limit of four
+        Assert.All(sends.Where(s => s.Key >= 20), s => Assert.Equal(1, s.Value)); // once adapted, nothing is re-sent
+    }
+
+    [Fact]
+    public void A_plan_whose_results_stay_later_than_the_minimum_deadline_is_slow_until_one_comes_in_time_or_a_new_plan_starts()
+    {
+        var window = Window(1);
+        window.EnterEpoch(3, At(0), out _);
+        var now = 0;
+        void RoundTrip(int ms)
+        {
+            Admit(window, now);
+            now += ms;
+            window.Confirm(window.NextId - 1, window.NextId - 1, At(now));
+        }
+
+        for (var i = 0; i < InFlightWindow.LateBeforeSlow - 1; i++)
+        {
+            RoundTrip(1200);
+        }
+
+        RoundTrip(900); // one in time: the late ones in a row start again
+        for (var i = 0; i < InFlightWindow.LateBeforeSlow - 1; i++)
+        {
+            RoundTrip(1200);
+        }
+
+        Assert.Null(window.SlowEpoch);
+        RoundTrip(1200);
+        Assert.Equal(3, window.SlowEpoch);
+
+        RoundTrip(500);
+        Assert.Null(window.SlowEpoch);
+        for (var i = 0; i < InFlightWindow.LateBeforeSlow; i++)
+        {
+            RoundTrip(1200);
+        }
+
+        Assert.Equal(3, window.SlowEpoch);
+        window.EnterEpoch(4, At(now), out _);
+        Assert.Null(window.SlowEpoch);
+    }
+
+    [Fact]
+    public void A_resumed_job_numbers_its_frames_from_the_first_id_it_is_given_and_its_credit_counts_from_there()
+    {
+        var window = new InFlightWindow(2, MinDeadline, 4, firstId: 1000);
+        window.EnterEpoch(0, At(0), out _);
+
+        Assert.Equal((999L, 0L, true), (window.DeliveredThrough, window.Accepted, window.AllDelivered));
+        Assert.Equal([1000L, 1001], new[] { Admit(window, 0), Admit(window, 0) }.Select(f => f.FrameId));
+        Assert.False(window.HasCredit);
+
+        window.Confirm(1000, 1000, At(10));
+        Assert.Equal(1002, Admit(window, 10).FrameId);
+        Assert.Equal((1003L, 3L, 1000L), (window.NextId, window.Accepted, window.DeliveredThrough));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new InFlightWindow(1, MinDeadline, 4, firstId: -1));
     }
 
     [Fact]

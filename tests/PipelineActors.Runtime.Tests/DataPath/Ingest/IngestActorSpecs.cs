@@ -26,11 +26,13 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     private readonly TestProbe _sink;
     private readonly TestProbe _head;
     private readonly TestProbe _observer;
+    private readonly Xunit.Abstractions.ITestOutputHelper _output;
     private readonly TestProbe _planSender;
 
-    public IngestActorSpecs()
+    public IngestActorSpecs(Xunit.Abstractions.ITestOutputHelper output)
         : base(TestNodes.Config(Roles.Ingest), PipelineConfig.SystemName)
     {
+        _output = output;
         _supervisor = CreateTestProbe();
         _sink = CreateTestProbe();
         _head = CreateTestProbe();
@@ -322,9 +324,78 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Thread.Sleep(200);
 
         Assert.Contains("name lookup failed", failed.Reason, StringComparison.Ordinal);
+        Assert.Equal(1, failed.NextFrameId); // the failed instance's window, not a blank one's 0: a resumed job reuses no id
         Assert.Equal(1, source.Disposals);
         Assert.Equal(readsAtStop, source.Reads); // nothing reads the disposed source
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task A_slow_but_alive_stage_gets_its_frames_through_without_failures_and_its_plan_is_reported_slower_than_planned()
+    {
+        // One stage at 300 ms a frame that computes every copy it is sent, window 4 and a 750 ms minimum deadline:
+        // results take about 1.2 s, the ratio of a 600 ms stage to the default 1.5 s. Before, every frame was re-sent
+        // at each deadline, the stage did each one up to four times, and frames were failed.
+        var events = CreateTestProbe();
+        Akka.Cluster.Tools.PublishSubscribe.DistributedPubSub.Get(Sys).Mediator.Tell(
+            new Akka.Cluster.Tools.PublishSubscribe.Subscribe(Topics.Pipeline, events.Ref), events.Ref);
+        events.ExpectMsg<Akka.Cluster.Tools.PublishSubscribe.SubscribeAck>();
+        var writer = new CollectingResultWriter();
+        var sink = Sys.ActorOf(SinkActor.Props(writer));
+        var stage = Sys.ActorOf(Props.Create(() => new SlowStage(TimeSpan.FromMilliseconds(300), sink)));
+        const int frames = 30;
+        var settings = new IngestSettings(4, TimeSpan.FromMilliseconds(750), 4, 65536);
+        var source = new SyntheticSource(Inputs, 0, frames);
+        var ingest = Sys.ActorOf(IngestActor.Props(source, sink, _supervisor.Ref, Job(sink, 4), settings, _observer.Ref));
+        sink.Tell(new AttachIngest(ingest));
+        var placement = new StagePlacement(0, stage, "127.0.0.1:7", "0..9", 1);
+        ingest.Tell(new PlanActivated("job-1", 0, 1, [stage], [placement], PlanReason.InitialPlacement), _planSender.Ref);
+
+        Assert.Equal(frames, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(40)).Frames);
+        var stats = Stats(ingest);
+        var computed = await stage.Ask<int>("computed", TimeSpan.FromSeconds(5));
+        var p95 = stats.SlowPlans.Select(p => p.LatencyMsP95).DefaultIfEmpty().First();
+        _output.WriteLine($"{frames} frames: {stats.Resent} re-sent, {stats.Failed} failed, {computed} copies computed, p95 {p95:0} ms when slow");
+
+        Assert.Equal(0, stats.Failed);
+        Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
+        Assert.Equal(frames, writer.Snapshot().Count);
+        Assert.True(stats.Resent <= 12, $"{stats.Resent} re-sends for {frames} frames");
+        Assert.True(computed <= frames + 12, $"the stage computed {computed} copies of {frames} frames");
+        var slow = Assert.Single(stats.SlowPlans);
+        Assert.Equal((0L, 750.0), (slow.Epoch, slow.ExpectedMs));
+        Assert.True(slow.LatencyMsP95 > 750, $"p95 {slow.LatencyMsP95:0} ms");
+        Assert.Equal(stage, Assert.Single(slow.Stages).Stage);
+        var reported = events.FishForMessage<PipelineEvent>(
+            e => e.Text.Contains("slower than planned", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        Assert.Equal("ingest", reported.Source);
+        Assert.Contains("stage 0 on 127.0.0.1:7", reported.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_resumed_job_numbers_its_frames_after_the_last_id_written_and_the_sink_delivers_them_from_there()
+    {
+        var writer = new CollectingResultWriter();
+        var sink = Sys.ActorOf(SinkActor.Props(writer, firstFrameId: 500));
+        var settings = new IngestSettings(2, Never, 4, 65536) { FirstId = 500 };
+        var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 3), sink, _supervisor.Ref, Job(sink, 2), settings, _observer.Ref));
+        sink.Tell(new AttachIngest(ingest));
+        ingest.Tell(Plan(0, _head), _planSender.Ref);
+
+        var ids = new List<long>();
+        for (var i = 0; i < 3; i++)
+        {
+            var frame = _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(5));
+            ids.Add(frame.FrameId);
+            sink.Tell(frame); // the stage's result
+        }
+
+        Assert.Equal(503, _observer.ExpectMsg<IngestCompleted>(TimeSpan.FromSeconds(5)).Frames); // the next id: 3 frames after 500
+        Assert.Equal([500L, 501, 502], ids);
+        Assert.Equal([500L, 501, 502], writer.Snapshot().Select(o => o.FrameId));
+        Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
+        var stats = Stats(ingest);
+        Assert.Equal((503L, 500L, 502L), (stats.Accepted, stats.FirstId, stats.DeliveredThrough));
     }
 
     [Fact]
@@ -467,6 +538,44 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         }
 
         public void Dispose() => Interlocked.Increment(ref _disposals);
+    }
+
+    /// <summary>A stage that takes <c>frameTime</c> for every copy of a frame it is sent, one at a time, and passes it to the sink.</summary>
+    private sealed class SlowStage : ReceiveActor, IWithTimers
+    {
+        private readonly Queue<Frame> _queue = new();
+        private int _computed;
+        private bool _busy;
+
+        public SlowStage(TimeSpan frameTime, IActorRef sink)
+        {
+            Receive<Frame>(frame =>
+            {
+                _queue.Enqueue(frame);
+                Next(frameTime);
+            });
+            Receive<Computed>(done =>
+            {
+                _busy = false;
+                _computed++;
+                sink.Tell(done.Frame);
+                Next(frameTime);
+            });
+            Receive<string>(_ => Sender.Tell(_computed));
+        }
+
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        private void Next(TimeSpan frameTime)
+        {
+            if (!_busy && _queue.TryDequeue(out var frame))
+            {
+                _busy = true;
+                Timers.StartSingleTimer("compute", new Computed(frame), frameTime);
+            }
+        }
+
+        private sealed record Computed(Frame Frame);
     }
 
     /// <summary>A camera that stamps each capture with its sequence number.</summary>

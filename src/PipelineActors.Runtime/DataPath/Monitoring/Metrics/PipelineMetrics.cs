@@ -25,6 +25,8 @@ public static class PipelineMetrics
     public static readonly Counter<long> StageBytesIn = Meter.CreateCounter<long>("pipeline_stage_bytes_in", "bytes", "Encoded bytes that reached a stage over a link.");
     public static readonly Counter<long> StageBytesOut = Meter.CreateCounter<long>("pipeline_stage_bytes_out", "bytes", "Bytes a stage put on its outgoing link.");
     public static readonly Counter<long> PlansActivated = Meter.CreateCounter<long>("pipeline_plans_activated", "plans", "Plan epochs that went live (initial, recovery, rebalance), by reason.");
+    public static readonly Counter<long> PlansSlow =
+        Meter.CreateCounter<long>("pipeline_plans_slow", "plans", "Plan epochs whose results kept coming later than the ingest's minimum deadline.");
     private static readonly Lazy<UpDownCounter<long>> InFlightCounter = new(() => Meter.CreateUpDownCounter<long>("pipeline_frames_in_flight", "frames", "Frames the ingest has sent and not yet seen confirmed."));
 
     /// <summary>Frames in flight at the ingest (the end-to-end queue depth).</summary>
