@@ -35,8 +35,11 @@ public sealed record PlanAcknowledged(string JobId, long Epoch) : IControlMessag
 /// <summary>Supervisor to ingest: the job is known.</summary>
 public sealed record JobAccepted(string JobId) : IControlMessage;
 
-/// <summary>A stage actor that is running on a worker, for one job: two jobs never share a stage (review R11).</summary>
-public sealed record HostedStage(string JobId, int Parts, int Index, IActorRef Stage, long WiredEpoch);
+/// <summary>
+/// A stage actor that is running on a worker, for one job and one stage file: two jobs never share a stage, and a job
+/// cut anew never takes a stage of its old cuts for one of its new ones (review R11). An empty SHA-256 is not known.
+/// </summary>
+public sealed record HostedStage(string JobId, int Parts, int Index, IActorRef Stage, long WiredEpoch, string Sha256 = "");
 
 /// <summary>
 /// Worker to supervisor, when ready and every few seconds after: what the node offers and what it
@@ -65,8 +68,8 @@ public sealed record WireStage(string JobId, long Epoch, IReadOnlyList<IActorRef
 /// <summary>Stage to supervisor: wired for the epoch.</summary>
 public sealed record StageWired(string JobId, long Epoch, int Parts, int Index) : IControlMessage;
 
-/// <summary>Supervisor to worker: stop hosting this stage of the job.</summary>
-public sealed record StopStage(string JobId, int Parts, int Index) : IControlMessage;
+/// <summary>Supervisor to worker: stop hosting this stage of the job (only if it is of this stage file, when one is named).</summary>
+public sealed record StopStage(string JobId, int Parts, int Index, string Sha256 = "") : IControlMessage;
 
 /// <summary>One stage of the active plan: where it runs.</summary>
 public sealed record StagePlacement(int Index, IActorRef Stage, string Node, string Layers, long Flops);

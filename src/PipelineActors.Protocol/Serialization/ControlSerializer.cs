@@ -94,7 +94,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 WriteList(w, m.CachedFiles, (x, s) => x.Write(s));
                 WriteList(w, m.Hosted, (x, h) =>
                 {
-                    x.Write(h.JobId); x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch);
+                    x.Write(h.JobId); x.Write(h.Parts); x.Write(h.Index); WriteRef(x, h.Stage); x.Write(h.WiredEpoch); x.Write(h.Sha256);
                 });
                 break;
             case PrefetchFiles m:
@@ -116,7 +116,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); w.Write(m.Index);
                 break;
             case StopStage m:
-                w.Write(m.JobId); w.Write(m.Parts); w.Write(m.Index);
+                w.Write(m.JobId); w.Write(m.Parts); w.Write(m.Index); w.Write(m.Sha256);
                 break;
             case PlanActivated m:
                 w.Write(m.JobId); w.Write(m.Epoch); w.Write(m.Parts); WriteList(w, m.Heads, WriteRef);
@@ -178,14 +178,14 @@ public sealed class ControlSerializer : SerializerWithStringManifest
                 r.ReadInt32(),
                 r.ReadInt64(),
                 ReadList(r, x => x.ReadString()),
-                ReadList(r, x => new HostedStage(x.ReadString(), x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64()))),
+                ReadList(r, x => new HostedStage(x.ReadString(), x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64(), x.ReadString()))),
             PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
             DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
             DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),
             DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
             WireManifest => new WireStage(r.ReadString(), r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
             WiredManifest => new StageWired(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
-            StopManifest => new StopStage(r.ReadString(), r.ReadInt32(), r.ReadInt32()),
+            StopManifest => new StopStage(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
             PlanManifest => new PlanActivated(
                 r.ReadString(),
                 r.ReadInt64(),

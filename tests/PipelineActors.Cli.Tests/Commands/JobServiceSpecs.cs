@@ -26,6 +26,7 @@ public sealed class JobServiceSpecs : IDisposable
     private readonly ITestOutputHelper _output;
     private readonly string _folder = Directory.CreateTempSubdirectory("job-services-").FullName;
     private readonly List<NodeProcess> _nodes = [];
+    private readonly List<int> _ports = [];
     private readonly string _model;
     private readonly PreparedModel _whole;
     private string _seed = string.Empty;
@@ -109,6 +110,73 @@ public sealed class JobServiceSpecs : IDisposable
         Assert.Contains("There is no job named nosuchjob", again.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_coordinator_killed_while_it_hosts_a_stage_loses_no_frame_and_fails_none()
+    {
+        var first = StartNode("coordinator,worker");
+        StartNode("coordinator,worker");
+        var secondSeed = SeedOf(1);
+        StartNode("ingest");
+        var results = Path.Combine(_folder, "handover.jsonl");
+        const int frames = 240;
+
+        var submit = await Cli("job", "submit", "--name", "handover", "--model", _model, "--frames", $"{frames}", "--fps", "20", "--results", results);
+        Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
+        var before = await WaitForStatus("handover", s => s.GetProperty("resultsOut").GetInt64() >= 40, "40 results before the kill");
+        Assert.Contains(before.GetProperty("plan").EnumerateArray(), p => p.GetString()!.Contains($"127.0.0.1{PortOf(first)}", StringComparison.Ordinal));
+
+        // The oldest coordinator holds the supervisor and the job registry, and hosts a stage of the live plan.
+        var killedAt = DateTimeOffset.UtcNow;
+        first.Kill();
+        _seed = secondSeed;
+        var status = await WaitForStatus("handover", s => s.GetProperty("state").GetString() == "finished", "the job to finish on the other coordinator");
+
+        Assert.Equal((frames, frames, 0L), (status.GetProperty("framesIn").GetInt64(), status.GetProperty("resultsOut").GetInt64(), status.GetProperty("failed").GetInt64()));
+        var lines = ReadResults(results);
+        AssertEveryFrameOnceInOrderAndCorrect(lines, 0, frames);
+        _output.WriteLine($"longest gap between results after the coordinator kill: {LongestGapMs(lines, killedAt):0} ms");
+    }
+
+    [Fact]
+    public async Task A_network_camera_job_moves_to_another_ingest_node_when_its_node_is_killed_and_no_id_appears_twice()
+    {
+        StartNode("coordinator,worker");
+        StartNode("ingest");
+        StartNode("ingest");
+        var port = TestPorts.Free();
+        using var camera = MjpegCamera(port, rate: 10);
+        var results = Path.Combine(_folder, "camera.jsonl");
+        var model = RepositoryFiles.Model("blazeface-back-256.onnx");
+
+        var submit = await Cli("job", "submit", "--name", "door", "--model", model, "--source", $"http://127.0.0.1:{port}/feed.mjpg", "--fps", "10",
+            "--results", results);
+        Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
+        var before = await WaitForStatus("door", s => s.GetProperty("resultsOut").GetInt64() >= 20, "20 camera results");
+        var node = before.GetProperty("node").GetString()!;
+        var victim = _nodes.Single(n => n.Name != "node-0" && node.EndsWith(PortOf(n), StringComparison.Ordinal));
+        var lastBefore = ReadResults(results).Max(l => l.GetProperty("frame").GetInt64());
+
+        var killedAt = DateTimeOffset.UtcNow;
+        victim.Kill();
+        var moved = await WaitForStatus(
+            "door",
+            s => s.GetProperty("node").GetString() is { Length: > 0 } n && n != node && s.GetProperty("state").GetString() == "running"
+                && ReadResults(results).Count(l => l.GetProperty("frame").GetInt64() > lastBefore + 1) >= 20,
+            "20 results from the other ingest node");
+        var stop = await Cli("job", "stop", "--name", "door");
+        Assert.True(stop.ExitCode == 0, stop.Error + stop.Output);
+
+        var ids = ReadResults(results).Select(l => l.GetProperty("frame").GetInt64()).ToList();
+        Assert.Equal(ids.Count, ids.Distinct().Count()); // no id twice
+        Assert.True(ids.Zip(ids.Skip(1)).All(p => p.Second > p.First), "ids only grow in the results file");
+        var resumedAt = ids.First(id => id > lastBefore);
+        Assert.True(moved.GetProperty("skipped").GetInt64() > 0, "the frames the camera sent while no node listened count as skipped");
+        var lines = ReadResults(results);
+        var firstAfter = lines.First(l => l.GetProperty("frame").GetInt64() == resumedAt);
+        var delivered = (firstAfter.GetProperty("capture_us").GetInt64() / 1000.0) + firstAfter.GetProperty("latency_ms").GetDouble();
+        _output.WriteLine($"ingest node killed: first result from {moved.GetProperty("node").GetString()} {delivered - killedAt.ToUnixTimeMilliseconds():0} ms after the kill; ids resumed at {resumedAt} after {lastBefore}");
+    }
+
     public void Dispose()
     {
         foreach (var node in _nodes)
@@ -131,11 +199,25 @@ public sealed class JobServiceSpecs : IDisposable
         }
     }
 
+    private string SeedOf(int index) => $"akka.tcp://pipeline@127.0.0.1:{_ports[index]}";
+
+    private string PortOf(NodeProcess node) => $":{_ports[_nodes.IndexOf(node)]}";
+
+    /// <summary>An HTTP MJPEG camera served by ffmpeg that takes the next viewer when one goes (as a camera does).</summary>
+    private static CameraProcess MjpegCamera(int port, int rate)
+    {
+        var script = $"while true; do ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate={rate} -q:v 5 "
+            + $"-f mpjpeg -listen 1 http://127.0.0.1:{port}/feed.mjpg; done";
+        var process = Process.Start(new ProcessStartInfo("bash", ["-c", script]) { UseShellExecute = false, RedirectStandardError = true })!;
+        return new CameraProcess(process);
+    }
+
     /// <summary>Starts a node service with its own cache and state folder; the first one is the seed.</summary>
     private NodeProcess StartNode(string roles)
     {
         var index = _nodes.Count;
         var port = TestPorts.Free();
+        _ports.Add(port);
         if (index == 0)
         {
             _seed = $"akka.tcp://pipeline@127.0.0.1:{port}";
@@ -239,4 +321,23 @@ public sealed class JobServiceSpecs : IDisposable
     }
 
     private static string Tail(string text) => text.Length <= 6000 ? text : text[^6000..];
+}
+
+/// <summary>The camera's shell loop and its ffmpeg, killed together.</summary>
+internal sealed class CameraProcess(Process process) : IDisposable
+{
+    public void Dispose()
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit(5000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+
+        process.Dispose();
+    }
 }

@@ -342,7 +342,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var fileB = new StageFile("ab" + new string('c', 62), 42);
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty);
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
-        var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7), new("job-2", 3, 2, remote, -1) };
+        var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7, file.Sha256), new("job-2", 3, 2, remote, -1) };
         var jobSpec = new JobSpec(
             "cam-1", file.Sha256, "resnet18.onnx", 46_000_000, "{\"input\": \"data\"}", "rtsp://10.0.0.5/stream",
             ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote);
@@ -367,7 +367,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             new StageDeployFailed("job-1", 9, 2, 1, "Stage model 'x.onnx' is not a valid ONNX file."),
             new WireStage("job-1", 9, [local, remote, local], remote),
             new StageWired("job-1", 9, 2, 1),
-            new StopStage("job-1", 2, 1),
+            new StopStage("job-1", 2, 1, fileB.Sha256),
             new PlanActivated(
                 "job-1",
                 9,

@@ -45,6 +45,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
     private int _settleChecks;
     private long? _lostAt;
     private readonly Dictionary<Address, int> _missedReports = [];
+    private bool _freshRun;
 
     /// <param name="nodeOf">The node an actor lives on; specs map their probes to worker addresses.</param>
     /// <remarks>Public because Akka creates actors through public constructors only.</remarks>
@@ -211,6 +212,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
     {
         // A worker on this very node reports with a local reference, whose address has no host.
         var node = _nodeOf(status.Agent);
+        status = WithCurrentCutsOnly(status);
         var seen = _workers.Report(node, status);
         if (seen == ReportSeen.Ignored)
         {
@@ -232,6 +234,27 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         }
 
         CheckLiveStagesOf(node, status);
+    }
+
+    /// <summary>
+    /// The report without stages of files the job's cuts no longer have (a run before it cut the model otherwise): those are
+    /// stopped, and never adopted, reused or counted as the live plan's.
+    /// </summary>
+    private WorkerStatus WithCurrentCutsOnly(WorkerStatus status)
+    {
+        if (_job is null)
+        {
+            return status;
+        }
+
+        var files = _job.Splits.SelectMany(s => s.Stages).Select(s => s.File.Sha256).ToHashSet(StringComparer.Ordinal);
+        var foreign = status.Hosted.Where(h => h.Sha256.Length > 0 && !files.Contains(h.Sha256)).ToList();
+        foreach (var stage in foreign)
+        {
+            status.Agent.Tell(new StopStage(stage.JobId, stage.Parts, stage.Index, stage.Sha256));
+        }
+
+        return foreign.Count == 0 ? status : status with { Hosted = status.Hosted.Except(foreign).ToList() };
     }
 
     /// <summary>
@@ -280,18 +303,65 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         _epoch = Math.Max(_epoch, job.LastEpoch);
         if (_job is not null)
         {
-            _job = job; // refs may be newer
-            if (_live is not null)
+            var previous = _job;
+            _job = job;
+            if (job.Ingest.Equals(previous.Ingest) && job.Sink.Equals(previous.Sink))
             {
-                // An ingest that registers again may have missed the activation: it hears it again.
-                SendActivation(_live.Activation(_job.JobId, _job.Splits, PlanReason.Adopted));
+                if (_live is not null)
+                {
+                    // An ingest that registers again may have missed the activation: it hears it again.
+                    SendActivation(_live.Activation(_job.JobId, _job.Splits, PlanReason.Adopted));
+                }
+
+                return;
             }
 
+            NewRun(previous);
             return;
         }
 
         _job = job;
         Event($"job {job.JobId}: {job.Splits.Count} splits prepared");
+        foreach (var status in _workers.Reports.ToList())
+        {
+            Prefetch(status);
+        }
+
+        Plan(immediate: true);
+    }
+
+    /// <summary>
+    /// The job runs again from another ingest (its node died and the job moved, or it restarted): stages of the same cuts
+    /// are wired to the new ingest and sink; stages of other cuts (the new run cut the model anew) are replaced.
+    /// </summary>
+    private void NewRun(PipelineJob previous)
+    {
+        var sameCuts = previous.Splits.SelectMany(s => s.Stages).Select(s => s.File.Sha256)
+            .SequenceEqual(_job!.Splits.SelectMany(s => s.Stages).Select(s => s.File.Sha256));
+        Event($"job {_job.JobId}: a new run registered ({(sameCuts ? "same cuts: rewiring its stages" : "new cuts: replacing its stages")})");
+        _lostAt ??= Stopwatch.GetTimestamp();
+        if (_deployment is { } deployment)
+        {
+            Abandon(deployment);
+        }
+
+        if (sameCuts && _live is { } live)
+        {
+            StartDeployment(live.Target, PlanReason.Recovery);
+            return;
+        }
+
+        foreach (var (parts, index, node, _) in _workers.Stages.ToList())
+        {
+            _workers.AgentOf(node)?.Tell(new StopStage(_job.JobId, parts, index));
+            _workers.Forget(parts, index, node);
+        }
+
+        _live = null;
+        _unacknowledged = null;
+        Timers.Cancel(ActivationTimer);
+        _freshRun = true; // the old stages may linger in reports for a second: never adopted
+        Enter(Phase.Idle);
         foreach (var status in _workers.Reports.ToList())
         {
             Prefetch(status);
@@ -360,7 +430,7 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         PlanReason reason;
         if (_live is null)
         {
-            if (TryAdopt(workers))
+            if (!_freshRun && TryAdopt(workers))
             {
                 return;
             }

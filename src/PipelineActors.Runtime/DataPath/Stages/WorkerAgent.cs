@@ -93,7 +93,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<StopStage>(stop =>
         {
-            if (_stages.Remove((stop.JobId, stop.Parts, stop.Index), out var entry))
+            var key = (stop.JobId, stop.Parts, stop.Index);
+            if (_stages.TryGetValue(key, out var entry) && (stop.Sha256.Length == 0 || stop.Sha256 == entry.Sha256) && _stages.Remove(key))
             {
                 Context.Stop(entry.Actor);
             }
@@ -232,7 +233,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _threads,
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
         _cache.CachedHashes(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.JobId, kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch)).ToList());
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.JobId, kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch, kv.Value.Sha256)).ToList());
 
     private sealed class StageEntry(IActorRef actor, string sha256)
     {
