@@ -177,6 +177,32 @@ public sealed class JobServiceSpecs : IDisposable
         _output.WriteLine($"ingest node killed: first result from {moved.GetProperty("node").GetString()} {delivered - killedAt.ToUnixTimeMilliseconds():0} ms after the kill; ids resumed at {resumedAt} after {lastBefore}");
     }
 
+    [Fact]
+    public async Task A_job_declared_in_an_ingest_nodes_configuration_runs_on_its_own_and_publishes_every_result_to_mqtt_once()
+    {
+        using var broker = MosquittoBroker.Start("camera", "s3cret");
+        await using var subscriber = await MqttResultSubscriber.ConnectAsync(broker, "pipeline/jobs/gate/results");
+        var results = Path.Combine(_folder, "gate.jsonl");
+        var config = Path.Combine(_folder, "ingest.conf");
+        File.WriteAllText(config, $$"""
+            pipeline.mqtt { host = "{{broker.Host}}", port = {{broker.Port}}, username = "camera", password = "s3cret" }
+            pipeline.jobs {
+              gate { model = "{{_model}}", source = "synthetic", frames = 60, fps = 15, results = ["{{results}}", "mqtt"] }
+            }
+            """);
+        StartNode("coordinator,worker");
+        StartNode("ingest", "--config", config);
+        const int frames = 60;
+
+        // Nobody submits it: the ingest node declares it when it is up.
+        var status = await WaitForStatus("gate", s => s.GetProperty("state").GetString() == "finished", "the declared job to finish");
+        Assert.Equal((frames, 0L), (status.GetProperty("resultsOut").GetInt64(), status.GetProperty("failed").GetInt64()));
+        AssertEveryFrameOnceInOrderAndCorrect(ReadResults(results), 0, frames);
+        Assert.True(await subscriber.WaitForAsync(m => m.Count >= frames, TimeSpan.FromSeconds(30)), $"{subscriber.Messages.Count} MQTT results");
+        var published = subscriber.Messages.Select(m => JsonDocument.Parse(m).RootElement.GetProperty("frame").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(0, frames).Select(i => (long)i), published);
+    }
+
     public void Dispose()
     {
         foreach (var node in _nodes)
@@ -213,7 +239,7 @@ public sealed class JobServiceSpecs : IDisposable
     }
 
     /// <summary>Starts a node service with its own cache and state folder; the first one is the seed.</summary>
-    private NodeProcess StartNode(string roles)
+    private NodeProcess StartNode(string roles, params string[] extra)
     {
         var index = _nodes.Count;
         var port = TestPorts.Free();
@@ -225,7 +251,7 @@ public sealed class JobServiceSpecs : IDisposable
 
         var node = NodeProcess.Start($"node-{index}", [
             "--roles", roles, "--port", port.ToString(CultureInfo.InvariantCulture), "--seeds", _seed,
-            "--model-cache", Path.Combine(_folder, $"cache-{index}"), "--state", Path.Combine(_folder, $"state-{index}"),
+            "--model-cache", Path.Combine(_folder, $"cache-{index}"), "--state", Path.Combine(_folder, $"state-{index}"), .. extra,
         ]);
         _nodes.Add(node);
         return node;
