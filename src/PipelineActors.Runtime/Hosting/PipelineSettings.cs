@@ -49,6 +49,7 @@ public sealed record PipelineSettings(
         var rebalance = TimeOf(config, "pipeline.supervisor.rebalance-delay", "1s");
         var deploy = TimeOf(config, "pipeline.supervisor.deploy-timeout", "60s");
         var exclusion = TimeOf(config, "pipeline.supervisor.exclusion", "5m");
+        var unreachable = TimeOf(config, "pipeline.supervisor.unreachable-after", "500ms");
         var linkDelay = TimeOf(config, "pipeline.link-delay", "20ms");
         Require(threads is >= 1 and <= 256, $"pipeline.intra-op-threads is {threads}; give 1 to 256 threads per stage.");
         Require(chunk >= 4096, $"pipeline.chunk-bytes is {chunk}; give at least 4096 bytes.");
@@ -61,6 +62,9 @@ public sealed record PipelineSettings(
         Require(crashes >= 0, $"pipeline.ingest.max-crashes is {crashes}; give 0 (fail a frame lost with a worker) or more.");
         Require(rebalance >= TimeSpan.Zero, $"pipeline.supervisor.rebalance-delay is {rebalance}; give zero or a positive time.");
         Require(deploy > TimeSpan.Zero, $"pipeline.supervisor.deploy-timeout is {deploy}; give a positive time such as 60s.");
+        Require(
+            unreachable >= TimeSpan.Zero && unreachable <= TimeSpan.FromMinutes(1),
+            $"pipeline.supervisor.unreachable-after is {unreachable}; give 0 (act at once) up to 1m, such as 500ms.");
         Require(exclusion > TimeSpan.Zero, $"pipeline.supervisor.exclusion is {exclusion}; give a positive time such as 5m.");
         Require(
             linkDelay >= TimeSpan.Zero && linkDelay <= MaxLinkDelay,
@@ -75,7 +79,7 @@ public sealed record PipelineSettings(
             frame,
             string.IsNullOrEmpty(cache) ? DefaultFolder("models") : cache,
             string.IsNullOrEmpty(log) ? null : log,
-            new SupervisorSettings(rebalance, deploy) { Exclusion = exclusion },
+            new SupervisorSettings(rebalance, deploy) { Exclusion = exclusion, UnreachableAfter = unreachable },
             new IngestDefaults(deadline, attempts) { MaxCrashes = crashes },
             linkDelay)
         {

@@ -28,6 +28,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     private readonly Dictionary<Address, WorkerMembership> _membership = [];
     private readonly Dictionary<IActorRef, WorkerStatus> _reports = [];
     private readonly Dictionary<string, DateTime> _orphansSince = new(StringComparer.Ordinal);
+    private readonly Dictionary<Address, DateTime> _unreachableSince = [];
 
     public PipelineSupervisor(IPlacementPolicy policy)
         : this(policy, SupervisorSettings.From(Context.System.Settings.Config), nodeOf: null)
@@ -63,6 +64,13 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             }
         });
         Receive<CheckOrphans>(_ => StopOrphans());
+        Receive<StillUnreachable>(still =>
+        {
+            if (_unreachableSince.Remove(still.Lost.Node))
+            {
+                Apply(still.Lost); // out of the set: a later "reachable" is passed on as such
+            }
+        });
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -152,7 +160,37 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>
+    /// An unreachable worker is told to the jobs only once it has stayed so for the threshold (R14): a reachability flap is
+    /// swallowed whole. Removal cancels the wait and goes at once.
+    /// </summary>
     private void OnMembership(WorkerMembership change)
+    {
+        if (_settings.UnreachableAfter > TimeSpan.Zero)
+        {
+            switch (change)
+            {
+                case WorkerLost { Kind: LossKind.Unreachable } lost when !_unreachableSince.ContainsKey(lost.Node):
+                    _unreachableSince[lost.Node] = DateTime.UtcNow;
+                    Timers.StartSingleTimer($"unreachable-{lost.Node}", new StillUnreachable(lost), _settings.UnreachableAfter);
+                    return;
+                case WorkerLost { Kind: LossKind.Unreachable }:
+                    return;
+                case WorkerReachable back when _unreachableSince.Remove(back.Node):
+                    Timers.Cancel($"unreachable-{back.Node}");
+                    Event($"worker {NodeAddress.Of(back.Node)} was unreachable for under {_settings.UnreachableAfter.TotalMilliseconds:0} ms; its stages stay");
+                    return;
+                case WorkerLost lost:
+                    _unreachableSince.Remove(lost.Node);
+                    Timers.Cancel($"unreachable-{lost.Node}");
+                    break;
+            }
+        }
+
+        Apply(change);
+    }
+
+    private void Apply(WorkerMembership change)
     {
         var node = change switch
         {
@@ -232,6 +270,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         _log.Info("supervisor: {0}", text);
         MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "supervisor", text));
     }
+
+    private sealed record StillUnreachable(WorkerLost Lost);
 
     private sealed class CheckOrphans
     {

@@ -22,6 +22,9 @@ public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan Deploy
     /// <summary>Failed or timed-out deploys after which a worker gets no more stages for <see cref="Exclusion"/>.</summary>
     public int MaxFailedDeploys { get; init; } = 3;
 
+    /// <summary>How long a worker stays unreachable before its stages move (<c>pipeline.supervisor.unreachable-after</c>, review R14).</summary>
+    public TimeSpan UnreachableAfter { get; init; }
+
     /// <summary>How long a worker that failed too many deploys gets no stages (<c>pipeline.supervisor.exclusion</c>).</summary>
     public TimeSpan Exclusion { get; init; } = TimeSpan.FromMinutes(5);
 
@@ -31,5 +34,6 @@ public sealed record SupervisorSettings(TimeSpan RebalanceDelay, TimeSpan Deploy
         config.GetTimeSpan("pipeline.supervisor.deploy-timeout"))
     {
         Exclusion = config.GetTimeSpan("pipeline.supervisor.exclusion"),
+        UnreachableAfter = config.GetTimeSpan("pipeline.supervisor.unreachable-after"),
     };
 }

@@ -400,6 +400,26 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_worker_unreachable_for_less_than_the_threshold_keeps_its_stages_and_one_that_stays_unreachable_loses_them()
+    {
+        var (supervisor, a, b, _, _) = StartWithLivePlan(Fast with { UnreachableAfter = TimeSpan.FromMilliseconds(800) });
+
+        // A flap: back within the threshold, nothing moves.
+        supervisor.Tell(new WorkerLost(b.Node, LossKind.Unreachable));
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        supervisor.Tell(new WorkerReachable(b.Node));
+        ExpectEvent("worker 10.0.0.2:4053 was unreachable for under 800 ms; its stages stay");
+        a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(1200));
+
+        // Unreachable for longer: its stage moves, after the threshold.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        supervisor.Tell(new WorkerLost(b.Node, LossKind.Unreachable));
+        var deploy = a.Agent.ExpectMsg<DeployStage>(TimeSpan.FromSeconds(3));
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(700), $"moved after {clock.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal((2L, 2, 1), (deploy.Epoch, deploy.Parts, deploy.Spec.Index));
+    }
+
+    [Fact]
     public void A_job_whose_ingest_has_seen_a_newer_epoch_gets_plans_numbered_after_it()
     {
         var (a, b) = (Worker(1), Worker(2));
@@ -466,10 +486,10 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     /// <summary>Two workers up and reported, the job known, the two-part plan live at epoch 1.</summary>
-    private (IActorRef Supervisor, FakeWorker A, FakeWorker B, TestProbe A0, TestProbe B1) StartWithLivePlan()
+    private (IActorRef Supervisor, FakeWorker A, FakeWorker B, TestProbe A0, TestProbe B1) StartWithLivePlan(SupervisorSettings? settings = null)
     {
         var (a, b) = (Worker(1), Worker(2));
-        var supervisor = StartWithWorkers(a, b);
+        var supervisor = StartWithWorkers(a, b, settings);
         var a0 = Deployed(supervisor, a, a.Agent.ExpectMsg<DeployStage>());
         var b1 = Deployed(supervisor, b, b.Agent.ExpectMsg<DeployStage>());
         Wired(supervisor, a0, 1, 2, 0, successor: b1.Ref);
