@@ -26,6 +26,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, JobHostView> _hosts = [];
     private readonly Dictionary<string, (JobSpec Spec, IActorRef ReplyTo)> _fetching = new(StringComparer.Ordinal);
     private readonly ModelCache _cache;
+    private readonly HashSet<string> _modelsFetching = new(StringComparer.Ordinal);
     private readonly JobStore _store;
     private IActorRef _models = ActorRefs.Nobody;
     private string _written = string.Empty;
@@ -107,6 +108,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
 
     private void OnFetched(FileFetched fetched)
     {
+        _modelsFetching.Remove(fetched.Sha256);
         foreach (var (name, (spec, replyTo)) in _fetching.Where(f => f.Value.Spec.ModelSha256 == fetched.Sha256).ToList())
         {
             _fetching.Remove(name);
@@ -142,6 +144,13 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
         {
             Context.Watch(report.Host);
             Event($"ingest node {view.Node} hosts jobs");
+        }
+
+        // A job known only from a host (this registry is new, on another coordinator) has its model fetched from that host.
+        foreach (var spec in report.Specs.Where(s => !_cache.Has(s.ModelSha256) && !_modelsFetching.Contains(s.ModelSha256)))
+        {
+            _modelsFetching.Add(spec.ModelSha256);
+            Context.ActorOf(FileFetcher.Props(_cache, new StageFile(spec.ModelSha256, spec.ModelBytes), spec.ModelStore));
         }
 
         var specs = report.Specs.Select(s => s with { ModelStore = _models }).ToList();

@@ -26,6 +26,7 @@ public sealed class JobHost : ReceiveActor, IWithTimers
     private readonly Dictionary<string, Run> _runs = new(StringComparer.Ordinal);
     private readonly HashSet<string> _declaredAccepted = new(StringComparer.Ordinal);
     private IActorRef _localModels = ActorRefs.Nobody;
+    private IActorRef _cachedModels = ActorRefs.Nobody;
     private int _runNumber;
 
     public JobHost(IActorRef registry, JobRunContext context, IReadOnlyList<DeclaredJob> declared)
@@ -79,6 +80,9 @@ public sealed class JobHost : ReceiveActor, IWithTimers
         // The declared jobs' models are served from here until the registry has its own copy.
         var files = _declared.ToDictionary(d => d.Spec.ModelSha256, d => d.ModelPath, StringComparer.Ordinal);
         _localModels = Context.ActorOf(ModelStoreActor.Props(files), "declared-models");
+
+        // The models of the jobs run here, for a registry that lost its copy with its node (it fetches from the report's store).
+        _cachedModels = Context.ActorOf(ModelStoreActor.Props(_context.Cache), "cached-models");
         Timers.StartPeriodicTimer("tick", HostTick.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
     }
 
@@ -88,7 +92,7 @@ public sealed class JobHost : ReceiveActor, IWithTimers
     private void OnTick()
     {
         var statuses = _runs.Values.Select(r => r.Status).ToList();
-        var specs = _runs.Values.Select(r => r.Job.Spec).ToList();
+        var specs = _runs.Values.Select(r => r.Job.Spec with { ModelStore = _cachedModels }).ToList();
         _registry.Tell(new JobHostReport(Self, statuses, specs));
 
         // Declared jobs are submitted until the registry has them: it places each on this node.
