@@ -114,6 +114,17 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             return;
         }
 
+        try
+        {
+            IngestSession.CheckFits(Context.System, prepared.Model, _context.Settings.MaximumFrameSize);
+        }
+        catch (Onnx.PipelineInputException e)
+        {
+            prepared.Dispose();
+            End(JobStates.Failed, Reason(e), restartable: false);
+            return;
+        }
+
         var settings = new IngestSettings(
             _run.Spec.Window > 0 ? _run.Spec.Window : Math.Max(2, prepared.Model.Splits.Max(s => s.Parts) + 1),
             _context.Settings.Ingest.MinDeadline,
