@@ -148,7 +148,8 @@ public sealed class JobBook
             job.LastNode = host.Node;
             var state = job.StopRequested && !JobStates.IsOver(status.State) ? JobStates.Stopping : status.State;
             job.Current = JobCounters.Of(status);
-            job.Status = job.Earlier.Plus(job.Current).Into(status with { State = state, LastId = Math.Max(status.LastId, job.Status.LastId) });
+            job.Status = job.Earlier.Plus(job.Current)
+                .Into(status with { State = state, Node = host.Node, LastId = Math.Max(status.LastId, job.Status.LastId) });
         }
 
         return halt;
