@@ -155,14 +155,18 @@ public sealed class JobBook
         return halt;
     }
 
-    /// <summary>The host is gone (its node left the cluster or it fell silent): its jobs have no host until placed again.</summary>
-    public IReadOnlyList<JobRecord> HostLost(IActorRef host, DateTime now)
+    /// <summary>
+    /// The host is gone (its node left the cluster or it fell silent): its jobs have no host until placed again. The time away
+    /// counts from <paramref name="lastSeen"/>, the host's last report: its camera's frames since then reached nobody.
+    /// </summary>
+    public IReadOnlyList<JobRecord> HostLost(IActorRef host, DateTime lastSeen)
     {
+        var now = lastSeen;
         var orphaned = _jobs.Values.Where(j => host.Equals(j.Host)).ToList();
         foreach (var job in orphaned)
         {
             job.Host = null;
-            job.Since = now;
+            job.Since = lastSeen;
             if (job.StopRequested)
             {
                 job.Status = job.Status with { State = JobStates.Stopped, Detail = "its ingest node left while it stopped", UpdatedUnixMs = UnixMs(now) };

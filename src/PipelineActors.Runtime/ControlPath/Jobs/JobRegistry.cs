@@ -204,7 +204,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
     {
         _hosts.Remove(host.Host);
         Context.Unwatch(host.Host);
-        foreach (var job in _book.HostLost(host.Host, DateTime.UtcNow))
+        foreach (var job in _book.HostLost(host.Host, host.LastReport))
         {
             Event($"job {job.Spec.Name}: ingest node {host.Node} {why}; {job.Status.Detail}");
         }
