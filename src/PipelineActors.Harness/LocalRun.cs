@@ -274,7 +274,7 @@ public static partial class LocalRun
                 results = options.Annotate(profile, results);
             }
 
-            IngestSession.CheckFits(head.System, prepared, head.Settings.MaximumFrameSize);
+            IngestSession.CheckFits(head.System, prepared.Splits, head.Settings.MaximumFrameSize);
             var session = IngestSession.Start(head, prepared, source, results, settings, "run");
 
             var clock = Stopwatch.StartNew();

@@ -66,14 +66,14 @@ public sealed class IngestSession
     /// Refuses, in one sentence, a job whose message to the supervisor is larger than a remote message may be (review C8):
     /// Akka.Remote would drop it silently, and the ingest would wait for a plan for ever.
     /// </summary>
-    public static void CheckFits(ActorSystem system, PreparedModel model, long maximumFrameSize)
+    public static void CheckFits(ActorSystem system, IReadOnlyList<SplitPlan> splits, long maximumFrameSize)
     {
-        var job = new PipelineJob("size-check", model.Splits, ActorRefs.Nobody, ActorRefs.Nobody, ActorRefs.Nobody, 1);
+        var job = new PipelineJob("size-check", splits, ActorRefs.Nobody, ActorRefs.Nobody, ActorRefs.Nobody, 1);
         var bytes = system.Serialization.FindSerializerFor(job).ToBinary(job).Length;
         if (bytes + PipelineSettings.ChunkOverheadBytes > maximumFrameSize)
         {
             throw new Onnx.PipelineInputException(
-                $"The job's plans ({model.Splits.Count} splits) take {bytes:N0} bytes, more than akka.remote.dot-netty.tcp.maximum-frame-size "
+                $"The job's plans ({splits.Count} splits) take {bytes:N0} bytes, more than akka.remote.dot-netty.tcp.maximum-frame-size "
                 + $"({maximumFrameSize:N0}) allows; raise it in the nodes' configuration, or cut for fewer workers.");
         }
     }

@@ -1,6 +1,5 @@
 using PipelineActors.Onnx;
 using PipelineActors.Protocol;
-using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
 
@@ -28,10 +27,9 @@ public sealed class IngestSessionSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Contains("1 splits", refused.Message, StringComparison.Ordinal);
     }
 
-    private static PreparedModel Model(string layers)
+    private static IReadOnlyList<SplitPlan> Model(string layers)
     {
         var file = new StageFile(new string('a', 64), 10);
-        var split = new SplitPlan(1, [new StageSpec(0, file, ["in"], ["out"], [], 1, layers)]);
-        return new PreparedModel(null!, [split], new Dictionary<string, string>(), []);
+        return [new SplitPlan(1, [new StageSpec(0, file, ["in"], ["out"], [], 1, layers)])];
     }
 }

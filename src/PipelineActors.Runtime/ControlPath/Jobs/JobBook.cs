@@ -161,7 +161,6 @@ public sealed class JobBook
     /// </summary>
     public IReadOnlyList<JobRecord> HostLost(IActorRef host, DateTime lastSeen)
     {
-        var now = lastSeen;
         var orphaned = _jobs.Values.Where(j => host.Equals(j.Host)).ToList();
         foreach (var job in orphaned)
         {
@@ -169,14 +168,14 @@ public sealed class JobBook
             job.Since = lastSeen;
             if (job.StopRequested)
             {
-                job.Status = job.Status with { State = JobStates.Stopped, Detail = "its ingest node left while it stopped", UpdatedUnixMs = UnixMs(now) };
+                job.Status = job.Status with { State = JobStates.Stopped, Detail = "its ingest node left while it stopped", UpdatedUnixMs = UnixMs(lastSeen) };
                 continue;
             }
 
             var detail = job.Spec.BoundToNode
                 ? $"its ingest node {job.LastNode} is gone; the job waits for it (its camera is there)"
                 : $"its ingest node {job.LastNode} is gone; moving it";
-            job.Status = job.Status with { State = JobStates.Starting, Node = string.Empty, Detail = detail, UpdatedUnixMs = UnixMs(now) };
+            job.Status = job.Status with { State = JobStates.Starting, Node = string.Empty, Detail = detail, UpdatedUnixMs = UnixMs(lastSeen) };
         }
 
         return orphaned;

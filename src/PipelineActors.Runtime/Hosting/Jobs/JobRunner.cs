@@ -116,7 +116,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
 
         try
         {
-            IngestSession.CheckFits(Context.System, prepared.Model, _context.Settings.MaximumFrameSize);
+            IngestSession.CheckFits(Context.System, prepared.Model.Splits, _context.Settings.MaximumFrameSize);
         }
         catch (Onnx.PipelineInputException e)
         {
