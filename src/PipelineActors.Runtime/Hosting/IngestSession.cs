@@ -51,7 +51,7 @@ public sealed class IngestSession
         string names)
     {
         var store = system.ActorOf(ModelStoreActor.Props(model.FilesBySha), $"model-store-{names}");
-        var sink = system.ActorOf(SinkActor.Props(writer, settings.FirstId, jobId), $"sink-{names}");
+        var sink = system.ActorOf(SinkActor.Props(writer, settings.FirstId, jobId, settings.Window), $"sink-{names}");
         var session = new IngestSession(ActorRefs.Nobody, sink);
         var observer = system.ActorOf(Props.Create(() => new CompletionObserver(session._completed)), $"observer-{names}");
         var job = new PipelineJob(jobId, model.Splits, store, ActorRefs.Nobody, sink, settings.Window);

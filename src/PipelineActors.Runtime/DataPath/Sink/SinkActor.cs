@@ -55,19 +55,20 @@ public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropp
 /// where it stopped: the next id, buffered results, the ingest to confirm to, the counters. A sink restarted blank
 /// would deliver a late duplicate twice and never confirm frames it had buffered, stalling the ingest's window (R3).
 /// </summary>
-public sealed class SinkState(long firstFrameId)
+public sealed class SinkState(long firstFrameId, long span)
 {
     internal FrameAssembler Assembler { get; } = new(256);
-    internal SortedDictionary<long, (Frame? Frame, string? Failed)> Buffer { get; } = [];
+    internal ReorderBuffer<(Frame? Frame, string? Failed)> Buffer { get; } = new(firstFrameId, span);
     internal Dictionary<long, FrameTensor> Pixels { get; } = [];
     internal List<double> Latencies { get; } = [];
     internal List<(long, long, long)> Deliveries { get; } = [];
     internal IActorRef Ingest { get; set; } = ActorRefs.Nobody;
-    internal long Next { get; set; } = firstFrameId;
+    internal long Next => Buffer.Next;
     internal long Delivered { get; set; }
     internal long Failed { get; set; }
     internal long Duplicates { get; set; }
     internal long OutOfOrder { get; set; }
+    internal long TooFarAhead { get; set; }
     internal long LastDelivered { get; set; } = firstFrameId - 1;
     internal long FirstTicks { get; set; }
     internal long LastTicks { get; set; }
@@ -129,9 +130,8 @@ public sealed class SinkActor : ReceiveActor
         });
         Receive<FrameFailed>(failed =>
         {
-            if (failed.FrameId >= _state.Next && !_state.Buffer.ContainsKey(failed.FrameId))
+            if (Hold(failed.FrameId, (null, failed.Reason)) == ReorderOffer.Held)
             {
-                _state.Buffer[failed.FrameId] = (null, failed.Reason);
                 Deliver();
             }
 
@@ -158,10 +158,12 @@ public sealed class SinkActor : ReceiveActor
     }
 
     /// <summary>A sink whose first frame is <paramref name="firstFrameId"/> (a resumed job's, after the last id its results hold).</summary>
-    public static Props Props(IResultWriter writer, long firstFrameId = 0, string? jobName = null)
+    /// <param name="window">The ingest's window: no honest frame runs further ahead of the next id than this.</param>
+    public static Props Props(IResultWriter writer, long firstFrameId = 0, string? jobName = null, int window = 256)
     {
         // One state for every incarnation of this actor: the factory runs again on a restart and gets the same object.
-        var state = new SinkState(firstFrameId);
+        // The span is a few windows wide: a re-sent frame of an older epoch may still be in flight behind new ones.
+        var state = new SinkState(firstFrameId, Math.Max(256L, 4L * window));
         return Akka.Actor.Props.Create(() => new SinkActor(writer, state, jobName));
     }
 
@@ -181,17 +183,36 @@ public sealed class SinkActor : ReceiveActor
 
     private void Accept(Frame frame)
     {
-        if (frame.FrameId < _state.Next || _state.Buffer.ContainsKey(frame.FrameId))
+        switch (Hold(frame.FrameId, (frame, null)))
         {
-            _state.Duplicates++;
-            PipelineMetrics.DuplicatesDropped.Add(1);
-            _state.Ingest.Tell(new FrameReceived(frame.FrameId, _state.Next - 1));
-            return;
+            case ReorderOffer.Duplicate:
+                _state.Duplicates++;
+                PipelineMetrics.DuplicatesDropped.Add(1);
+                break;
+            case ReorderOffer.Held:
+                Deliver();
+                break;
+            case ReorderOffer.TooFarAhead:
+                return; // never confirmed: the id was not the ingest's to send
         }
 
-        _state.Buffer[frame.FrameId] = (frame, null);
-        Deliver();
         _state.Ingest.Tell(new FrameReceived(frame.FrameId, _state.Next - 1));
+    }
+
+    private ReorderOffer Hold(long frameId, (Frame? Frame, string? Failed) entry)
+    {
+        var offer = _state.Buffer.Offer(frameId, entry);
+        if (offer == ReorderOffer.TooFarAhead)
+        {
+            _state.TooFarAhead++;
+            if (_state.TooFarAhead == 1 || _state.TooFarAhead % 1000 == 0)
+            {
+                Report($"dropped frame {frameId}: {frameId - _state.Next} ids ahead of the next ({_state.Next}), further than any window "
+                    + $"({_state.TooFarAhead} dropped so in all)");
+            }
+        }
+
+        return offer;
     }
 
     private double[] RecentPercentiles()
@@ -213,9 +234,8 @@ public sealed class SinkActor : ReceiveActor
 
     private void Deliver()
     {
-        while (_state.Buffer.Remove(_state.Next, out var entry))
+        while (_state.Buffer.TryTake(out var next, out var entry))
         {
-            var next = _state.Next;
             if (next <= _state.LastDelivered)
             {
                 _state.OutOfOrder++; // cannot happen by construction; counted so a test would see it
@@ -246,8 +266,6 @@ public sealed class SinkActor : ReceiveActor
                 Write(new FrameOutcome(next, string.Empty, 0, 0, [], entry.Failed) { Pixels = pixels });
                 _state.Failed++;
             }
-
-            _state.Next = next + 1;
         }
     }
 

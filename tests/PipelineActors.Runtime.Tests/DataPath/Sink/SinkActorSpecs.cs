@@ -151,6 +151,22 @@ public sealed class SinkActorSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Null(outcomes[2].Pixels);
     }
 
+    [Fact]
+    public void A_result_far_beyond_any_window_is_dropped_unconfirmed_and_the_stream_goes_on()
+    {
+        // A forged id near long.MaxValue would otherwise be held for ever, with its result, and confirmed as received.
+        _sink.Tell(Result(long.MaxValue - 1));
+        _sink.Tell(Result(1_000_000));
+        _sink.Tell(Result(0));
+
+        _ingest.ExpectMsg(new FrameReceived(0, 0));
+        _ingest.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        _sink.Tell(Result(1));
+        _ingest.ExpectMsg(new FrameReceived(1, 1));
+        Assert.Equal([0L, 1], Written());
+        Assert.Equal(0, Stats().Buffered);
+    }
+
     private static Frame Result(long id, int attempt = 1) =>
         new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt, [new FrameTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
 
