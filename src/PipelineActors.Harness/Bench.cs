@@ -293,7 +293,7 @@ public static class Bench
         say("bare loop again, to see how much the machine drifted during the run");
         var bareAfter = (await Loops(options, 1, CoresFor, cancellation))[0];
         var method = string.Join(" ", [
-            $"One run on this machine ({cores} cores), {n} emulated workers: {spec}.",
+            $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
             $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s;",
             "each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
             $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two; latency is added by the application).",

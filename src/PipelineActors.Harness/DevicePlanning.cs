@@ -173,7 +173,7 @@ public sealed class DevicePlanning
             var device = Problem.Devices[stage.Stage.Devices[0]].Name;
             lines.Add(string.Create(
                 CultureInfo.InvariantCulture,
-                $"{device}: nodes {_points[stage.Stage.FirstBlock]}..{_points[stage.Stage.EndBlock] - 1}, {stage.ComputeMs:0.0} ms predicted"));
+                $"{device}: nodes {_points[stage.Stage.FirstBlock]}..{_points[stage.Stage.EndBlock] - 1}, {stage.ComputeMs:0.0##} ms predicted"));
         }
 
         return lines;
