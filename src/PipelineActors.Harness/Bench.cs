@@ -60,7 +60,13 @@ public sealed record BenchRow(
 
 /// <summary>How one compared configuration placed its stages, and what the cost model said of it.</summary>
 /// <param name="Stages">One line per stage: worker, nodes, predicted compute.</param>
-public sealed record BenchPlanRow(string Configuration, IReadOnlyList<int> Workers, IReadOnlyList<int> Cuts, IReadOnlyList<string> Stages, double PredictedFramesPerSecond, string Bottleneck);
+public sealed record BenchPlanRow(
+    string Configuration,
+    IReadOnlyList<int> Workers,
+    IReadOnlyList<int> Cuts,
+    IReadOnlyList<string> Stages,
+    double PredictedFramesPerSecond,
+    string Bottleneck);
 
 /// <summary>N whole-model replicas at once on the same cores: their summed frames/s and each one's resident memory.</summary>
 public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
@@ -216,9 +222,13 @@ public static class Bench
         var say = options.Progress ?? (_ => { });
         var n = spec.Workers.Count;
         var cores = Environment.ProcessorCount;
-        string CoresFor(int index) => string.Join(",", Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode).Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+        string CoresFor(int index) => string.Join(
+            ",",
+            Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode)
+                .Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
 
-        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, full speed, {options.LoopSeconds:0} s");
+        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, full speed, "
+            + $"{options.LoopSeconds:0} s");
         var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
         var calibrationSeconds = Math.Max(3, options.LoopSeconds / 3);
         say($"calibrating: a bare loop inside each of the {n} emulated devices at once, {calibrationSeconds:0} s");
@@ -244,7 +254,8 @@ public static class Bench
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
         foreach (var configuration in new[] { planned, equal, single })
         {
-            say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; predicted {configuration.PredictedFramesPerSecond:0.00} frames/s");
+            say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; "
+                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s");
             var run = await LocalRun.RunAsync(
                 new LocalRunOptions
                 {
@@ -270,7 +281,10 @@ public static class Bench
         }
 
         say($"replicas: the whole model in a bare loop inside each of the {n} emulated devices at once, {options.LoopSeconds:0} s");
-        var replicaLoops = await DevicePlanning.CalibrateAsync(planningOptions with { CalibrationSeconds = options.LoopSeconds, Progress = null }, LocalRun.InputSizesFor(options.ModelPath, options.InputSizes), cancellation);
+        var replicaLoops = await DevicePlanning.CalibrateAsync(
+            planningOptions with { CalibrationSeconds = options.LoopSeconds, Progress = null },
+            LocalRun.InputSizesFor(options.ModelPath, options.InputSizes),
+            cancellation);
         var replicaFps = replicaLoops.Sum(l => l.Frames > 0 ? 1000 / l.WholeModelMs : 0);
         rows.Insert(2, new BenchRow(
             "replicas",
@@ -296,15 +310,27 @@ public static class Bench
             $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
             $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s;",
             "each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
-            $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two; latency is added by the application).",
-            "planned: the planner's throughput plan, no replicated stages (the runtime runs one stage per worker), cuts and worker order as planned;",
+            $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two;",
+            "latency is added by the application).",
+            "planned: the planner's throughput plan, no replicated stages (the runtime runs one stage per worker),",
+            "cuts and worker order as planned;",
             "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
             $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
             $"replicas: a bare loop of the whole model in every device at once for {options.LoopSeconds:0} s, frames/s summed (no frame transfer).",
-            $"Pipeline runs: 'pipeline run' with {options.Frames} synthetic frames as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
+            $"Pipeline runs: 'pipeline run' with {options.Frames} synthetic frames as fast as the pipeline takes them,",
+            "throughput = (results - 1) / (last result - first result).",
             "Predicted: the planner's cost model (period = the slowest stage or link occupancy).",
         ]);
-        return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, [])
+        return new BenchReport(
+            Path.GetFileName(options.ModelPath),
+            Machine(cores),
+            method,
+            Math.Round(bare.FramesPerSecond, 2),
+            Math.Round(bareAfter.FramesPerSecond, 2),
+            Math.Round(bare.P50Ms, 2),
+            bare.PeakRssBytes,
+            rows,
+            [])
         {
             Emulation = emulation,
             DeviceSpeeds = planning.Speeds.Select(d => d with { WholeModelMs = Math.Round(d.WholeModelMs, 2) }).ToList(),
@@ -329,5 +355,14 @@ public static class Bench
     }
 
     private static Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation) =>
-        BareLoops.RunAsync(options.ModelPath, options.InputSizes, options.ThreadsPerNode, options.LoopSeconds, count, coresFor, options.BinaryFolder, null, cancellation);
+        BareLoops.RunAsync(
+            options.ModelPath,
+            options.InputSizes,
+            options.ThreadsPerNode,
+            options.LoopSeconds,
+            count,
+            coresFor,
+            options.BinaryFolder,
+            null,
+            cancellation);
 }

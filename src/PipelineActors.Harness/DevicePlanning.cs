@@ -69,7 +69,8 @@ public sealed class DevicePlanning
 
     /// <summary>The planning problem for these measurements and links.</summary>
     /// <param name="inputBytes">What the head sends per frame (image inputs as uint8 pixels).</param>
-    public static DevicePlanning Build(ModelAnalysis analysis, NodeTimes? times, long inputBytes, IReadOnlyList<DeviceSpeed> speeds, EmulationSpec? spec, string? model = null)
+    public static DevicePlanning Build(
+        ModelAnalysis analysis, NodeTimes? times, long inputBytes, IReadOnlyList<DeviceSpeed> speeds, EmulationSpec? spec, string? model = null)
     {
         if (spec is not null && spec.Workers.Count != speeds.Count)
         {
@@ -115,7 +116,8 @@ public sealed class DevicePlanning
             }
         }
 
-        return new DevicePlanning(analysis, times, new PlanProblem(inputBytes, blocks, devices, links, sink: HeadDevice, model: model), points, speeds);
+        var problem = new PlanProblem(inputBytes, blocks, devices, links, sink: HeadDevice, model: model);
+        return new DevicePlanning(analysis, times, problem, points, speeds);
     }
 
     /// <summary>The planner's throughput plan, without replicated stages (the runtime runs one stage per worker).</summary>
@@ -187,7 +189,8 @@ public sealed class DevicePlanning
             throw new InvalidOperationException("A runtime plan runs each stage on one worker and none on the head.");
         }
 
-        var placement = new StagePlacement(stages.Skip(1).Select(s => _points[s.FirstBlock]).ToList(), stages.Select(s => s.Devices[0] - 1).ToList());
+        var cuts = stages.Skip(1).Select(s => _points[s.FirstBlock]).ToList();
+        var placement = new StagePlacement(cuts, stages.Select(s => s.Devices[0] - 1).ToList());
         return new PricedConfiguration(name, placement, PlanEvaluator.Evaluate(Problem, plan));
     }
 
@@ -205,12 +208,15 @@ public sealed class DevicePlanning
         var speeds = await CalibrateAsync(options, sizes, cancellation);
         foreach (var s in speeds)
         {
-            say(string.Create(CultureInfo.InvariantCulture, $"{WorkerDevice(s.Worker)} measured {s.WholeModelMs:0.0} ms per frame for the whole model ({s.Frames} frames)"));
+            say(string.Create(
+                CultureInfo.InvariantCulture,
+                $"{WorkerDevice(s.Worker)} measured {s.WholeModelMs:0.0} ms per frame for the whole model ({s.Frames} frames)"));
         }
 
         // Image inputs travel as uint8 pixels (the first stage normalises them), a quarter of their float size.
         var inputBytes = analysis.Shapes.InputSizes.Sum(t =>
-            t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Float && t.Shape.Length == 4 && (t.Shape[1] is 1 or 3 or 4 || t.Shape[3] is 1 or 3 or 4)
+            t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Float && t.Shape.Length == 4
+            && (t.Shape[1] is 1 or 3 or 4 || t.Shape[3] is 1 or 3 or 4)
                 ? t.Bytes / 4
                 : t.Bytes);
         return Build(analysis, times, inputBytes, speeds, options.Emulation, Path.GetFileName(options.ModelPath));
@@ -271,13 +277,20 @@ internal static class BareLoops
         Func<int, Func<string, IReadOnlyList<string>, (string Program, IReadOnlyList<string> Arguments)>?>? wrapOf,
         CancellationToken cancellation)
     {
-        var args = new List<string> { "--bench-loop", modelPath, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--seconds", seconds.ToString(CultureInfo.InvariantCulture) };
+        var args = new List<string>
+        {
+            "--bench-loop", modelPath,
+            "--threads", threads.ToString(CultureInfo.InvariantCulture),
+            "--seconds", seconds.ToString(CultureInfo.InvariantCulture),
+        };
         if (sizes is { Count: > 0 })
         {
             args.AddRange(["--input", string.Join(" ", sizes.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}"))]);
         }
 
-        var processes = Enumerable.Range(0, count).Select(i => NodeProcess.Start($"loop-{i}", args, coresOf(i), binaryFolder, wrap: wrapOf?.Invoke(i))).ToList();
+        var processes = Enumerable.Range(0, count)
+            .Select(i => NodeProcess.Start($"loop-{i}", args, coresOf(i), binaryFolder, wrap: wrapOf?.Invoke(i)))
+            .ToList();
         try
         {
             await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(cancellation)));

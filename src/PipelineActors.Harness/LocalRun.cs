@@ -237,7 +237,8 @@ public static partial class LocalRun
             balance = (analysis, parts) => parts == placement.Parts ? placement.Cuts : measured(analysis, parts);
         }
 
-        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
+        var prepared = JobBuilder.Prepare(
+            options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
@@ -246,7 +247,8 @@ public static partial class LocalRun
         // A placement names workers by address, so each planned worker gets its port before it starts.
         var ports = options.Placement is null ? null : Enumerable.Range(0, options.Workers).Select(_ => FreePort()).ToList();
         var policy = options.Placement is { } planned
-            ? new PlannedPlacementPolicy(planned.Workers.Select(w => $"{devices?.Workers[w].BindAddress ?? System.Net.IPAddress.Loopback}:{ports![w]}").ToList())
+            ? new PlannedPlacementPolicy(
+                planned.Workers.Select(w => $"{devices?.Workers[w].BindAddress ?? System.Net.IPAddress.Loopback}:{ports![w]}").ToList())
             : null;
         await using var head = PipelineNode.Start(
             new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile }, policy);
@@ -460,7 +462,8 @@ public static partial class LocalRun
         if (placement.Workers.Count == 0 || placement.Cuts.Count != placement.Parts - 1
             || placement.Workers.Any(w => w < 0 || w >= workers) || placement.Workers.Distinct().Count() != placement.Parts)
         {
-            throw new ArgumentException($"A placement needs one distinct worker of 0..{workers - 1} per stage and one cut fewer than stages.", nameof(placement));
+            throw new ArgumentException(
+                $"A placement needs one distinct worker of 0..{workers - 1} per stage and one cut fewer than stages.", nameof(placement));
         }
     }
 
@@ -498,7 +501,8 @@ public static partial class LocalRun
         ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
-    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null)
+    public static IReadOnlyList<string> WorkerArgs(
+        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
         if (nodePort is { } fixedPort)

@@ -135,7 +135,9 @@ internal static class BenchCommand
             if (predicted)
             {
                 cells.Add(row.PredictedFramesPerSecond?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-");
-                cells.Add(row.PredictedFramesPerSecond is > 0 and var p ? (row.FramesPerSecond / p).ToString("0.00", CultureInfo.InvariantCulture) : "-");
+                cells.Add(row.PredictedFramesPerSecond is > 0 and var p
+                    ? (row.FramesPerSecond / p).ToString("0.00", CultureInfo.InvariantCulture)
+                    : "-");
             }
 
             table.AddRow([

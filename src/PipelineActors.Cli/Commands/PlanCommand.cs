@@ -53,7 +53,8 @@ internal static class PlanCommand
             var problem = (parse.GetValue(table), parse.GetValue(model)) switch
             {
                 ({ } path, null) => PlanTable.Read(path),
-                (null, { } modelPath) => Measured(modelPath, parse.GetValue(emulate), parse.GetValue(input) ?? [], parse.GetValue(json) ? null : context),
+                (null, { } modelPath) =>
+                    Measured(modelPath, parse.GetValue(emulate), parse.GetValue(input) ?? [], parse.GetValue(json) ? null : context),
                 (null, null) => throw new PipelineInputException("Give --table FILE (a what-if table) or --model M with --emulate SPEC."),
                 _ => throw new PipelineInputException("Give --table or --model, not both: a table already lists the blocks."),
             };
@@ -75,7 +76,8 @@ internal static class PlanCommand
     {
         if (spec is null)
         {
-            throw new PipelineInputException("--model plans on emulated workers: add --emulate SPEC, one entry per worker (e.g. \"cpu=1.0;cpu=0.4\").");
+            throw new PipelineInputException(
+                "--model plans on emulated workers: add --emulate SPEC, one entry per worker (e.g. \"cpu=1.0;cpu=0.4\").");
         }
 
         OnnxModelFile.Load(modelPath);

@@ -47,7 +47,8 @@ internal static class RunCommand
         };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate, emulate, plan,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate, emulate,
+            plan,
         };
         command.SetAction(parse => context.Guard(() =>
         {

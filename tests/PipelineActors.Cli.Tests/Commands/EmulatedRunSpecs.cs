@@ -108,7 +108,8 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.Equal(["planned", "equal-split", "single"], plans.Select(p => p.GetProperty("configuration").GetString()));
         Assert.Equal(2, report.RootElement.GetProperty("deviceSpeeds").GetArrayLength());
         output.WriteLine(string.Join("; ", rows.Select(r =>
-            $"{r.GetProperty("configuration")}: {r.GetProperty("framesPerSecond")} measured, {r.GetProperty("predictedFramesPerSecond")} predicted")));
+            $"{r.GetProperty("configuration")}: {r.GetProperty("framesPerSecond")} measured, "
+            + $"{r.GetProperty("predictedFramesPerSecond")} predicted")));
         var emulation = report.RootElement.GetProperty("emulation").EnumerateArray().ToList();
         Assert.Equal([0.5, 0.5], emulation.Select(e => e.GetProperty("cpu").GetDouble()));
         Assert.Equal(20, emulation[1].GetProperty("linkMbit").GetDouble());

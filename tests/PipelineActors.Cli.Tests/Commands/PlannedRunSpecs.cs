@@ -50,7 +50,8 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
         {
             // The stage ran where the plan put it, on the nodes the plan gave it.
             Assert.Equal(nodeOf[int.Parse(planned[i].Groups[1].Value)], stages[i].GetProperty("node").GetString());
-            Assert.StartsWith($"{planned[i].Groups[2].Value}..{planned[i].Groups[3].Value} ", stages[i].GetProperty("layers").GetString(), StringComparison.Ordinal);
+            var nodes = $"{planned[i].Groups[2].Value}..{planned[i].Groups[3].Value} ";
+            Assert.StartsWith(nodes, stages[i].GetProperty("layers").GetString(), StringComparison.Ordinal);
         }
 
         output.WriteLine(string.Join("; ", root.GetProperty("plannedStages").EnumerateArray()));

@@ -7,8 +7,11 @@ namespace PipelineActors.Runtime.Tests.ControlPath.Placement;
 /// <summary>A planned placement puts each stage on the worker the plan named, in the plan's order, and falls back when it cannot.</summary>
 public sealed class PlannedPlacementPolicySpecs
 {
-    private static readonly IReadOnlyList<SplitPlan> Splits =
-        Enumerable.Range(1, 3).Select(p => new SplitPlan(p, Enumerable.Range(0, p).Select(i => new StageSpec(i, new StageFile($"{p}-{i}", 1), [], [], [], 1, string.Empty)).ToList())).ToList();
+    private static readonly IReadOnlyList<SplitPlan> Splits = Enumerable.Range(1, 3)
+        .Select(p => new SplitPlan(
+            p,
+            Enumerable.Range(0, p).Select(i => new StageSpec(i, new StageFile($"{p}-{i}", 1), [], [], [], 1, string.Empty)).ToList()))
+        .ToList();
 
     private static Address Node(string host, int port) => new("akka.tcp", "pipeline", host, port);
 
