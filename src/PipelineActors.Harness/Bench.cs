@@ -53,7 +53,20 @@ public sealed record BenchRow(
     public IReadOnlyList<double> StageBusyPercent { get; init; } = [];
 
     public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
+
+    /// <summary>What the planner's cost model predicts for this configuration (with <c>--emulate</c>); null otherwise.</summary>
+    public double? PredictedFramesPerSecond { get; init; }
 }
+
+/// <summary>How one compared configuration placed its stages, and what the cost model said of it.</summary>
+/// <param name="Stages">One line per stage: worker, nodes, predicted compute.</param>
+public sealed record BenchPlanRow(
+    string Configuration,
+    IReadOnlyList<int> Workers,
+    IReadOnlyList<int> Cuts,
+    IReadOnlyList<string> Stages,
+    double PredictedFramesPerSecond,
+    string Bottleneck);
 
 /// <summary>N whole-model replicas at once on the same cores: their summed frames/s and each one's resident memory.</summary>
 public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
@@ -66,6 +79,12 @@ public sealed record BenchReport(string Model, string Machine, string Method, do
 
     /// <summary>The pipeline runs' emulation per worker (<c>--emulate</c>); empty without it.</summary>
     public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
+
+    /// <summary>With <c>--emulate</c>: each compared configuration's placement and prediction.</summary>
+    public IReadOnlyList<BenchPlanRow> Plans { get; init; } = [];
+
+    /// <summary>With <c>--emulate</c>: each worker's whole-model time, measured inside its device before planning.</summary>
+    public IReadOnlyList<DeviceSpeed> DeviceSpeeds { get; init; } = [];
 }
 
 /// <summary>
@@ -83,6 +102,11 @@ public static class Bench
         foreach (var n in options.Nodes)
         {
             options.Emulation?.RequireWorkers(n);
+        }
+
+        if (options.Emulation is { } compared)
+        {
+            return await CompareAsync(options, compared, cancellation);
         }
 
         var cores = Environment.ProcessorCount;
@@ -123,24 +147,7 @@ public static class Bench
                 versusReplicas = Math.Round(run.FramesPerSecond / sum, 3);
             }
 
-            rows.Add(new BenchRow(
-                $"pipeline x{n}",
-                n,
-                run.FramesPerSecond,
-                Math.Round(run.FramesPerSecond / bare.FramesPerSecond, 3),
-                Math.Round(run.FramesPerSecond / bare.FramesPerSecond / n, 3),
-                Math.Round(run.FramesPerSecond / (n * bare.FramesPerSecond), 3),
-                versusReplicas,
-                run.LatencyP50Ms,
-                run.Stages.Take(run.Stages.Count - 1).Select(s => s.BytesOutPerFrame).ToList(),
-                run.Nodes.Select(x => x.CpuSecondsPerFrame).ToList(),
-                run.HeadCpuSecondsPerFrame,
-                run.Nodes.Select(x => x.RssBytes).ToList(),
-                run.Lost)
-            {
-                StageBusyPercent = run.Stages.Select(s => s.BusyPercent).ToList(),
-                LatencyPercentiles = run.LatencyPercentiles,
-            });
+            rows.Add(RowOf($"pipeline x{n}", n, run, bare.FramesPerSecond, versusReplicas));
         }
 
         RunReport? killRun = null;
@@ -186,6 +193,157 @@ public static class Bench
         };
     }
 
+    private static BenchRow RowOf(string configuration, int n, RunReport run, double bareFps, double? versusReplicas) => new(
+        configuration,
+        n,
+        run.FramesPerSecond,
+        Math.Round(run.FramesPerSecond / bareFps, 3),
+        Math.Round(run.FramesPerSecond / bareFps / n, 3),
+        Math.Round(run.FramesPerSecond / (n * bareFps), 3),
+        versusReplicas,
+        run.LatencyP50Ms,
+        run.Stages.Take(run.Stages.Count - 1).Select(s => s.BytesOutPerFrame).ToList(),
+        run.Nodes.Select(x => x.CpuSecondsPerFrame).ToList(),
+        run.HeadCpuSecondsPerFrame,
+        run.Nodes.Select(x => x.RssBytes).ToList(),
+        run.Lost)
+    {
+        StageBusyPercent = run.Stages.Select(s => s.BusyPercent).ToList(),
+        LatencyPercentiles = run.LatencyPercentiles,
+    };
+
+    /// <summary>
+    /// <c>bench --emulate</c>: on the emulated workers, in one run, the planner's plan, the balanced equal split (stage i on
+    /// worker i), whole-model replicas (one bare loop per device, all at once) and the fastest device alone, each measured and
+    /// predicted by the planner's cost model from calibration loops run inside the devices first.
+    /// </summary>
+    private static async Task<BenchReport> CompareAsync(BenchOptions options, EmulationSpec spec, CancellationToken cancellation)
+    {
+        var say = options.Progress ?? (_ => { });
+        var n = spec.Workers.Count;
+        var cores = Environment.ProcessorCount;
+        string CoresFor(int index) => string.Join(
+            ",",
+            Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode)
+                .Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+
+        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, full speed, "
+            + $"{options.LoopSeconds:0} s");
+        var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var calibrationSeconds = Math.Max(3, options.LoopSeconds / 3);
+        say($"calibrating: a bare loop inside each of the {n} emulated devices at once, {calibrationSeconds:0} s");
+        var planningOptions = new DevicePlanningOptions
+        {
+            ModelPath = options.ModelPath,
+            InputSizes = options.InputSizes,
+            Workers = n,
+            IntraOpThreads = options.ThreadsPerNode,
+            Emulation = spec,
+            CoresOf = CoresFor,
+            CalibrationSeconds = calibrationSeconds,
+            BinaryFolder = options.BinaryFolder,
+            Progress = say,
+        };
+        var planning = await DevicePlanning.MeasureAsync(planningOptions, cancellation);
+        var planned = planning.Planned();
+        var equal = planning.EqualSplit(n);
+        var single = planning.Chain("single", [], [planning.FastestWorker]);
+        var replicasPredicted = planning.Replicas();
+
+        var rows = new List<BenchRow>();
+        IReadOnlyList<EmulatedWorkerRow> emulation = [];
+        foreach (var configuration in new[] { planned, equal, single })
+        {
+            say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; "
+                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s");
+            var run = await LocalRun.RunAsync(
+                new LocalRunOptions
+                {
+                    ModelPath = options.ModelPath,
+                    InputSizes = options.InputSizes,
+                    Workers = n,
+                    Frames = options.Frames,
+                    FramesPerSecond = 0,
+                    IntraOpThreads = options.ThreadsPerNode,
+                    CoresOf = CoresFor,
+                    BinaryFolder = options.BinaryFolder,
+                    LogFile = options.LogFile,
+                    Emulation = spec,
+                    Placement = configuration.Placement,
+                },
+                cancellation);
+            emulation = run.Emulation;
+            say($"{configuration.Name}: measured {run.FramesPerSecond:0.00} frames/s");
+            rows.Add(RowOf(configuration.Name, configuration.Placement.Parts, run, bare.FramesPerSecond, null) with
+            {
+                PredictedFramesPerSecond = Math.Round(configuration.PredictedFramesPerSecond, 2),
+            });
+        }
+
+        say($"replicas: the whole model in a bare loop inside each of the {n} emulated devices at once, {options.LoopSeconds:0} s");
+        var replicaLoops = await DevicePlanning.CalibrateAsync(
+            planningOptions with { CalibrationSeconds = options.LoopSeconds, Progress = null },
+            LocalRun.InputSizesFor(options.ModelPath, options.InputSizes),
+            cancellation);
+        var replicaFps = replicaLoops.Sum(l => l.Frames > 0 ? 1000 / l.WholeModelMs : 0);
+        rows.Insert(2, new BenchRow(
+            "replicas",
+            n,
+            Math.Round(replicaFps, 2),
+            Math.Round(replicaFps / bare.FramesPerSecond, 3),
+            Math.Round(replicaFps / bare.FramesPerSecond / n, 3),
+            Math.Round(replicaFps / (n * bare.FramesPerSecond), 3),
+            null,
+            Math.Round(replicaLoops.Average(l => l.WholeModelMs), 2),
+            [],
+            [],
+            0,
+            [],
+            0)
+        {
+            PredictedFramesPerSecond = Math.Round(replicasPredicted.FramesPerSecond, 2),
+        });
+
+        say("bare loop again, to see how much the machine drifted during the run");
+        var bareAfter = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var method = string.Join(" ", [
+            $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
+            $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s;",
+            "each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
+            $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two;",
+            "latency is added by the application).",
+            "planned: the planner's throughput plan, no replicated stages (the runtime runs one stage per worker),",
+            "cuts and worker order as planned;",
+            "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
+            $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
+            $"replicas: a bare loop of the whole model in every device at once for {options.LoopSeconds:0} s, frames/s summed (no frame transfer).",
+            $"Pipeline runs: 'pipeline run' with {options.Frames} synthetic frames as fast as the pipeline takes them,",
+            "throughput = (results - 1) / (last result - first result).",
+            "Predicted: the planner's cost model (period = the slowest stage or link occupancy).",
+        ]);
+        return new BenchReport(
+            Path.GetFileName(options.ModelPath),
+            Machine(cores),
+            method,
+            Math.Round(bare.FramesPerSecond, 2),
+            Math.Round(bareAfter.FramesPerSecond, 2),
+            Math.Round(bare.P50Ms, 2),
+            bare.PeakRssBytes,
+            rows,
+            [])
+        {
+            Emulation = emulation,
+            DeviceSpeeds = planning.Speeds.Select(d => d with { WholeModelMs = Math.Round(d.WholeModelMs, 2) }).ToList(),
+            Plans = new[] { planned, equal, single }.Select(c => new BenchPlanRow(
+                c.Name,
+                c.Placement.Workers,
+                c.Placement.Cuts,
+                planning.Describe(c),
+                Math.Round(c.PredictedFramesPerSecond, 2),
+                c.Figures.Bottleneck.Description)).ToList(),
+        };
+    }
+
     /// <summary>The machine in words: cores, CPU model, memory, OS.</summary>
     private static string Machine(int cores)
     {
@@ -196,28 +354,15 @@ public static class Bench
         return $"{cores} cores ({cpu ?? "unknown CPU"}), {memory} GiB, {Environment.OSVersion}";
     }
 
-    private static async Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation)
-    {
-        var args = new List<string> { "--bench-loop", options.ModelPath, "--threads", options.ThreadsPerNode.ToString(CultureInfo.InvariantCulture), "--seconds", options.LoopSeconds.ToString(CultureInfo.InvariantCulture) };
-        if (options.InputSizes is { Count: > 0 } sizes)
-        {
-            args.AddRange(["--input", string.Join(" ", sizes.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}"))]);
-        }
-
-        var processes = Enumerable.Range(0, count).Select(i => NodeProcess.Start($"loop-{i}", args, coresFor(i), options.BinaryFolder)).ToList();
-        try
-        {
-            await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(cancellation)));
-            return processes.Select(p =>
-            {
-                var line = p.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
-                    ?? throw new InvalidOperationException($"The bare loop printed no result: {p.Output.Trim()}");
-                return JsonSerializer.Deserialize<BareLoopResult>(line)!;
-            }).ToList();
-        }
-        finally
-        {
-            processes.ForEach(p => p.Dispose());
-        }
-    }
+    private static Task<List<BareLoopResult>> Loops(BenchOptions options, int count, Func<int, string> coresFor, CancellationToken cancellation) =>
+        BareLoops.RunAsync(
+            options.ModelPath,
+            options.InputSizes,
+            options.ThreadsPerNode,
+            options.LoopSeconds,
+            count,
+            coresFor,
+            options.BinaryFolder,
+            null,
+            cancellation);
 }

@@ -18,6 +18,7 @@ using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
 using PipelineActors.Harness.Emulation;
 using PipelineActors.Onnx.Cost;
+using PipelineActors.Runtime.ControlPath.Placement;
 
 namespace PipelineActors.Harness;
 
@@ -87,6 +88,12 @@ public sealed record LocalRunOptions
 
     /// <summary>Emulated devices and links, one entry per worker (<c>--emulate</c>); null runs every worker at full speed.</summary>
     public EmulationSpec? Emulation { get; init; }
+
+    /// <summary>
+    /// Cut the model where this says and put stage i on worker <c>Workers[i]</c> (a plan's cuts and device order); null leaves
+    /// both to the balanced split, one stage per worker in address order.
+    /// </summary>
+    public StagePlacement? Placement { get; init; }
 }
 
 /// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
@@ -150,6 +157,12 @@ public sealed record RunReport(
 
     /// <summary>Each worker's emulation (<c>--emulate</c>), in worker order; empty when the run had none.</summary>
     public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
+
+    /// <summary>With <c>--plan planned</c>: one line per planned stage (worker, nodes, predicted compute); empty otherwise.</summary>
+    public IReadOnlyList<string> PlannedStages { get; init; } = [];
+
+    /// <summary>With <c>--plan planned</c>: the frames/s the planner's cost model predicted for the plan.</summary>
+    public double? PredictedFramesPerSecond { get; init; }
 }
 
 /// <summary>
@@ -213,16 +226,32 @@ public static partial class LocalRun
         }
 
         say($"cutting {Path.GetFileName(options.ModelPath)} for 1..{maxWorkers} workers");
-        var sizes = options.InputSizes is { Count: > 0 } || profile is null
-            ? options.InputSizes
-            : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
-        var prepared = JobBuilder.Prepare(options.ModelPath, sizes, maxWorkers, store, JobBuilder.MeasuredBalance(options.IntraOpThreads), normalisation: profile is null ? null : Normalisation(profile));
+        var sizes = InputSizesFor(options.ModelPath, options.InputSizes);
+        var balance = JobBuilder.MeasuredBalance(options.IntraOpThreads);
+        if (options.Placement is { } placement)
+        {
+            CheckPlacement(placement, options.Workers);
+
+            // The plan's split takes its place among the balanced ones, which recovery falls back to when a worker is lost.
+            var measured = balance;
+            balance = (analysis, parts) => parts == placement.Parts ? placement.Cuts : measured(analysis, parts);
+        }
+
+        var prepared = JobBuilder.Prepare(
+            options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
         var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
+
+        // A placement names workers by address, so each planned worker gets its port before it starts.
+        var ports = options.Placement is null ? null : Enumerable.Range(0, options.Workers).Select(_ => FreePort()).ToList();
+        var policy = options.Placement is { } planned
+            ? new PlannedPlacementPolicy(
+                planned.Workers.Select(w => $"{devices?.Workers[w].BindAddress ?? System.Net.IPAddress.Loopback}:{ports![w]}").ToList())
+            : null;
         await using var head = PipelineNode.Start(
-            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile }, policy);
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
@@ -236,7 +265,7 @@ public static partial class LocalRun
                 var emulated = devices?.Workers[i];
                 return NodeProcess.Start(
                     $"worker-{i}",
-                    WorkerArgs(head.SeedUri, options, i, emulated),
+                    WorkerArgs(head.SeedUri, options, i, emulated, ports is not null && i < ports.Count ? ports[i] : null),
                     options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                     options.BinaryFolder,
                     wrap: emulated is null ? null : emulated.Wrap);
@@ -421,6 +450,31 @@ public static partial class LocalRun
         }
     }
 
+    /// <summary>The input sizes a run uses: those given, else the model profile's (beside the model), else the model's own.</summary>
+    public static IReadOnlyDictionary<string, long[]>? InputSizesFor(string modelPath, IReadOnlyDictionary<string, long[]>? given)
+    {
+        var profile = File.Exists(ModelProfile.PathFor(modelPath)) ? ModelProfile.ForModel(modelPath) : null;
+        return given is { Count: > 0 } || profile is null ? given : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
+    }
+
+    private static void CheckPlacement(StagePlacement placement, int workers)
+    {
+        if (placement.Workers.Count == 0 || placement.Cuts.Count != placement.Parts - 1
+            || placement.Workers.Any(w => w < 0 || w >= workers) || placement.Workers.Distinct().Count() != placement.Parts)
+        {
+            throw new ArgumentException(
+                $"A placement needs one distinct worker of 0..{workers - 1} per stage and one cut fewer than stages.", nameof(placement));
+        }
+    }
+
+    /// <summary>A TCP port free now (the worker binds it a moment later; its own namespace, if any, has every port free).</summary>
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
     public static PixelNormalisation Normalisation(ModelProfile profile) => profile.FirstStageNormalisation();
 
@@ -447,9 +501,15 @@ public static partial class LocalRun
         ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
-    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null)
+    public static IReadOnlyList<string> WorkerArgs(
+        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        if (nodePort is { } fixedPort)
+        {
+            args.AddRange(["--port", fixedPort.ToString(CultureInfo.InvariantCulture)]);
+        }
+
         if (emulated is not null)
         {
             args.AddRange(["--host", emulated.BindAddress.ToString()]);

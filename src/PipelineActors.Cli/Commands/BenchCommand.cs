@@ -107,16 +107,41 @@ internal static class BenchCommand
             console.MarkupLine($"emulated {Markup.Escape(e.Worker)}: cpu {cpu}, link {link}, latency {latency} ms (added by the application)");
         }
 
+        foreach (var d in r.DeviceSpeeds)
+        {
+            console.MarkupLine($"calibrated worker-{d.Worker}: {d.WholeModelMs:0.0} ms per frame for the whole model ({d.Frames} frames)");
+        }
+
+        foreach (var p in r.Plans)
+        {
+            console.MarkupLine(
+                $"{Markup.Escape(p.Configuration)}: {Markup.Escape(string.Join("; ", p.Stages))}; bottleneck {Markup.Escape(p.Bottleneck)}");
+        }
+
         console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
-        var table = new Table().Border(TableBorder.Rounded)
-            .AddColumn("configuration").AddColumn("frames/s", c => c.RightAligned()).AddColumn("x bare loop", c => c.RightAligned())
+        var predicted = r.Rows.Any(row => row.PredictedFramesPerSecond is not null);
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("frames/s", c => c.RightAligned());
+        if (predicted)
+        {
+            table.AddColumn("predicted frames/s", c => c.RightAligned()).AddColumn("measured / predicted", c => c.RightAligned());
+        }
+
+        table.AddColumn("x bare loop", c => c.RightAligned())
             .AddColumn("efficiency", c => c.RightAligned()).AddColumn("vs N replicas", c => c.RightAligned())
             .AddColumn("p50 ms", c => c.RightAligned()).AddColumn("bytes/frame per link").AddColumn("CPU s/frame per node").AddColumn("memory per node").AddColumn("lost", c => c.RightAligned());
         foreach (var row in r.Rows)
         {
-            table.AddRow(
-                row.Configuration,
-                row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture),
+            var cells = new List<string> { row.Configuration, row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture) };
+            if (predicted)
+            {
+                cells.Add(row.PredictedFramesPerSecond?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-");
+                cells.Add(row.PredictedFramesPerSecond is > 0 and var p
+                    ? (row.FramesPerSecond / p).ToString("0.00", CultureInfo.InvariantCulture)
+                    : "-");
+            }
+
+            table.AddRow([
+                .. cells,
                 row.SpeedupOverBareLoop.ToString("0.00x", CultureInfo.InvariantCulture),
                 $"{row.ScalingEfficiency * 100:0.0} %",
                 row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-",
@@ -124,7 +149,8 @@ internal static class BenchCommand
                 string.Join(", ", row.BytesPerFrameOnLinks.Select(Format.Bytes)),
                 string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture))) + $" (+ingest {row.HeadCpuSecondsPerFrame:0.0000})",
                 string.Join(", ", row.RssBytesPerNode.Select(Format.Bytes)),
-                row.Lost.ToString(CultureInfo.InvariantCulture));
+                row.Lost.ToString(CultureInfo.InvariantCulture),
+            ]);
         }
 
         foreach (var (n, fps, rss) in r.Replicas)

@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using PipelineActors.Harness;
+using PipelineActors.Harness.Emulation;
 using PipelineActors.Onnx;
+using PipelineActors.Onnx.Graph;
 using PipelineActors.Planning;
 using Spectre.Console;
 
@@ -18,8 +21,14 @@ internal static class PlanCommand
         {
             Description = "JSON table: inputBytes, blocks (outputBytes, ms per device type), devices (one source), links; " +
                 "optional defaultLink, sink.",
-            Required = true,
         };
+        var model = new Option<string?>("--model")
+        {
+            Description = "Plan this ONNX model on the workers of --emulate instead of a table: its per-node times measured here, each "
+                + "worker's speed by a calibration loop inside its emulated device, links from the spec (the head sends frames, takes results).",
+        };
+        var emulate = CommonOptions.Emulate();
+        var input = CommonOptions.Input();
         var objective = new Option<string?>("--objective")
         {
             Description = "throughput (least period; the default) or latency (least one-frame latency; the default with --min-fps).",
@@ -33,7 +42,7 @@ internal static class PlanCommand
         var json = new Option<bool>("--json") { Description = "Print the plan as one JSON object." };
         var command = new Command("plan", "Choose devices, their order, block ranges and replicas for a table of measured blocks, devices and links.")
         {
-            table, objective, minFps, maxReplicas, json,
+            table, model, emulate, input, objective, minFps, maxReplicas, json,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -41,8 +50,14 @@ internal static class PlanCommand
                 Objective(parse.GetValue(objective), parse.GetValue(minFps)),
                 parse.GetValue(minFps),
                 parse.GetValue(maxReplicas));
-            var path = parse.GetValue(table)!;
-            var problem = PlanTable.Read(path);
+            var problem = (parse.GetValue(table), parse.GetValue(model)) switch
+            {
+                ({ } path, null) => PlanTable.Read(path),
+                (null, { } modelPath) =>
+                    Measured(modelPath, parse.GetValue(emulate), parse.GetValue(input) ?? [], parse.GetValue(json) ? null : context),
+                (null, null) => throw new PipelineInputException("Give --table FILE (a what-if table) or --model M with --emulate SPEC."),
+                _ => throw new PipelineInputException("Give --table or --model, not both: a table already lists the blocks."),
+            };
             var result = Planner.Plan(problem, request);
             if (parse.GetValue(json))
             {
@@ -54,6 +69,28 @@ internal static class PlanCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The problem for a real model on emulated workers, measured here (as <c>bench --emulate</c> measures it).</summary>
+    private static PlanProblem Measured(string modelPath, string? spec, string[] input, CliContext? progress)
+    {
+        if (spec is null)
+        {
+            throw new PipelineInputException(
+                "--model plans on emulated workers: add --emulate SPEC, one entry per worker (e.g. \"cpu=1.0;cpu=0.4\").");
+        }
+
+        OnnxModelFile.Load(modelPath);
+        var emulation = EmulationSpec.Parse(spec);
+        var planning = DevicePlanning.MeasureAsync(new DevicePlanningOptions
+        {
+            ModelPath = modelPath,
+            InputSizes = InputSizes.ParseOverrides(input),
+            Workers = emulation.Workers.Count,
+            Emulation = emulation,
+            Progress = progress is null ? null : line => progress.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
+        }).GetAwaiter().GetResult();
+        return planning.Problem;
     }
 
     private static PlanObjective Objective(string? text, double? minFps) => text switch

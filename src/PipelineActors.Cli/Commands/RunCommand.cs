@@ -39,9 +39,16 @@ internal static class RunCommand
         var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
         var emulate = CommonOptions.Emulate();
+        var plan = new Option<string>("--plan")
+        {
+            Description = "balanced: equal measured cost per stage, one stage per worker in address order; planned: the planner's cuts and "
+                + "worker order for the workers as measured (a calibration loop inside each emulated device first).",
+            DefaultValueFactory = _ => "balanced",
+        };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate, emulate,
+            plan,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -55,6 +62,17 @@ internal static class RunCommand
             if (parse.GetValue(window) is < 1)
             {
                 throw new PipelineInputException($"--window {parse.GetValue(window)} lets no frame in flight; give at least 1.");
+            }
+
+            var planned = parse.GetValue(plan) switch
+            {
+                "planned" => true,
+                "balanced" => false,
+                var other => throw new PipelineInputException($"--plan takes planned or balanced, not '{other}'."),
+            };
+            if (planned && parse.GetValue(nodes) < 1)
+            {
+                throw new PipelineInputException($"--nodes must be at least 1, not {parse.GetValue(nodes)}.");
             }
 
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
@@ -83,6 +101,25 @@ internal static class RunCommand
                 LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
                 Emulation = emulation,
             };
+            PricedConfiguration? chosen = null;
+            IReadOnlyList<string> chosenStages = [];
+            if (planned)
+            {
+                var planning = DevicePlanning.MeasureAsync(new DevicePlanningOptions
+                {
+                    ModelPath = modelPath,
+                    InputSizes = options.InputSizes,
+                    Workers = options.Workers,
+                    IntraOpThreads = options.IntraOpThreads,
+                    Emulation = emulation,
+                    Progress = options.Progress,
+                }).GetAwaiter().GetResult();
+                chosen = planning.Planned();
+                chosenStages = planning.Describe(chosen);
+                options = options with { Placement = chosen.Placement };
+                options.Progress?.Invoke($"planned: {string.Join("; ", chosenStages)}; predicted {chosen.PredictedFramesPerSecond:0.00} frames/s");
+            }
+
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) =>
             {
@@ -112,6 +149,15 @@ internal static class RunCommand
             else
             {
                 report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+            }
+
+            if (chosen is not null)
+            {
+                report = report with
+                {
+                    PlannedStages = chosenStages,
+                    PredictedFramesPerSecond = Math.Round(chosen.PredictedFramesPerSecond, 2),
+                };
             }
 
             if (parse.GetValue(json))

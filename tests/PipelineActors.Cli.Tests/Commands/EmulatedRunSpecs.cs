@@ -87,7 +87,7 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task Bench_with_a_spec_and_no_nodes_runs_the_pipeline_on_that_many_emulated_workers()
+    public async Task Bench_with_a_spec_compares_planned_equal_split_replicas_and_single_measured_and_predicted_on_the_emulated_workers()
     {
         var model = Zoo("tinynet");
 
@@ -96,9 +96,20 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
 
         Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
         using var report = JsonDocument.Parse(bench.Output);
-        var row = Assert.Single(report.RootElement.GetProperty("rows").EnumerateArray());
-        Assert.Equal(2, row.GetProperty("nodes").GetInt32());
-        Assert.Equal(0, row.GetProperty("lost").GetInt64());
+        var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(["planned", "equal-split", "replicas", "single"], rows.Select(r => r.GetProperty("configuration").GetString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("framesPerSecond").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("predictedFramesPerSecond").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.Equal(0, r.GetProperty("lost").GetInt64()));
+        // The equal split runs a stage on each worker; one device alone, one stage.
+        Assert.Equal(2, rows[1].GetProperty("nodes").GetInt32());
+        Assert.Equal(1, rows[3].GetProperty("nodes").GetInt32());
+        var plans = report.RootElement.GetProperty("plans").EnumerateArray().ToList();
+        Assert.Equal(["planned", "equal-split", "single"], plans.Select(p => p.GetProperty("configuration").GetString()));
+        Assert.Equal(2, report.RootElement.GetProperty("deviceSpeeds").GetArrayLength());
+        output.WriteLine(string.Join("; ", rows.Select(r =>
+            $"{r.GetProperty("configuration")}: {r.GetProperty("framesPerSecond")} measured, "
+            + $"{r.GetProperty("predictedFramesPerSecond")} predicted")));
         var emulation = report.RootElement.GetProperty("emulation").EnumerateArray().ToList();
         Assert.Equal([0.5, 0.5], emulation.Select(e => e.GetProperty("cpu").GetDouble()));
         Assert.Equal(20, emulation[1].GetProperty("linkMbit").GetDouble());
