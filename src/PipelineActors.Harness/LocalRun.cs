@@ -283,6 +283,7 @@ public static partial class LocalRun
             var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes)
             {
                 MaxCrashes = head.Settings.Ingest.MaxCrashes,
+                EndsJob = false, // the report reads the stages' counters first, then ends the job
             };
             IFrameSource source = options.Source == "synthetic" || profile is null
                 ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
@@ -414,6 +415,7 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
+            head.Supervisor.Tell(new JobEnded("run"));
             var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {

@@ -52,6 +52,9 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
             Assert.Equal(nodeOf[int.Parse(planned[i].Groups[1].Value)], stages[i].GetProperty("node").GetString());
             var nodes = $"{planned[i].Groups[2].Value}..{planned[i].Groups[3].Value} ";
             Assert.StartsWith(nodes, stages[i].GetProperty("layers").GetString(), StringComparison.Ordinal);
+
+            // Read from the live stage after the run: a stage stopped before the report would show 0.
+            Assert.Equal(30, stages[i].GetProperty("frames").GetInt64());
         }
 
         output.WriteLine(string.Join("; ", root.GetProperty("plannedStages").EnumerateArray()));

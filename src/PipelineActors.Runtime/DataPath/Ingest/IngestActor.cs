@@ -27,6 +27,12 @@ public sealed record IngestSettings(int Window, TimeSpan MinDeadline, int MaxAtt
 
     /// <summary>The first frame's id: a job that resumes (on this node or another) continues after the last id it issued.</summary>
     public long FirstId { get; init; }
+
+    /// <summary>
+    /// Tell the supervisor the job ended once every frame has an outcome, so its stages stop. A harness that still reads
+    /// the stages' counters after the run turns it off and ends the job itself.
+    /// </summary>
+    public bool EndsJob { get; init; } = true;
 }
 
 /// <summary>
@@ -373,7 +379,10 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             _observer?.Tell(new IngestCompleted(_window.NextId));
 
             // The job's stages are no use to anyone now: its supervisor stops them.
-            _supervisor.Tell(new JobEnded(_job.JobId));
+            if (_settings.EndsJob)
+            {
+                _supervisor.Tell(new JobEnded(_job.JobId));
+            }
         }
     }
 
