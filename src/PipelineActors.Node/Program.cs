@@ -35,6 +35,7 @@ try
     // "failed to start" log with a stack trace.
     options = NodeArguments.From(builder.Configuration);
     NodeArguments.MetricsPort(builder.Configuration);
+    NodeArguments.MetricsAddress(builder.Configuration);
     PipelineSettings.From(PipelineConfig.Build(options));
 }
 catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or Akka.Configuration.ConfigurationException)
