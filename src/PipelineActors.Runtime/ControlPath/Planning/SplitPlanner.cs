@@ -72,9 +72,24 @@ public static class JobBuilder
         }
     }
 
-    public static PreparedModel Prepare(string modelPath, IReadOnlyDictionary<string, long[]>? inputSizes, int maxParts, string storeFolder, Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null, bool pixels = true, PixelNormalisation? normalisation = null)
+    /// <param name="expectedSha256">The SHA-256 the model must have (a job's model from the cache); checked on the bytes parsed.</param>
+    public static PreparedModel Prepare(
+        string modelPath,
+        IReadOnlyDictionary<string, long[]>? inputSizes,
+        int maxParts,
+        string storeFolder,
+        Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null,
+        bool pixels = true,
+        PixelNormalisation? normalisation = null,
+        string? expectedSha256 = null)
     {
-        var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), inputSizes);
+        var source = OnnxModelFile.Load(modelPath);
+        if (expectedSha256 is not null && source.Sha256 != expectedSha256)
+        {
+            throw new InvalidDataException($"The model {modelPath} hashes to {source.Sha256}, not {expectedSha256}: it changed after it was fetched; it is not cut.");
+        }
+
+        var analysis = ModelAnalysis.Analyze(source, inputSizes);
         balance ??= MeasuredBalance(intraOpThreads: 1);
         var pixelInputs = new HashSet<string>(StringComparer.Ordinal);
         storeFolder = Hosting.PrivateFiles.EnsureFolder(storeFolder);

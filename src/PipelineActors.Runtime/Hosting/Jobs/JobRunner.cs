@@ -254,7 +254,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 maxParts,
                 Path.Combine(context.StagesFolder, spec.ModelSha256[..16]),
                 JobBuilder.MeasuredBalance(context.Settings.IntraOpThreads),
-                normalisation: profile?.FirstStageNormalisation());
+                normalisation: profile?.FirstStageNormalisation(),
+                expectedSha256: spec.ModelSha256);
             var results = ResultDestinations.Open(spec.Results, spec.Name, context.Results(spec.Name) with
             {
                 Decoder = profile?.Decoder is { } decoder ? DecoderRegistry.Get(decoder) : null,
