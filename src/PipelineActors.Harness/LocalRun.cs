@@ -182,7 +182,9 @@ public static partial class LocalRun
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
-            throw new Onnx.PipelineInputException($"Source '{SourceCredentials.Redact(options.Source)}' needs the model's profile ({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
+            throw new Onnx.PipelineInputException(
+                $"Source '{SourceCredentials.Redact(options.Source)}' needs the model's profile "
+                + $"({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
         }
 
         if (profile is not null && options.Source != "synthetic")

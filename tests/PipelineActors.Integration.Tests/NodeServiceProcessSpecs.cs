@@ -140,7 +140,8 @@ public sealed class NodeServiceProcessSpecs
             var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), ["--seeds", "akka.tcp://pipeline@127.0.0.1:4053", option, .. value]);
 
             Assert.Equal(2, code);
-            Assert.Contains(option == "--model-cache" ? $"{link} is a symbolic link" : "'not an address' is not an IP address", error, StringComparison.Ordinal);
+            var named = option == "--model-cache" ? $"{link} is a symbolic link" : "'not an address' is not an IP address";
+            Assert.Contains(named, error, StringComparison.Ordinal);
             Assert.DoesNotContain("Exception", error, StringComparison.Ordinal);
             Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
             Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);

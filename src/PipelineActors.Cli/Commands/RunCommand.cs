@@ -46,7 +46,8 @@ internal static class RunCommand
         var emulate = CommonOptions.Emulate();
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard, annotate, emulate,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
+            annotate, emulate,
         };
         command.SetAction(parse => context.Guard(() =>
         {

@@ -98,7 +98,8 @@ public static partial class PrivateFiles
         if (entry.Uid != me)
         {
             throw new PipelineInputException(
-                $"The folder {full} belongs to user {entry.Uid}, not to this user ({me}): they could read or replace what is in it; remove it or name another folder.");
+                $"The folder {full} belongs to user {entry.Uid}, not to this user ({me}): they could read or replace what is in it; "
+                + "remove it or name another folder.");
         }
 
         if ((entry.Mode & 0x3F) != 0)

@@ -124,7 +124,8 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         _silentRounds = 0;
         if (chunk.Sha256 != _file.Sha256 || !Fits(chunk))
         {
-            Finish($"the model store sent piece {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes of {chunk.TotalBytes}), which is not a piece of this file");
+            Finish($"the model store sent piece {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes of {chunk.TotalBytes}), "
+                + "which is not a piece of this file");
             return;
         }
 

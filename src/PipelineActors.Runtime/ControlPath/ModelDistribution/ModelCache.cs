@@ -116,7 +116,8 @@ public sealed class ModelCache
         var actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
         return actual == sha256
             ? bytes
-            : throw new InvalidDataException($"The stage file {path} hashes to {actual}, not {sha256}: it changed after it was fetched; it is not loaded.");
+            : throw new InvalidDataException(
+                $"The stage file {path} hashes to {actual}, not {sha256}: it changed after it was fetched; it is not loaded.");
     }
 
     /// <summary>Stores fetched bytes after checking their hash; the file appears whole or not at all. Then keeps to the size limit.</summary>

@@ -86,7 +86,8 @@ public static class JobBuilder
         var source = OnnxModelFile.Load(modelPath);
         if (expectedSha256 is not null && source.Sha256 != expectedSha256)
         {
-            throw new InvalidDataException($"The model {modelPath} hashes to {source.Sha256}, not {expectedSha256}: it changed after it was fetched; it is not cut.");
+            throw new InvalidDataException(
+                $"The model {modelPath} hashes to {source.Sha256}, not {expectedSha256}: it changed after it was fetched; it is not cut.");
         }
 
         var analysis = ModelAnalysis.Analyze(source, inputSizes);

@@ -45,7 +45,8 @@ public static class ResultLine
         var line = new StringBuilder(256);
         line.Append(CultureInfo.InvariantCulture, $"{{\"{FrameIdField}\":{outcome.FrameId},\"source\":")
             .Append(System.Text.Json.JsonSerializer.Serialize(outcome.SourceId))
-            .Append(CultureInfo.InvariantCulture, $",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":").Append(Number(outcome.LatencyMs, "0.###"));
+            .Append(CultureInfo.InvariantCulture, $",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":")
+            .Append(Number(outcome.LatencyMs, "0.###"));
         if (outcome.FailedReason is not null)
         {
             line.Append(",\"failed\":").Append(System.Text.Json.JsonSerializer.Serialize(outcome.FailedReason));

@@ -73,7 +73,9 @@ public static class SourceSpec
             // Local files only, and the path can never read as an option: an HLS playlist that names file:/// or http://
             // segments opens nothing, and a file called -version.mp4 is a file.
             var file = FileUrl(path);
-            string[] input = realtime ? ["-protocol_whitelist", FileProtocols, "-re", "-i", file] : ["-protocol_whitelist", FileProtocols, "-i", file];
+            string[] input = realtime
+                ? ["-protocol_whitelist", FileProtocols, "-re", "-i", file]
+                : ["-protocol_whitelist", FileProtocols, "-i", file];
             return new FfmpegSource(new FfmpegInput(spec, input, IsLive: realtime, Restart: false, rate ?? 0), new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
         }
 
@@ -121,8 +123,12 @@ public static class SourceSpec
         throw new PipelineInputException($"Unknown source '{shown}'; give one of {Kinds}.");
     }
 
-    private static FfmpegSource Camera(string id, IReadOnlyList<string> input, ModelProfile profile, FrameSourceOptions options, FfmpegOptions ffmpeg, string? note = null) =>
-        new(new FfmpegInput(id, input, IsLive: true, Restart: true, options.FramesPerSecond) { StartNote = note }, new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
+    private static FfmpegSource Camera(
+        string id, IReadOnlyList<string> input, ModelProfile profile, FrameSourceOptions options, FfmpegOptions ffmpeg, string? note = null) =>
+        new(
+            new FfmpegInput(id, input, IsLive: true, Restart: true, options.FramesPerSecond) { StartNote = note },
+            new Preprocessor(profile, options.Uint8Pixels),
+            ffmpeg);
 
     /// <summary>
     /// A local path as ffmpeg's <c>file:</c> URL: an absolute path, so neither a leading '-' (an option) nor a colon

@@ -243,7 +243,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             var synthetic = spec.Source.StartsWith("synthetic", StringComparison.Ordinal);
             if (profile is null && !synthetic)
             {
-                throw new Onnx.PipelineInputException($"Source '{DataPath.Sources.SourceCredentials.Redact(spec.Source)}' needs the model's profile; submit the model with its .profile.json beside it.");
+                throw new Onnx.PipelineInputException(
+                    $"Source '{DataPath.Sources.SourceCredentials.Redact(spec.Source)}' needs the model's profile; "
+                    + "submit the model with its .profile.json beside it.");
             }
 
             var overrides = InputSizes.ParseOverrides(spec.InputSizes);

@@ -22,7 +22,8 @@ public sealed class ResultLineSpecs
         {
             new FrameOutcome(1, Hostile, 10, 1.5, [Floats("out\"put", 0.25f, 1f)], null),
             new FrameOutcome(2, Hostile, 20, 2.5, [], Hostile),
-            new FrameOutcome(3, "rtsp://***@cam/1", 30, double.NaN, [Floats("x", float.NaN, float.PositiveInfinity, float.NegativeInfinity, 2f)], null),
+            new FrameOutcome(
+                3, "rtsp://***@cam/1", 30, double.NaN, [Floats("x", float.NaN, float.PositiveInfinity, float.NegativeInfinity, 2f)], null),
         };
 
         var lines = outcomes.Select(o => ResultLine.Format(o)).ToList();

@@ -30,7 +30,9 @@ public sealed class SourceSafetySpecs : IDisposable
     [InlineData("rtsp://admin:pw@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1")]
     [InlineData("rtsp://admin:p@ss@10.0.0.5/stream1?listen", "rtsp://***@10.0.0.5/stream1?listen")]
     [InlineData("HTTPS://user@cam.local/feed.mjpg", "HTTPS://***@cam.local/feed.mjpg")]
-    [InlineData("ffmpeg said: rtsp://a:b@h:1/x: 401 Unauthorized | http://c:d@e/f", "ffmpeg said: rtsp://***@h:1/x: 401 Unauthorized | http://***@e/f")]
+    [InlineData(
+        "ffmpeg said: rtsp://a:b@h:1/x: 401 Unauthorized | http://c:d@e/f",
+        "ffmpeg said: rtsp://***@h:1/x: 401 Unauthorized | http://***@e/f")]
     [InlineData("rtsp://10.0.0.5:554/stream1", "rtsp://10.0.0.5:554/stream1")]
     [InlineData("video:/clips/a@b.mp4", "video:/clips/a@b.mp4")]
     public void Camera_credentials_are_hidden_in_any_text(string text, string hidden) =>
@@ -43,7 +45,8 @@ public sealed class SourceSafetySpecs : IDisposable
         var camera = Media.ServeMjpeg(port);
         try
         {
-            using var source = (FfmpegSource)SourceSpec.Parse($"http://admin:{Password}@127.0.0.1:{port}/feed.mjpg", Face, new FrameSourceOptions(Uint8Pixels: true));
+            var url = $"http://admin:{Password}@127.0.0.1:{port}/feed.mjpg";
+            using var source = (FfmpegSource)SourceSpec.Parse(url, Face, new FrameSourceOptions(Uint8Pixels: true));
 
             var frames = Enumerable.Range(0, 5).Select(_ => ReadWithin(source)).ToList();
 

@@ -49,7 +49,8 @@ public sealed class MetricsEndpoint : IDisposable
         }
         catch (System.Net.HttpListenerException e)
         {
-            throw new Onnx.PipelineInputException($"Cannot serve metrics on {host}:{port}: {e.Message.TrimEnd('.')}; give another --metrics-port or --metrics-address.");
+            throw new Onnx.PipelineInputException(
+                $"Cannot serve metrics on {host}:{port}: {e.Message.TrimEnd('.')}; give another --metrics-port or --metrics-address.");
         }
 
         return new MetricsEndpoint(server);
@@ -80,7 +81,8 @@ public sealed class MetricsEndpoint : IDisposable
 
         return Uri.CheckHostName(text) == UriHostNameType.Dns
             ? text
-            : throw new Onnx.PipelineInputException($"The metrics address '{address}' is not an IP address or host name; give one such as 127.0.0.1 or 0.0.0.0.");
+            : throw new Onnx.PipelineInputException(
+                $"The metrics address '{address}' is not an IP address or host name; give one such as 127.0.0.1 or 0.0.0.0.");
     }
 
     public void Dispose()
