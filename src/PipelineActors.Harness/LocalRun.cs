@@ -83,6 +83,9 @@ public sealed record LocalRunOptions
     /// <summary>Serve Prometheus metrics: this process on this port, worker i on port + 1 + i.</summary>
     public int? MetricsPort { get; init; }
 
+    /// <summary>The address every process's metrics bind; null: 127.0.0.1.</summary>
+    public string? MetricsAddress { get; init; }
+
     /// <summary>Where this process's Akka log goes (null: the console).</summary>
     public string? LogFile { get; init; }
 
@@ -186,12 +189,15 @@ public static partial class LocalRun
         }
 
         var say = options.Progress ?? (_ => { });
-        var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
+        // This user's own folder (0700), not a fixed one in /tmp where another user could plant links (review S3).
+        var store = Path.Combine(PrivateFiles.RunFolder(), "store");
         var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
-            throw new Onnx.PipelineInputException($"Source '{options.Source}' needs the model's profile ({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
+            throw new Onnx.PipelineInputException(
+                $"Source '{SourceCredentials.Redact(options.Source)}' needs the model's profile "
+                + $"({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
         }
 
         if (profile is not null && options.Source != "synthetic")
@@ -240,7 +246,7 @@ public static partial class LocalRun
         var prepared = JobBuilder.Prepare(
             options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
 
-        using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
+        using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
         var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
 
@@ -524,6 +530,10 @@ public static partial class LocalRun
         if (options.MetricsPort is { } port)
         {
             args.AddRange(["--metrics-port", (port + 1 + index).ToString(CultureInfo.InvariantCulture)]);
+            if (options.MetricsAddress is { } address)
+            {
+                args.AddRange(["--metrics-address", address]);
+            }
         }
 
         if (options.ModelCache is not null)

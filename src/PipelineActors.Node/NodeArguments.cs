@@ -32,6 +32,7 @@ public static class NodeArguments
                                   hostname, port and public-hostname and akka.cluster.seed-nodes
                                   stand in for --host, --port, --public-hostname and --seeds)
           --metrics-port N        serve Prometheus metrics on this port
+          --metrics-address IP    address the metrics bind (default 127.0.0.1; 0.0.0.0 for all)
           --link-delay MS         wait this long before each frame or chunk sent to another node
                                   (an emulated link's latency, added here: netem is missing;
                                   default 0, pipeline.link-delay in HOCON)
@@ -106,6 +107,14 @@ public static class NodeArguments
     /// <summary>The metrics port, if one is given and valid.</summary>
     public static int? MetricsPort(IConfiguration config) =>
         Number(config["metrics-port"] ?? config["metrics_port"], "metrics-port", 1, 65535);
+
+    /// <summary>The address the metrics endpoint binds (null: 127.0.0.1), checked.</summary>
+    public static string? MetricsAddress(IConfiguration config)
+    {
+        var address = config["metrics-address"] ?? config["metrics_address"];
+        _ = PipelineActors.Runtime.DataPath.Monitoring.Metrics.MetricsEndpoint.ListenHost(address);
+        return address;
+    }
 
     private static TimeSpan? Milliseconds(string? text, string name, TimeSpan max)
     {

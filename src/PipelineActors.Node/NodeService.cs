@@ -23,7 +23,7 @@ public sealed class NodeService(NodeOptions options, IConfiguration configuratio
     {
         if (NodeArguments.MetricsPort(configuration) is { } metricsPort)
         {
-            _metrics = MetricsEndpoint.Start(metricsPort);
+            _metrics = MetricsEndpoint.Start(metricsPort, NodeArguments.MetricsAddress(configuration));
         }
 
         _node = PipelineNode.Start(options);

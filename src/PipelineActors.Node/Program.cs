@@ -35,7 +35,13 @@ try
     // "failed to start" log with a stack trace.
     options = NodeArguments.From(builder.Configuration);
     NodeArguments.MetricsPort(builder.Configuration);
-    PipelineSettings.From(PipelineConfig.Build(options));
+    NodeArguments.MetricsAddress(builder.Configuration);
+    var settings = PipelineSettings.From(PipelineConfig.Build(options));
+    if (options.Roles.Any(r => r is Roles.Worker or Roles.Ingest or Roles.Coordinator))
+    {
+        // A cache folder that is a link or another user's is one sentence here, not a failed start.
+        PrivateFiles.EnsureFolder(settings.ModelCacheFolder);
+    }
 }
 catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or Akka.Configuration.ConfigurationException)
 {

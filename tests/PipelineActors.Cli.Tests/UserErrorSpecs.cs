@@ -266,6 +266,7 @@ public sealed class UserErrorSpecs(TinyNetFile tinynet) : IClassFixture<TinyNetF
     [InlineData("--fps", "-1", "--fps")]
     [InlineData("--window", "0", "--window")]
     [InlineData("--nodes", "0", "--nodes")]
+    [InlineData("--metrics-address", "not an address", "metrics address 'not an address'")]
     public void Run_refuses_settings_that_would_hang_or_overflow(string option, string value, string named) =>
         Cli.AssertUserError(Cli.Run("run", "--model", tinynet.Path, option, value), named);
 
@@ -280,5 +281,14 @@ public sealed class UserErrorSpecs(TinyNetFile tinynet) : IClassFixture<TinyNetF
         // run says "cutting MODEL for 1..N workers" when it starts to cut, and names the seed once the cluster is up.
         Assert.DoesNotContain("cutting", result.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("cluster seed", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_mistyped_camera_url_is_named_without_its_password()
+    {
+        var result = Cli.Run("run", "--source", "rtps://admin:Secret-pw@10.0.0.5/stream1");
+
+        Cli.AssertUserError(result, "rtps://***@10.0.0.5/stream1");
+        Assert.DoesNotContain("Secret-pw", result.Error, StringComparison.Ordinal);
     }
 }

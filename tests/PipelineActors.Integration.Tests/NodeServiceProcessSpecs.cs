@@ -125,6 +125,33 @@ public sealed class NodeServiceProcessSpecs
         }
     }
 
+    [Theory]
+    [InlineData("--model-cache")]
+    [InlineData("--metrics-address")]
+    public async Task A_cache_folder_planted_as_a_link_or_a_metrics_address_that_is_none_is_one_sentence_and_exit_code_2(string option)
+    {
+        var root = Directory.CreateTempSubdirectory("pipeline-node-private-").FullName;
+        try
+        {
+            var link = Path.Combine(root, "cache");
+            Directory.CreateSymbolicLink(link, Directory.CreateDirectory(Path.Combine(root, "elsewhere")).FullName);
+            string[] value = option == "--model-cache" ? [link] : ["not an address", "--metrics-port", "9999"];
+
+            var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), ["--seeds", "akka.tcp://pipeline@127.0.0.1:4053", option, .. value]);
+
+            Assert.Equal(2, code);
+            var named = option == "--model-cache" ? $"{link} is a symbolic link" : "'not an address' is not an IP address";
+            Assert.Contains(named, error, StringComparison.Ordinal);
+            Assert.DoesNotContain("Exception", error, StringComparison.Ordinal);
+            Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static async Task<(int Code, string Output, string Error)> RunNode(TimeSpan timeout, params string[] arguments)
     {
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };

@@ -69,7 +69,7 @@ internal static class BenchCommand
                 Frames = Math.Max(20, parse.GetValue(frames)),
                 LoopSeconds = Math.Max(2, parse.GetValue(seconds)),
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
-                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"bench-{Environment.ProcessId}.log"),
+                LogFile = PrivateFiles.LogFile("bench"),
                 WithKillRun = parse.GetValue(report) is not null,
                 Emulation = emulation,
             };

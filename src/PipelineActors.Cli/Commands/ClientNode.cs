@@ -23,7 +23,7 @@ internal static class ClientNode
                 Host = endpoint.Bind,
                 PublicHostname = endpoint.Advertised == endpoint.Bind ? null : endpoint.Advertised,
                 Port = port,
-                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"{name}-{Environment.ProcessId}.log"),
+                LogFile = PrivateFiles.LogFile(name),
             });
         }
         catch (Akka.Remote.RemoteTransportException e)

@@ -10,6 +10,7 @@ using PipelineActors.Harness.Emulation;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 
 namespace PipelineActors.Cli.Commands;
 
@@ -38,6 +39,10 @@ internal static class RunCommand
         var annotate = new Option<string?>("--annotate") { Description = "Write each frame with the detector's boxes drawn on it as PNG into this folder." };
         var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
         var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
+        var metricsAddress = new Option<string?>("--metrics-address")
+        {
+            Description = $"Address the metrics bind (default {MetricsEndpoint.DefaultAddress}, this machine only; 0.0.0.0 for all).",
+        };
         var emulate = CommonOptions.Emulate();
         var plan = new Option<string>("--plan")
         {
@@ -47,8 +52,8 @@ internal static class RunCommand
         };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
-            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, dashboard, annotate, emulate,
-            plan,
+            nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
+            annotate, emulate, plan,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -92,13 +97,14 @@ internal static class RunCommand
                 AddWorkerAfterSeconds = parse.GetValue(add),
                 SoakKills = Math.Max(0, parse.GetValue(soak)),
                 MetricsPort = parse.GetValue(metricsPort),
+                MetricsAddress = parse.GetValue(metricsAddress) is { } address ? CheckedAddress(address) : null,
                 ResultsPath = resultsPath,
                 Annotate = parse.GetValue(annotate) is { } folder
                     ? (profile, inner) => new AnnotatingResultWriter(inner, profile, folder)
                     : null,
                 Source = parse.GetValue(source)!,
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
-                LogFile = Path.Combine(Path.GetTempPath(), "pipelineactors", $"run-{Environment.ProcessId}.log"),
+                LogFile = PrivateFiles.LogFile("run"),
                 Emulation = emulation,
             };
             PricedConfiguration? chosen = null;
@@ -264,6 +270,13 @@ internal static class RunCommand
         {
             console.MarkupLine($"[grey]{Markup.Escape(e)}[/]");
         }
+    }
+
+    /// <summary>The metrics address as given, once it is known to be one (a bad one is one sentence before anything starts).</summary>
+    private static string CheckedAddress(string address)
+    {
+        _ = MetricsEndpoint.ListenHost(address);
+        return address;
     }
 
     private static string Color(long value) => value == 0 ? "[green]0[/]" : $"[red]{value}[/]";

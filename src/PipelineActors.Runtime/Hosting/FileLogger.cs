@@ -6,7 +6,8 @@ namespace PipelineActors.Runtime.Hosting;
 
 /// <summary>
 /// Writes Akka's log to the file named by <c>pipeline.log-file</c> instead of the console, so an
-/// interactive command shows its summary, not remoting chatter about a node it killed on purpose.
+/// interactive command shows its summary, not remoting chatter about a node it killed on purpose. The file is opened
+/// without following a link (a link planted in its place is refused, review S4) and made 0600 if it is new.
 /// </summary>
 public sealed class FileLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMessageQueueSemantics>
 {
@@ -17,8 +18,20 @@ public sealed class FileLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMess
         var path = Context.System.Settings.Config.GetString("pipeline.log-file");
         if (!string.IsNullOrEmpty(path))
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            _writer = new StreamWriter(path, append: true) { AutoFlush = true };
+            var folder = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            if (!Directory.Exists(folder))
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(folder);
+                }
+                else
+                {
+                    Directory.CreateDirectory(folder, PrivateFiles.OwnerOnly);
+                }
+            }
+
+            _writer = new StreamWriter(PrivateFiles.OpenAppend(path)) { AutoFlush = true };
         }
 
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));

@@ -105,7 +105,7 @@ public sealed class PipelineNode : IAsyncDisposable
         IActorRef? agent = null;
         if (options.Roles.Contains(Roles.Worker))
         {
-            var cache = new ModelCache(settings.ModelCacheFolder);
+            var cache = new ModelCache(settings.ModelCacheFolder, settings.CacheMaxBytes);
             agent = system.ActorOf(
                 WorkerAgent.Props(proxy, cache, settings.IntraOpThreads, settings.ChunkBytes, settings.LinkDelay),
                 WorkerAgent.Name);
@@ -117,7 +117,7 @@ public sealed class PipelineNode : IAsyncDisposable
             var context = new JobRunContext(
                 settings,
                 proxy,
-                new ModelCache(settings.ModelCacheFolder),
+                new ModelCache(settings.ModelCacheFolder, settings.CacheMaxBytes),
                 Path.Combine(settings.StateFolder, "stages"),
                 name => DataPath.Sink.Destinations.ResultContext.ForNode(system, name));
             // Declared jobs run here: they name this node, now that its address (and port, if it was 0) is known.

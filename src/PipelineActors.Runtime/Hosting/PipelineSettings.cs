@@ -34,6 +34,9 @@ public sealed record PipelineSettings(
     /// <summary>Where this node keeps what must survive a restart: the job registry's jobs, the jobs' stage files.</summary>
     public string StateFolder { get; init; } = string.Empty;
 
+    /// <summary>The most the model cache may hold (<c>pipeline.cache.max-bytes</c>); 0: no limit.</summary>
+    public long CacheMaxBytes { get; init; }
+
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
 
@@ -70,8 +73,14 @@ public sealed record PipelineSettings(
             linkDelay >= TimeSpan.Zero && linkDelay <= MaxLinkDelay,
             $"pipeline.link-delay is {linkDelay}; give 0 (no delay) up to {MaxLinkDelay.TotalSeconds:0}s, such as 20ms.");
 
+        const string CacheLimitKey = "pipeline.cache.max-bytes";
+        var cacheLimit = Read(config, CacheLimitKey, "a size such as 2GiB or 0 (no limit)", c => c.GetByteSize(CacheLimitKey)) ?? 0;
+        Require(cacheLimit >= 0, $"{CacheLimitKey} is {cacheLimit}; give 0 (no limit) or a size such as 2GiB.");
         var cache = config.GetString("pipeline.model-cache");
         var log = config.GetString("pipeline.log-file");
+        Require(
+            string.IsNullOrEmpty(log) || !PrivateFiles.IsLink(log),
+            $"pipeline.log-file {log} is a symbolic link; logs are never written through one: remove it or name another file.");
         var state = config.GetString("pipeline.state-folder");
         return new PipelineSettings(
             threads,
@@ -84,6 +93,7 @@ public sealed record PipelineSettings(
             linkDelay)
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
+            CacheMaxBytes = cacheLimit,
         };
     }
 

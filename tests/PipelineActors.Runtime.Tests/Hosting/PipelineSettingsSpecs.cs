@@ -29,6 +29,7 @@ public sealed class PipelineSettingsSpecs
         Assert.Null(settings.LogFile);
         Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
+        Assert.Equal(0, settings.CacheMaxBytes);
     }
 
     [Fact]
@@ -39,7 +40,7 @@ public sealed class PipelineSettingsSpecs
             Roles = [Roles.Worker, Roles.Ingest],
             IntraOpThreads = 3,
             ExtraHocon = "pipeline.intra-op-threads = 2\npipeline.ingest.max-attempts = 7\npipeline.supervisor.deploy-timeout = 5s\n"
-                + "pipeline.supervisor.exclusion = 90s",
+                + "pipeline.supervisor.exclusion = 90s\npipeline.cache.max-bytes = 2GiB",
         };
 
         var settings = PipelineSettings.From(PipelineConfig.Build(options));
@@ -48,6 +49,7 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(7, settings.Ingest.MaxAttempts);
         Assert.Equal(TimeSpan.FromSeconds(5), settings.Supervisor.DeployTimeout);
         Assert.Equal(TimeSpan.FromSeconds(90), settings.Supervisor.Exclusion);
+        Assert.Equal(2L << 30, settings.CacheMaxBytes);
     }
 
     [Theory]
@@ -68,6 +70,8 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]
+    [InlineData("pipeline.cache.max-bytes = plenty", "pipeline.cache.max-bytes")]
+    [InlineData("pipeline.cache.max-bytes = -1", "pipeline.cache.max-bytes")]
     public void A_value_that_would_fail_inside_an_actor_is_refused_in_one_sentence_naming_the_key(string hocon, string named)
     {
         var config = PipelineConfig.Build(new NodeOptions { Roles = [Roles.Worker], ExtraHocon = hocon });

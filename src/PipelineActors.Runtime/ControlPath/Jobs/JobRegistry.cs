@@ -33,7 +33,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
 
     public JobRegistry(PipelineSettings settings)
     {
-        _cache = new ModelCache(settings.ModelCacheFolder);
+        _cache = new ModelCache(settings.ModelCacheFolder, settings.CacheMaxBytes);
         _store = new JobStore(Path.Combine(settings.StateFolder, "jobs.json"));
 
         Receive<SubmitJob>(OnSubmit);
@@ -235,10 +235,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
     }
 
     /// <summary>A source as shown in events: a camera URL without its credentials.</summary>
-    private static string SourceText(string source) =>
-        Uri.TryCreate(source, UriKind.Absolute, out var uri) && !string.IsNullOrEmpty(uri.UserInfo)
-            ? source.Replace(uri.UserInfo + "@", "***@", StringComparison.Ordinal)
-            : source;
+    private static string SourceText(string source) => DataPath.Sources.SourceCredentials.Redact(source);
 
     private void Event(string text)
     {

@@ -35,7 +35,8 @@ public sealed class JobStore(string path)
 
     public void Save(IReadOnlyList<(JobSpec Spec, JobStatus Status)> jobs)
     {
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
+        // The jobs hold camera URLs with their passwords: the folder is this user's alone (0700), as the cache is.
+        Hosting.PrivateFiles.EnsureFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
         var temporary = $"{Path}.{Environment.ProcessId}.tmp";
         File.WriteAllText(temporary, JsonSerializer.Serialize(jobs.Select(j => new Entry(SpecFields.Of(j.Spec), j.Status)).ToList(), Json));
         File.Move(temporary, Path, overwrite: true);

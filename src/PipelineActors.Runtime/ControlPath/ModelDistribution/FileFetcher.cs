@@ -35,7 +35,7 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
     private readonly StageFile _file;
     private readonly IActorRef _store;
     private readonly FetchRetry _retry;
-    private readonly string _temp;
+    private string _temp = string.Empty;
     private readonly SortedSet<int> _missing = [];
     private readonly HashSet<int> _asked = [];
     private FileStream? _output;
@@ -49,7 +49,6 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         _file = file;
         _store = store;
         _retry = retry;
-        _temp = cache.PathOf(file.Sha256) + $".{Guid.NewGuid():N}.partial";
         Receive<FileChunk>(OnChunk);
         Receive<FileUnavailable>(_ => Finish("the model store does not have it"));
         Receive<StartTry>(_ => Begin());
@@ -78,6 +77,13 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        if (!ModelCache.IsSha256(_file.Sha256))
+        {
+            // A hash from the wire names the file: anything else could name a path outside the cache (review S2).
+            Finish("its name is not a SHA-256 (64 lowercase hex digits), so no file is made for it");
+            return;
+        }
+
         Timers.StartPeriodicTimer("retry", Tick.Instance, TimeSpan.FromSeconds(2));
         Begin();
     }
@@ -94,7 +100,9 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         _silentRounds = 0;
         try
         {
-            _output = new FileStream(_temp, FileMode.Create, FileAccess.Write, FileShare.None);
+            // A fresh name per try, made new (O_EXCL): a file or link already there is never written through.
+            _temp = _cache.PathOf(_file.Sha256) + $".{Guid.NewGuid():N}.partial";
+            _output = new FileStream(_temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -114,6 +122,13 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         }
 
         _silentRounds = 0;
+        if (chunk.Sha256 != _file.Sha256 || !Fits(chunk))
+        {
+            Finish($"the model store sent piece {chunk.Index} of {chunk.Count} ({chunk.Data.Length} bytes of {chunk.TotalBytes}), "
+                + "which is not a piece of this file");
+            return;
+        }
+
         if (_count < 0)
         {
             _count = chunk.Count;
@@ -153,6 +168,19 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         }
 
         AskMore();
+    }
+
+    /// <summary>
+    /// The piece agrees with the file's size (the plan's, when it gives one) and with the pieces before it: a count
+    /// or size from the wire is checked before it makes a list or a write of its length.
+    /// </summary>
+    private bool Fits(FileChunk chunk)
+    {
+        var total = chunk.TotalBytes;
+        var count = (int)Math.Max(1, Math.Min(int.MaxValue, (total + ModelStoreActor.ChunkBytes - 1) / ModelStoreActor.ChunkBytes));
+        var expected = chunk.Index == count - 1 ? total - ((long)chunk.Index * ModelStoreActor.ChunkBytes) : ModelStoreActor.ChunkBytes;
+        return total >= 0 && (_file.Bytes <= 0 || total == _file.Bytes) && chunk.Count == count && (_count < 0 || chunk.Count == _count)
+            && chunk.Index >= 0 && chunk.Index < count && chunk.Data.Length == expected;
     }
 
     private void AskMore()
@@ -200,7 +228,7 @@ internal sealed class FileFetcher : ReceiveActor, IWithTimers
         _output = null;
         try
         {
-            if (File.Exists(_temp))
+            if (_temp.Length > 0 && File.Exists(_temp))
             {
                 File.Delete(_temp);
             }

@@ -1,4 +1,6 @@
 using Akka.Actor;
+using Akka.Event;
+using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
@@ -37,7 +39,17 @@ public sealed class ModelStoreActor : ReceiveActor
 
             if (!_open.TryGetValue(request.Sha256, out var stream))
             {
-                _open[request.Sha256] = stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
+                try
+                {
+                    // Never through a link: one planted in the store's folder would serve any file this user can read.
+                    _open[request.Sha256] = stream = PrivateFiles.OpenRead(path, 1, FileOptions.RandomAccess);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Context.GetLogger().Warning("The model store does not serve {0}: {1}", path, e.Message);
+                    Sender.Tell(new FileUnavailable(request.Sha256));
+                    return;
+                }
             }
 
             var total = stream.Length;
@@ -69,5 +81,5 @@ public sealed class ModelStoreActor : ReceiveActor
 
     /// <summary>A store over a node's cache: every model it holds, checked against its SHA-256 before it is served.</summary>
     public static Props Props(ModelCache cache) =>
-        Akka.Actor.Props.Create(() => new ModelStoreActor(sha => sha.Length == 64 && sha.All(char.IsAsciiHexDigit) && cache.Has(sha) ? cache.PathOf(sha) : null));
+        Akka.Actor.Props.Create(() => new ModelStoreActor(sha => ModelCache.IsSha256(sha) && cache.Has(sha) ? cache.PathOf(sha) : null));
 }

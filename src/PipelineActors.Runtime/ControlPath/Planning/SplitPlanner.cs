@@ -55,12 +55,45 @@ public static class JobBuilder
         };
     }
 
-    public static PreparedModel Prepare(string modelPath, IReadOnlyDictionary<string, long[]>? inputSizes, int maxParts, string storeFolder, Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null, bool pixels = true, PixelNormalisation? normalisation = null)
+    /// <summary>
+    /// True when <paramref name="path"/> is a plain file with these bytes; a link or another file in its place is
+    /// replaced (the rename replaces the link, never writes through it), so the store serves only what it made.
+    /// </summary>
+    private static bool HoldsExactly(string path, string sha)
     {
-        var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), inputSizes);
+        try
+        {
+            ModelDistribution.ModelCache.ReadVerified(path, sha);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            return false;
+        }
+    }
+
+    /// <param name="expectedSha256">The SHA-256 the model must have (a job's model from the cache); checked on the bytes parsed.</param>
+    public static PreparedModel Prepare(
+        string modelPath,
+        IReadOnlyDictionary<string, long[]>? inputSizes,
+        int maxParts,
+        string storeFolder,
+        Func<ModelAnalysis, int, IReadOnlyList<int>>? balance = null,
+        bool pixels = true,
+        PixelNormalisation? normalisation = null,
+        string? expectedSha256 = null)
+    {
+        var source = OnnxModelFile.Load(modelPath);
+        if (expectedSha256 is not null && source.Sha256 != expectedSha256)
+        {
+            throw new InvalidDataException(
+                $"The model {modelPath} hashes to {source.Sha256}, not {expectedSha256}: it changed after it was fetched; it is not cut.");
+        }
+
+        var analysis = ModelAnalysis.Analyze(source, inputSizes);
         balance ??= MeasuredBalance(intraOpThreads: 1);
         var pixelInputs = new HashSet<string>(StringComparer.Ordinal);
-        Directory.CreateDirectory(storeFolder);
+        storeFolder = Hosting.PrivateFiles.EnsureFolder(storeFolder);
         var files = new Dictionary<string, string>(StringComparer.Ordinal);
         var splits = new List<SplitPlan>();
         var most = Math.Min(maxParts, analysis.Cuts.Count + 1);
@@ -85,7 +118,7 @@ public static class JobBuilder
                 var bytes = model.ToByteArray();
                 var sha = OnnxModelFile.Sha256Hex(bytes);
                 var path = Path.Combine(storeFolder, sha + ".onnx");
-                if (!File.Exists(path))
+                if (!HoldsExactly(path, sha))
                 {
                     var temp = path + $".{Environment.ProcessId}.partial";
                     File.WriteAllBytes(temp, bytes);

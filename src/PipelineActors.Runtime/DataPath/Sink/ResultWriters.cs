@@ -24,12 +24,18 @@ public interface IResultWriter : IDisposable
 /// <summary>
 /// One frame's outcome as one JSON object (no newline): <c>frame</c> (the id), <c>source</c>, <c>capture_us</c>,
 /// <c>latency_ms</c>, then <c>failed</c> (the reason) or <c>outputs</c> (a summary of each tensor) and the result
-/// decoded as the model's profile says. The same text goes to files, stdout and MQTT.
+/// decoded as the model's profile says. The same text goes to files, stdout and MQTT. Every string is escaped as JSON,
+/// and a number that is not finite (an output holding NaN or an infinity) is written as the string <c>"NaN"</c>,
+/// <c>"Infinity"</c> or <c>"-Infinity"</c>, as System.Text.Json's named floating-point literals are, so every line
+/// parses and the value is kept.
 /// </summary>
 public static class ResultLine
 {
-    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson =
-        new() { PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase };
+    private static readonly System.Text.Json.JsonSerializerOptions DecodedJson = new()
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     /// <summary>The name of the frame id's field, which a resumed results file is read back by.</summary>
     public const string FrameIdField = "frame";
@@ -39,7 +45,8 @@ public static class ResultLine
         var line = new StringBuilder(256);
         line.Append(CultureInfo.InvariantCulture, $"{{\"{FrameIdField}\":{outcome.FrameId},\"source\":")
             .Append(System.Text.Json.JsonSerializer.Serialize(outcome.SourceId))
-            .Append(CultureInfo.InvariantCulture, $",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":{outcome.LatencyMs:0.###}");
+            .Append(CultureInfo.InvariantCulture, $",\"capture_us\":{outcome.CaptureUnixMicros},\"latency_ms\":")
+            .Append(Number(outcome.LatencyMs, "0.###"));
         if (outcome.FailedReason is not null)
         {
             line.Append(",\"failed\":").Append(System.Text.Json.JsonSerializer.Serialize(outcome.FailedReason));
@@ -51,7 +58,8 @@ public static class ResultLine
             {
                 var t = outcome.Outputs[i];
                 line.Append(i == 0 ? string.Empty : ",").Append(System.Text.Json.JsonSerializer.Serialize(t.Name))
-                    .Append(CultureInfo.InvariantCulture, $":{{\"dtype\":\"{t.Info.TypeName}\",\"shape\":[{string.Join(",", t.Shape)}]");
+                    .Append(":{\"dtype\":").Append(System.Text.Json.JsonSerializer.Serialize(t.Info.TypeName))
+                    .Append(",\"shape\":[").Append(string.Join(",", t.Shape)).Append(']');
                 if (t.ElementType == TensorProto.Types.DataType.Float && t.Data.Length > 0)
                 {
                     var v = MemoryMarshal.Cast<byte, float>(t.Data.AsSpan());
@@ -68,7 +76,8 @@ public static class ResultLine
                         sum += v[k];
                     }
 
-                    line.Append(CultureInfo.InvariantCulture, $",\"min\":{min:G6},\"max\":{max:G6},\"mean\":{sum / v.Length:G6},\"argmax\":{argmax}");
+                    line.Append(",\"min\":").Append(Number(min, "G6")).Append(",\"max\":").Append(Number(max, "G6"))
+                        .Append(",\"mean\":").Append(Number(sum / v.Length, "G6")).Append(CultureInfo.InvariantCulture, $",\"argmax\":{argmax}");
                 }
 
                 line.Append('}');
@@ -88,13 +97,19 @@ public static class ResultLine
                     decoded = new { error = e.Message };
                 }
 
-                line.Append(",\"").Append(decoder.Name).Append("\":")
+                line.Append(',').Append(System.Text.Json.JsonSerializer.Serialize(decoder.Name)).Append(':')
                     .Append(System.Text.Json.JsonSerializer.Serialize(decoded, decoded.GetType(), DecodedJson));
             }
         }
 
         return line.Append('}').ToString();
     }
+
+    /// <summary>A JSON number, or the name of a value JSON has no number for, as a string.</summary>
+    private static string Number(double value, string format) =>
+        double.IsFinite(value) ? value.ToString(format, CultureInfo.InvariantCulture)
+        : double.IsNaN(value) ? "\"NaN\""
+        : value > 0 ? "\"Infinity\"" : "\"-Infinity\"";
 }
 
 /// <summary>One JSON object per line (<see cref="ResultLine"/>) on a text writer: stdout, or a stream the caller owns.</summary>

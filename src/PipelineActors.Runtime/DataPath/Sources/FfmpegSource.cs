@@ -13,12 +13,16 @@ using PipelineActors.Runtime.DataPath.Ingest;
 namespace PipelineActors.Runtime.DataPath.Sources;
 
 /// <summary>What ffmpeg reads and how the source behaves when ffmpeg stops.</summary>
-/// <param name="Id">The source's name (its spec).</param>
+/// <param name="Id">The source's name: its spec, with a camera URL's user and password hidden (<see cref="SourceCredentials"/>).</param>
 /// <param name="InputArguments">ffmpeg's arguments before the output, ending with <c>-i INPUT</c>.</param>
 /// <param name="IsLive">A camera: frames come on its clock and the ingest drops what it cannot take.</param>
 /// <param name="Restart">Start ffmpeg again (with backoff) when it exits: network and device cameras.</param>
 /// <param name="FramesPerSecond">The rate to report; null to take the rate ffmpeg finds in the input (live sources).</param>
-public sealed record FfmpegInput(string Id, IReadOnlyList<string> InputArguments, bool IsLive, bool Restart, double? FramesPerSecond);
+public sealed record FfmpegInput(string Id, IReadOnlyList<string> InputArguments, bool IsLive, bool Restart, double? FramesPerSecond)
+{
+    /// <summary>Said once, as an event, when ffmpeg first starts (where a listening source listens); null: nothing.</summary>
+    public string? StartNote { get; init; }
+}
 
 /// <summary>Where ffmpeg is and how hard a live source tries to get it going again.</summary>
 /// <param name="MaxRestarts">Restarts in a row without a frame in between before the source gives up.</param>
@@ -49,6 +53,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
     private readonly Preprocessor _preprocessor;
     private readonly string _program;
     private readonly byte[] _frame;
+    private readonly string[] _secrets;
     private readonly Queue<string> _stderr = new();
     private readonly CancellationTokenSource _disposed = new();
     private readonly Lock _gate = new();
@@ -66,6 +71,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
         _preprocessor = preprocessor;
         _program = Ffmpeg.Locate(_options.Program);
         _frame = new byte[preprocessor.Profile.Width * preprocessor.Profile.Height * 3];
+        _secrets = input.InputArguments.Select(SourceCredentials.UserInfoOf).OfType<string>().Distinct().ToArray();
         Faults = new SourceFaults(input.Id);
     }
 
@@ -96,8 +102,8 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
         }
     }
 
-    /// <summary>The full ffmpeg command line, for logs.</summary>
-    public string CommandLine => _program + " " + string.Join(" ", Arguments());
+    /// <summary>The full ffmpeg command line, for logs: a camera's user and password hidden.</summary>
+    public string CommandLine => Hide(_program + " " + string.Join(" ", Arguments()));
 
     public IReadOnlyList<FrameTensor>? Read()
     {
@@ -228,6 +234,11 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             Starts++;
         }
 
+        if (Starts == 1 && _input.StartNote is { } note)
+        {
+            Faults.Note(note);
+        }
+
         return _stdout;
     }
 
@@ -309,12 +320,25 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
 
         lock (_stderr)
         {
-            _stderr.Enqueue(line.Remove(level.Index, level.Length));
+            // ffmpeg names the URL it failed on, credentials and all: what is kept goes into events and logs.
+            _stderr.Enqueue(Hide(line.Remove(level.Index, level.Length)));
             while (_stderr.Count > KeptLines)
             {
                 _stderr.Dequeue();
             }
         }
+    }
+
+    /// <summary><paramref name="text"/> with every URL's user information, and the camera's own, hidden.</summary>
+    private string Hide(string text)
+    {
+        text = SourceCredentials.Redact(text);
+        foreach (var secret in _secrets)
+        {
+            text = text.Replace(secret, SourceCredentials.Mask, StringComparison.Ordinal);
+        }
+
+        return text;
     }
 
     private void ClearStderr()
@@ -391,7 +415,13 @@ public static class Ffmpeg
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in new[] { "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=avg_frame_rate,r_frame_rate", "-of", "csv=p=0", file })
+        // The same rules as ffmpeg's own input: local files only, and a name starting with '-' is a file, not an option.
+        string[] arguments =
+        [
+            "-v", "error", "-protocol_whitelist", SourceSpec.FileProtocols, "-select_streams", "v:0",
+            "-show_entries", "stream=avg_frame_rate,r_frame_rate", "-of", "csv=p=0", SourceSpec.FileUrl(file),
+        ];
+        foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }

@@ -39,6 +39,9 @@ public sealed class SourceFaults
     /// <summary>The newest faults, oldest first (at most 32).</summary>
     public IReadOnlyList<SourceFault> Recent => _recent.ToArray();
 
+    /// <summary>Tells the source's listeners something worth an event that is no fault (where it listens); not counted, not kept.</summary>
+    public void Note(string message) => Reported?.Invoke(new SourceFault(DateTimeOffset.UtcNow, _sourceId, message));
+
     public SourceFault Report(string message, bool ended = false)
     {
         var fault = new SourceFault(DateTimeOffset.UtcNow, _sourceId, message, ended);

@@ -24,9 +24,19 @@ public static class SourceSpec
 {
     public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://...[?listen], http://... (MJPEG) or v4l2:/dev/videoN";
 
+    /// <summary>What ffmpeg may open for a file or device: the file itself and its output pipe, nothing a playlist names.</summary>
+    public const string FileProtocols = "file,pipe";
+
+    /// <summary>What ffmpeg may open for an RTSP camera: RTSP and the transports under it.</summary>
+    public const string RtspProtocols = "rtsp,rtsps,rtp,srtp,udp,tcp,tls";
+
+    /// <summary>What ffmpeg may open for an MJPEG-over-HTTP camera.</summary>
+    public const string HttpProtocols = "http,https,tcp,tls,crypto";
+
     public static IFrameSource Parse(string spec, ModelProfile profile, FrameSourceOptions? options = null)
     {
         options ??= new FrameSourceOptions();
+        var shown = SourceCredentials.Redact(spec);
         var ffmpeg = options.Ffmpeg ?? new FfmpegOptions();
         if (string.IsNullOrWhiteSpace(spec))
         {
@@ -52,6 +62,7 @@ public static class SourceSpec
                 throw new PipelineInputException($"Video file '{path}' does not exist.");
             }
 
+            RefusePlaylist(path);
             var realtime = query.ContainsKey("realtime");
             var rate = Rate(query, spec);
             if (realtime && rate is null)
@@ -59,7 +70,12 @@ public static class SourceSpec
                 rate = Ffmpeg.ProbeFramesPerSecond(path, ffmpeg.Program) ?? FfmpegSource.DefaultLiveRate;
             }
 
-            string[] input = realtime ? ["-re", "-i", path] : ["-i", path];
+            // Local files only, and the path can never read as an option: an HLS playlist that names file:/// or http://
+            // segments opens nothing, and a file called -version.mp4 is a file.
+            var file = FileUrl(path);
+            string[] input = realtime
+                ? ["-protocol_whitelist", FileProtocols, "-re", "-i", file]
+                : ["-protocol_whitelist", FileProtocols, "-i", file];
             return new FfmpegSource(new FfmpegInput(spec, input, IsLive: realtime, Restart: false, rate ?? 0), new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
         }
 
@@ -67,41 +83,58 @@ public static class SourceSpec
         {
             if (spec.EndsWith("?listen", StringComparison.Ordinal))
             {
-                // A camera or encoder that pushes: ffmpeg serves RTSP here and takes the stream it is sent.
-                string[] served = ["-rtsp_flags", "listen", "-rtsp_transport", "tcp", "-i", spec[..^"?listen".Length]];
-                return Camera(spec, served, profile, options, ffmpeg);
+                // A camera or encoder that pushes: ffmpeg serves RTSP on the address the URL names (and only there) and takes
+                // the stream it is sent. The source says where it listens, so an operator sees what it opened.
+                var url = spec[..^"?listen".Length];
+                string[] served = ["-protocol_whitelist", RtspProtocols, "-rtsp_flags", "listen", "-rtsp_transport", "tcp", "-i", url];
+                var listening = Uri.TryCreate(url, UriKind.Absolute, out var uri)
+                    ? $"listening for an RTSP push on {uri.Host}:{(uri.Port > 0 ? uri.Port : 554)} (only that address; no password is asked)"
+                    : "listening for an RTSP push";
+                return Camera(shown, served, profile, options, ffmpeg, listening);
             }
 
             // A stalled camera must end ffmpeg (and so be restarted) rather than block for ever; timeout is in microseconds.
-            string[] input = ["-rtsp_transport", "tcp", "-timeout", "5000000", "-i", spec];
-            return Camera(spec, input, profile, options, ffmpeg);
+            string[] input = ["-protocol_whitelist", RtspProtocols, "-rtsp_transport", "tcp", "-timeout", "5000000", "-i", spec];
+            return Camera(shown, input, profile, options, ffmpeg);
         }
 
         if (spec.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
-            string[] input = ["-rw_timeout", "5000000", "-f", "mpjpeg", "-i", spec];
-            return Camera(spec, input, profile, options, ffmpeg);
+            string[] input = ["-protocol_whitelist", HttpProtocols, "-rw_timeout", "5000000", "-f", "mpjpeg", "-i", spec];
+            return Camera(shown, input, profile, options, ffmpeg);
         }
 
         if (spec.StartsWith("v4l2:", StringComparison.Ordinal))
         {
             var (device, query) = Split(spec["v4l2:".Length..], spec, "fps");
             var rate = Rate(query, spec);
-            var input = new List<string> { "-f", "v4l2" };
+            var input = new List<string> { "-protocol_whitelist", FileProtocols, "-f", "v4l2" };
             if (rate is { } r)
             {
                 input.AddRange(["-framerate", r.ToString(CultureInfo.InvariantCulture)]);
             }
 
-            input.AddRange(["-i", device]);
+            // The v4l2 demuxer opens the device by its name (a file: URL is not a device): an absolute path starts with '/',
+            // never with '-'.
+            input.AddRange(["-i", Path.GetFullPath(device)]);
             return Camera(spec, input, profile, options with { FramesPerSecond = rate ?? options.FramesPerSecond }, ffmpeg);
         }
 
-        throw new PipelineInputException($"Unknown source '{spec}'; give one of {Kinds}.");
+        throw new PipelineInputException($"Unknown source '{shown}'; give one of {Kinds}.");
     }
 
-    private static FfmpegSource Camera(string spec, IReadOnlyList<string> input, ModelProfile profile, FrameSourceOptions options, FfmpegOptions ffmpeg) =>
-        new(new FfmpegInput(spec, input, IsLive: true, Restart: true, options.FramesPerSecond), new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
+    private static FfmpegSource Camera(
+        string id, IReadOnlyList<string> input, ModelProfile profile, FrameSourceOptions options, FfmpegOptions ffmpeg, string? note = null) =>
+        new(
+            new FfmpegInput(id, input, IsLive: true, Restart: true, options.FramesPerSecond) { StartNote = note },
+            new Preprocessor(profile, options.Uint8Pixels),
+            ffmpeg);
+
+    /// <summary>
+    /// A local path as ffmpeg's <c>file:</c> URL: an absolute path, so neither a leading '-' (an option) nor a colon
+    /// (another protocol, such as <c>concat:</c>) changes what ffmpeg opens.
+    /// </summary>
+    public static string FileUrl(string path) => "file:" + Path.GetFullPath(path);
 
     private static IFrameSource Synthetic(string spec, ModelProfile profile, FrameSourceOptions options)
     {
@@ -129,6 +162,33 @@ public static class SourceSpec
         }
 
         return new SyntheticCameraSource(width, height, rate, new Preprocessor(profile, options.Uint8Pixels), options.Frames, spec);
+    }
+
+    /// <summary>
+    /// Refuses a playlist posing as a video (HLS, ffconcat, DASH, whatever its name): ffmpeg would open every file or URL
+    /// it lists, such as <c>file:///etc/passwd</c> or a host inside the network. Judged by its first bytes, as ffmpeg does.
+    /// </summary>
+    private static void RefusePlaylist(string path)
+    {
+        var head = new byte[512];
+        int count;
+        try
+        {
+            using var file = File.OpenRead(path);
+            count = file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PipelineInputException($"Video file '{path}' cannot be read ({e.Message.TrimEnd('.')}).");
+        }
+
+        var text = System.Text.Encoding.UTF8.GetString(head, 0, count).TrimStart('\uFEFF', ' ', '\t', '\r', '\n');
+        if (text.StartsWith("#EXTM3U", StringComparison.OrdinalIgnoreCase) || text.StartsWith("ffconcat", StringComparison.OrdinalIgnoreCase)
+            || (text.StartsWith('<') && text.Contains("<MPD", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new PipelineInputException(
+                $"Video file '{path}' is a playlist, not a video: it could make ffmpeg open other files or URLs; give the video file itself.");
+        }
     }
 
     /// <summary>Splits <c>PATH?a&amp;b=c</c>; only the named options are accepted.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using PipelineActors.Runtime.ControlPath.ModelDistribution;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
@@ -41,6 +42,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly LinkDelay? _delay;
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly double[] _computeMs = new double[512];
+    private readonly ModelCache? _cache;
+    private IDisposable? _lease;
     private StageSession? _session;
     private long _epoch = -1;
     private IReadOnlyList<IActorRef> _successors = [];
@@ -52,8 +55,9 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private double _busyMs;
     private long _firstFrameAt;
 
-    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes, TimeSpan linkDelay)
+    public StageActor(int parts, StageSpec spec, string modelPath, int intraOpThreads, int chunkBytes, TimeSpan linkDelay, ModelCache? cache = null)
     {
+        _cache = cache;
         _parts = parts;
         _spec = spec;
         _modelPath = modelPath;
@@ -125,11 +129,18 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         Akka.Actor.Props.Create(() => new StageActor(parts, spec, modelPath, intraOpThreads, chunkBytes, linkDelay))
             .WithDispatcher("pipeline.stage-dispatcher");
 
+    /// <summary>A stage whose model comes from a node's cache, held there (never evicted) while the stage lives.</summary>
+    public static Props Props(int parts, StageSpec spec, ModelCache cache, int intraOpThreads, int chunkBytes, TimeSpan linkDelay = default) =>
+        Akka.Actor.Props.Create(() => new StageActor(parts, spec, cache.PathOf(spec.File.Sha256), intraOpThreads, chunkBytes, linkDelay, cache))
+            .WithDispatcher("pipeline.stage-dispatcher");
+
     protected override void PreStart()
     {
         try
         {
-            _session = new StageSession(_modelPath, _threads);
+            // Loaded from the bytes that were hashed, not from the path: the file cannot change between check and load.
+            _lease = _cache?.Use(_spec.File.Sha256);
+            _session = new StageSession(ModelCache.ReadVerified(_modelPath, _spec.File.Sha256), _threads);
             var warmup = _session.WarmUp(_session.WarmUpInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
             Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
@@ -145,6 +156,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     {
         _session?.Dispose();
         _delay?.Dispose();
+        _lease?.Dispose();
     }
 
     private void Received(long bytes)

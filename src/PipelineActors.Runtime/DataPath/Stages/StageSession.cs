@@ -36,9 +36,20 @@ public sealed class StageSession : IDisposable
     private bool _outputsBound;
 
     public StageSession(string modelPath, int intraOpThreads)
+        : this(intraOpThreads, options => new InferenceSession(modelPath, options))
+    {
+    }
+
+    /// <summary>A session over a model's bytes (already checked against its hash: what is checked is what is loaded).</summary>
+    public StageSession(byte[] model, int intraOpThreads)
+        : this(intraOpThreads, options => new InferenceSession(model, options))
+    {
+    }
+
+    private StageSession(int intraOpThreads, Func<SessionOptions, InferenceSession> open)
     {
         using var options = OrtSessionOptions.Create(intraOpThreads, optimize: true);
-        _session = new InferenceSession(modelPath, options);
+        _session = open(options);
         _binding = _session.CreateIoBinding();
         _inputNames = _session.InputNames.ToArray();
         _outputNames = _session.OutputNames.ToArray();

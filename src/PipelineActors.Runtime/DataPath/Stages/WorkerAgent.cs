@@ -186,7 +186,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         }
 
         var actor = Context.ActorOf(
-            StageActor.Props(request.Parts, request.Spec, _cache.PathOf(request.Spec.File.Sha256), _threads, _chunkBytes, _linkDelay),
+            StageActor.Props(request.Parts, request.Spec, _cache, _threads, _chunkBytes, _linkDelay),
             $"stage-{request.Parts}-{request.Spec.Index}-{Guid.NewGuid():N}"[..32]);
         Context.Watch(actor);
         var entry = new StageEntry(actor, request.Spec.File.Sha256);

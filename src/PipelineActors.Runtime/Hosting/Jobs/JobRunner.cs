@@ -243,7 +243,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             var synthetic = spec.Source.StartsWith("synthetic", StringComparison.Ordinal);
             if (profile is null && !synthetic)
             {
-                throw new Onnx.PipelineInputException($"Source '{spec.Source}' needs the model's profile; submit the model with its .profile.json beside it.");
+                throw new Onnx.PipelineInputException(
+                    $"Source '{DataPath.Sources.SourceCredentials.Redact(spec.Source)}' needs the model's profile; "
+                    + "submit the model with its .profile.json beside it.");
             }
 
             var overrides = InputSizes.ParseOverrides(spec.InputSizes);
@@ -254,7 +256,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 maxParts,
                 Path.Combine(context.StagesFolder, spec.ModelSha256[..16]),
                 JobBuilder.MeasuredBalance(context.Settings.IntraOpThreads),
-                normalisation: profile?.FirstStageNormalisation());
+                normalisation: profile?.FirstStageNormalisation(),
+                expectedSha256: spec.ModelSha256);
             var results = ResultDestinations.Open(spec.Results, spec.Name, context.Results(spec.Name) with
             {
                 Decoder = profile?.Decoder is { } decoder ? DecoderRegistry.Get(decoder) : null,
