@@ -19,7 +19,7 @@ public sealed class CutCalibrator : IDisposable
     public const int MaxCovarianceChannels = 2048;
 
     private readonly StageChain _chain;
-    private readonly List<(Cuts.Cut Cut, List<TensorStatistics> Statistics, List<ChannelCovariance?> Covariances)> _boundaries;
+    private readonly List<(PipelineActors.Onnx.Cuts.Cut Cut, List<TensorStatistics> Statistics, List<ChannelCovariance?> Covariances)> _boundaries;
     private readonly string? _sourceSha256;
 
     public CutCalibrator(ModelAnalysis analysis, IReadOnlyList<int> positions, int intraOpThreads = 1)
