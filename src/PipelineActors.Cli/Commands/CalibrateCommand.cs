@@ -61,6 +61,13 @@ internal static class CalibrateCommand
                     ? n >= 2 ? Balancer.Balance(subject.Analysis, n) : throw new PipelineInputException($"--parts must be 2 or more, not {n}.")
                     : SplitCuts(folder, subject);
 
+            var sources = parse.GetValue(source)!;
+            foreach (var spec in sources)
+            {
+                // A bad source is an error before the progress bar writes anything.
+                using var probe = Runtime.DataPath.Sources.SourceSpec.Parse(spec, subject.Profile);
+            }
+
             CutCalibration? calibration = null;
             context.Console.Progress()
                 .AutoClear(true)
@@ -69,7 +76,7 @@ internal static class CalibrateCommand
                 {
                     var task = ctx.AddTask($"calibrating {positions.Count} cut(s)", maxValue: frameCount);
                     using var calibrator = new CutCalibrator(subject.Analysis, positions, threadCount);
-                    foreach (var frame in subject.Frames(parse.GetValue(source)!, frameCount, 0, done => task.Value = done))
+                    foreach (var frame in subject.Frames(sources, frameCount, 0, done => task.Value = done))
                     {
                         calibrator.Add(frame);
                     }

@@ -87,8 +87,12 @@ internal static class FidelityCommand
             var subject = CutModel.Load(parse.GetValue(model)!, parse.GetValue(input));
             var positions = subject.Cuts(parse.GetValue(cut)!);
             var quiet = parse.GetValue(json);
+            // Frames are read before the progress bar starts, so that a source error leaves nothing on stdout.
+            var calibrationSpec = parse.GetValue(calibrationSource);
+            var calibrationSet = subject.Frames(calibrationSpec is null ? sources : [calibrationSpec], calibrationCount);
+            var evaluated = subject.Frames(sources, frameCount, calibrationSpec is null ? calibrationSet.Count : 0);
             var results = WithProgress(context.Console, quiet, report => Measure(
-                subject, positions, specs, sources, frameCount, parse.GetValue(calibrationSource), calibrationCount, threadCount, report));
+                subject, positions, specs, sources, calibrationSpec, calibrationSet, evaluated, threadCount, report));
             if (quiet)
             {
                 context.Console.Profile.Out.Writer.WriteLine(results.Count == 1
@@ -107,25 +111,20 @@ internal static class FidelityCommand
 
     /// <summary>Reads the frames, calibrates, runs the exact model once and each codec's pipeline once over the same frames.</summary>
     public static List<FidelityResult> Measure(
-        CutModel subject, IReadOnlyList<int> positions, IReadOnlyList<TransferSpec> specs, IReadOnlyList<string> sources, int frameCount,
-        string? calibrationSource, int calibrationCount, int threads, Action<string, double>? report = null)
+        CutModel subject, IReadOnlyList<int> positions, IReadOnlyList<TransferSpec> specs, IReadOnlyList<string> sources, string? calibrationSource,
+        List<Dictionary<string, HostTensor>> calibrationFrames, List<Dictionary<string, HostTensor>> evaluated, int threads,
+        Action<string, double>? report = null)
     {
-        var total = calibrationCount + frameCount + (frameCount * specs.Count);
+        var total = evaluated.Count * (1 + specs.Count);
         var done = 0;
         void Step(string what) => report?.Invoke(what, 100.0 * ++done / total);
-
-        var calibrationFrames = calibrationSource is null
-            ? subject.Frames(sources, calibrationCount, 0, _ => Step("reading calibration frames"))
-            : subject.Frames([calibrationSource], calibrationCount, 0, _ => Step("reading calibration frames"));
-        var evaluated = subject.Frames(sources, frameCount, calibrationSource is null ? calibrationFrames.Count : 0);
-        done = calibrationCount;
 
         using var calibrator = new CutCalibrator(subject.Analysis, positions, threads);
         calibrationFrames.ForEach(calibrator.Add);
         var calibration = calibrator.Result();
 
         var outputs = subject.Analysis.Graph.OutputNames;
-        var exact = new List<Dictionary<string, Onnx.Inference.HostTensor>>();
+        var exact = new List<Dictionary<string, HostTensor>>();
         using (var whole = new ModelRunner(subject.Analysis.Graph.Model.ToByteArray(), threads))
         {
             foreach (var frame in evaluated)
@@ -232,7 +231,8 @@ internal static class FidelityCommand
             if (task && first.Task!.ReferenceBoxes is not null)
             {
                 var t = r.Task!;
-                row.Add(string.Create(CultureInfo.InvariantCulture, $"{t.Recall:0.000} / {t.Precision:0.000} / {t.MeanMatchedIoU ?? 0:0.000}"));
+                var iou = t.MeanMatchedIoU is { } m ? m.ToString("0.000", CultureInfo.InvariantCulture) : "-";
+                row.Add(string.Create(CultureInfo.InvariantCulture, $"{t.Recall:0.000} / {t.Precision:0.000} / {iou}"));
             }
 
             table.AddRow(row.ToArray());

@@ -58,14 +58,25 @@ public static class CutRewrites
 
         var sizes = new TensorProto { Name = $"{wire}.sizes", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 4 } };
         sizes.Int64Data.AddRange(shape);
-        var resize = new NodeProto { Name = $"{wire}.resize", OpType = "Resize", Input = { wire, "", "", sizes.Name }, Output = { tensor } };
+        // Opsets 11 and 12 require the roi and scales inputs even when sizes is given: empty tensors say "unused".
+        TensorProto[] constants = Opset(downstream) >= 13
+            ? [sizes]
+            : [new TensorProto { Name = $"{wire}.roi", DataType = FloatType, Dims = { 0 } },
+                new TensorProto { Name = $"{wire}.scales", DataType = FloatType, Dims = { 0 } }, sizes];
+        var resize = new NodeProto
+        {
+            Name = $"{wire}.resize",
+            OpType = "Resize",
+            Input = { wire, constants.Length == 1 ? "" : constants[0].Name, constants.Length == 1 ? "" : constants[1].Name, sizes.Name },
+            Output = { tensor },
+        };
         resize.Attribute.Add(Str("mode", "nearest"));
         resize.Attribute.Add(Str("coordinate_transformation_mode", "asymmetric"));
         resize.Attribute.Add(Str("nearest_mode", "floor"));
 
-        RequireOpset(downstream, 13, "pool2's Resize with sizes");
+        RequireOpset(downstream, 11, "pool2's Resize with sizes");
         return (Append(upstream, tensor, wire, wireShape, pool, [], "pool2"),
-            Prepend(downstream, tensor, wire, wireShape, resize, [sizes], "pool2"));
+            Prepend(downstream, tensor, wire, wireShape, resize, constants, "pool2"));
     }
 
     /// <summary>The static NCHW shape of <paramref name="tensor"/> as the upstream stage's output.</summary>
@@ -138,9 +149,12 @@ public static class CutRewrites
         }
     }
 
+    private static long Opset(ModelProto model) =>
+        model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+
     private static void RequireOpset(ModelProto model, int version, string what)
     {
-        var opset = model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+        var opset = Opset(model);
         if (opset < version)
         {
             throw new PipelineInputException($"{what} needs ONNX opset {version} or later; the stage imports opset {opset}.");
