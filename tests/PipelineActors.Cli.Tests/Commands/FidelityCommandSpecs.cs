@@ -89,7 +89,7 @@ public sealed class FidelityCommandSpecs : IDisposable
         Assert.True(json.ExitCode == 0, json.Error);
         var row = JsonDocument.Parse(json.Output).RootElement;
         Assert.Equal("fp16", row.GetProperty("codec").GetString());
-        Assert.InRange(row.GetProperty("compressionRatio").GetDouble(), 1.9, 64);
+        Assert.True(row.GetProperty("compressionRatio").GetDouble() >= 1.9, $"fp16 ratio {row.GetProperty("compressionRatio")}");
         Assert.True(table.ExitCode == 0, table.Error);
         Assert.Contains("fp16", table.Output);
         Assert.Contains("fidelity: F1 of face boxes", table.Output);

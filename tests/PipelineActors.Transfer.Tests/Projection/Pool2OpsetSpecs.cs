@@ -44,6 +44,28 @@ public sealed class Pool2OpsetSpecs
         }
     }
 
+    [Fact]
+    public void On_a_model_with_dynamic_input_sizes_the_rewrites_take_the_analysed_shape_and_load()
+    {
+        // The PaddleOCR classifier declares x[?,3,?,?]: its stages declare symbolic dims at the cut.
+        var model = OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "paddleocr-textdir-cls.onnx"));
+        var analysis = ModelAnalysis.Analyze(model, new Dictionary<string, long[]> { ["x"] = [1, 3, 48, 192] });
+        var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4).OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
+        var cargo = cut.Cargo[0];
+        var stages = StageExtractor.Extract(analysis, [cut.Position]);
+
+        Assert.Throws<PipelineInputException>(() => CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name));
+        var (upstream, downstream) = CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name, cargo.Shape);
+        using var up = new ModelRunner(upstream.ToByteArray());
+        using var down = new ModelRunner(downstream.ToByteArray());
+        var input = analysis.Shapes.InputSizes[0];
+        var wire = up.Run(new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, 3) })[$"{cargo.Name}.pool2"];
+        var outputs = down.Run(new Dictionary<string, HostTensor> { [wire.Info.Name] = wire });
+
+        Assert.Equal([1, cargo.Shape[1], (cargo.Shape[2] + 1) / 2, (cargo.Shape[3] + 1) / 2], wire.Info.Shape);
+        Assert.Equal([1L, 2L], outputs[analysis.Graph.OutputNames[0]].Info.Shape);
+    }
+
     private static float[] Nearest(ReadOnlySpan<float> pooled, long[] shape)
     {
         int channels = (int)shape[1], height = (int)shape[2], width = (int)shape[3];

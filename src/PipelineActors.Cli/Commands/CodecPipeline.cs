@@ -80,7 +80,7 @@ internal sealed class CodecPipeline : IDisposable
 
                 if (spec.Layer == TransferLayer.Pool2)
                 {
-                    (models[link], models[link + 1]) = CutRewrites.Pool2(models[link], models[link + 1], t.Name);
+                    (models[link], models[link + 1]) = CutRewrites.Pool2(models[link], models[link + 1], t.Name, t.Shape);
                     tensors.Add(($"{t.Name}.pool2", t.Name, true));
                 }
                 else
@@ -93,7 +93,7 @@ internal sealed class CodecPipeline : IDisposable
 
                     var projection = calibration.CovarianceFor(next, t.Name).Fit(spec.Components);
                     notes.Add($"pca:{spec.Components} on '{t.Name}' at cut {next} keeps {projection.ExplainedVariance:P2} of the calibration variance");
-                    (models[link], models[link + 1]) = CutRewrites.Pca(models[link], models[link + 1], t.Name, projection);
+                    (models[link], models[link + 1]) = CutRewrites.Pca(models[link], models[link + 1], t.Name, projection, t.Shape);
                     tensors.Add(($"{t.Name}.pca{spec.Components}", t.Name, true));
                 }
             }
