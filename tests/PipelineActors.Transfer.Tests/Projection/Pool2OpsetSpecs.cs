@@ -45,25 +45,35 @@ public sealed class Pool2OpsetSpecs
     }
 
     [Fact]
-    public void On_a_model_with_dynamic_input_sizes_the_rewrites_take_the_analysed_shape_and_load()
+    public void On_a_model_with_dynamic_input_sizes_pca_takes_the_analysed_shape_and_loads_and_pool2_on_opset_9_is_refused_clearly()
     {
-        // The PaddleOCR classifier declares x[?,3,?,?]: its stages declare symbolic dims at the cut.
+        // The PaddleOCR classifier declares x[?,3,?,?] (its stages declare symbolic dims at the cut) and imports opset 9.
         var model = OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "paddleocr-textdir-cls.onnx"));
         var analysis = ModelAnalysis.Analyze(model, new Dictionary<string, long[]> { ["x"] = [1, 3, 48, 192] });
         var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4).OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
         var cargo = cut.Cargo[0];
         var stages = StageExtractor.Extract(analysis, [cut.Position]);
+        var input = analysis.Shapes.InputSizes[0];
+        using var exactUp = new ModelRunner(stages[0].Model.ToByteArray());
+        var covariance = new ChannelCovariance((int)cargo.Shape[1]);
+        foreach (var seed in new[] { 3, 4 })
+        {
+            var activation = exactUp.Run(new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, seed) })[cargo.Name];
+            covariance.Add(MemoryMarshal.Cast<byte, float>(activation.Data.AsSpan()), cargo.Shape);
+        }
 
-        Assert.Throws<PipelineInputException>(() => CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name));
-        var (upstream, downstream) = CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name, cargo.Shape);
+        var pca = covariance.Fit(8);
+        Assert.Throws<PipelineInputException>(() => CutRewrites.Pca(stages[0].Model, stages[1].Model, cargo.Name, pca));
+        var (upstream, downstream) = CutRewrites.Pca(stages[0].Model, stages[1].Model, cargo.Name, pca, cargo.Shape);
         using var up = new ModelRunner(upstream.ToByteArray());
         using var down = new ModelRunner(downstream.ToByteArray());
-        var input = analysis.Shapes.InputSizes[0];
-        var wire = up.Run(new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, 3) })[$"{cargo.Name}.pool2"];
+        var wire = up.Run(new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, 5) })[$"{cargo.Name}.pca8"];
         var outputs = down.Run(new Dictionary<string, HostTensor> { [wire.Info.Name] = wire });
 
-        Assert.Equal([1, cargo.Shape[1], (cargo.Shape[2] + 1) / 2, (cargo.Shape[3] + 1) / 2], wire.Info.Shape);
+        Assert.Equal([1, 8, cargo.Shape[2], cargo.Shape[3]], wire.Info.Shape);
         Assert.Equal([1L, 2L], outputs[analysis.Graph.OutputNames[0]].Info.Shape);
+        var refused = Assert.Throws<PipelineInputException>(() => CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name, cargo.Shape));
+        Assert.Equal("pool2's Resize with sizes needs ONNX opset 11 or later; the stage imports opset 9.", refused.Message);
     }
 
     private static float[] Nearest(ReadOnlySpan<float> pooled, long[] shape)
