@@ -58,7 +58,8 @@ public sealed record TransferSpec(string Text, TransferLayer Layer, int Componen
             }
             else
             {
-                throw new PipelineInputException($"'{text}' is not a codec: pca takes a channel count (pca:32), and pool2 nothing; give one of {Choices}.");
+                throw new PipelineInputException(
+                    $"'{text}' is not a codec: pca takes a channel count (pca:32), and pool2 nothing; give one of {Choices}.");
             }
         }
 

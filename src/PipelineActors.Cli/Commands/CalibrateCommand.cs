@@ -102,7 +102,8 @@ internal static class CalibrateCommand
         var manifest = SplitManifest.Load(folder);
         if (manifest.SourceSha256 is not null && subject.Analysis.SourceSha256 is not null && manifest.SourceSha256 != subject.Analysis.SourceSha256)
         {
-            throw new PipelineInputException($"The split in '{folder}' was made from {manifest.SourceModel}, not from {Path.GetFileName(subject.Path)}.");
+            throw new PipelineInputException(
+                $"The split in '{folder}' was made from {manifest.SourceModel}, not from {Path.GetFileName(subject.Path)}.");
         }
 
         return [.. manifest.Boundaries.Select(b => b.Position)];

@@ -88,11 +88,13 @@ internal sealed class CodecPipeline : IDisposable
                     if (spec.Components > t.Shape[1])
                     {
                         throw new PipelineInputException(
-                            $"{spec.Text.Split('+')[0]} keeps more channels than '{t.Name}' at cut {next} has ({t.Shape[1]}); give pca:K with K below that.");
+                            $"{spec.Text.Split('+')[0]} keeps more channels than '{t.Name}' at cut {next} has ({t.Shape[1]}); "
+                            + "give pca:K with K below that.");
                     }
 
                     var projection = calibration.CovarianceFor(next, t.Name).Fit(spec.Components);
-                    notes.Add($"pca:{spec.Components} on '{t.Name}' at cut {next} keeps {projection.ExplainedVariance:P2} of the calibration variance");
+                    notes.Add(
+                        $"pca:{spec.Components} on '{t.Name}' at cut {next} keeps {projection.ExplainedVariance:P2} of the calibration variance");
                     (models[link], models[link + 1]) = CutRewrites.Pca(models[link], models[link + 1], t.Name, projection, t.Shape);
                     tensors.Add(($"{t.Name}.pca{spec.Components}", t.Name, true));
                 }
@@ -179,7 +181,9 @@ internal sealed class CodecPipeline : IDisposable
 
     /// <summary>Statistics of every float tensor on the wire over the calibration frames, run through the rewritten stages uncoded.</summary>
     private static Dictionary<string, TensorStatistics> WireStatistics(
-        List<ModelRunner> runners, List<List<(string Name, string CutTensor, bool Float)>> wires, IReadOnlyList<Dictionary<string, HostTensor>> frames)
+        List<ModelRunner> runners,
+        List<List<(string Name, string CutTensor, bool Float)>> wires,
+        IReadOnlyList<Dictionary<string, HostTensor>> frames)
     {
         var statistics = new Dictionary<string, TensorStatistics>(StringComparer.Ordinal);
         foreach (var inputs in frames)

@@ -66,14 +66,16 @@ internal static class FidelityCommand
         };
         var calibrationSource = new Option<string?>("--calibration-source")
         {
-            Description = "Frames to calibrate on (clip ranges, pca); default: the first --calibration-frames of --source, which are then not evaluated.",
+            Description = "Frames to calibrate on (clip ranges, pca); default: the first --calibration-frames of --source, "
+                + "which are then not evaluated.",
         };
         var calibrationFrames = new Option<int>("--calibration-frames") { Description = "Frames calibrated on.", DefaultValueFactory = _ => 16 };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON (an object, or an array with several --codec)." };
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();
         var command = new Command("fidelity",
-            "Run real frames through the exact whole model and through the split with a codec on every hop: bytes on the wire, codec time, fidelity.")
+            "Run real frames through the exact whole model and through the split with a codec on every hop: "
+            + "bytes on the wire, codec time, fidelity.")
         {
             model, source, frames, cut, codec, calibrationSource, calibrationFrames, json, input, threads,
         };
@@ -135,8 +137,9 @@ internal static class FidelityCommand
         }
 
         var method = $"{evaluated.Count} frames of {string.Join(" then ", sources)} through the exact whole model and through the model split at "
-            + $"cut{(positions.Count == 1 ? "" : "s")} {string.Join(", ", positions)} with the codec on every hop; calibration (clip ranges, pca) from "
-            + $"{calibrationFrames.Count} other frames ({(calibrationSource is null ? "the first ones of the same source, not evaluated" : calibrationSource)}); "
+            + $"cut{(positions.Count == 1 ? "" : "s")} {string.Join(", ", positions)} with the codec on every hop; "
+            + $"calibration (clip ranges, pca) from {calibrationFrames.Count} other frames "
+            + $"({calibrationSource ?? "the first ones of the same source, not evaluated"}); "
             + "bytes are each hop's cut tensors as encoded, ratio against them as raw float32; codec ms are per frame, one thread, on this machine; "
             + "pca and pool2 run inside the stage models (stage compute, not codec time).";
         var results = new List<FidelityResult>();

@@ -32,7 +32,8 @@ public sealed record CutCalibration(string Format, string? SourceSha256, IReadOn
         For(position, tensor);
         var state = Boundaries.First(b => b.Position == position).Covariances?.FirstOrDefault(c => c.Name == tensor)
             ?? throw new PipelineInputException(
-                $"The calibration of cut {position} has no channel covariance for '{tensor}' (only float32 NCHW tensors get one), so pca:K cannot go there.");
+                $"The calibration of cut {position} has no channel covariance for '{tensor}' (only float32 NCHW tensors get one), "
+                + "so pca:K cannot go there.");
         return ChannelCovariance.FromState(state, FileName);
     }
 

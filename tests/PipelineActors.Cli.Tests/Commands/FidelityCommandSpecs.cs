@@ -35,7 +35,8 @@ public sealed class FidelityCommandSpecs : IDisposable
     public void The_exact_codec_agrees_fully_and_sends_the_zero_suppressed_bytes_while_lossy_codecs_send_fewer()
     {
         var result = Cli.Run("fidelity", "--model", Model, "--source", Source, "--frames", "3", "--calibration-source", PictureSource,
-            "--calibration-frames", "2", "--cut", "balanced:2", "--codec", "exact", "--codec", "int8", "--codec", "pca:8+int4+zstd", "--codec", "pool2", "--json");
+            "--calibration-frames", "2", "--cut", "balanced:2", "--codec", "exact", "--codec", "int8", "--codec", "pca:8+int4+zstd",
+            "--codec", "pool2", "--json");
 
         Assert.True(result.ExitCode == 0, result.Error);
         var rows = JsonDocument.Parse(result.Output).RootElement.EnumerateArray().ToList();

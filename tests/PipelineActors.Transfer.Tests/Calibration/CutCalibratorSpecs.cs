@@ -19,11 +19,13 @@ public sealed class CutCalibratorSpecs : IDisposable
     [Fact]
     public void Two_cuts_are_calibrated_in_one_pass_as_each_upstream_stage_alone_sees_them_and_survive_the_file()
     {
-        var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "blazeface-back-256.onnx")));
+        var analysis = BlazeFace();
         var cuts = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4).Select(c => c.Position).ToArray();
         int[] positions = [cuts[cuts.Length / 3], cuts[2 * cuts.Length / 3]];
         var input = analysis.Shapes.InputSizes[0];
-        var frames = Enumerable.Range(1, 3).Select(seed => new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, seed) }).ToList();
+        var frames = Enumerable.Range(1, 3)
+            .Select(seed => new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, seed) })
+            .ToList();
 
         using var calibrator = new CutCalibrator(analysis, positions);
         frames.ForEach(calibrator.Add);
@@ -57,7 +59,7 @@ public sealed class CutCalibratorSpecs : IDisposable
     [Fact]
     public void A_calibrator_that_saw_no_frame_and_a_broken_covariance_are_input_errors()
     {
-        var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "blazeface-back-256.onnx")));
+        var analysis = BlazeFace();
         using var calibrator = new CutCalibrator(analysis, [analysis.Cuts[10].Position]);
 
         Assert.Contains("saw no frames", Assert.Throws<PipelineInputException>(calibrator.Result).Message);
@@ -65,6 +67,9 @@ public sealed class CutCalibratorSpecs : IDisposable
         Assert.Contains("inconsistent channel covariance for 't'",
             Assert.Throws<PipelineInputException>(() => ChannelCovariance.FromState(broken, "calibration.json")).Message);
     }
+
+    private static ModelAnalysis BlazeFace() =>
+        ModelAnalysis.Analyze(OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "blazeface-back-256.onnx")));
 
     public void Dispose()
     {
