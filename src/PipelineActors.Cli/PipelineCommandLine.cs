@@ -43,6 +43,8 @@ public static class PipelineCommandLine
         root.Add(JobCommand.Create(context));
         root.Add(PlanCommand.Create(context));
         root.Add(CertsCommand.Create(context));
+        root.Add(CalibrateCommand.Create(context));
+        root.Add(FidelityCommand.Create(context));
         return root;
     }
 

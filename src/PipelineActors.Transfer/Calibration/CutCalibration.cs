@@ -1,5 +1,6 @@
 using System.Text.Json;
 using PipelineActors.Onnx;
+using PipelineActors.Transfer.Projection;
 
 namespace PipelineActors.Transfer.Calibration;
 
@@ -23,6 +24,17 @@ public sealed record CutCalibration(string Format, string? SourceSha256, IReadOn
                 + "calibrate that cut first.");
         return boundary.Tensors.FirstOrDefault(t => t.Name == tensor)
             ?? throw new PipelineInputException($"The calibration of cut {position} has no statistics for tensor '{tensor}'.");
+    }
+
+    /// <summary>The channel covariance of <paramref name="tensor"/> at cut <paramref name="position"/>, or a clear error.</summary>
+    public ChannelCovariance CovarianceFor(int position, string tensor)
+    {
+        For(position, tensor);
+        var state = Boundaries.First(b => b.Position == position).Covariances?.FirstOrDefault(c => c.Name == tensor)
+            ?? throw new PipelineInputException(
+                $"The calibration of cut {position} has no channel covariance for '{tensor}' (only float32 NCHW tensors get one), "
+                + "so pca:K cannot go there.");
+        return ChannelCovariance.FromState(state, FileName);
     }
 
     /// <summary>Writes <see cref="FileName"/> into <paramref name="folder"/> through a temporary file.</summary>
@@ -60,14 +72,19 @@ public sealed record CutCalibration(string Format, string? SourceSha256, IReadOn
             throw new PipelineInputException($"'{path}' has format '{calibration?.Format}', not '{CurrentFormat}'; calibrate the split again.");
         }
 
-        // Each tensor goes through the same checks as a lone statistics file.
+        // Each tensor goes through the same checks as a lone statistics file, each covariance through its own.
         var checkedBoundaries = calibration.Boundaries?.Select(b => b with
         {
             Tensors = [.. (b.Tensors ?? []).Select(t => TensorStatistics.FromJson(t.ToJson(), path))],
+            Covariances = b.Covariances?.Select(c => ChannelCovariance.FromState(c, path).ToState(c.Name)).ToList(),
         }).ToList();
         return calibration with { Boundaries = checkedBoundaries ?? [] };
     }
 }
 
-/// <summary>The statistics of the tensors crossing one cut.</summary>
-public sealed record CalibratedBoundary(int Position, string AfterNode, IReadOnlyList<TensorStatistics> Tensors);
+/// <summary>
+/// The statistics of the tensors crossing one cut, and the channel covariance of each float32 NCHW one (what
+/// <c>pca:K</c> is fitted from).
+/// </summary>
+public sealed record CalibratedBoundary(
+    int Position, string AfterNode, IReadOnlyList<TensorStatistics> Tensors, IReadOnlyList<ChannelCovarianceState>? Covariances = null);

@@ -7,14 +7,14 @@ namespace PipelineActors.Transfer.Codecs;
 /// lossless stage. NaN stays NaN and infinities stay infinite; finite values beyond the half range saturate to
 /// +-65504 instead of becoming infinite, so a finite activation never turns into an infinity downstream.
 /// </summary>
-public sealed class Fp16Codec : ITensorCodec
+public sealed class Fp16Codec(LosslessMethod method = LosslessMethod.Lz4) : ITensorCodec
 {
     /// <summary>The relative error bound in the half's normal range: half a unit in the last of 11 significant bits.</summary>
     public const double RelativeBound = 1.0 / 2048;
 
     private static readonly Half MaxHalf = Half.MaxValue;
 
-    public string Name => "fp16";
+    public string Name => method == LosslessMethod.Zstd ? "fp16+zstd" : "fp16";
 
     public CodecPromise Promise { get; } = new(false,
         "relative error <= 2^-11 for |x| in [2^-14, 65504]; absolute error <= 2^-25 below; beyond +-65504 saturates; NaN and +-Inf kept");
@@ -35,7 +35,7 @@ public sealed class Fp16Codec : ITensorCodec
             halves[i] = h;
         }
 
-        var block = LosslessStage.Encode(MemoryMarshal.AsBytes(halves.AsSpan()), 2);
+        var block = LosslessStage.Encode(MemoryMarshal.AsBytes(halves.AsSpan()), 2, method);
         return Lz4Codec.Assemble(CodecId.Fp16, shape, [], block);
     }
 

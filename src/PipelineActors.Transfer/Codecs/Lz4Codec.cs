@@ -3,12 +3,13 @@ using System.Runtime.InteropServices;
 namespace PipelineActors.Transfer.Codecs;
 
 /// <summary>
-/// <c>lz4</c>: the float32 bits themselves through the lossless stage. Exact to the bit (-0.0, NaN payloads, denormals
-/// and infinities come back as they went), and smaller only where the bytes repeat (zeros after a ReLU).
+/// <c>lz4</c> (or <c>zstd</c>): the float32 bits themselves through the lossless stage. Exact to the bit (-0.0, NaN
+/// payloads, denormals and infinities come back as they went), and smaller only where the bytes repeat (zeros after a
+/// ReLU). Both write codec id 1; the lossless block's flag says which compressor was used, so one decoder reads both.
 /// </summary>
-public sealed class Lz4Codec : ITensorCodec
+public sealed class Lz4Codec(LosslessMethod method = LosslessMethod.Lz4) : ITensorCodec
 {
-    public string Name => "lz4";
+    public string Name => method == LosslessMethod.Zstd ? "zstd" : "lz4";
 
     public CodecPromise Promise { get; } =
         new(true, "exact: every float comes back with its bits (including -0.0, NaN payloads, denormals, infinities)");
@@ -16,16 +17,16 @@ public sealed class Lz4Codec : ITensorCodec
     public byte[] Encode(ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
     {
         CodecHeader.CheckShape(shape, values.Length);
-        var block = LosslessStage.Encode(MemoryMarshal.AsBytes(values), sizeof(float));
+        var block = LosslessStage.Encode(MemoryMarshal.AsBytes(values), sizeof(float), method);
         return Assemble(CodecId.Lz4, shape, [], block);
     }
 
     public DecodedTensor Decode(ReadOnlySpan<byte> encoded, DecodeLimits limits)
     {
         var (shape, count, offset) = CodecHeader.Read(encoded, CodecId.Lz4, Name, limits);
-        LosslessStage.CheckPlausible(encoded[offset..], count * sizeof(float), sizeof(float), "lz4 tensor");
+        LosslessStage.CheckPlausible(encoded[offset..], count * sizeof(float), sizeof(float), $"{Name} tensor");
         var values = new float[count];
-        LosslessStage.Decode(encoded[offset..], MemoryMarshal.AsBytes(values.AsSpan()), sizeof(float), "lz4 tensor");
+        LosslessStage.Decode(encoded[offset..], MemoryMarshal.AsBytes(values.AsSpan()), sizeof(float), $"{Name} tensor");
         return new DecodedTensor(shape, values);
     }
 

@@ -56,9 +56,10 @@ public sealed class QuantizedCodec : ITensorCodec
 {
     private readonly ChannelQuantization[] _channels;
     private readonly int _channelAxis;
+    private readonly LosslessMethod _lossless;
 
     /// <summary>A codec for <paramref name="bits"/> (8 or 4) bits with one quantiser per channel, or one for all.</summary>
-    public QuantizedCodec(int bits, IReadOnlyList<ChannelQuantization> channels, int channelAxis = 1)
+    public QuantizedCodec(int bits, IReadOnlyList<ChannelQuantization> channels, int channelAxis = 1, LosslessMethod lossless = LosslessMethod.Lz4)
     {
         if (bits is not (8 or 4))
         {
@@ -78,7 +79,8 @@ public sealed class QuantizedCodec : ITensorCodec
         Bits = bits;
         _channels = [.. channels];
         _channelAxis = channelAxis;
-        Name = bits == 8 ? "int8" : "int4";
+        _lossless = lossless;
+        Name = (bits == 8 ? "int8" : "int4") + (lossless == LosslessMethod.Zstd ? "+zstd" : string.Empty);
         Promise = new CodecPromise(false,
             $"|error| <= scale/2 per channel inside its clip range (scale = range / {(1 << bits) - 1}); "
             + "values outside clip to the range's edge; NaN decodes as 0");
@@ -100,14 +102,14 @@ public sealed class QuantizedCodec : ITensorCodec
     public static QuantizedCodec FourBit(TensorStatistics statistics, ClipMethod? method = null) =>
         Calibrated(4, statistics, method ?? Clipping.Default);
 
-    public static QuantizedCodec Calibrated(int bits, TensorStatistics statistics, ClipMethod method)
+    public static QuantizedCodec Calibrated(int bits, TensorStatistics statistics, ClipMethod method, LosslessMethod lossless = LosslessMethod.Lz4)
     {
         var channels = statistics.Channels.Select(s =>
         {
             var (low, high) = Clipping.Range(s, bits, method);
             return ChannelQuantization.For(low, high, bits);
         }).ToArray();
-        return new QuantizedCodec(bits, channels, statistics.ChannelAxis);
+        return new QuantizedCodec(bits, channels, statistics.ChannelAxis, lossless);
     }
 
     public byte[] Encode(ReadOnlySpan<float> values, ReadOnlySpan<long> shape)
@@ -133,7 +135,7 @@ public sealed class QuantizedCodec : ITensorCodec
             }
         }
 
-        var block = LosslessStage.Encode(Bits == 8 ? codes : Pack(codes), 1);
+        var block = LosslessStage.Encode(Bits == 8 ? codes : Pack(codes), 1, _lossless);
         var parameters = new byte[8 + (5 * channelCount)];
         BinaryPrimitives.WriteInt32LittleEndian(parameters, _channelAxis);
         BinaryPrimitives.WriteInt32LittleEndian(parameters.AsSpan(4), channelCount);

@@ -59,6 +59,63 @@ public sealed class ChannelCovariance
         }
     }
 
+    /// <summary>Adds the pixels <paramref name="other"/> has seen (the covariance of the same tensor over other frames).</summary>
+    public void Merge(ChannelCovariance other)
+    {
+        if (other.Channels != Channels)
+        {
+            throw new ArgumentException($"A covariance of {other.Channels} channels cannot merge into one of {Channels}.", nameof(other));
+        }
+
+        for (var c = 0; c < Channels; c++)
+        {
+            _sum[c] += other._sum[c];
+        }
+
+        _outer.Add(other._outer, _outer);
+        Samples += other.Samples;
+    }
+
+    /// <summary>The sums as they serialise beside a split (the upper triangle of the symmetric sum of outer products).</summary>
+    public ChannelCovarianceState ToState(string name)
+    {
+        var upper = new double[Channels * (Channels + 1) / 2];
+        for (int i = 0, k = 0; i < Channels; i++)
+        {
+            for (var j = i; j < Channels; j++)
+            {
+                upper[k++] = _outer[i, j];
+            }
+        }
+
+        return new ChannelCovarianceState(name, Channels, Samples, [.. _sum], upper);
+    }
+
+    /// <summary>Rebuilds the sums <see cref="ToState"/> wrote; an inconsistent state is an input error naming <paramref name="what"/>.</summary>
+    public static ChannelCovariance FromState(ChannelCovarianceState state, string what)
+    {
+        var channels = state.Channels;
+        if (channels < 1 || state.Samples < 0 || state.Sum?.Length != channels || state.Upper?.Length != channels * (channels + 1) / 2
+            || state.Sum.Concat(state.Upper).Any(v => !double.IsFinite(v)))
+        {
+            throw new PipelineActors.Onnx.PipelineInputException(
+                $"'{what}' holds an inconsistent channel covariance for '{state.Name}'; run the calibration again.");
+        }
+
+        var covariance = new ChannelCovariance(channels) { Samples = state.Samples };
+        state.Sum.CopyTo(covariance._sum, 0);
+        for (int i = 0, k = 0; i < channels; i++)
+        {
+            for (var j = i; j < channels; j++, k++)
+            {
+                covariance._outer[i, j] = state.Upper[k];
+                covariance._outer[j, i] = state.Upper[k];
+            }
+        }
+
+        return covariance;
+    }
+
     /// <summary>The first <paramref name="components"/> principal directions of the channel covariance (by SVD), with the mean.</summary>
     public ChannelProjection Fit(int components)
     {
@@ -89,6 +146,9 @@ public sealed class ChannelCovariance
         return new ChannelProjection(Channels, components, projection, [.. mean.Select(v => (float)v)], total <= 0 ? 1 : kept / total);
     }
 }
+
+/// <summary>A <see cref="ChannelCovariance"/>'s sums as JSON carries them: per-channel sums and the upper triangle, row by row.</summary>
+public sealed record ChannelCovarianceState(string Name, int Channels, long Samples, double[] Sum, double[] Upper);
 
 /// <summary>
 /// A <c>pca:K</c> projection: y = P (x - mean) with P the K x C matrix of the top K principal directions (orthonormal

@@ -21,9 +21,9 @@ public static class CutRewrites
     /// downstream one. The wire tensor is <c>{tensor}.pca{K}</c> with K channels.
     /// </summary>
     public static (ModelProto Upstream, ModelProto Downstream) Pca(
-        ModelProto upstream, ModelProto downstream, string tensor, ChannelProjection projection)
+        ModelProto upstream, ModelProto downstream, string tensor, ChannelProjection projection, IReadOnlyList<long>? knownShape = null)
     {
-        var shape = CutShape(upstream, tensor);
+        var shape = CutShape(upstream, tensor, knownShape);
         if (shape[1] != projection.Channels)
         {
             throw new PipelineInputException($"The projection is for {projection.Channels} channels but '{tensor}' has {shape[1]}.");
@@ -45,9 +45,10 @@ public static class CutRewrites
     /// <c>pool2</c>, ScissionLite's transfer layer: a 2x2 MaxPool (stride 2, ceil mode, so odd sizes keep their last
     /// row) after the upstream stage and a nearest Resize back to the cut's exact size before the downstream one.
     /// </summary>
-    public static (ModelProto Upstream, ModelProto Downstream) Pool2(ModelProto upstream, ModelProto downstream, string tensor)
+    public static (ModelProto Upstream, ModelProto Downstream) Pool2(
+        ModelProto upstream, ModelProto downstream, string tensor, IReadOnlyList<long>? knownShape = null)
     {
-        var shape = CutShape(upstream, tensor);
+        var shape = CutShape(upstream, tensor, knownShape);
         var wire = $"{tensor}.pool2";
         long[] wireShape = [shape[0], shape[1], (shape[2] + 1) / 2, (shape[3] + 1) / 2];
 
@@ -58,22 +59,42 @@ public static class CutRewrites
 
         var sizes = new TensorProto { Name = $"{wire}.sizes", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 4 } };
         sizes.Int64Data.AddRange(shape);
-        var resize = new NodeProto { Name = $"{wire}.resize", OpType = "Resize", Input = { wire, "", "", sizes.Name }, Output = { tensor } };
+        // Opsets 11 and 12 require the roi and scales inputs even when sizes is given: empty tensors say "unused".
+        TensorProto[] constants = Opset(downstream) >= 13
+            ? [sizes]
+            : [new TensorProto { Name = $"{wire}.roi", DataType = FloatType, Dims = { 0 } },
+                new TensorProto { Name = $"{wire}.scales", DataType = FloatType, Dims = { 0 } }, sizes];
+        var resize = new NodeProto
+        {
+            Name = $"{wire}.resize",
+            OpType = "Resize",
+            Input = { wire, constants.Length == 1 ? "" : constants[0].Name, constants.Length == 1 ? "" : constants[1].Name, sizes.Name },
+            Output = { tensor },
+        };
         resize.Attribute.Add(Str("mode", "nearest"));
         resize.Attribute.Add(Str("coordinate_transformation_mode", "asymmetric"));
         resize.Attribute.Add(Str("nearest_mode", "floor"));
 
-        RequireOpset(downstream, 13, "pool2's Resize with sizes");
+        RequireOpset(downstream, 11, "pool2's Resize with sizes");
         return (Append(upstream, tensor, wire, wireShape, pool, [], "pool2"),
-            Prepend(downstream, tensor, wire, wireShape, resize, [sizes], "pool2"));
+            Prepend(downstream, tensor, wire, wireShape, resize, constants, "pool2"));
     }
 
-    /// <summary>The static NCHW shape of <paramref name="tensor"/> as the upstream stage's output.</summary>
-    private static long[] CutShape(ModelProto upstream, string tensor)
+    /// <summary>
+    /// The static NCHW shape of <paramref name="tensor"/> as the upstream stage's output, or, where the stage declares
+    /// symbolic dims (a model with dynamic input sizes), the <paramref name="knownShape"/> measured at the analysed size.
+    /// </summary>
+    private static long[] CutShape(ModelProto upstream, string tensor, IReadOnlyList<long>? knownShape)
     {
         var output = upstream.Graph.Output.FirstOrDefault(o => o.Name == tensor)
             ?? throw new PipelineInputException($"The upstream stage has no output named '{tensor}'; a transfer layer goes on a cut tensor.");
         var dims = output.Type?.TensorType?.Shape?.Dim;
+        if (output.Type?.TensorType?.ElemType == FloatType && knownShape is { Count: 4 } && knownShape.All(d => d >= 1)
+            && (dims is null || (dims.Count == 4 && dims.Any(d => !d.HasDimValue))))
+        {
+            return [.. knownShape];
+        }
+
         if (output.Type?.TensorType?.ElemType != FloatType || dims is null || dims.Count != 4 || dims.Any(d => !d.HasDimValue || d.DimValue < 1))
         {
             throw new PipelineInputException($"'{tensor}' is not a float32 NCHW tensor of static shape, so no transfer layer can go on it.");
@@ -138,9 +159,12 @@ public static class CutRewrites
         }
     }
 
+    private static long Opset(ModelProto model) =>
+        model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+
     private static void RequireOpset(ModelProto model, int version, string what)
     {
-        var opset = model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+        var opset = Opset(model);
         if (opset < version)
         {
             throw new PipelineInputException($"{what} needs ONNX opset {version} or later; the stage imports opset {opset}.");

@@ -157,7 +157,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
         return Math.Sqrt(diff / Math.Max(norm, double.Epsilon));
     }
 
-    private static string Root()
+    internal static string Root()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PipelineActors.sln")))
