@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.ControlPath.Supervision;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.Hosting;
 
@@ -33,6 +34,9 @@ public sealed record PipelineSettings(
 
     /// <summary>Where this node keeps what must survive a restart: the job registry's jobs, the jobs' stage files.</summary>
     public string StateFolder { get; init; } = string.Empty;
+
+    /// <summary>What this node believes from the wire (<c>pipeline.limits</c>): lengths, counts, epoch steps, partial frames.</summary>
+    public NodeLimits Limits { get; init; } = null!;
 
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
@@ -84,6 +88,7 @@ public sealed record PipelineSettings(
             linkDelay)
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
+            Limits = NodeLimits.From(config),
         };
     }
 
