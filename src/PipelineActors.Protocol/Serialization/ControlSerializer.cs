@@ -187,11 +187,11 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             ReadList(r, x => Within(new HostedStage(x.ReadString(), x.ReadParts(), x.ReadIndex(), ReadRef(x), x.ReadEpoch(), x.ReadSha256(emptyAllowed: true))))),
         PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
         DeployManifest => Within(new DeployStage(r.ReadString(), r.ReadEpoch(), r.ReadParts(), ReadSpec(r), ReadRef(r))),
-        DeployedManifest => new StageDeployed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), ReadRef(r), r.ReadDouble()),
-        DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), r.ReadString()),
+        DeployedManifest => Within(new StageDeployed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), ReadRef(r), r.ReadDouble())),
+        DeployFailedManifest => Within(new StageDeployFailed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), r.ReadString())),
         WireManifest => new WireStage(r.ReadString(), r.ReadEpoch(), ReadList(r, ReadRef), ReadRef(r)),
-        WiredManifest => new StageWired(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex()),
-        StopManifest => new StopStage(r.ReadString(), r.ReadParts(), r.ReadIndex(), r.ReadSha256(emptyAllowed: true)),
+        WiredManifest => Within(new StageWired(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex())),
+        StopManifest => Within(new StopStage(r.ReadString(), r.ReadParts(), r.ReadIndex(), r.ReadSha256(emptyAllowed: true))),
         PlanManifest => new PlanActivated(
             r.ReadString(),
             r.ReadEpoch(),
@@ -231,6 +231,14 @@ public sealed class ControlSerializer : SerializerWithStringManifest
     private static HostedStage Within(HostedStage h) => h.Index < h.Parts ? h : throw OutsideSplit(h.Index, h.Parts);
 
     private static DeployStage Within(DeployStage d) => d.Spec.Index < d.Parts ? d : throw OutsideSplit(d.Spec.Index, d.Parts);
+
+    private static StageDeployed Within(StageDeployed d) => d.Index < d.Parts ? d : throw OutsideSplit(d.Index, d.Parts);
+
+    private static StageDeployFailed Within(StageDeployFailed d) => d.Index < d.Parts ? d : throw OutsideSplit(d.Index, d.Parts);
+
+    private static StageWired Within(StageWired w) => w.Index < w.Parts ? w : throw OutsideSplit(w.Index, w.Parts);
+
+    private static StopStage Within(StopStage s) => s.Index < s.Parts ? s : throw OutsideSplit(s.Index, s.Parts);
 
     private static System.Runtime.Serialization.SerializationException OutsideSplit(int index, int parts) =>
         new($"Stage {index} is outside a split of {parts} stages.");
