@@ -168,22 +168,19 @@ public sealed class FrameSerializer : SerializerWithStringManifest
 
     /// <summary>
     /// Why a chunk cannot be part of any frame a sender within <paramref name="limits"/> could have cut (null when it can),
-    /// in one sentence: its count, index, offset and length against each other, the frame's length against the limit, and
-    /// the count against the smallest chunk a sender cuts (so a receiver never keeps a bitmap larger than the frame).
+    /// in one sentence: its count, index, offset and length against each other (every chunk carries at least a byte), and
+    /// the frame's length against the limit.
     /// </summary>
-    public static string? MalformedChunk(FrameChunk chunk, WireLimits limits)
-    {
-        var most = chunk.TotalBytes <= 0 ? 1 : ((chunk.TotalBytes - 1) / WireLimits.MinChunkBytes) + 1;
-        return chunk.Count < 1 ? $"chunk {chunk.Index} of frame {chunk.FrameId} says the frame has {chunk.Count} chunks"
-            : chunk.Index < 0 || chunk.Index >= chunk.Count ? $"chunk {chunk.Index} of frame {chunk.FrameId} is outside its {chunk.Count} chunks"
-            : chunk.TotalBytes < 0 || chunk.Offset < 0 || chunk.Offset > chunk.TotalBytes - chunk.Payload.Length
-                ? $"chunk {chunk.Index} of frame {chunk.FrameId} puts {chunk.Payload.Length} bytes at {chunk.Offset} of a {chunk.TotalBytes}-byte frame"
-            : chunk.TotalBytes > limits.FrameBytes
-                ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame, past this node's limit of {limits.FrameBytes}"
-            : chunk.Count > most
-                ? $"frame {chunk.FrameId} of {chunk.TotalBytes} bytes cannot be {chunk.Count} chunks of at least {WireLimits.MinChunkBytes} bytes"
-            : null;
-    }
+    public static string? MalformedChunk(FrameChunk chunk, WireLimits limits) =>
+        chunk.Count < 1 ? $"chunk {chunk.Index} of frame {chunk.FrameId} says the frame has {chunk.Count} chunks"
+        : chunk.Index < 0 || chunk.Index >= chunk.Count ? $"chunk {chunk.Index} of frame {chunk.FrameId} is outside its {chunk.Count} chunks"
+        : chunk.Payload.Length < 1 || chunk.TotalBytes < 0 || chunk.Offset < 0 || chunk.Offset > chunk.TotalBytes - chunk.Payload.Length
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} puts {chunk.Payload.Length} bytes at {chunk.Offset} of a {chunk.TotalBytes}-byte frame"
+        : chunk.TotalBytes > limits.FrameBytes
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame, past this node's limit of {limits.FrameBytes}"
+        : chunk.Count > chunk.TotalBytes
+            ? $"frame {chunk.FrameId} of {chunk.TotalBytes} bytes cannot be {chunk.Count} chunks of a byte or more"
+        : null;
 
     /// <summary>A rare message through a <see cref="BinaryWriter"/>, after the version byte.</summary>
     private static byte[] Written(Action<BinaryWriter> write)

@@ -30,9 +30,6 @@ public sealed record WireLimits(
     int Parts,
     int Window)
 {
-    /// <summary>The smallest chunk a sender cuts frames into (<c>pipeline.chunk-bytes</c> is at least this), which bounds a frame's chunk count.</summary>
-    public const int MinChunkBytes = 4096;
-
     /// <summary>
     /// reference.conf's values (a spec holds them equal), for what runs with no configuration: a decode without limits
     /// given, an assembler built by a spec, an actor system whose configuration lacks <c>pipeline.limits</c>.

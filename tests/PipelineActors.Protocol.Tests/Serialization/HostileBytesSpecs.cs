@@ -127,7 +127,7 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_chunk_of_a_frame_past_the_limit_or_with_more_chunks_than_its_bytes_allow_is_refused()
+    public void A_chunk_of_a_frame_past_the_limit_or_with_more_chunks_than_its_bytes_is_refused()
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(new FrameChunk(1, 1, 1, 0, 1, 0, 1, new byte[1]));
         var huge = new FrameChunk(1, 1, 1, 0, 2, 0, int.MaxValue, new byte[8]);
@@ -135,6 +135,7 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
 
         Assert.Contains("limit", Refusal(serializer, huge), StringComparison.Ordinal);
         Assert.Contains("cannot be 2147483647 chunks", Refusal(serializer, countless), StringComparison.Ordinal);
+        Assert.Contains("puts 0 bytes", Refusal(serializer, new FrameChunk(1, 1, 1, 0, 2, 0, 100, ReadOnlyMemory<byte>.Empty)), StringComparison.Ordinal);
     }
 
     [Theory]

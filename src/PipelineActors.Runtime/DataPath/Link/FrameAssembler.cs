@@ -18,8 +18,9 @@ public sealed record AssemblyLimits(int MaxPartial, int PerSender, TimeSpan Time
 }
 
 /// <summary>
-/// Puts chunked frames back together: the first chunk of a frame (whichever index arrives first) takes a buffer for the
-/// whole encoded frame, and every chunk copies its payload to its offset, so a frame costs one copy here plus the decode.
+/// Puts chunked frames back together: chunks are held as they arrive (slices of the messages Akka received), and when the
+/// last one comes each is copied to its offset in one buffer for the whole encoded frame, so a frame costs one copy here
+/// plus the decode, and a frame that never completes holds only the bytes its sender sent, never the length it claimed.
 /// The buffer comes from <see cref="ArrayPool{T}"/> and goes back once the frame is decoded (the decoded tensors own
 /// their arrays), so a frame of hundreds of KiB does not put a second large-object array per frame on the heap.
 /// Akka keeps order per sender-receiver pair, but the assembler does not rely on it: chunks may come in any order,
@@ -119,35 +120,38 @@ public sealed class FrameAssembler
             Evict(sender);
         }
 
-        if (!partial.Matches(chunk) || partial.Seen[chunk.Index])
+        if (!partial.Matches(chunk) || !partial.Take(chunk))
         {
             Ignored++;
             return null;
         }
 
-        chunk.Payload.Span.CopyTo(partial.Whole[chunk.Offset..]);
-        partial.Seen[chunk.Index] = true;
-        partial.Bytes += chunk.Payload.Length;
-        if (--partial.Missing > 0)
+        if (partial.Missing > 0)
         {
             return null;
         }
 
         Forget(key, partial: null);
         Complete(key, chunk.Attempt);
+        if (partial.Bytes != partial.TotalBytes)
+        {
+            // Chunks that overlap or leave a gap: not a frame this sender could have cut.
+            Ignored++;
+            return null;
+        }
+
+        // The whole frame is put together only now, from the payloads held: a frame's buffer is taken once all its
+        // bytes are here, so a peer that claims a large frame and sends one chunk holds no more than that chunk.
+        var buffer = ArrayPool<byte>.Shared.Rent(partial.TotalBytes);
         try
         {
-            if (partial.Bytes != partial.Whole.Length)
-            {
-                // Chunks that overlap or leave a gap: not a frame this sender could have cut.
-                Ignored++;
-                return null;
-            }
-
-            return FrameCodec.Decode(partial.Whole, _limits.Wire);
+            var whole = buffer.AsSpan(0, partial.TotalBytes);
+            partial.CopyTo(whole);
+            return FrameCodec.Decode(whole, _limits.Wire);
         }
         finally
         {
+            ArrayPool<byte>.Shared.Return(buffer);
             partial.Release();
         }
     }
@@ -219,9 +223,13 @@ public sealed class FrameAssembler
         }
     }
 
+    /// <summary>
+    /// The chunks of one frame received so far, held as they came (each a slice of the message Akka received, nothing
+    /// copied), so what a partial frame costs is what its sender actually sent.
+    /// </summary>
     private sealed class PartialFrame(FrameChunk first, long started, TimeSpan startedAt)
     {
-        private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(first.TotalBytes);
+        private readonly Dictionary<int, (int Offset, ReadOnlyMemory<byte> Payload)> _chunks = [];
 
         public int Attempt { get; } = first.Attempt;
 
@@ -231,25 +239,35 @@ public sealed class FrameAssembler
 
         public int TotalBytes { get; } = first.TotalBytes;
 
-        /// <summary>The encoded frame (a rented array may be longer than asked for).</summary>
-        public Span<byte> Whole => _buffer.AsSpan(0, TotalBytes);
+        public int Count { get; } = first.Count;
 
-        public bool[] Seen { get; } = new bool[first.Count];
+        public int Missing => Count - _chunks.Count;
 
-        public int Missing { get; set; } = first.Count;
+        public long Bytes { get; private set; }
 
-        public long Bytes { get; set; }
+        public bool Matches(FrameChunk chunk) => chunk.Count == Count && chunk.TotalBytes == TotalBytes;
 
-        public bool Matches(FrameChunk chunk) => chunk.Count == Seen.Length && chunk.TotalBytes == TotalBytes;
-
-        /// <summary>Returns the buffer to the pool; the frame is decoded or given up, and nothing else holds the array.</summary>
-        public void Release()
+        /// <summary>Keeps the chunk; false for a duplicate index or one that would bring more bytes than the frame has.</summary>
+        public bool Take(FrameChunk chunk)
         {
-            if (_buffer is not null)
+            if (Bytes + chunk.Payload.Length > TotalBytes || !_chunks.TryAdd(chunk.Index, (chunk.Offset, chunk.Payload)))
             {
-                ArrayPool<byte>.Shared.Return(_buffer);
-                _buffer = null;
+                return false;
+            }
+
+            Bytes += chunk.Payload.Length;
+            return true;
+        }
+
+        public void CopyTo(Span<byte> whole)
+        {
+            foreach (var (offset, payload) in _chunks.Values)
+            {
+                payload.Span.CopyTo(whole[offset..]);
             }
         }
+
+        /// <summary>Lets go of the chunks (the arrays they are slices of become garbage).</summary>
+        public void Release() => _chunks.Clear();
     }
 }
