@@ -46,7 +46,7 @@ public sealed class ForgedMessageSpecs(ITestOutputHelper output) : IDisposable
 
         const int frames = 60;
         var writer = new CollectingResultWriter();
-        var source = new SyntheticSource(prepared.SourceInputs, 15, frames);
+        var source = new SyntheticSource(prepared.SourceInputs, 15, frames, live: false);
         var session = IngestSession.Start(head, prepared, source, writer, new IngestSettings(4, TimeSpan.FromSeconds(3), 4, 65536), JobId);
         await WaitForPlanAsync(session);
 
