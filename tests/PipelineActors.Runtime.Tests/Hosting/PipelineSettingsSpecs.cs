@@ -29,6 +29,8 @@ public sealed class PipelineSettingsSpecs
         Assert.Null(settings.LogFile);
         Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
+        Assert.Equal(Protocol.Serialization.WireLimits.Default, settings.Limits.Wire);
+        Assert.Equal((1_000_000L, 64, TimeSpan.FromSeconds(30)), (settings.Limits.EpochStep, settings.Limits.PartialFramesPerSender, settings.Limits.PartialFrameTimeout));
     }
 
     [Fact]
@@ -68,6 +70,13 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.supervisor.deploy-timeout = 0s", "pipeline.supervisor.deploy-timeout")]
     [InlineData("pipeline.link-delay = -5ms", "pipeline.link-delay")]
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]
+    [InlineData("pipeline.limits.frame-bytes = 12b", "pipeline.limits.frame-bytes")]
+    [InlineData("pipeline.limits.frame-bytes = 3GiB", "pipeline.limits.frame-bytes")]
+    [InlineData("pipeline.limits.tensors = 0", "pipeline.limits.tensors")]
+    [InlineData("pipeline.limits.list-items = many", "pipeline.limits.list-items")]
+    [InlineData("pipeline.limits.epoch-step = 0", "pipeline.limits.epoch-step")]
+    [InlineData("pipeline.limits.partial-frames-per-sender = 0", "pipeline.limits.partial-frames-per-sender")]
+    [InlineData("pipeline.limits.partial-frame-timeout = 0s", "pipeline.limits.partial-frame-timeout")]
     public void A_value_that_would_fail_inside_an_actor_is_refused_in_one_sentence_naming_the_key(string hocon, string named)
     {
         var config = PipelineConfig.Build(new NodeOptions { Roles = [Roles.Worker], ExtraHocon = hocon });
