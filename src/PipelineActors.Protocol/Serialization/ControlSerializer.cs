@@ -35,9 +35,12 @@ public sealed class ControlSerializer : SerializerWithStringManifest
     private const string PipelineReportManifest = "PR";
     private const string EventManifest = "PE";
 
+    private readonly WireLimits _limits;
+
     public ControlSerializer(ExtendedActorSystem system)
         : base(system)
     {
+        _limits = WireLimits.From(system.Settings.Config);
     }
 
     public override int Identifier => Id;
@@ -165,48 +168,80 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             return WireVersionGuard.For(system).Refuse(bytes, manifest);
         }
 
-        using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
-        return manifest switch
-        {
-            JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), r.ReadInt32(), r.ReadInt64()),
-            JobAcceptedManifest => new JobAccepted(r.ReadString()),
-            JobEndedManifest => new JobEnded(r.ReadString()),
-            PlanAcknowledgedManifest => new PlanAcknowledged(r.ReadString(), r.ReadInt64()),
-            WorkerStatusManifest => new WorkerStatus(
-                ReadRef(r),
-                r.ReadInt32(),
-                r.ReadInt32(),
-                r.ReadInt64(),
-                ReadList(r, x => x.ReadString()),
-                ReadList(r, x => new HostedStage(x.ReadString(), x.ReadInt32(), x.ReadInt32(), ReadRef(x), x.ReadInt64(), x.ReadString()))),
-            PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
-            DeployManifest => new DeployStage(r.ReadString(), r.ReadInt64(), r.ReadInt32(), ReadSpec(r), ReadRef(r)),
-            DeployedManifest => new StageDeployed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), ReadRef(r), r.ReadDouble()),
-            DeployFailedManifest => new StageDeployFailed(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
-            WireManifest => new WireStage(r.ReadString(), r.ReadInt64(), ReadList(r, ReadRef), ReadRef(r)),
-            WiredManifest => new StageWired(r.ReadString(), r.ReadInt64(), r.ReadInt32(), r.ReadInt32()),
-            StopManifest => new StopStage(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
-            PlanManifest => new PlanActivated(
-                r.ReadString(),
-                r.ReadInt64(),
-                r.ReadInt32(),
-                ReadList(r, ReadRef),
-                ReadList(r, ReadPlacement),
-                PlanReasons.Parse(r.ReadString())),
-            FetchChunkManifest => new FetchFileChunk(r.ReadString(), r.ReadInt32()),
-            FileChunkManifest => new FileChunk(r.ReadString(), r.ReadInt32(), r.ReadInt32(), r.ReadInt64(), ReadBytes(r)),
-            UnavailableManifest => new FileUnavailable(r.ReadString()),
-            StatsManifest => ReadStats(r),
-            GetStatsManifest => GetStageStats.Instance,
-            StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32(), ReadRef(r)),
-            PipelineReportManifest => new PipelineReport(
-                r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
-                r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
-                r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), ReadList(r, ReadPlacement), ReadList(r, ReadEvent)),
-            EventManifest => ReadEvent(r),
-            _ => throw new System.Runtime.Serialization.SerializationException($"ControlSerializer does not know manifest '{manifest}'."),
-        };
+        return WireFields.Read(bytes, manifest, _limits, nameof(ControlSerializer), r => Read(r, manifest));
     }
+
+    // Fields are read in order (C# evaluates arguments left to right); each length, count, SHA and index is checked as it is read.
+    private object Read(WireReader r, string manifest) => manifest switch
+    {
+        JobManifest => new PipelineJob(r.ReadString(), ReadList(r, ReadSplit), ReadRef(r), ReadRef(r), ReadRef(r), ReadWindow(r), r.ReadEpoch()),
+        JobAcceptedManifest => new JobAccepted(r.ReadString()),
+        JobEndedManifest => new JobEnded(r.ReadString()),
+        PlanAcknowledgedManifest => new PlanAcknowledged(r.ReadString(), r.ReadEpoch()),
+        WorkerStatusManifest => new WorkerStatus(
+            ReadRef(r),
+            r.ReadInt32(),
+            r.ReadInt32(),
+            r.ReadInt64(),
+            ReadList(r, x => x.ReadSha256()),
+            ReadList(r, x => Within(new HostedStage(x.ReadString(), x.ReadParts(), x.ReadIndex(), ReadRef(x), x.ReadEpoch(), x.ReadSha256(emptyAllowed: true))))),
+        PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
+        DeployManifest => Within(new DeployStage(r.ReadString(), r.ReadEpoch(), r.ReadParts(), ReadSpec(r), ReadRef(r))),
+        DeployedManifest => Within(new StageDeployed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), ReadRef(r), r.ReadDouble())),
+        DeployFailedManifest => Within(new StageDeployFailed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), r.ReadString())),
+        WireManifest => new WireStage(r.ReadString(), r.ReadEpoch(), ReadList(r, ReadRef), ReadRef(r)),
+        WiredManifest => Within(new StageWired(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex())),
+        StopManifest => Within(new StopStage(r.ReadString(), r.ReadParts(), r.ReadIndex(), r.ReadSha256(emptyAllowed: true))),
+        PlanManifest => new PlanActivated(
+            r.ReadString(),
+            r.ReadEpoch(),
+            r.ReadParts(),
+            ReadList(r, ReadRef),
+            ReadList(r, ReadPlacement),
+            PlanReasons.Parse(r.ReadString())),
+        FetchChunkManifest => new FetchFileChunk(r.ReadSha256(), r.ReadCount(r.Limits.FileChunks - 1, "A file piece's index")),
+        FileChunkManifest => ReadFileChunk(r),
+        UnavailableManifest => new FileUnavailable(r.ReadSha256()),
+        StatsManifest => ReadStats(r),
+        GetStatsManifest => GetStageStats.Instance,
+        StageReportManifest => new StageReport(r.ReadInt64(), ReadStats(r), r.ReadInt32(), ReadRef(r)),
+        PipelineReportManifest => new PipelineReport(
+            r.ReadInt64(), r.ReadString(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
+            r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
+            r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(), ReadList(r, ReadPlacement), ReadList(r, ReadEvent)),
+        EventManifest => ReadEvent(r),
+        _ => throw new System.Runtime.Serialization.SerializationException($"ControlSerializer does not know manifest '{manifest}'."),
+    };
+
+    private static int ReadWindow(WireReader r) => r.ReadCount(r.Limits.Window, "A job's frame window");
+
+    private static FileChunk ReadFileChunk(WireReader r)
+    {
+        var sha = r.ReadSha256();
+        var index = r.ReadCount(r.Limits.FileChunks - 1, "A file piece's index");
+        var count = r.ReadCount(r.Limits.FileChunks, "A file's piece count");
+        var total = WireLimits.Check(r.ReadInt64(), r.Limits.FileBytes, "A file's length");
+        var data = r.ReadBytes(r.ReadCount(r.Limits.FileChunkBytes, "A file piece's length"));
+        return index < count && data.Length <= total
+            ? new FileChunk(sha, index, count, total, data)
+            : throw new System.Runtime.Serialization.SerializationException(
+                $"Piece {index} of {count} carries {data.Length} bytes of a {total}-byte file.");
+    }
+
+    private static HostedStage Within(HostedStage h) => h.Index < h.Parts ? h : throw OutsideSplit(h.Index, h.Parts);
+
+    private static DeployStage Within(DeployStage d) => d.Spec.Index < d.Parts ? d : throw OutsideSplit(d.Spec.Index, d.Parts);
+
+    private static StageDeployed Within(StageDeployed d) => d.Index < d.Parts ? d : throw OutsideSplit(d.Index, d.Parts);
+
+    private static StageDeployFailed Within(StageDeployFailed d) => d.Index < d.Parts ? d : throw OutsideSplit(d.Index, d.Parts);
+
+    private static StageWired Within(StageWired w) => w.Index < w.Parts ? w : throw OutsideSplit(w.Index, w.Parts);
+
+    private static StopStage Within(StopStage s) => s.Index < s.Parts ? s : throw OutsideSplit(s.Index, s.Parts);
+
+    private static System.Runtime.Serialization.SerializationException OutsideSplit(int index, int parts) =>
+        new($"Stage {index} is outside a split of {parts} stages.");
 
     private static void WritePlacement(BinaryWriter x, StagePlacement p)
     {
@@ -217,7 +252,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         x.Write(p.Flops);
     }
 
-    private StagePlacement ReadPlacement(BinaryReader x) => new(x.ReadInt32(), ReadRef(x), x.ReadString(), x.ReadString(), x.ReadInt64());
+    private StagePlacement ReadPlacement(WireReader x) => new(x.ReadIndex(), ReadRef(x), x.ReadString(), x.ReadString(), x.ReadInt64());
 
     private static void WriteStats(BinaryWriter w, StageStats m)
     {
@@ -225,7 +260,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(m.BusyFraction); w.Write(m.BytesIn); w.Write(m.BytesOut); w.Write(m.Dropped);
     }
 
-    private static StageStats ReadStats(BinaryReader r) =>
+    private static StageStats ReadStats(WireReader r) =>
         new(
             r.ReadInt32(), r.ReadInt32(), r.ReadString(), r.ReadInt64(), r.ReadDouble(), r.ReadDouble(), r.ReadDouble(),
             r.ReadInt64(), r.ReadInt64(), r.ReadInt64());
@@ -238,7 +273,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(e.JobId);
     }
 
-    private static PipelineEvent ReadEvent(BinaryReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString());
+    private static PipelineEvent ReadEvent(WireReader r) => new(r.ReadInt64(), r.ReadString(), r.ReadString(), r.ReadString());
 
     private static void WriteBytes(BinaryWriter w, byte[] data)
     {
@@ -246,15 +281,13 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(data);
     }
 
-    private static byte[] ReadBytes(BinaryReader r) => r.ReadBytes(r.ReadInt32());
-
     private static void WriteList<T>(BinaryWriter w, IReadOnlyList<T> items, Action<BinaryWriter, T> write) => WireFields.WriteList(w, items, write);
 
-    private static List<T> ReadList<T>(BinaryReader r, Func<BinaryReader, T> read) => WireFields.ReadList(r, read);
+    private static List<T> ReadList<T>(WireReader r, Func<WireReader, T> read) => WireFields.ReadList(r, read);
 
     private static void WriteRef(BinaryWriter w, IActorRef actor) => WireFields.WriteRef(w, actor);
 
-    private IActorRef ReadRef(BinaryReader r) => WireFields.ReadRef(system, r);
+    private IActorRef ReadRef(WireReader r) => WireFields.ReadRef(system, r);
 
     private static void WriteFile(BinaryWriter w, StageFile f)
     {
@@ -262,7 +295,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(f.Bytes);
     }
 
-    private static StageFile ReadFile(BinaryReader r) => new(r.ReadString(), r.ReadInt64());
+    private static StageFile ReadFile(WireReader r) => new(r.ReadSha256(), WireLimits.Check(r.ReadInt64(), r.Limits.FileBytes, "A stage file's length"));
 
     private static void WriteSpec(BinaryWriter w, StageSpec s)
     {
@@ -275,10 +308,10 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(s.Layers);
     }
 
-    private static StageSpec ReadSpec(BinaryReader r) =>
-        new(r.ReadInt32(), ReadFile(r), ReadStrings(r), ReadStrings(r), ReadStrings(r), r.ReadInt64(), r.ReadString());
+    private static StageSpec ReadSpec(WireReader r) =>
+        new(r.ReadIndex(), ReadFile(r), ReadStrings(r), ReadStrings(r), ReadStrings(r), r.ReadInt64(), r.ReadString());
 
-    private static List<string> ReadStrings(BinaryReader r) => ReadList(r, x => x.ReadString());
+    private static List<string> ReadStrings(WireReader r) => ReadList(r, x => x.ReadString());
 
     private static void WriteSplit(BinaryWriter w, SplitPlan p)
     {
@@ -286,5 +319,11 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         WriteList(w, p.Stages, WriteSpec);
     }
 
-    private static SplitPlan ReadSplit(BinaryReader r) => new(r.ReadInt32(), ReadList(r, ReadSpec));
+    private static SplitPlan ReadSplit(WireReader r)
+    {
+        var split = new SplitPlan(r.ReadParts(), ReadList(r, ReadSpec));
+        return split.Stages.Count == split.Parts && split.Stages.Select((s, i) => s.Index == i).All(x => x)
+            ? split
+            : throw new System.Runtime.Serialization.SerializationException($"A {split.Parts}-part split lists {split.Stages.Count} stages out of order or count.");
+    }
 }

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
+using System.Runtime.Serialization;
 using System.Text;
+using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
 
 namespace PipelineActors.Protocol.Serialization;
@@ -25,41 +27,82 @@ public static class FrameCodec
         return buffer;
     }
 
-    /// <summary>Rebuilds the frame from exactly its encoded bytes; tensors get arrays of their own.</summary>
-    public static Frame Decode(ReadOnlySpan<byte> encoded)
+    /// <summary>Rebuilds the frame from exactly its encoded bytes, within <see cref="WireLimits.Default"/>.</summary>
+    public static Frame Decode(ReadOnlySpan<byte> encoded) => Decode(encoded, WireLimits.Default);
+
+    /// <summary>
+    /// Rebuilds the frame from exactly its encoded bytes; tensors get arrays of their own. Every length and count is checked
+    /// against what is left of <paramref name="encoded"/> and against <paramref name="limits"/> before anything is allocated
+    /// for it (a tensor's bytes must also match its shape), and whatever is wrong is a <see cref="SerializationException"/>.
+    /// </summary>
+    public static Frame Decode(ReadOnlySpan<byte> encoded, WireLimits limits)
     {
-        var r = new Reader(encoded);
+        try
+        {
+            return Read(encoded, limits);
+        }
+        catch (Exception e) when (e is not SerializationException and not OutOfMemoryException)
+        {
+            // A corrupt zero-suppression bitmap, say: the sender's fault, refused like any other malformed frame.
+            throw new SerializationException($"A frame does not decode: {e.Message}", e);
+        }
+    }
+
+    private static Frame Read(ReadOnlySpan<byte> encoded, WireLimits limits)
+    {
+        var r = new Reader(encoded, limits);
         var id = r.Int64();
         var epoch = r.Int64();
         var capture = r.Int64();
         var attempt = r.Int32();
         var source = r.Text();
-        var count = r.Int32();
+        var count = r.Count(limits.Tensors, "A frame's tensor count");
         var tensors = new FrameTensor[count];
+        long decoded = 0;
         for (var i = 0; i < count; i++)
         {
             var name = r.Text();
             var dtype = (TensorProto.Types.DataType)r.Int32();
-            var shape = new long[r.Int32()];
+            if (!Enum.IsDefined(dtype) || dtype == TensorProto.Types.DataType.Undefined)
+            {
+                throw new SerializationException($"Tensor '{name}' of frame {id} has element type {(int)dtype}, not an ONNX type.");
+            }
+
+            var shape = new long[r.Count(limits.TensorRank, $"The rank of tensor '{name}'")];
+            long elements = 1;
             for (var d = 0; d < shape.Length; d++)
             {
                 shape[d] = r.Int64();
+                if (shape[d] < 0 || (shape[d] > 0 && elements > limits.FrameBytes / shape[d]))
+                {
+                    throw new SerializationException($"Tensor '{name}' of frame {id} has dimension {shape[d]}: negative or past the frame limit.");
+                }
+
+                elements *= shape[d];
             }
 
             var encoding = r.Int32();
-            var rawLength = r.Int32();
+            var rawLength = r.Count(limits.FrameBytes - decoded, $"The length of tensor '{name}'");
+            var bits = ElementTypes.BitsOf(dtype);
+            if (bits > 0 && rawLength != ((elements * bits) + 7) / 8)
+            {
+                throw new SerializationException(
+                    $"Tensor '{name}' of frame {id} carries {rawLength} bytes, not the {((elements * bits) + 7) / 8} its shape [{string.Join(",", shape)}] takes.");
+            }
+
+            decoded += rawLength;
             var data = encoding switch
             {
                 Raw => r.Bytes(rawLength).ToArray(),
-                ZeroSuppressed => ZeroSuppression.Decode(dtype, r.Bytes(r.Int32()), rawLength),
-                _ => throw new InvalidDataException($"Tensor '{name}' has an unknown encoding {encoding}."),
+                ZeroSuppressed => ZeroSuppression.Decode(dtype, r.Bytes(r.Count(rawLength, $"The packed length of tensor '{name}'")), rawLength),
+                _ => throw new SerializationException($"Tensor '{name}' has an unknown encoding {encoding}."),
             };
             tensors[i] = new FrameTensor(name, dtype, shape, data);
         }
 
         if (!r.AtEnd)
         {
-            throw new InvalidDataException($"Frame {id} has bytes after its last tensor.");
+            throw new SerializationException($"Frame {id} has bytes after its last tensor.");
         }
 
         return new Frame(id, source, epoch, capture, attempt, tensors);
@@ -141,9 +184,10 @@ public static class FrameCodec
         }
     }
 
-    private ref struct Reader(ReadOnlySpan<byte> buffer)
+    private ref struct Reader(ReadOnlySpan<byte> buffer, WireLimits limits)
     {
         private readonly ReadOnlySpan<byte> _buffer = buffer;
+        private readonly WireLimits _limits = limits;
         private int _at;
 
         public readonly bool AtEnd => _at == _buffer.Length;
@@ -152,10 +196,18 @@ public static class FrameCodec
 
         public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Bytes(4));
 
-        public string Text() => Encoding.UTF8.GetString(Bytes(Int32()));
+        public string Text() => Encoding.UTF8.GetString(Bytes(Count(_limits.StringBytes, "A string's length")));
+
+        /// <summary>A count read from the frame, refused when negative or past <paramref name="limit"/>.</summary>
+        public int Count(long limit, string what) => (int)WireLimits.Check(Int32(), limit, what);
 
         public ReadOnlySpan<byte> Bytes(int n)
         {
+            if (n < 0 || n > _buffer.Length - _at)
+            {
+                throw new SerializationException($"A frame field of {n} bytes runs past the {_buffer.Length - _at} bytes left.");
+            }
+
             var span = _buffer.Slice(_at, n);
             _at += n;
             return span;

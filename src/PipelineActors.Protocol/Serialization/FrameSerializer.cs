@@ -24,9 +24,12 @@ public sealed class FrameSerializer : SerializerWithStringManifest
     private const string RejectedManifest = "FJ";
     private const string FailedManifest = "FF";
 
+    private readonly WireLimits _limits;
+
     public FrameSerializer(ExtendedActorSystem system)
         : base(system)
     {
+        _limits = WireLimits.From(system.Settings.Config);
     }
 
     public override int Identifier => Id;
@@ -87,21 +90,33 @@ public sealed class FrameSerializer : SerializerWithStringManifest
         switch (manifest)
         {
             case ChunkManifest:
-                return ReadChunk(bytes);
+                return ReadChunk(bytes, _limits);
             case FrameManifest:
-                return FrameCodec.Decode(bytes.AsSpan(WireFormat.HeaderBytes));
+                try
+                {
+                    return FrameCodec.Decode(bytes.AsSpan(WireFormat.HeaderBytes), _limits);
+                }
+                catch (System.Runtime.Serialization.SerializationException e)
+                {
+                    throw WireFields.Malformed(nameof(FrameSerializer), manifest, bytes.Length, e);
+                }
+
             case ReceivedManifest:
+                if (bytes.Length != WireFormat.HeaderBytes + 16)
+                {
+                    throw WireFields.Malformed(nameof(FrameSerializer), manifest, bytes.Length, new InvalidDataException("a confirmation is 17 bytes"));
+                }
+
                 var body = bytes.AsSpan(WireFormat.HeaderBytes);
                 return new FrameReceived(BinaryPrimitives.ReadInt64LittleEndian(body), BinaryPrimitives.ReadInt64LittleEndian(body[8..]));
         }
 
-        using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
-        return manifest switch
+        return WireFields.Read(bytes, manifest, _limits, nameof(FrameSerializer), r => manifest switch
         {
             RejectedManifest => new FrameRejected(r.ReadInt64(), r.ReadInt32(), r.ReadInt32(), r.ReadString()),
             FailedManifest => new FrameFailed(r.ReadInt64(), r.ReadString()),
             _ => throw new System.Runtime.Serialization.SerializationException($"FrameSerializer does not know manifest '{manifest}'."),
-        };
+        });
     }
 
     private static byte[] WriteChunk(FrameChunk chunk)
@@ -122,8 +137,13 @@ public sealed class FrameSerializer : SerializerWithStringManifest
         return buffer;
     }
 
-    private static FrameChunk ReadChunk(byte[] bytes)
+    private static FrameChunk ReadChunk(byte[] bytes, WireLimits limits)
     {
+        if (bytes.Length < ChunkHeaderBytes)
+        {
+            throw WireFields.Malformed(nameof(FrameSerializer), ChunkManifest, bytes.Length, new InvalidDataException("shorter than a chunk's header"));
+        }
+
         var header = bytes.AsSpan();
         var length = BinaryPrimitives.ReadInt32LittleEndian(header[37..]);
         if (length < 0 || ChunkHeaderBytes + length != bytes.Length)
@@ -132,7 +152,7 @@ public sealed class FrameSerializer : SerializerWithStringManifest
                 $"A frame chunk of {bytes.Length} bytes declares a payload of {length} bytes.");
         }
 
-        return new FrameChunk(
+        var chunk = new FrameChunk(
             BinaryPrimitives.ReadInt64LittleEndian(header[1..]),
             BinaryPrimitives.ReadInt64LittleEndian(header[9..]),
             BinaryPrimitives.ReadInt32LittleEndian(header[17..]),
@@ -141,7 +161,26 @@ public sealed class FrameSerializer : SerializerWithStringManifest
             BinaryPrimitives.ReadInt32LittleEndian(header[29..]),
             BinaryPrimitives.ReadInt32LittleEndian(header[33..]),
             new ReadOnlyMemory<byte>(bytes, ChunkHeaderBytes, length));
+        return MalformedChunk(chunk, limits) is { } why
+            ? throw WireFields.Malformed(nameof(FrameSerializer), ChunkManifest, bytes.Length, new InvalidDataException(why))
+            : chunk;
     }
+
+    /// <summary>
+    /// Why a chunk cannot be part of any frame a sender within <paramref name="limits"/> could have cut (null when it can),
+    /// in one sentence: its count, index, offset and length against each other (every chunk carries at least a byte), and
+    /// the frame's length against the limit.
+    /// </summary>
+    public static string? MalformedChunk(FrameChunk chunk, WireLimits limits) =>
+        chunk.Count < 1 ? $"chunk {chunk.Index} of frame {chunk.FrameId} says the frame has {chunk.Count} chunks"
+        : chunk.Index < 0 || chunk.Index >= chunk.Count ? $"chunk {chunk.Index} of frame {chunk.FrameId} is outside its {chunk.Count} chunks"
+        : chunk.Payload.Length < 1 || chunk.TotalBytes < 0 || chunk.Offset < 0 || chunk.Offset > chunk.TotalBytes - chunk.Payload.Length
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} puts {chunk.Payload.Length} bytes at {chunk.Offset} of a {chunk.TotalBytes}-byte frame"
+        : chunk.TotalBytes > limits.FrameBytes
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame, past this node's limit of {limits.FrameBytes}"
+        : chunk.Count > chunk.TotalBytes
+            ? $"frame {chunk.FrameId} of {chunk.TotalBytes} bytes cannot be {chunk.Count} chunks of a byte or more"
+        : null;
 
     /// <summary>A rare message through a <see cref="BinaryWriter"/>, after the version byte.</summary>
     private static byte[] Written(Action<BinaryWriter> write)

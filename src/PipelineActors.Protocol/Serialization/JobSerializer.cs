@@ -24,11 +24,13 @@ public sealed class JobSerializer : SerializerWithStringManifest
     private const string HostReportManifest = "JP";
 
     private readonly ExtendedActorSystem _system;
+    private readonly WireLimits _limits;
 
     public JobSerializer(ExtendedActorSystem system)
         : base(system)
     {
         _system = system;
+        _limits = WireLimits.From(system.Settings.Config);
     }
 
     public override int Identifier => Id;
@@ -101,22 +103,23 @@ public sealed class JobSerializer : SerializerWithStringManifest
             return WireVersionGuard.For(_system).Refuse(bytes, manifest);
         }
 
-        using var r = new BinaryReader(new MemoryStream(bytes, WireFormat.HeaderBytes, bytes.Length - WireFormat.HeaderBytes), Encoding.UTF8);
-        return manifest switch
-        {
-            SpecManifest => ReadSpec(r),
-            SubmitManifest => new SubmitJob(ReadSpec(r)),
-            SubmittedManifest => new JobSubmitted(r.ReadString(), r.ReadString()),
-            StopManifest => new StopJob(r.ReadString()),
-            StoppingManifest => new JobStopping(r.ReadString(), r.ReadString()),
-            ListManifest => ListJobs.Instance,
-            ListedManifest => new JobList(WireFields.ReadList(r, ReadStatus)),
-            RunManifest => new RunJob(ReadSpec(r), r.ReadInt64(), r.ReadInt64()),
-            HaltManifest => new HaltJob(r.ReadString()),
-            HostReportManifest => new JobHostReport(WireFields.ReadRef(_system, r), WireFields.ReadList(r, ReadStatus), WireFields.ReadList(r, ReadSpec)),
-            _ => throw new System.Runtime.Serialization.SerializationException($"JobSerializer does not know manifest '{manifest}'."),
-        };
+        return WireFields.Read(bytes, manifest, _limits, nameof(JobSerializer), r => Read(r, manifest));
     }
+
+    private object Read(WireReader r, string manifest) => manifest switch
+    {
+        SpecManifest => ReadSpec(r),
+        SubmitManifest => new SubmitJob(ReadSpec(r)),
+        SubmittedManifest => new JobSubmitted(r.ReadString(), r.ReadString()),
+        StopManifest => new StopJob(r.ReadString()),
+        StoppingManifest => new JobStopping(r.ReadString(), r.ReadString()),
+        ListManifest => ListJobs.Instance,
+        ListedManifest => new JobList(WireFields.ReadList(r, ReadStatus)),
+        RunManifest => new RunJob(ReadSpec(r), r.ReadInt64(), r.ReadInt64()),
+        HaltManifest => new HaltJob(r.ReadString()),
+        HostReportManifest => new JobHostReport(WireFields.ReadRef(_system, r), WireFields.ReadList(r, ReadStatus), WireFields.ReadList(r, ReadSpec)),
+        _ => throw new System.Runtime.Serialization.SerializationException($"JobSerializer does not know manifest '{manifest}'."),
+    };
 
     private static void WriteSpec(BinaryWriter w, JobSpec s)
     {
@@ -127,11 +130,23 @@ public sealed class JobSerializer : SerializerWithStringManifest
         WireFields.WriteRef(w, s.ModelStore);
     }
 
-    private JobSpec ReadSpec(BinaryReader r) => new(
-        r.ReadString(), r.ReadString(), r.ReadString(), r.ReadInt64(), r.ReadString(), r.ReadString(),
+    // Sizes are checked here (the model's SHA, its length, the window, the rate, the frame count); what the words mean (a
+    // name's characters, a source spec) is the job registry's to judge, with a sentence the submitter sees.
+    private JobSpec ReadSpec(WireReader r) => new(
+        r.ReadString(), r.ReadSha256(), r.ReadString(), WireLimits.Check(r.ReadInt64(), r.Limits.FileBytes, "A job's model length"),
+        r.ReadString(), r.ReadString(),
         WireFields.ReadStrings(r), WireFields.ReadStrings(r),
-        r.ReadInt32(), r.ReadDouble(), r.ReadInt64(), r.ReadString(),
+        r.ReadCount(r.Limits.Window, "A job's frame window"), ReadRate(r), WireLimits.Check(r.ReadInt64(), long.MaxValue, "A job's frame count"),
+        r.ReadString(),
         WireFields.ReadRef(_system, r));
+
+    private static double ReadRate(WireReader r)
+    {
+        var fps = r.ReadDouble();
+        return double.IsFinite(fps) && fps is >= 0 and <= 10_000
+            ? fps
+            : throw new System.Runtime.Serialization.SerializationException($"A job's frame rate is {fps}; give 0 (as fast as frames are taken) to 10000.");
+    }
 
     private static void WriteStatus(BinaryWriter w, JobStatus s)
     {
@@ -142,7 +157,7 @@ public sealed class JobSerializer : SerializerWithStringManifest
         w.Write(s.Detail); w.Write(s.UpdatedUnixMs);
     }
 
-    private static JobStatus ReadStatus(BinaryReader r) => new(
+    private static JobStatus ReadStatus(WireReader r) => new(
         r.ReadString(), r.ReadString(), r.ReadString(),
         r.ReadInt64(), r.ReadInt64(), r.ReadInt64(), r.ReadInt64(),
         r.ReadDouble(), r.ReadDouble(), r.ReadDouble(), r.ReadInt64(),

@@ -54,6 +54,26 @@ public static class ZeroSuppression
     /// <summary>Rebuilds <paramref name="rawLength"/> bytes from the bitmap and the non-zero elements.</summary>
     public static byte[] Decode(TensorProto.Types.DataType elementType, ReadOnlySpan<byte> encoded, int rawLength)
     {
+        // Checked before allocating: a few packed bytes must not be able to ask for gigabytes of zeros.
+        var size = WireSize.SuppressibleElementBytes(elementType);
+        if (size == 0)
+        {
+            throw new InvalidDataException($"A zero-suppressed tensor of {elementType} elements cannot be decoded.");
+        }
+
+        if (rawLength < 0 || rawLength % size != 0)
+        {
+            throw new InvalidDataException($"A zero-suppressed tensor of {rawLength} bytes is not whole {size}-byte elements.");
+        }
+
+        var bitmapBytes = BitmapBytes(rawLength / size);
+        var packedBytes = encoded.Length - bitmapBytes;
+        if (packedBytes < 0 || packedBytes % size != 0 || packedBytes > rawLength)
+        {
+            throw new InvalidDataException(
+                $"A zero-suppressed tensor of {rawLength} bytes cannot be {encoded.Length} bytes packed ({bitmapBytes} of them its bitmap).");
+        }
+
         var raw = new byte[rawLength];
         switch (WireSize.SuppressibleElementBytes(elementType))
         {

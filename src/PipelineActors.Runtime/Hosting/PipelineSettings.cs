@@ -1,6 +1,7 @@
 using Akka.Configuration;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.ControlPath.Supervision;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.Hosting;
 
@@ -36,6 +37,8 @@ public sealed record PipelineSettings(
 
     /// <summary>The most the model cache may hold (<c>pipeline.cache.max-bytes</c>); 0: no limit.</summary>
     public long CacheMaxBytes { get; init; }
+    /// <summary>What this node believes from the wire (<c>pipeline.limits</c>): lengths, counts, epoch steps, partial frames.</summary>
+    public NodeLimits Limits { get; init; } = null!;
 
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
@@ -94,6 +97,7 @@ public sealed record PipelineSettings(
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
             CacheMaxBytes = cacheLimit,
+            Limits = NodeLimits.From(config),
         };
     }
 

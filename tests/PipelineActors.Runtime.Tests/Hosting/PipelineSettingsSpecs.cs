@@ -30,6 +30,8 @@ public sealed class PipelineSettingsSpecs
         Assert.Equal(TimeSpan.Zero, settings.LinkDelay);
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
         Assert.Equal(0, settings.CacheMaxBytes);
+        Assert.Equal(Protocol.Serialization.WireLimits.Default, settings.Limits.Wire);
+        Assert.Equal((1_000_000L, 64, TimeSpan.FromSeconds(30)), (settings.Limits.EpochStep, settings.Limits.PartialFramesPerSender, settings.Limits.PartialFrameTimeout));
     }
 
     [Fact]
@@ -72,6 +74,13 @@ public sealed class PipelineSettingsSpecs
     [InlineData("pipeline.link-delay = 2m", "pipeline.link-delay")]
     [InlineData("pipeline.cache.max-bytes = plenty", "pipeline.cache.max-bytes")]
     [InlineData("pipeline.cache.max-bytes = -1", "pipeline.cache.max-bytes")]
+    [InlineData("pipeline.limits.frame-bytes = 12b", "pipeline.limits.frame-bytes")]
+    [InlineData("pipeline.limits.frame-bytes = 3GiB", "pipeline.limits.frame-bytes")]
+    [InlineData("pipeline.limits.tensors = 0", "pipeline.limits.tensors")]
+    [InlineData("pipeline.limits.list-items = many", "pipeline.limits.list-items")]
+    [InlineData("pipeline.limits.epoch-step = 0", "pipeline.limits.epoch-step")]
+    [InlineData("pipeline.limits.partial-frames-per-sender = 0", "pipeline.limits.partial-frames-per-sender")]
+    [InlineData("pipeline.limits.partial-frame-timeout = 0s", "pipeline.limits.partial-frame-timeout")]
     public void A_value_that_would_fail_inside_an_actor_is_refused_in_one_sentence_naming_the_key(string hocon, string named)
     {
         var config = PipelineConfig.Build(new NodeOptions { Roles = [Roles.Worker], ExtraHocon = hocon });

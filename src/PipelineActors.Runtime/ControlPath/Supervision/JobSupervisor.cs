@@ -7,6 +7,7 @@ using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.ControlPath.Supervision;
 
@@ -160,9 +161,21 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         Receive<WorkerMembership>(OnMembership);
         Receive<WorkerStatus>(OnWorkerStatus);
         Receive<PipelineJob>(OnJob);
-        Receive<PlanAcknowledged>(OnPlanAcknowledged);
+        Receive<PlanAcknowledged>(acknowledged =>
+        {
+            if (FromIngestNode(acknowledged))
+            {
+                OnPlanAcknowledged(acknowledged);
+            }
+        });
         Receive<ResendActivation>(_ => ResendActivationNow());
-        Receive<JobEnded>(_ => OnJobEnded());
+        Receive<JobEnded>(ended =>
+        {
+            if (FromIngestNode(ended))
+            {
+                OnJobEnded();
+            }
+        });
 
         // The stage runs there whatever became of its deployment: kept so a later plan reuses or stops it.
         Receive<StageDeployed>(deployed => RecordDeployed(deployed));
@@ -602,6 +615,18 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
         {
             _job!.Ingest.Tell(activation);
         }
+    }
+
+    /// <summary>Acknowledgements and the job's end come from its ingest's node only: a peer cannot end a job or silence its activation.</summary>
+    private bool FromIngestNode(object message)
+    {
+        if (_job is { } job && Sender.Path.Address.Equals(job.Ingest.Path.Address) && !Sender.IsNobody())
+        {
+            return true;
+        }
+
+        MessageGuard.Refuse(_log, "job-message-not-from-ingest", $"supervisor: {message} from {Sender.Path}, not the job's ingest node");
+        return false;
     }
 
     private void OnPlanAcknowledged(PlanAcknowledged acknowledged)

@@ -6,6 +6,7 @@ using PipelineActors.Runtime.ControlPath.Membership;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.ControlPath.Supervision;
 
@@ -223,6 +224,13 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
 
     private void OnWorkerStatus(WorkerStatus status)
     {
+        // A node reports for itself only: a status naming another node's agent would rewrite that node's entry (review S1.5).
+        if (!status.Agent.Path.Address.Equals(Sender.Path.Address))
+        {
+            MessageGuard.Refuse(_log, "status-for-another-node", $"supervisor: a status for {status.Agent.Path} sent by {Sender.Path}");
+            return;
+        }
+
         _reports[status.Agent] = status;
         foreach (var (jobId, job) in _jobs)
         {

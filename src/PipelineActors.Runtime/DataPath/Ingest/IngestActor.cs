@@ -7,6 +7,7 @@ using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
@@ -122,6 +123,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private readonly IngestSettings _settings;
     private readonly IActorRef? _observer;
     private readonly InFlightWindow _window;
+    private readonly NodeLimits _limits;
     private readonly List<(long, string)> _events = [];
     private readonly List<(long, long, PlanReason)> _plans = [];
     private readonly List<SlowPlan> _slowPlans = [];
@@ -158,6 +160,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _observer = observer;
         _job = job;
         _window = window;
+        _limits = NodeLimits.Of(Context.System);
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
@@ -175,6 +178,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         Receive<SourceReady>(_ => Pump());
         Receive<FrameReceived>(received =>
         {
+            // Credit comes from the job's sink, on this node: a peer's confirmation would drop frames it never saw.
+            if (!MessageGuard.FromThisNode(Sender))
+            {
+                MessageGuard.Refuse(_log, "credit-not-from-sink", $"ingest of job {_job.JobId}: a confirmation of frame {received.FrameId} from {Sender.Path}");
+                return;
+            }
+
             var wasSlow = _window.SlowEpoch;
             if (_window.Confirm(received.FrameId, received.DeliveredThrough, _clock.Elapsed))
             {
@@ -277,6 +287,12 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             return;
         }
 
+        if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
+        {
+            MessageGuard.Refuse(_log, "acceptance-not-from-supervisor", $"ingest of job {_job.JobId}: accepted by {Sender.Path}, not the supervisor's node");
+            return;
+        }
+
         Timers.Cancel("register");
         if (!Sender.Equals(_acknowledgedBy))
         {
@@ -303,6 +319,20 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
     private void OnPlan(PlanActivated plan)
     {
+        // Refused without an acknowledgement, so the real supervisor, if it sent this, sends it again (its node may be one
+        // this node does not yet see as the oldest coordinator).
+        if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
+        {
+            MessageGuard.Refuse(_log, "plan-not-from-supervisor", $"ingest of job {_job.JobId}: plan epoch {plan.Epoch} from {Sender.Path}, not the supervisor's node");
+            return;
+        }
+
+        if (plan.JobId != _job.JobId || !_limits.EpochWithinStep(plan.Epoch, _window.Epoch))
+        {
+            MessageGuard.Refuse(_log, "plan-out-of-step", $"ingest of job {_job.JobId}: plan of job {plan.JobId} epoch {plan.Epoch} after epoch {_window.Epoch}");
+            return;
+        }
+
         // Acknowledged even when stale: the supervisor re-sends its activation until it hears this (review R8).
         Sender.Tell(new PlanAcknowledged(_job.JobId, Math.Max(plan.Epoch, _window.Epoch)));
         var change = _window.EnterEpoch(plan.Epoch, _clock.Elapsed, plan.Reason == PlanReason.Recovery, out var replay, out var quarantined);

@@ -5,6 +5,8 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.Hosting.Security;
+using Akka.Event;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
@@ -57,7 +59,8 @@ public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropp
 /// </summary>
 public sealed class SinkState(long firstFrameId, long span)
 {
-    internal FrameAssembler Assembler { get; } = new(256);
+    /// <summary>Made by the first incarnation with the node's limits (<c>pipeline.limits</c>); kept across restarts.</summary>
+    internal FrameAssembler? Assembler { get; set; }
     internal ReorderBuffer<(Frame? Frame, string? Failed)> Buffer { get; } = new(firstFrameId, span);
     internal Dictionary<long, FrameTensor> Pixels { get; } = [];
     internal List<double> Latencies { get; } = [];
@@ -99,6 +102,7 @@ public sealed class SinkActor : ReceiveActor
         _writer = writer;
         _state = state;
         _eventSource = jobName is null ? "sink" : $"sink {jobName}";
+        _state.Assembler ??= new FrameAssembler(NodeLimits.Of(Context.System).Assembly(256));
         Receive<AttachIngest>(a => _state.Ingest = a.Ingest);
         Receive<Frame>(Accept);
         Receive<FramePixels>(pixels =>
@@ -114,6 +118,11 @@ public sealed class SinkActor : ReceiveActor
             Frame? frame;
             try
             {
+                if (_state.Assembler!.Refusal(chunk) is { } malformed)
+                {
+                    MessageGuard.Refuse(Context.GetLogger(), "malformed-chunk", $"{_eventSource}: {malformed}");
+                }
+
                 frame = _state.Assembler.Add(chunk, Sender);
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -130,6 +139,13 @@ public sealed class SinkActor : ReceiveActor
         });
         Receive<FrameFailed>(failed =>
         {
+            // Only the job's ingest gives up on a frame, and it runs on this node: a peer cannot discard results.
+            if (!MessageGuard.FromThisNode(Sender))
+            {
+                MessageGuard.Refuse(Context.GetLogger(), "failure-not-from-ingest", $"{_eventSource}: frame {failed.FrameId} failed by {Sender.Path}");
+                return;
+            }
+
             if (Hold(failed.FrameId, (null, failed.Reason)) == ReorderOffer.Held)
             {
                 Deliver();

@@ -9,6 +9,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.Onnx.Cost;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
@@ -38,7 +39,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly string _modelPath;
     private readonly int _threads;
     private readonly int _chunkBytes;
-    private readonly FrameAssembler _assembler = new();
+    private readonly NodeLimits _limits;
+    private readonly FrameAssembler _assembler;
     private readonly LinkDelay? _delay;
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly double[] _computeMs = new double[512];
@@ -68,8 +70,22 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         // Built once: every chunk and frame records metrics under the same tags.
         _tags = [new("stage", spec.Index), new("parts", parts)];
 
+        _limits = NodeLimits.Of(Context.System);
+        _assembler = new FrameAssembler(_limits.Assembly(64));
         Receive<WireStage>(wire =>
         {
+            if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
+            {
+                MessageGuard.Refuse(_log, "wiring-not-from-supervisor", $"stage {_spec.Index}/{_parts}: wiring for epoch {wire.Epoch} from {Sender.Path}, not the supervisor's node");
+                return;
+            }
+
+            if (!_limits.EpochWithinStep(wire.Epoch, _epoch))
+            {
+                MessageGuard.Refuse(_log, "epoch-out-of-step", $"stage {_spec.Index}/{_parts}: wiring for epoch {wire.Epoch} after {_epoch}");
+                return;
+            }
+
             if (wire.Epoch >= _epoch)
             {
                 _epoch = wire.Epoch;
@@ -89,8 +105,9 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         Receive<FrameChunk>(chunk =>
         {
             Received(FrameLink.Received(chunk));
-            if (FrameAssembler.Malformed(chunk) is { } malformed)
+            if (_assembler.Refusal(chunk) is { } malformed)
             {
+                MessageGuard.Refuse(_log, "malformed-chunk", $"stage {_spec.Index}/{_parts}: {malformed}");
                 Reject(chunk.FrameId, chunk.Epoch, chunk.Attempt, malformed);
                 return;
             }

@@ -5,6 +5,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
 
@@ -43,12 +44,23 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<PrefetchFiles>(p =>
         {
+            if (!FromSupervisor(p, $"prefetch of {p.Files.Count} files for job {p.JobId}"))
+            {
+                return;
+            }
+
             foreach (var file in p.Files)
             {
                 EnsureFile(file, p.ModelStore);
             }
         });
-        Receive<DeployStage>(Deploy);
+        Receive<DeployStage>(deploy =>
+        {
+            if (FromSupervisor(deploy, $"deploy of stage {deploy.Spec.Index}/{deploy.Parts} of job {deploy.JobId}"))
+            {
+                Deploy(deploy);
+            }
+        });
         Receive<FileFetched>(OnFetched);
         Receive<FetcherStopped>(stopped =>
         {
@@ -93,6 +105,11 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         });
         Receive<StopStage>(stop =>
         {
+            if (!FromSupervisor(stop, $"stop of stage {stop.Index}/{stop.Parts} of job {stop.JobId}"))
+            {
+                return;
+            }
+
             var key = (stop.JobId, stop.Parts, stop.Index);
             if (_stages.TryGetValue(key, out var entry) && (stop.Sha256.Length == 0 || stop.Sha256 == entry.Sha256) && _stages.Remove(key))
             {
@@ -127,6 +144,21 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     protected override void PreStart() => Timers.StartPeriodicTimer("status", ReportStatus.Instance, TimeSpan.Zero, TimeSpan.FromSeconds(1));
 
     protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Stop);
+
+    /// <summary>
+    /// Deploys, stops and prefetches come from the supervisor's node only: a peer that may reach this port must not make it
+    /// fetch and load a model of its choosing, or stop the stages of a running job.
+    /// </summary>
+    private bool FromSupervisor(object message, string what)
+    {
+        if (MessageGuard.FromSupervisorNode(Context.System, Sender))
+        {
+            return true;
+        }
+
+        MessageGuard.Refuse(_log, "deploy-not-from-supervisor", $"worker: {what} ({message.GetType().Name}) from {Sender.Path}, not the supervisor's node");
+        return false;
+    }
 
     /// <summary>The key of the stage actor, if it is one of ours.</summary>
     private (string JobId, int Parts, int Index)? KeyOf(IActorRef stage) =>

@@ -7,6 +7,7 @@ using PipelineActors.Runtime.ControlPath.Membership;
 using PipelineActors.Runtime.ControlPath.Placement;
 using PipelineActors.Runtime.ControlPath.Supervision;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.TestSupport;
 
 namespace PipelineActors.Runtime.Tests.ControlPath.Supervision;
@@ -468,6 +469,27 @@ public sealed class PipelineSupervisorSpecs : Akka.TestKit.Xunit2.TestKit
         ExpectEvent("job job-1 ended; stopped 2 stage(s)");
         a.Agent.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
         b.Agent.ExpectNoMsg(TimeSpan.Zero);
+    }
+
+    [Fact]
+    public void A_job_end_an_acknowledgement_or_a_status_from_a_node_that_may_not_send_it_is_refused()
+    {
+        var (a, b) = (Worker(1), Worker(2));
+        var supervisor = StartWithWorkers(a, b);
+        var stranger = ((ExtendedActorSystem)Sys).Provider.ResolveActorRef("akka.tcp://pipeline@10.9.9.9:4053/user/forger#1");
+        var before = (MessageGuard.RefusedSoFar("job-message-not-from-ingest"), MessageGuard.RefusedSoFar("status-for-another-node"));
+
+        supervisor.Tell(new JobEnded(JobId), stranger);
+        supervisor.Tell(new PlanAcknowledged(JobId, 1), stranger);
+        supervisor.Tell(new WorkerStatus(a.Agent.Ref, 2, 1, 1L << 30, AllFiles, []), stranger);
+
+        AwaitAssert(() => Assert.Equal(
+            (before.Item1 + 2, before.Item2 + 1),
+            (MessageGuard.RefusedSoFar("job-message-not-from-ingest"), MessageGuard.RefusedSoFar("status-for-another-node"))));
+        var heard = _events.ReceiveWhile<object>(TimeSpan.FromMilliseconds(500), m => m, 1000);
+        Assert.DoesNotContain(heard.OfType<PipelineEvent>(), e => e.Text.Contains("ended", StringComparison.Ordinal));
+        supervisor.Tell(new JobEnded(JobId), _ingest.Ref);
+        ExpectEvent("job job-1 ended");
     }
 
     [Fact]

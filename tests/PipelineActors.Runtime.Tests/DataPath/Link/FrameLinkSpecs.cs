@@ -257,7 +257,9 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
         Assert.Null(assembler.Add(chunks[1] with { TotalBytes = chunks[1].TotalBytes + 1 }, TestActor));
         Assert.Null(assembler.Add(chunks[1] with { Offset = chunks[1].TotalBytes - 1 }, TestActor));
         Assert.Null(assembler.Add(chunks[1] with { Index = chunks.Length }, TestActor));
-        Assert.Equal(3, assembler.Ignored);
+
+        // The first contradicts the frame's first chunk; the other two could belong to no frame at all.
+        Assert.Equal((1, 2), (assembler.Ignored, assembler.Malformed));
 
         Assert.Equal(frame, chunks.Skip(1).Select(c => assembler.Add(c, TestActor)).ToList()[^1]);
     }

@@ -27,6 +27,10 @@ public static class PipelineMetrics
     public static readonly Counter<long> PlansActivated = Meter.CreateCounter<long>("pipeline_plans_activated", "plans", "Plan epochs that went live (initial, recovery, rebalance), by reason.");
     public static readonly Counter<long> PlansSlow =
         Meter.CreateCounter<long>("pipeline_plans_slow", "plans", "Plan epochs whose results kept coming later than the ingest's minimum deadline.");
+    public static readonly Counter<long> RejectedMessages = Meter.CreateCounter<long>(
+        "pipeline_rejected_messages",
+        "messages",
+        "Messages dropped on arrival: from a sender that may not send them, or with values past this node's limits, by reason.");
     private static readonly Lazy<UpDownCounter<long>> InFlightCounter = new(() => Meter.CreateUpDownCounter<long>("pipeline_frames_in_flight", "frames", "Frames the ingest has sent and not yet seen confirmed."));
 
     /// <summary>Frames in flight at the ingest (the end-to-end queue depth).</summary>

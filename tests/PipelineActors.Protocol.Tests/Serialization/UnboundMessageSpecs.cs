@@ -1,0 +1,75 @@
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Actor;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.TestSupport;
+
+namespace PipelineActors.Protocol.Tests.Serialization;
+
+/// <summary>
+/// Nothing crosses the network as JSON: Akka's JSON serializer (bound to System.Object, identifier 1) is replaced by
+/// <see cref="RefusingSerializer"/>, so a type bound to no binary serializer is never sent, and bytes a peer sends as JSON
+/// are never turned into objects. Two actor systems on 127.0.0.1 over real sockets; the peer's JSON serializer is put back
+/// to play a node that still has one (or an attacker).
+/// </summary>
+[Collection(ClusterCollection.Name)]
+public sealed class UnboundMessageSpecs : Akka.TestKit.Xunit2.TestKit
+{
+    public UnboundMessageSpecs()
+        : base(TestNodes.Config(Roles.Worker), PipelineConfig.SystemName)
+    {
+    }
+
+    [Fact]
+    public void A_type_bound_to_no_binary_serializer_finds_only_the_refusing_serializer_in_the_json_slot()
+    {
+        var serializer = Sys.Serialization.FindSerializerFor(new SmuggledCommand("rm -rf /"));
+
+        Assert.IsType<RefusingSerializer>(serializer);
+        Assert.Equal(1, serializer.Identifier);
+        Assert.Throws<SerializationException>(() => serializer.ToBinary(new SmuggledCommand("rm -rf /")));
+        var json = Encoding.UTF8.GetBytes("""{"$type":"System.IO.FileInfo, System.IO.FileSystem","fileName":"/etc/passwd"}""");
+        var error = Assert.Throws<SerializationException>(() => Sys.Serialization.Deserialize(json, 1, "System.IO.FileInfo, System.IO.FileSystem"));
+        Assert.Contains("sent as JSON", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Json_from_a_peer_is_dropped_an_unbound_type_is_never_sent_and_bound_messages_still_cross_both_ways()
+    {
+        var peer = ActorSystem.Create(
+            PipelineConfig.SystemName,
+            TestNodes.Config("""akka.actor.serializers.json = "Akka.Serialization.NewtonSoftJsonSerializer, Akka" """, Roles.Worker));
+        try
+        {
+            var here = CreateTestProbe();
+            var there = new Akka.TestKit.TestProbe(peer, new Akka.TestKit.Xunit2.XunitAssertions());
+            var hereFromPeer = ((ExtendedActorSystem)peer).Provider.ResolveActorRef(here.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)Sys).Provider.DefaultAddress));
+            var thereFromHere = ((ExtendedActorSystem)Sys).Provider.ResolveActorRef(there.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)peer).Provider.DefaultAddress));
+            Assert.Equal(1, peer.Serialization.FindSerializerFor(new SmuggledCommand("x")).Identifier);
+            Assert.IsNotType<RefusingSerializer>(peer.Serialization.FindSerializerFor(new SmuggledCommand("x")));
+
+            for (var i = 0; i < 3; i++)
+            {
+                hereFromPeer.Tell(new SmuggledCommand($"from the peer {i}"));
+                thereFromHere.Tell(new SmuggledCommand($"from here {i}"));
+            }
+
+            hereFromPeer.Tell(new JobAccepted("after-json"));
+            thereFromHere.Tell(new JobAccepted("after-unbound"));
+
+            // Per pair of systems Akka keeps order: had a smuggled message got through, it would arrive first.
+            Assert.Equal("after-json", (await here.ExpectMsgAsync<JobAccepted>(TimeSpan.FromSeconds(15))).JobId);
+            Assert.Equal("after-unbound", (await there.ExpectMsgAsync<JobAccepted>(TimeSpan.FromSeconds(15))).JobId);
+            await here.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+            await there.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        }
+        finally
+        {
+            await peer.Terminate();
+        }
+    }
+}
+
+/// <summary>A message type no serializer is bound to (test only): what a peer might try to smuggle in as JSON.</summary>
+public sealed record SmuggledCommand(string Text);
