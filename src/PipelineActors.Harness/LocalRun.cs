@@ -16,6 +16,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Harness.Chaos;
 using PipelineActors.Harness.Emulation;
 using PipelineActors.Onnx.Cost;
 
@@ -87,6 +88,13 @@ public sealed record LocalRunOptions
 
     /// <summary>Emulated devices and links, one entry per worker (<c>--emulate</c>); null runs every worker at full speed.</summary>
     public EmulationSpec? Emulation { get; init; }
+
+    /// <summary>Chaos soak (<c>--chaos</c>): stream an endless source for this many minutes while killing, pausing,
+    /// restarting, adding and removing workers; null for an ordinary run.</summary>
+    public double? ChaosMinutes { get; init; }
+
+    /// <summary>Seed of the chaos soak's actions (<c>--chaos-seed</c>); null draws one (printed, to replay the soak).</summary>
+    public int? ChaosSeed { get; init; }
 }
 
 /// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
@@ -150,6 +158,9 @@ public sealed record RunReport(
 
     /// <summary>Each worker's emulation (<c>--emulate</c>), in worker order; empty when the run had none.</summary>
     public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
+
+    /// <summary>The chaos soak's figures (<c>--chaos</c>); null for an ordinary run.</summary>
+    public PipelineActors.Harness.Chaos.ChaosReport? Chaos { get; init; }
 }
 
 /// <summary>
@@ -174,7 +185,7 @@ public static partial class LocalRun
 
         var say = options.Progress ?? (_ => { });
         var store = Path.Combine(Path.GetTempPath(), "pipelineactors", "store");
-        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
+        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1) + (options.ChaosMinutes is null ? 0 : ChaosRun.ExtraWorkers);
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
@@ -191,11 +202,11 @@ public static partial class LocalRun
         if (options.Emulation is { } emulation)
         {
             emulation.RequireWorkers(options.Workers);
-            if (maxWorkers != options.Workers || options.SoakKills > 0)
+            if (maxWorkers != options.Workers || options.SoakKills > 0 || options.ChaosMinutes is not null)
             {
                 throw new Onnx.PipelineInputException(
                     "--emulate gives one entry per worker started at the beginning, "
-                    + "so it cannot go with --add-worker-after or --soak-kills; drop one.");
+                    + "so it cannot go with --add-worker-after, --soak-kills or --chaos; drop one.");
             }
         }
 
@@ -227,8 +238,10 @@ public static partial class LocalRun
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
         var cores = Environment.ProcessorCount;
-        var pin = options.Pin && cores >= maxWorkers + 1;
+        // A soak starts many more processes than it has workers at once, so their indices would outrun the cores.
+        var pin = options.Pin && cores >= maxWorkers + 1 && options.ChaosMinutes is null;
         var workers = new List<NodeProcess>();
+        ChaosRun? chaos = null;
         try
         {
             NodeProcess Launch(int i)
@@ -240,6 +253,13 @@ public static partial class LocalRun
                     options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                     options.BinaryFolder,
                     wrap: emulated is null ? null : emulated.Wrap);
+            }
+
+            NodeProcess LaunchAnother()
+            {
+                var worker = Launch(workers.Count);
+                workers.Add(worker);
+                return worker;
             }
 
             for (var i = 0; i < options.Workers; i++)
@@ -255,9 +275,16 @@ public static partial class LocalRun
             {
                 MaxCrashes = head.Settings.Ingest.MaxCrashes,
             };
+            // A soak's source has no end of its own: the soak ends it when its minutes are over.
+            var sourceFrames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
             IFrameSource source = options.Source == "synthetic" || profile is null
-                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
-                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
+                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.ChaosMinutes is null ? options.Frames : null)
+                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: sourceFrames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), sourceFrames);
+            if (options.ChaosMinutes is { } minutes)
+            {
+                chaos = ChaosRun.Create(minutes, options, head.System, workers, LaunchAnother, say);
+                source = chaos.Wrap(source);
+            }
             // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
             // with the ingest's or the sink's bookkeeping.
             var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));
@@ -300,7 +327,7 @@ public static partial class LocalRun
                 }
 
                 cancellation.ThrowIfCancellationRequested();
-                if (clock.Elapsed > options.Timeout)
+                if (clock.Elapsed > (chaos?.Timeout(options.Timeout) ?? options.Timeout))
                 {
                     throw new TimeoutException($"The run did not finish within {options.Timeout.TotalSeconds:0} s.");
                 }
@@ -322,6 +349,11 @@ public static partial class LocalRun
                     }
 
                     deliveredAtCpuStart = sink.Delivered;
+                }
+
+                if (firstResultAt is not null)
+                {
+                    chaos?.Tick(DateTime.UtcNow);
                 }
 
                 if (ingest.Epoch != shownEpoch && ingest.Plan is { } shown)
@@ -403,16 +435,18 @@ public static partial class LocalRun
                 double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
                 return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
             }).ToList();
-            return Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
+            var report = Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
             {
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
                 SoakKills = soakKills,
                 Emulation = devices is null ? [] : EmulationRows(devices, workers),
             };
+            return chaos is null ? report : report with { Chaos = chaos.Report(report, DateTime.UtcNow) };
         }
         finally
         {
+            chaos?.Monkey.ResumeAll(DateTime.UtcNow);
             await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
             foreach (var w in workers)
             {
