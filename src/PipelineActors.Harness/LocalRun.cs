@@ -332,6 +332,14 @@ public static partial class LocalRun
                     throw new TimeoutException($"The run did not finish within {options.Timeout.TotalSeconds:0} s.");
                 }
 
+                if (head.System.WhenTerminated.IsCompleted)
+                {
+                    // Asking the stopped ingest would only time out; say what happened (the log has who downed it and why).
+                    throw new InvalidOperationException(
+                        $"The cluster downed this run's head node (coordinator and ingest) {clock.Elapsed.TotalSeconds:0} s into the run: "
+                        + $"a member judged it unreachable; see {options.LogFile ?? "the console log"}.");
+                }
+
                 var ingest = await session.IngestStatsAsync();
                 var sink = await session.SinkCountersAsync();
                 if (monitor is not null)
@@ -443,6 +451,12 @@ public static partial class LocalRun
                 Emulation = devices is null ? [] : EmulationRows(devices, workers),
             };
             return chaos is null ? report : report with { Chaos = chaos.Report(report, DateTime.UtcNow) };
+        }
+        catch when (chaos is not null)
+        {
+            // A soak that fails part-way still tells what it did and what the nodes held.
+            say(chaos.Totals(DateTime.UtcNow));
+            throw;
         }
         finally
         {

@@ -87,6 +87,17 @@ public sealed class ChaosRun
         return Monkey.Report(run, _memory.Rows);
     }
 
+    /// <summary>One line of the soak's figures so far (for a run that failed before its report).</summary>
+    public string Totals(DateTime nowUtc)
+    {
+        _memory.SampleIfDue(nowUtc, Processes(), force: true);
+        var memory = string.Join(", ", _memory.Rows.Where(r => r.Samples > 1 || r.Process == "head").Select(r =>
+            $"{r.Process} {r.FirstBytes >> 20}->{r.LastBytes >> 20} MiB (max {r.MaxBytes >> 20})"));
+        var m = Monkey;
+        return $"chaos so far: {m.Kills} kills, {m.Pauses} pauses, {m.Restarts} restarts, {m.Joins} joins, {m.Leaves} leaves, "
+            + $"{m.UnaskedExits} unasked exits; resident memory first->last: {memory}";
+    }
+
     private IEnumerable<(string Process, string? Node, int Pid)> Processes()
     {
         yield return ("head", "coordinator, ingest", Environment.ProcessId);
