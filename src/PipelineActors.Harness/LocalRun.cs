@@ -16,6 +16,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Harness.Chaos;
 using PipelineActors.Harness.Emulation;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Runtime.ControlPath.Placement;
@@ -97,6 +98,13 @@ public sealed record LocalRunOptions
     /// both to the balanced split, one stage per worker in address order.
     /// </summary>
     public StagePlacement? Placement { get; init; }
+
+    /// <summary>Chaos soak (<c>--chaos</c>): stream an endless source for this many minutes while killing, pausing,
+    /// restarting, adding and removing workers; null for an ordinary run.</summary>
+    public double? ChaosMinutes { get; init; }
+
+    /// <summary>Seed of the chaos soak's actions (<c>--chaos-seed</c>); null draws one (printed, to replay the soak).</summary>
+    public int? ChaosSeed { get; init; }
 }
 
 /// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
@@ -166,6 +174,9 @@ public sealed record RunReport(
 
     /// <summary>With <c>--plan planned</c>: the frames/s the planner's cost model predicted for the plan.</summary>
     public double? PredictedFramesPerSecond { get; init; }
+
+    /// <summary>The chaos soak's figures (<c>--chaos</c>); null for an ordinary run.</summary>
+    public PipelineActors.Harness.Chaos.ChaosReport? Chaos { get; init; }
 }
 
 /// <summary>
@@ -191,7 +202,7 @@ public static partial class LocalRun
         var say = options.Progress ?? (_ => { });
         // This user's own folder (0700), not a fixed one in /tmp where another user could plant links (review S3).
         var store = Path.Combine(PrivateFiles.RunFolder(), "store");
-        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1);
+        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1) + (options.ChaosMinutes is null ? 0 : ChaosRun.ExtraWorkers);
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
@@ -210,11 +221,11 @@ public static partial class LocalRun
         if (options.Emulation is { } emulation)
         {
             emulation.RequireWorkers(options.Workers);
-            if (maxWorkers != options.Workers || options.SoakKills > 0)
+            if (maxWorkers != options.Workers || options.SoakKills > 0 || options.ChaosMinutes is not null)
             {
                 throw new Onnx.PipelineInputException(
                     "--emulate gives one entry per worker started at the beginning, "
-                    + "so it cannot go with --add-worker-after or --soak-kills; drop one.");
+                    + "so it cannot go with --add-worker-after, --soak-kills or --chaos; drop one.");
             }
         }
 
@@ -262,8 +273,10 @@ public static partial class LocalRun
         say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
         var cores = Environment.ProcessorCount;
-        var pin = options.Pin && cores >= maxWorkers + 1;
+        // A soak starts many more processes than it has workers at once, so their indices would outrun the cores.
+        var pin = options.Pin && cores >= maxWorkers + 1 && options.ChaosMinutes is null;
         var workers = new List<NodeProcess>();
+        ChaosRun? chaos = null;
         try
         {
             NodeProcess Launch(int i)
@@ -275,6 +288,13 @@ public static partial class LocalRun
                     options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                     options.BinaryFolder,
                     wrap: emulated is null ? null : emulated.Wrap);
+            }
+
+            NodeProcess LaunchAnother()
+            {
+                var worker = Launch(workers.Count);
+                workers.Add(worker);
+                return worker;
             }
 
             for (var i = 0; i < options.Workers; i++)
@@ -291,9 +311,16 @@ public static partial class LocalRun
                 MaxCrashes = head.Settings.Ingest.MaxCrashes,
                 EndsJob = false, // the report reads the stages' counters first, then ends the job
             };
+            // A soak's source has no end of its own: the soak ends it when its minutes are over.
+            var sourceFrames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
             IFrameSource source = options.Source == "synthetic" || profile is null
-                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.Frames)
-                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: options.Frames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), options.Frames);
+                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.ChaosMinutes is null ? options.Frames : null)
+                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: sourceFrames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), sourceFrames);
+            if (options.ChaosMinutes is { } minutes)
+            {
+                chaos = ChaosRun.Create(minutes, options, head.System, workers, LaunchAnother, say);
+                source = chaos.Wrap(source);
+            }
             // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
             // with the ingest's or the sink's bookkeeping.
             var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));
@@ -336,9 +363,17 @@ public static partial class LocalRun
                 }
 
                 cancellation.ThrowIfCancellationRequested();
-                if (clock.Elapsed > options.Timeout)
+                if (clock.Elapsed > (chaos?.Timeout(options.Timeout) ?? options.Timeout))
                 {
                     throw new TimeoutException($"The run did not finish within {options.Timeout.TotalSeconds:0} s.");
+                }
+
+                if (head.System.WhenTerminated.IsCompleted)
+                {
+                    // Asking the stopped ingest would only time out; say what happened (the log has who downed it and why).
+                    throw new InvalidOperationException(
+                        $"The cluster downed this run's head node (coordinator and ingest) {clock.Elapsed.TotalSeconds:0} s into the run: "
+                        + $"a member judged it unreachable; see {options.LogFile ?? "the console log"}.");
                 }
 
                 var ingest = await session.IngestStatsAsync();
@@ -358,6 +393,11 @@ public static partial class LocalRun
                     }
 
                     deliveredAtCpuStart = sink.Delivered;
+                }
+
+                if (firstResultAt is not null)
+                {
+                    chaos?.Tick(DateTime.UtcNow);
                 }
 
                 if (ingest.Epoch != shownEpoch && ingest.Plan is { } shown)
@@ -440,16 +480,24 @@ public static partial class LocalRun
                 double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
                 return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
             }).ToList();
-            return Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
+            var report = Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
             {
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
                 SoakKills = soakKills,
                 Emulation = devices is null ? [] : EmulationRows(devices, workers),
             };
+            return chaos is null ? report : report with { Chaos = chaos.Report(report, DateTime.UtcNow) };
+        }
+        catch when (chaos is not null)
+        {
+            // A soak that fails part-way still tells what it did and what the nodes held.
+            say(chaos.Totals(DateTime.UtcNow));
+            throw;
         }
         finally
         {
+            chaos?.Monkey.ResumeAll(DateTime.UtcNow);
             await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
             foreach (var w in workers)
             {

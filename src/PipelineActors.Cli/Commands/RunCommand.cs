@@ -50,10 +50,16 @@ internal static class RunCommand
                 + "worker order for the workers as measured (a calibration loop inside each emulated device first).",
             DefaultValueFactory = _ => "balanced",
         };
+        var chaos = new Option<double?>("--chaos")
+        {
+            Description = "Chaos soak for this many minutes: an endless source while random workers are killed, paused past the failure "
+                + "detector's pause, restarted, added and removed every few seconds; prints what came through and each node's memory.",
+        };
+        var chaosSeed = new Option<int?>("--chaos-seed") { Description = "Seed of the chaos soak's actions (default: a random one, printed)." };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
-            annotate, emulate, plan,
+            annotate, emulate, plan, chaos, chaosSeed,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -80,6 +86,7 @@ internal static class RunCommand
                 throw new PipelineInputException($"--nodes must be at least 1, not {parse.GetValue(nodes)}.");
             }
 
+            CheckChaos(parse.GetValue(chaos), parse.GetValue(chaosSeed), parse.GetValue(kill), parse.GetValue(add), parse.GetValue(soak));
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
             OnnxModelFile.Load(modelPath); // a clear error before anything starts
             var resultsPath = parse.GetValue(results);
@@ -106,6 +113,8 @@ internal static class RunCommand
                 Progress = quiet ? null : line => context.Console.MarkupLine($"[grey]{Markup.Escape(line)}[/]"),
                 LogFile = PrivateFiles.LogFile("run"),
                 Emulation = emulation,
+                ChaosMinutes = parse.GetValue(chaos),
+                ChaosSeed = parse.GetValue(chaosSeed),
             };
             PricedConfiguration? chosen = null;
             IReadOnlyList<string> chosenStages = [];
@@ -186,6 +195,31 @@ internal static class RunCommand
         return command;
     }
 
+    /// <summary>A soak's minutes in range, and no other fault injection beside it (the soak does its own kills and joins).</summary>
+    private static void CheckChaos(double? minutes, int? seed, double? kill, double? add, int soakKills)
+    {
+        if (minutes is null)
+        {
+            if (seed is not null)
+            {
+                throw new PipelineInputException("--chaos-seed seeds a chaos soak; give --chaos MINUTES with it.");
+            }
+
+            return;
+        }
+
+        if (!double.IsFinite(minutes.Value) || minutes <= 0 || minutes > Harness.Chaos.ChaosRun.MaximumMinutes)
+        {
+            throw new PipelineInputException(
+                $"--chaos takes minutes above 0 and at most {Harness.Chaos.ChaosRun.MaximumMinutes:0}, not {minutes.Value.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (kill is not null || add is not null || soakKills > 0)
+        {
+            throw new PipelineInputException("--chaos kills, pauses, adds and removes workers itself; drop --kill-worker-after, --add-worker-after and --soak-kills.");
+        }
+    }
+
     /// <summary>A model shipped beside the binary (copied from the repository's models/ folder).</summary>
     public static string BundledModel(string file)
     {
@@ -248,6 +282,11 @@ internal static class RunCommand
         }
 
         console.Write(stages);
+        if (r.Chaos is { } chaos)
+        {
+            RenderChaos(console, chaos);
+        }
+
         if (r.Emulation.Count > 0)
         {
             var emulated = new Table().Border(TableBorder.Simple)
@@ -278,6 +317,39 @@ internal static class RunCommand
         _ = MetricsEndpoint.ListenHost(address);
         return address;
     }
+
+    private static void RenderChaos(IAnsiConsole console, Harness.Chaos.ChaosReport c)
+    {
+        var soak = new Table().Border(TableBorder.Rounded).Title("chaos soak").AddColumn("").AddColumn("", col => col.RightAligned()).HideHeaders();
+        string N(long value) => value.ToString(CultureInfo.InvariantCulture);
+        soak.AddRow("minutes / seed", $"{c.Minutes.ToString("0.##", CultureInfo.InvariantCulture)} / {N(c.Seed)}");
+        soak.AddRow("kills (SIGKILL) / pauses (SIGSTOP, SIGCONT)", $"{N(c.Kills)} / {N(c.Pauses)}");
+        soak.AddRow("restarts (SIGTERM, start) / joins / leaves", $"{N(c.Restarts)} / {N(c.Joins)} / {N(c.Leaves)}");
+        soak.AddRow("exits nobody asked for (downed while paused), replaced", N(c.UnaskedExits));
+        soak.AddRow("frames in / out", $"{N(c.FramesIn)} / {N(c.FramesOut)}");
+        soak.AddRow("lost / duplicated / out of order", $"{Color(c.Lost)} / {Color(c.Duplicated)} / {Color(c.OutOfOrder)}");
+        soak.AddRow("failed", Color(c.Failed));
+        soak.AddRow("verdict", c.Clean ? "[green]clean[/]" : "[red]unclean[/]");
+        console.Write(soak);
+        var memory = new Table().Border(TableBorder.Simple).Title($"resident memory (VmRSS, every {ChaosRunSampleSeconds} s)")
+            .AddColumn("process").AddColumn("node").AddColumn("pid", col => col.RightAligned()).AddColumn("samples", col => col.RightAligned())
+            .AddColumn("first", col => col.RightAligned()).AddColumn("last", col => col.RightAligned()).AddColumn("max", col => col.RightAligned());
+        foreach (var m in c.Memory)
+        {
+            memory.AddRow(
+                Markup.Escape(m.Process),
+                Markup.Escape(m.Node ?? "-"),
+                N(m.Pid),
+                N(m.Samples),
+                Format.Bytes(m.FirstBytes),
+                Format.Bytes(m.LastBytes),
+                Format.Bytes(m.MaxBytes));
+        }
+
+        console.Write(memory);
+    }
+
+    private static readonly string ChaosRunSampleSeconds = Harness.Chaos.ChaosRun.SampleInterval.TotalSeconds.ToString("0", CultureInfo.InvariantCulture);
 
     private static string Color(long value) => value == 0 ? "[green]0[/]" : $"[red]{value}[/]";
 }
