@@ -221,10 +221,14 @@ public static partial class LocalRun
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
         var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
+        // The run's cluster speaks TLS like a deployed one: throwaway certificates, removed when the run ends.
+        using var certificates = ThrowawayCertificates.Create();
         await using var head = PipelineNode.Start(
-            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile });
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile },
+            tls: certificates.Head());
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
+        say($"cluster seed {head.SeedUri} (TLS, throwaway certificates made in {certificates.Cost.TotalMilliseconds:0} ms); "
+            + $"watch it live with: pipeline monitor --seed {head.SeedUri} --tls {certificates.MonitorFolder}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
         var cores = Environment.ProcessorCount;
         var pin = options.Pin && cores >= maxWorkers + 1;
@@ -236,7 +240,7 @@ public static partial class LocalRun
                 var emulated = devices?.Workers[i];
                 return NodeProcess.Start(
                     $"worker-{i}",
-                    WorkerArgs(head.SeedUri, options, i, emulated),
+                    WorkerArgs(head.SeedUri, options, i, emulated, certificates.WorkerFolder),
                     options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                     options.BinaryFolder,
                     wrap: emulated is null ? null : emulated.Wrap);
@@ -447,9 +451,11 @@ public static partial class LocalRun
         ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
-    public static IReadOnlyList<string> WorkerArgs(string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null)
+    public static IReadOnlyList<string> WorkerArgs(
+        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, string? tlsFolder = null)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        args.AddRange(tlsFolder is null ? ["--insecure"] : ["--tls", tlsFolder]);
         if (emulated is not null)
         {
             args.AddRange(["--host", emulated.BindAddress.ToString()]);

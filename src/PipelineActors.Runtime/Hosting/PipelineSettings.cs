@@ -34,6 +34,9 @@ public sealed record PipelineSettings(
     /// <summary>Where this node keeps what must survive a restart: the job registry's jobs, the jobs' stage files.</summary>
     public string StateFolder { get; init; } = string.Empty;
 
+    /// <summary>The node's TLS folder (<c>pipeline.tls.folder</c>, as <c>pipeline certs issue</c> writes it); empty: none given.</summary>
+    public string TlsFolder { get; init; } = string.Empty;
+
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
 
@@ -73,6 +76,7 @@ public sealed record PipelineSettings(
         var cache = config.GetString("pipeline.model-cache");
         var log = config.GetString("pipeline.log-file");
         var state = config.GetString("pipeline.state-folder");
+        var tls = config.GetString("pipeline.tls.folder");
         return new PipelineSettings(
             threads,
             chunk,
@@ -84,6 +88,7 @@ public sealed record PipelineSettings(
             linkDelay)
         {
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
+            TlsFolder = tls ?? string.Empty,
         };
     }
 
