@@ -17,10 +17,6 @@ internal static class ClientNode
         var seed = MonitorAddress.ParseSeed(seedUri);
         var endpoint = MonitorAddress.Choose(seed, host, publicHost);
         var tls = transport.Load(seedUri);
-        if (tls is null)
-        {
-            Console.Error.WriteLine(TransportSecurity.InsecureWarning.Replace("this node", $"this {name}", StringComparison.Ordinal));
-        }
 
         PipelineNode node;
         try
@@ -57,6 +53,12 @@ internal static class ClientNode
                 $"Could not join the cluster at {seedUri} within {timeout.TotalSeconds:0.#} s{refused}; is a node running there, "
                 + $"and can it reach this {name} at {endpoint.Advertised}:{node.Address.Port} (--host, --public-host, --port)"
                 + (tls is null ? ", and is the cluster plain TCP (--insecure)?" : ", and does its CA match this --tls folder?"));
+        }
+
+        if (tls is null)
+        {
+            // Said once joined, so that a failure stays one sentence on stderr.
+            Console.Error.WriteLine(TransportSecurity.InsecureWarning.Replace("this node", $"this {name}", StringComparison.Ordinal));
         }
 
         return node;

@@ -1,19 +1,29 @@
 using Akka.Actor;
+using Akka.Event;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Runtime.ControlPath.ModelDistribution;
 
 /// <summary>
 /// Serves stage model files by SHA-256, in pieces of at most 64 KiB so that a 100 MB model never
-/// travels as one remote message. Runs on the node that made the plan.
+/// travels as one remote message. Runs on the node that made the plan. Over TLS it serves only members that have proven
+/// by certificate a role that runs models (worker, ingest, or the coordinator that splits a submitted one); a monitor, or
+/// a member not proven yet, is answered as if the file were not here.
 /// </summary>
 public sealed class ModelStoreActor : ReceiveActor
 {
     public const int ChunkBytes = 64 * 1024;
 
+    /// <summary>The roles that may receive model and stage files; the monitor role gets reports only.</summary>
+    public static readonly string[] RolesServed = [Roles.Worker, Roles.Ingest, Roles.Coordinator];
+
     private readonly Func<string, string?> _pathOf;
+    private readonly ProvenRoles _proven = ProvenRoles.Get(Context.System);
+    private readonly ILoggingAdapter _log = Context.GetLogger();
 
     // A 100 MB model is ~1,600 pieces per worker: open each file once, not once per piece.
     private readonly Dictionary<string, FileStream> _open = new(StringComparer.Ordinal);
@@ -29,6 +39,17 @@ public sealed class ModelStoreActor : ReceiveActor
         _pathOf = pathOf;
         Receive<FetchFileChunk>(request =>
         {
+            if (!_proven.Allows(Sender.Path.Address, RolesServed))
+            {
+                _log.Warning(
+                    "Refused a piece of {0} to {1}: its member has not proven a role that runs models ({2}) by certificate",
+                    request.Sha256.Length > 64 ? request.Sha256[..64] : request.Sha256,
+                    Sender.Path.Address,
+                    string.Join(", ", RolesServed));
+                Sender.Tell(new FileUnavailable(request.Sha256));
+                return;
+            }
+
             if (_pathOf(request.Sha256) is not { } path || !File.Exists(path))
             {
                 Sender.Tell(new FileUnavailable(request.Sha256));
