@@ -636,7 +636,7 @@ public static partial class LocalRun
         return null;
     }
 
-    [GeneratedRegex(@"node akka\.tcp://pipeline@([^:]+):(\d+)")]
+    [GeneratedRegex(@"node akka(?:\.ssl)?\.tcp://pipeline@([^:]+):(\d+)")]
     private static partial Regex NodeLine();
 
 }

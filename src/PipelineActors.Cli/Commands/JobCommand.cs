@@ -12,7 +12,7 @@ using Spectre.Console;
 namespace PipelineActors.Cli.Commands;
 
 /// <summary>
-/// <c>pipeline job submit|list|status|stop --seed akka.tcp://pipeline@HOST:PORT</c>: camera jobs on a cluster of node
+/// <c>pipeline job submit|list|status|stop --seed akka.ssl.tcp://pipeline@HOST:PORT --tls DIR</c>: camera jobs on a cluster of node
 /// services. Each verb joins the cluster for as long as it takes (as a monitor-role member that takes no part in placement),
 /// talks to the job registry, and leaves.
 /// </summary>
