@@ -145,7 +145,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             child.Tell(change);
         }
 
-        foreach (var status in _reports.Values)
+        foreach (var status in _reports.Values.Where(s => _proven.Proven(_nodeOf(s.Agent), Roles.Worker)))
         {
             child.Tell(ForJob(status, jobId));
         }
@@ -259,12 +259,24 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         {
             Event($"worker {NodeAddress.Of(proven.Member)} proved its role by certificate; it may host stages");
             Apply(new WorkerUp(proven.Member));
+            // What it reported while unproven was held back: the jobs hear it now, as its first report.
+            foreach (var status in _reports.Values.Where(s => _nodeOf(s.Agent) == proven.Member).ToList())
+            {
+                OnWorkerStatus(status);
+            }
         }
     }
 
     private void OnWorkerStatus(WorkerStatus status)
     {
         _reports[status.Agent] = status;
+        if (!_proven.Proven(_nodeOf(status.Agent), Roles.Worker))
+        {
+            // Nothing of an unproven worker reaches a job: not its offer, nor a prefetch of stage files for it.
+            _awaitingProof.Add(_nodeOf(status.Agent));
+            return;
+        }
+
         foreach (var (jobId, job) in _jobs)
         {
             job.Tell(ForJob(status, jobId));

@@ -60,7 +60,7 @@ public sealed class ProvenRoles : IExtension
 
     /// <summary>True when a role-checked node may place on the member as <paramref name="role"/> (always without TLS).</summary>
     public bool Proven(Address member, string role) =>
-        !Required || (_proven.TryGetValue(member, out var proven) && proven.Contains(role));
+        !Required || member.Host is null || (_proven.TryGetValue(member, out var proven) && proven.Contains(role));
 }
 
 /// <summary>The extension id of <see cref="ProvenRoles"/>.</summary>
