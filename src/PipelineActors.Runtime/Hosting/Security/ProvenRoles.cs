@@ -58,6 +58,10 @@ public sealed class ProvenRoles : IExtension
         return _proven.TryGetValue(sender, out var proven) && proven.Any(roles.Contains);
     }
 
+    /// <summary>True while a remote member has no verdict here yet (TLS on, not proven): its proof may be on its way.</summary>
+    public bool Pending(Address sender) =>
+        Required && sender.Host is not null && sender != _system.Provider.DefaultAddress && !_proven.ContainsKey(sender);
+
     /// <summary>True when a role-checked node may place on the member as <paramref name="role"/> (always without TLS).</summary>
     public bool Proven(Address member, string role) =>
         !Required || member.Host is null || (_proven.TryGetValue(member, out var proven) && proven.Contains(role));
