@@ -99,7 +99,8 @@ mkdir -p "$etc"
 chmod 0755 "$etc"
 if [ ! -e "$etc/pipeline-node.env" ]; then
   install -m 0640 "$source_dir/systemd/pipeline-node.env" "$etc/pipeline-node.env"
-  echo "wrote $etc/pipeline-node.env: set PIPELINE_SEEDS, PIPELINE_ROLES and PIPELINE_PUBLIC_HOSTNAME there"
+  echo "wrote $etc/pipeline-node.env: set PIPELINE_SEEDS, PIPELINE_ROLES and PIPELINE_PUBLIC_HOSTNAME there,"
+  echo "  and put this node's TLS folder (pipeline certs issue ... --out DIR) in $etc/tls, owned by the pipeline user"
 elif cmp -s "$source_dir/systemd/pipeline-node.env" "$etc/pipeline-node.env"; then
   echo "kept $etc/pipeline-node.env (unchanged)"
 else

@@ -267,10 +267,15 @@ public static partial class LocalRun
             ? new PlannedPlacementPolicy(
                 planned.Workers.Select(w => $"{devices?.Workers[w].BindAddress ?? System.Net.IPAddress.Loopback}:{ports![w]}").ToList())
             : null;
+        // The run's cluster speaks TLS like a deployed one: throwaway certificates, removed when the run ends.
+        using var certificates = ThrowawayCertificates.Create();
         await using var head = PipelineNode.Start(
-            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile }, policy);
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile },
+            policy,
+            tls: certificates.Head());
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        say($"cluster seed {head.SeedUri}; watch it live with: pipeline monitor --seed {head.SeedUri}");
+        say($"cluster seed {head.SeedUri} (TLS, throwaway certificates made in {certificates.Cost.TotalMilliseconds:0} ms); "
+            + $"watch it live with: pipeline monitor --seed {head.SeedUri} --tls {certificates.MonitorFolder}");
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
         var cores = Environment.ProcessorCount;
         // A soak starts many more processes than it has workers at once, so their indices would outrun the cores.
@@ -284,7 +289,7 @@ public static partial class LocalRun
                 var emulated = devices?.Workers[i];
                 return NodeProcess.Start(
                     $"worker-{i}",
-                    WorkerArgs(head.SeedUri, options, i, emulated, ports is not null && i < ports.Count ? ports[i] : null),
+                    WorkerArgs(head.SeedUri, options, i, emulated, ports is not null && i < ports.Count ? ports[i] : null, certificates.WorkerFolder),
                     options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
                     options.BinaryFolder,
                     wrap: emulated is null ? null : emulated.Wrap);
@@ -558,9 +563,10 @@ public static partial class LocalRun
 
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
     public static IReadOnlyList<string> WorkerArgs(
-        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null)
+        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null, string? tlsFolder = null)
     {
         var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        args.AddRange(tlsFolder is null ? ["--insecure"] : ["--tls", tlsFolder]);
         if (nodePort is { } fixedPort)
         {
             args.AddRange(["--port", fixedPort.ToString(CultureInfo.InvariantCulture)]);
@@ -750,7 +756,7 @@ public static partial class LocalRun
         return null;
     }
 
-    [GeneratedRegex(@"node akka\.tcp://pipeline@([^:]+):(\d+)")]
+    [GeneratedRegex(@"node akka(?:\.ssl)?\.tcp://pipeline@([^:]+):(\d+)")]
     private static partial Regex NodeLine();
 
 }

@@ -3,6 +3,7 @@ using Akka.Configuration;
 using Microsoft.Extensions.Configuration;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 
 namespace PipelineActors.Node;
 
@@ -20,8 +21,14 @@ public static class NodeArguments
 
         Options (or environment variables PIPELINE_NAME, e.g. PIPELINE_SEEDS; the command line wins):
           --roles LIST            coordinator, worker, ingest, monitor (comma-separated; default worker)
-          --seeds URIS            seed nodes, e.g. akka.tcp://pipeline@10.0.0.10:4053 (required; the
-                                  first node of a cluster lists its own address)
+          --tls DIR               this node's TLS folder from 'pipeline certs issue' (also PIPELINE_TLS or
+                                  pipeline.tls.folder in --config): TLS with mutual authentication,
+                                  seeds written akka.ssl.tcp://pipeline@HOST:PORT. Required unless
+                                  --insecure is given.
+          --insecure              plain TCP, no authentication: anyone who reaches the port can join;
+                                  a warning on every start. Seeds written akka.tcp://pipeline@HOST:PORT.
+          --seeds URIS            seed nodes, e.g. akka.ssl.tcp://pipeline@10.0.0.10:4053 (required;
+                                  the first node of a cluster lists its own address)
           --host ADDRESS          address to bind (default 127.0.0.1; 0.0.0.0 for all)
           --public-hostname NAME  address other nodes reach this one at (default: --host)
           --port N                TCP port, 0 to 65535 (default 0: any free port)
@@ -40,6 +47,49 @@ public static class NodeArguments
 
         Errors in these values print one sentence and exit with code 2.
         """;
+
+    /// <summary>
+    /// Command-line switches the configuration binder cannot read bare (it would take the next argument as their value)
+    /// become <c>--switch=true</c>.
+    /// </summary>
+    public static string[] NormaliseSwitches(string[] args) =>
+        args.Select(a => a == "--insecure" ? "--insecure=true" : a).ToArray();
+
+    /// <summary>True when plain TCP is asked for (<c>--insecure</c>, or <c>PIPELINE_INSECURE=true</c>).</summary>
+    public static bool Insecure(IConfiguration config) => config["insecure"] switch
+    {
+        null => false,
+        { } text when bool.TryParse(text, out var value) => value,
+        "1" => true,
+        "0" => false,
+        { } text => throw new PipelineInputException($"--insecure '{text}' is neither true nor false."),
+    };
+
+    /// <summary>
+    /// The node's TLS from <c>--tls</c> (or <c>PIPELINE_TLS</c>, or <c>pipeline.tls.folder</c> in its configuration), or
+    /// null with <c>--insecure</c>; checks that the seeds speak the same scheme and that the certificate grants the roles.
+    /// </summary>
+    public static ClusterTls? Tls(IConfiguration config, NodeOptions options)
+    {
+        var folder = config["tls"] is { Length: > 0 } given ? given : PipelineSettings.From(PipelineConfig.Build(options)).TlsFolder;
+        var insecure = Insecure(config);
+        var tls = TransportSecurity.Choose(folder, insecure);
+        try
+        {
+            TransportSecurity.CheckSeeds(options.Seeds, tls is not null);
+            if (tls is not null)
+            {
+                TransportSecurity.CheckRoles(tls, options.Roles, folder);
+            }
+        }
+        catch
+        {
+            tls?.Dispose();
+            throw;
+        }
+
+        return tls;
+    }
 
     public static NodeOptions From(IConfiguration config)
     {
@@ -72,7 +122,7 @@ public static class NodeArguments
         if (seeds.Count == 0)
         {
             throw new PipelineInputException(
-                "No seed nodes given: pass --seeds akka.tcp://pipeline@HOST:PORT (the first node of a cluster lists its own address), "
+                "No seed nodes given: pass --seeds akka.ssl.tcp://pipeline@HOST:PORT (the first node of a cluster lists its own address), "
                 + "or a node would silently form a cluster of its own.");
         }
 
@@ -81,7 +131,9 @@ public static class NodeArguments
             if (!seed.StartsWith($"akka.tcp://{PipelineConfig.SystemName}@", StringComparison.Ordinal)
                 && !seed.StartsWith($"akka.ssl.tcp://{PipelineConfig.SystemName}@", StringComparison.Ordinal))
             {
-                throw new PipelineInputException($"Seed '{seed}' is not a node address; write akka.tcp://{PipelineConfig.SystemName}@HOST:PORT.");
+                throw new PipelineInputException(
+                    $"Seed '{seed}' is not a node address; write akka.ssl.tcp://{PipelineConfig.SystemName}@HOST:PORT "
+                    + $"(akka.tcp:// with --insecure).");
             }
         }
 

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using PipelineActors.Harness;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 
 namespace PipelineActors.Node;
@@ -13,7 +14,8 @@ namespace PipelineActors.Node;
 /// cluster gracefully through CoordinatedShutdown, so the supervisor moves this node's stages
 /// elsewhere; if the cluster downs this node, the process exits so that systemd can restart it.
 /// </summary>
-public sealed class NodeService(NodeOptions options, IConfiguration configuration, IHostApplicationLifetime lifetime) : IHostedService, IDisposable
+public sealed class NodeService(NodeOptions options, NodeTransport transport, IConfiguration configuration, IHostApplicationLifetime lifetime)
+    : IHostedService, IDisposable
 {
     private PipelineNode? _node;
     private Timer? _parentWatch;
@@ -26,7 +28,13 @@ public sealed class NodeService(NodeOptions options, IConfiguration configuratio
             _metrics = MetricsEndpoint.Start(metricsPort, NodeArguments.MetricsAddress(configuration));
         }
 
-        _node = PipelineNode.Start(options);
+        if (transport.Tls is null)
+        {
+            // Every start, not only the first: whoever reads this node's log must not miss that it is open to anyone.
+            Console.Error.WriteLine(TransportSecurity.InsecureWarning);
+        }
+
+        _node = PipelineNode.Start(options, tls: transport.Tls);
         _node.System.WhenTerminated.ContinueWith(_ => lifetime.StopApplication(), TaskScheduler.Default);
         Console.WriteLine($"node {_node.SeedUri} roles {string.Join(",", options.Roles)} seeds {string.Join(",", options.Seeds)}");
 
@@ -78,5 +86,9 @@ public sealed class NodeService(NodeOptions options, IConfiguration configuratio
     {
         _parentWatch?.Dispose();
         _metrics?.Dispose();
+        transport.Tls?.Dispose();
     }
 }
+
+/// <summary>The node's TLS (null: plain TCP, asked for with --insecure), chosen and checked before the host starts.</summary>
+public sealed record NodeTransport(ClusterTls? Tls);

@@ -25,10 +25,12 @@ if (args.Contains("--bench-loop"))
     }
 }
 
+args = NodeArguments.NormaliseSwitches(args);
 var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, DisableDefaults = false });
 builder.Configuration.AddEnvironmentVariables("PIPELINE_");
 builder.Configuration.AddCommandLine(args);
 NodeOptions options;
+PipelineActors.Runtime.Hosting.Security.ClusterTls? tls;
 try
 {
     // Every setting is checked before the host starts, so a bad one is one sentence, not the host's
@@ -42,6 +44,8 @@ try
         // A cache folder that is a link or another user's is one sentence here, not a failed start.
         PrivateFiles.EnsureFolder(settings.ModelCacheFolder);
     }
+    // Last, so that a typo in another value is named first; a node never falls back to plain TCP on its own.
+    tls = NodeArguments.Tls(builder.Configuration, options);
 }
 catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or Akka.Configuration.ConfigurationException)
 {
@@ -53,6 +57,7 @@ builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.Services.AddSystemd();
 builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
 builder.Services.AddSingleton(options);
+builder.Services.AddSingleton(new NodeTransport(tls));
 builder.Services.AddHostedService<NodeService>();
 await builder.Build().RunAsync();
 return 0;

@@ -31,6 +31,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     private readonly string _folder = Directory.CreateTempSubdirectory("pa-procs-").FullName;
     private readonly List<NodeProcess> _processes = [];
     private readonly List<PipelineNode> _nodes = [];
+    // Over TLS, as deployed: the head in this process, the workers node processes with their own TLS folders.
+    private readonly TestCertificates _certificates = new();
     private PreparedModel _model = null!;
 
     public MultiProcessSpecs(ITestOutputHelper output) => _output = output;
@@ -113,7 +115,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     {
         // The oldest coordinator is a process of its own; a worker carries the coordinator role too.
         var coordinator = StartWorker(null, [Roles.Coordinator], port: TestPorts.Free());
-        var seed = $"akka.tcp://{PipelineConfig.SystemName}@127.0.0.1:{coordinator.Port}";
+        var seed = $"akka.ssl.tcp://{PipelineConfig.SystemName}@127.0.0.1:{coordinator.Port}";
         await Task.Delay(TimeSpan.FromSeconds(2));
         var head = await StartHead([Roles.Ingest], seed);
         StartWorker(seed, [Roles.Worker, Roles.Coordinator]);
@@ -168,12 +170,20 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             p.Dispose();
         }
 
+        _certificates.Dispose();
         Directory.Delete(_folder, recursive: true);
     }
 
     private async Task<PipelineNode> StartHead(IReadOnlyList<string> roles, string? seed = null)
     {
-        var node = PipelineNode.Start(new NodeOptions { Roles = roles, Seeds = seed is null ? [] : [seed], LogFile = Path.Combine(Path.GetTempPath(), $"pa-head-{Environment.ProcessId}-{_nodes.Count}.log") });
+        var node = PipelineNode.Start(
+            new NodeOptions
+            {
+                Roles = roles,
+                Seeds = seed is null ? [] : [seed],
+                LogFile = Path.Combine(Path.GetTempPath(), $"pa-head-{Environment.ProcessId}-{_nodes.Count}.log"),
+            },
+            tls: _certificates.Tls([.. roles]));
         _nodes.Add(node);
         await node.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         return node;
@@ -181,14 +191,18 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
 
     private (NodeProcess Process, int Port) StartWorkerAt(string? seed, IReadOnlyList<string> roles, int port)
     {
-        var args = new List<string> { "--roles", string.Join(",", roles), "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--model-cache", Path.Combine(_folder, $"cache-{_processes.Count}") };
+        var args = new List<string>
+        {
+            "--roles", string.Join(",", roles), "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--model-cache", Path.Combine(_folder, $"cache-{_processes.Count}"), "--tls", _certificates.Issue([.. roles]),
+        };
         if (seed is not null)
         {
             args.AddRange(["--seeds", seed]);
         }
         else
         {
-            args.AddRange(["--seeds", $"akka.tcp://{PipelineConfig.SystemName}@127.0.0.1:{port}"]);
+            args.AddRange(["--seeds", $"akka.ssl.tcp://{PipelineConfig.SystemName}@127.0.0.1:{port}"]);
         }
 
         var process = NodeProcess.Start($"node-{_processes.Count}", args);

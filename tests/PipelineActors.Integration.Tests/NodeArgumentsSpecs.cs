@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using PipelineActors.Node;
 using PipelineActors.Onnx;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Integration.Tests;
 
@@ -61,6 +62,34 @@ public sealed class NodeArgumentsSpecs : IDisposable
         var error = Assert.Throws<PipelineInputException>(() => NodeArguments.From(Arguments(("seeds", seeds))));
 
         Assert.Contains("No seed nodes", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_TLS_folder_comes_from_the_config_file_and_the_command_line_wins()
+    {
+        using var certificates = new TestCertificates();
+        var (fromFile, fromCommandLine) = (certificates.Issue("worker"), certificates.Issue("worker", "ingest"));
+        File.WriteAllText(_file, $"pipeline.tls.folder = \"{fromFile}\"\nakka.cluster.seed-nodes = [\"akka.ssl.tcp://pipeline@10.0.0.10:4053\"]");
+
+        var file = Arguments(("config", _file));
+        using var tls = NodeArguments.Tls(file, NodeArguments.From(file));
+        var both = Arguments(("config", _file), ("tls", fromCommandLine));
+        using var given = NodeArguments.Tls(both, NodeArguments.From(both));
+
+        Assert.Equal(["worker"], tls!.Roles);
+        Assert.Equal(["ingest", "worker"], given!.Roles.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Insecure_is_plain_TCP_and_neither_it_nor_a_TLS_folder_is_one_sentence()
+    {
+        var insecure = Arguments(("insecure", "true"), ("seeds", "akka.tcp://pipeline@10.0.0.10:4053"));
+        var neither = Arguments(("seeds", "akka.ssl.tcp://pipeline@10.0.0.10:4053"));
+
+        Assert.Null(NodeArguments.Tls(insecure, NodeArguments.From(insecure)));
+        var error = Assert.Throws<PipelineInputException>(() => NodeArguments.Tls(neither, NodeArguments.From(neither)));
+        Assert.Contains("pipeline certs init", error.Message, StringComparison.Ordinal);
+        Assert.Equal(["--insecure=true", "--port", "1"], NodeArguments.NormaliseSwitches(["--insecure", "--port", "1"]));
     }
 
     public void Dispose()

@@ -10,13 +10,15 @@ public sealed class NodeServiceProcessSpecs
     [Fact]
     public async Task A_node_started_for_a_parent_exits_soon_after_the_parent_is_killed()
     {
+        using var certificates = new TestCertificates();
         using var parent = Process.Start(new ProcessStartInfo("sleep", "60") { UseShellExecute = false })!;
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         var port = TestPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
         string[] args =
         [
             Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--roles", "worker", "--port", port,
-            "--seeds", $"akka.tcp://pipeline@127.0.0.1:{port}", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--seeds", $"akka.ssl.tcp://pipeline@127.0.0.1:{port}", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--tls", certificates.Issue("worker"),
         ];
         foreach (var arg in args)
         {
@@ -71,7 +73,7 @@ public sealed class NodeServiceProcessSpecs
 
         Assert.Equal(0, code);
         Assert.Empty(error.Trim());
-        foreach (var option in new[] { "--roles", "--seeds", "--host", "--port", "--threads", "--config", "--metrics-port" })
+        foreach (var option in new[] { "--roles", "--seeds", "--host", "--port", "--threads", "--config", "--metrics-port", "--tls", "--insecure" })
         {
             Assert.Contains(option, output, StringComparison.Ordinal);
         }
@@ -95,6 +97,81 @@ public sealed class NodeServiceProcessSpecs
         Assert.DoesNotContain(" at ", error, StringComparison.Ordinal);
         Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--seeds akka.ssl.tcp://pipeline@127.0.0.1:4053", "No TLS folder given")]
+    [InlineData("--seeds akka.tcp://pipeline@127.0.0.1:4053", "--insecure")]
+    [InlineData("--insecure --seeds akka.ssl.tcp://pipeline@127.0.0.1:4053", "not a plain TCP address")]
+    [InlineData("--tls /nonexistent/tls --seeds akka.ssl.tcp://pipeline@127.0.0.1:4053", "/nonexistent/tls")]
+    [InlineData("--tls /tmp --insecure --seeds akka.ssl.tcp://pipeline@127.0.0.1:4053", "not both")]
+    public async Task Without_a_TLS_folder_or_with_a_seed_of_the_other_scheme_the_node_does_not_start(string arguments, string named)
+    {
+        var (code, output, error) = await RunNode(TimeSpan.FromSeconds(30), arguments.Split(' '));
+
+        Assert.Equal(2, code);
+        Assert.Contains(named, error, StringComparison.Ordinal);
+        Assert.DoesNotContain(" at ", error, StringComparison.Ordinal);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("node akka", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_TLS_folder_with_a_plain_seed_or_without_the_claimed_role_is_one_sentence_and_exit_code_2()
+    {
+        using var certificates = new TestCertificates();
+        var worker = certificates.Issue("worker");
+
+        var plainSeed = await RunNode(TimeSpan.FromSeconds(30), "--tls", worker, "--seeds", "akka.tcp://pipeline@127.0.0.1:4053");
+        var claimsMore = await RunNode(
+            TimeSpan.FromSeconds(30), "--tls", worker, "--roles", "coordinator,worker", "--seeds", "akka.ssl.tcp://pipeline@127.0.0.1:4053");
+
+        Assert.Equal(2, plainSeed.Code);
+        Assert.Contains("is not a TLS address", plainSeed.Error, StringComparison.Ordinal);
+        Assert.Single(plainSeed.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(2, claimsMore.Code);
+        Assert.Contains("claims coordinator without a certificate for it", claimsMore.Error, StringComparison.Ordinal);
+        Assert.Single(claimsMore.Error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task A_node_with_insecure_warns_on_every_start_and_runs_plain_TCP()
+    {
+        for (var start = 0; start < 2; start++)
+        {
+            var port = TestPorts.Free().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var arg in new[]
+            {
+                Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--insecure", "--port", port, "--seeds", $"akka.tcp://pipeline@127.0.0.1:{port}",
+            })
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            using var node = Process.Start(info)!;
+            try
+            {
+                var error = node.StandardError.ReadLineAsync();
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                string? started = null;
+                while (await node.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+                {
+                    if (line.StartsWith("node ", StringComparison.Ordinal))
+                    {
+                        started = line;
+                        break;
+                    }
+                }
+
+                Assert.StartsWith($"node akka.tcp://pipeline@127.0.0.1:{port}", started, StringComparison.Ordinal);
+                Assert.StartsWith("warning: --insecure", await error.WaitAsync(TimeSpan.FromSeconds(10)), StringComparison.Ordinal);
+            }
+            finally
+            {
+                node.Kill(entireProcessTree: true);
+            }
+        }
     }
 
     [Theory]

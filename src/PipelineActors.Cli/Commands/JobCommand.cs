@@ -12,7 +12,7 @@ using Spectre.Console;
 namespace PipelineActors.Cli.Commands;
 
 /// <summary>
-/// <c>pipeline job submit|list|status|stop --seed akka.tcp://pipeline@HOST:PORT</c>: camera jobs on a cluster of node
+/// <c>pipeline job submit|list|status|stop --seed akka.ssl.tcp://pipeline@HOST:PORT --tls DIR</c>: camera jobs on a cluster of node
 /// services. Each verb joins the cluster for as long as it takes (as a monitor-role member that takes no part in placement),
 /// talks to the job registry, and leaves.
 /// </summary>
@@ -71,8 +71,8 @@ internal static class JobCommand
                     throw new PipelineInputException(answer.Error);
                 }
 
-                context.Console.MarkupLineInterpolated(
-                    $"job [bold]{spec.Name}[/] submitted; follow it with: pipeline job status --name {spec.Name} --seed {parse.GetValue(join.Seed)}");
+                var follow = $"pipeline job status --name {spec.Name} --seed {parse.GetValue(join.Seed)} {join.TransportArguments(parse)}";
+                context.Console.MarkupLineInterpolated($"job [bold]{spec.Name}[/] submitted; follow it with: {follow}");
                 return 0;
             }).GetAwaiter().GetResult();
         }));
@@ -208,7 +208,8 @@ internal static class JobCommand
             parse.GetValue(join.PublicHost),
             parse.GetValue(join.Port),
             TimeSpan.FromSeconds(parse.GetValue(join.JoinTimeout)),
-            name);
+            name,
+            join.Transport.Read(parse));
         await using (node)
         {
             return await body(node);
@@ -220,7 +221,9 @@ internal static class JobCommand
     /// <summary>How a verb joins the cluster: the seed, and the address it is reached at when the cluster is on other machines.</summary>
     private sealed class JoinOptions
     {
-        public Option<string> Seed { get; } = new("--seed") { Description = "A seed node of the cluster, e.g. akka.tcp://pipeline@10.0.0.10:4053.", Required = true };
+        public Option<string> Seed { get; } = new("--seed") { Description = "A seed node of the cluster, e.g. akka.ssl.tcp://pipeline@10.0.0.10:4053.", Required = true };
+
+        public ClientTransport Transport { get; } = new();
 
         public Option<string?> Host { get; } = new("--host") { Description = "Address to bind (default: the one that routes to the seed)." };
 
@@ -237,6 +240,11 @@ internal static class JobCommand
             command.Options.Add(PublicHost);
             command.Options.Add(Port);
             command.Options.Add(JoinTimeout);
+            Transport.AddTo(command);
         }
+
+        /// <summary>How the user joined, to repeat in a command line this verb suggests.</summary>
+        public string TransportArguments(ParseResult parse) =>
+            parse.GetValue(Transport.Tls) is { Length: > 0 } folder ? $"--tls {folder}" : "--insecure";
     }
 }

@@ -16,20 +16,20 @@ internal sealed record MonitorEndpoint(string Bind, string Advertised);
 /// </summary>
 internal static class MonitorAddress
 {
-    /// <summary>The seed as an Akka address, checked: <c>akka.tcp://pipeline@HOST:PORT</c>.</summary>
+    /// <summary>The seed as an Akka address, checked: <c>akka.ssl.tcp://pipeline@HOST:PORT</c> (<c>akka.tcp://</c> with --insecure).</summary>
     public static Address ParseSeed(string seed)
     {
-        var expected = $"akka.tcp://{PipelineConfig.SystemName}@HOST:PORT";
+        var expected = $"akka.ssl.tcp://{PipelineConfig.SystemName}@HOST:PORT (akka.tcp:// with --insecure)";
         if (!ActorPath.TryParseAddress(seed, out var address) || address.Host is null || address.Port is null)
         {
             throw new PipelineInputException($"--seed '{seed}' is not a node address; write it as {expected}.");
         }
 
-        if (address.Protocol != "akka.tcp" || address.System != PipelineConfig.SystemName)
+        if (address.Protocol is not ("akka.tcp" or "akka.ssl.tcp") || address.System != PipelineConfig.SystemName)
         {
             throw new PipelineInputException(
                 $"--seed '{seed}' is not a node of this cluster; the monitor joins {expected} "
-                + $"(protocol akka.tcp, system '{PipelineConfig.SystemName}').");
+                + $"(protocol akka.tcp or akka.ssl.tcp, system '{PipelineConfig.SystemName}').");
         }
 
         return address;

@@ -23,7 +23,7 @@ internal static class MonitorCommand
     {
         var seed = new Option<string>("--seed")
         {
-            Description = "A seed node of the cluster, e.g. akka.tcp://pipeline@10.0.0.10:4053.",
+            Description = "A seed node of the cluster, e.g. akka.ssl.tcp://pipeline@10.0.0.10:4053.",
             Required = true,
         };
         var host = new Option<string?>("--host")
@@ -55,6 +55,8 @@ internal static class MonitorCommand
         {
             seed, host, publicHost, port, joinTimeout, job, once, json, wait,
         };
+        var transport = new ClientTransport();
+        transport.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
             var settings = new MonitorSettings(
@@ -66,7 +68,10 @@ internal static class MonitorCommand
                 parse.GetValue(job),
                 parse.GetValue(once),
                 parse.GetValue(json),
-                Seconds(parse.GetValue(wait), "--wait", 0));
+                Seconds(parse.GetValue(wait), "--wait", 0))
+            {
+                Transport = transport.Read(parse),
+            };
             return Run(context, settings).GetAwaiter().GetResult();
         }));
         return command;
@@ -99,7 +104,7 @@ internal static class MonitorCommand
 
     private static async Task<int> Run(CliContext context, MonitorSettings settings)
     {
-        var node = await ClientNode.JoinAsync(settings.Seed, settings.Host, settings.PublicHost, settings.Port, settings.JoinTimeout, "monitor");
+        var node = await ClientNode.JoinAsync(settings.Seed, settings.Host, settings.PublicHost, settings.Port, settings.JoinTimeout, "monitor", settings.Transport);
         await using (node)
         {
             var joined = Stopwatch.StartNew();
@@ -183,5 +188,8 @@ internal static class MonitorCommand
         string? Job,
         bool Once,
         bool Json,
-        TimeSpan Wait);
+        TimeSpan Wait)
+    {
+        public required ClientTransport Transport { get; init; }
+    }
 }

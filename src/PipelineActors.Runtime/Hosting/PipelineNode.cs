@@ -47,7 +47,7 @@ public sealed class PipelineNode : IAsyncDisposable
 
     public Akka.Actor.Address Address => Akka.Cluster.Cluster.Get(System).SelfAddress;
 
-    /// <summary>This node's address as a seed URI (<c>akka.tcp://pipeline@host:port</c>).</summary>
+    /// <summary>This node's address as a seed URI (<c>akka.ssl.tcp://pipeline@host:port</c> with TLS, <c>akka.tcp://</c> without).</summary>
     public string SeedUri => Address.ToString();
 
     /// <summary>

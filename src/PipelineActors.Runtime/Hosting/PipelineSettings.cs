@@ -39,6 +39,8 @@ public sealed record PipelineSettings(
     public long CacheMaxBytes { get; init; }
     /// <summary>What this node believes from the wire (<c>pipeline.limits</c>): lengths, counts, epoch steps, partial frames.</summary>
     public NodeLimits Limits { get; init; } = null!;
+    /// <summary>The node's TLS folder (<c>pipeline.tls.folder</c>, as <c>pipeline certs issue</c> writes it); empty: none given.</summary>
+    public string TlsFolder { get; init; } = string.Empty;
 
     /// <summary>Room in one remote message for the chunk's header and Akka's envelope.</summary>
     public const int ChunkOverheadBytes = 4096;
@@ -85,6 +87,7 @@ public sealed record PipelineSettings(
             string.IsNullOrEmpty(log) || !PrivateFiles.IsLink(log),
             $"pipeline.log-file {log} is a symbolic link; logs are never written through one: remove it or name another file.");
         var state = config.GetString("pipeline.state-folder");
+        var tls = config.GetString("pipeline.tls.folder");
         return new PipelineSettings(
             threads,
             chunk,
@@ -98,6 +101,7 @@ public sealed record PipelineSettings(
             StateFolder = string.IsNullOrEmpty(state) ? DefaultFolder("state") : state,
             CacheMaxBytes = cacheLimit,
             Limits = NodeLimits.From(config),
+            TlsFolder = tls ?? string.Empty,
         };
     }
 

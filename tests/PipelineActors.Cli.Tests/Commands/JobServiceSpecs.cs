@@ -29,6 +29,8 @@ public sealed class JobServiceSpecs : IDisposable
     private readonly List<int> _ports = [];
     private readonly string _model;
     private readonly PreparedModel _whole;
+    private readonly TestCertificates _certificates = new();
+    private readonly string _clientTls;
     private string _seed = string.Empty;
 
     public JobServiceSpecs(ITestOutputHelper output)
@@ -37,6 +39,8 @@ public sealed class JobServiceSpecs : IDisposable
         _model = Path.Combine(_folder, "squeezenet.onnx");
         OnnxModelFile.Save(ModelZoo.Build("squeezenet"), _model);
         _whole = JobBuilder.Prepare(_model, null, 1, Path.Combine(_folder, "oracle"));
+        // Node services run over TLS, as deployed; the job verbs join with a certificate for the monitor role.
+        _clientTls = _certificates.Issue("monitor");
     }
 
     [Fact]
@@ -215,6 +219,7 @@ public sealed class JobServiceSpecs : IDisposable
             node.Dispose();
         }
 
+        _certificates.Dispose();
         try
         {
             Directory.Delete(_folder, recursive: true);
@@ -225,7 +230,7 @@ public sealed class JobServiceSpecs : IDisposable
         }
     }
 
-    private string SeedOf(int index) => $"akka.tcp://pipeline@127.0.0.1:{_ports[index]}";
+    private string SeedOf(int index) => $"akka.ssl.tcp://pipeline@127.0.0.1:{_ports[index]}";
 
     private string PortOf(NodeProcess node) => $":{_ports[_nodes.IndexOf(node)]}";
 
@@ -246,11 +251,11 @@ public sealed class JobServiceSpecs : IDisposable
         _ports.Add(port);
         if (index == 0)
         {
-            _seed = $"akka.tcp://pipeline@127.0.0.1:{port}";
+            _seed = $"akka.ssl.tcp://pipeline@127.0.0.1:{port}";
         }
 
         var node = NodeProcess.Start($"node-{index}", [
-            "--roles", roles, "--port", port.ToString(CultureInfo.InvariantCulture), "--seeds", _seed,
+            "--roles", roles, "--port", port.ToString(CultureInfo.InvariantCulture), "--seeds", _seed, "--tls", _certificates.Issue(roles.Split(',')),
             "--model-cache", Path.Combine(_folder, $"cache-{index}"), "--state", Path.Combine(_folder, $"state-{index}"), .. extra,
         ]);
         _nodes.Add(node);
@@ -301,7 +306,7 @@ public sealed class JobServiceSpecs : IDisposable
     }
 
     private Task<CliResult> Cli(params string[] arguments) =>
-        CliProcess.Run([.. arguments, "--seed", _seed], TimeSpan.FromSeconds(90));
+        CliProcess.Run([.. arguments, "--seed", _seed, "--tls", _clientTls], TimeSpan.FromSeconds(90));
 
     private static List<JsonElement> ReadResults(string path) =>
         File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();

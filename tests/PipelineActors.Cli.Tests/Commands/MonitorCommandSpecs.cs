@@ -102,7 +102,7 @@ public sealed class MonitorCommandSpecs : IDisposable
         await workerB.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
         var session = IngestSession.Start(head, prepared, new SyntheticSource(prepared.SourceInputs, 20, 2_000, live: false), new NullResultWriter(), new IngestSettings(3, TimeSpan.FromSeconds(3), 4, 65536), "monitored");
 
-        var result = await Task.Run(() => Cli.Run("monitor", "--seed", head.SeedUri, "--once", "--json", "--wait", "30"));
+        var result = await Task.Run(() => Cli.Run("monitor", "--seed", head.SeedUri, "--insecure", "--once", "--json", "--wait", "30"));
 
         Assert.True(result.ExitCode == 0, result.Error);
         using var json = JsonDocument.Parse(result.Output);

@@ -20,14 +20,17 @@ public sealed class MonitorProcessSpecs
     [Fact]
     public async Task A_monitor_process_joins_a_node_service_by_its_seed_and_prints_its_workers_once_as_json_and_as_a_table()
     {
+        using var certificates = new TestCertificates();
         var port = TestPorts.Free().ToString(CultureInfo.InvariantCulture);
-        var seed = $"akka.tcp://pipeline@127.0.0.1:{port}";
-        using var node = Start("pipeline-node.dll", "--roles", "coordinator,worker", "--port", port, "--seeds", seed);
+        var seed = $"akka.ssl.tcp://pipeline@127.0.0.1:{port}";
+        var monitorTls = certificates.Issue("monitor");
+        using var node = Start(
+            "pipeline-node.dll", "--roles", "coordinator,worker", "--port", port, "--seeds", seed, "--tls", certificates.Issue("coordinator", "worker"));
         try
         {
-            await WaitForLine(node, "node akka.tcp://", TimeSpan.FromSeconds(30));
+            await WaitForLine(node, "node akka.ssl.tcp://", TimeSpan.FromSeconds(30));
 
-            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--once", "--json", "--wait", "15");
+            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--tls", monitorTls, "--once", "--json", "--wait", "15");
 
             Assert.True(json.ExitCode == 0, json.Error);
             using var snapshot = JsonDocument.Parse(json.Output);
@@ -44,8 +47,8 @@ public sealed class MonitorProcessSpecs
             // Bound to every interface, advertised at the address given (NAT), on a port given: the node must reach it there.
             var monitorPort = TestPorts.Free().ToString(CultureInfo.InvariantCulture);
             var table = await Run(
-                "pipeline.dll", "monitor", "--seed", seed, "--host", "0.0.0.0", "--public-host", "127.0.0.1", "--port", monitorPort,
-                "--once", "--wait", "15");
+                "pipeline.dll", "monitor", "--seed", seed, "--tls", monitorTls, "--host", "0.0.0.0", "--public-host", "127.0.0.1",
+                "--port", monitorPort, "--once", "--wait", "15");
 
             Assert.True(table.ExitCode == 0, table.Error);
             Assert.Contains($"127.0.0.1:{port}", table.Output, StringComparison.Ordinal);
@@ -69,13 +72,16 @@ public sealed class MonitorProcessSpecs
             .Select(u => u.Address)
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a))?.ToString() ?? "127.0.0.1";
         var port = TestPorts.Free().ToString(CultureInfo.InvariantCulture);
-        var seed = $"akka.tcp://pipeline@{host}:{port}";
-        using var node = Start("pipeline-node.dll", "--roles", "coordinator,worker", "--host", host, "--port", port, "--seeds", seed);
+        using var certificates = new TestCertificates();
+        var seed = $"akka.ssl.tcp://pipeline@{host}:{port}";
+        using var node = Start(
+            "pipeline-node.dll", "--roles", "coordinator,worker", "--host", host, "--port", port, "--seeds", seed,
+            "--tls", certificates.Issue("coordinator", "worker"));
         try
         {
-            await WaitForLine(node, "node akka.tcp://", TimeSpan.FromSeconds(30));
+            await WaitForLine(node, "node akka.ssl.tcp://", TimeSpan.FromSeconds(30));
 
-            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--once", "--json", "--wait", "15");
+            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--tls", certificates.Issue("monitor"), "--once", "--json", "--wait", "15");
 
             Assert.True(json.ExitCode == 0, json.Error);
             using var snapshot = JsonDocument.Parse(json.Output);
@@ -96,7 +102,7 @@ public sealed class MonitorProcessSpecs
         var seed = $"akka.tcp://pipeline@127.0.0.1:{TestPorts.Free().ToString(CultureInfo.InvariantCulture)}";
         var clock = Stopwatch.StartNew();
 
-        var result = await Run("pipeline.dll", "monitor", "--seed", seed, "--join-timeout", "3", "--once");
+        var result = await Run("pipeline.dll", "monitor", "--seed", seed, "--insecure", "--join-timeout", "3", "--once");
 
         Cli.AssertUserError(result, "Could not join the cluster", seed, "within 3 s");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"it took {clock.Elapsed.TotalSeconds:0.0} s to give up");

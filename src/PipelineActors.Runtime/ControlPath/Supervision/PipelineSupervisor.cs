@@ -30,6 +30,10 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
     private readonly Dictionary<IActorRef, WorkerStatus> _reports = [];
     private readonly Dictionary<string, DateTime> _orphansSince = new(StringComparer.Ordinal);
     private readonly Dictionary<Address, DateTime> _unreachableSince = [];
+    private readonly ProvenRoles _proven = ProvenRoles.Get(Context.System);
+
+    // Workers that are up but have not proven the worker role by certificate yet: no job hears of them until they do.
+    private readonly HashSet<Address> _awaitingProof = [];
 
     public PipelineSupervisor(IPlacementPolicy policy)
         : this(policy, SupervisorSettings.From(Context.System.Settings.Config), nodeOf: null)
@@ -50,6 +54,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IReachabilityEvent>(e => OnClusterEvent(e));
         Receive<WorkerMembership>(OnMembership);
         Receive<WorkerStatus>(OnWorkerStatus);
+        Receive<RolesProven>(OnRolesProven);
         Receive<PipelineJob>(job => JobSupervisorFor(job.JobId, create: true)!.Forward(job));
         Receive<JobEnded>(ended => JobSupervisorFor(ended.JobId, create: false)?.Forward(ended));
         Receive<StageDeployed>(m => JobSupervisorFor(m.JobId, create: false)?.Forward(m));
@@ -92,10 +97,24 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IMemberEvent),
             typeof(ClusterEvent.IReachabilityEvent));
+        if (_proven.Required)
+        {
+            // Subscribed before the members proven so far are read: one proven in between is heard twice, never missed.
+            Context.System.EventStream.Subscribe(Self, typeof(RolesProven));
+            foreach (var proven in _proven.All)
+            {
+                Self.Tell(proven);
+            }
+        }
+
         Timers.StartPeriodicTimer(OrphanTimer, CheckOrphans.Instance, TimeSpan.FromSeconds(1));
     }
 
-    protected override void PostStop() => Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
 
     /// <summary>
     /// A job supervisor that fails stops: the ingest watching it registers the job again, and a new one rebuilds its view
@@ -126,7 +145,7 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             child.Tell(change);
         }
 
-        foreach (var status in _reports.Values)
+        foreach (var status in _reports.Values.Where(s => _proven.Proven(_nodeOf(s.Agent), Roles.Worker)))
         {
             child.Tell(ForJob(status, jobId));
         }
@@ -200,8 +219,20 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             WorkerLost lost => lost.Node,
             _ => null,
         };
+        if (node is not null && change is WorkerUp or WorkerReachable && !_proven.Proven(node, Roles.Worker))
+        {
+            // Roles from certificates, not from the joiner's word: a worker the guard has not confirmed gets no stage.
+            _awaitingProof.Add(node);
+            return;
+        }
+
         if (node is not null)
         {
+            if (change is WorkerLost lost && lost.Kind.IsFinal())
+            {
+                _awaitingProof.Remove(node);
+            }
+
             if (change is WorkerLost { Kind: LossKind.Removed })
             {
                 _membership.Remove(node);
@@ -222,6 +253,20 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
     }
 
+    private void OnRolesProven(RolesProven proven)
+    {
+        if (proven.Roles.Contains(Roles.Worker) && _awaitingProof.Remove(proven.Member))
+        {
+            Event($"worker {NodeAddress.Of(proven.Member)} proved its role by certificate; it may host stages");
+            Apply(new WorkerUp(proven.Member));
+            // What it reported while unproven was held back: the jobs hear it now, as its first report.
+            foreach (var status in _reports.Values.Where(s => _nodeOf(s.Agent) == proven.Member).ToList())
+            {
+                OnWorkerStatus(status);
+            }
+        }
+    }
+
     private void OnWorkerStatus(WorkerStatus status)
     {
         // A node reports for itself only: a status naming another node's agent would rewrite that node's entry (review S1.5).
@@ -232,6 +277,13 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         }
 
         _reports[status.Agent] = status;
+        if (!_proven.Proven(_nodeOf(status.Agent), Roles.Worker))
+        {
+            // Nothing of an unproven worker reaches a job: not its offer, nor a prefetch of stage files for it.
+            _awaitingProof.Add(_nodeOf(status.Agent));
+            return;
+        }
+
         foreach (var (jobId, job) in _jobs)
         {
             job.Tell(ForJob(status, jobId));

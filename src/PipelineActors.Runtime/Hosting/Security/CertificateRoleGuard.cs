@@ -9,7 +9,8 @@ namespace PipelineActors.Runtime.Hosting.Security;
 /// <summary>
 /// Roles from certificates, not from the joiner's word. On every MemberUp this actor asks the new member to sign a
 /// fresh nonce with its certificate's key, and downs the member when the certificate does not chain to the cluster CA,
-/// the signature fails, or the certificate lacks a role the member claims; also when no proof comes in time.
+/// the signature fails, or the certificate lacks a role the member claims; also when no proof comes in time. A member
+/// that proves its roles is recorded in <see cref="ProvenRoles"/>: only then is it given stages or stage files.
 /// </summary>
 /// <remarks>
 /// Why a signed proof and not the TLS handshake: the handshake's certificate is known by Akka address only on
@@ -27,6 +28,7 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<Address, Pending> _pending = [];
+    private readonly ProvenRoles _proven = ProvenRoles.Get(Context.System);
 
     public CertificateRoleGuard(ClusterTls tls, TimeSpan retryInterval, int attempts)
     {
@@ -35,7 +37,11 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
         _attempts = attempts;
 
         Receive<ClusterEvent.MemberUp>(up => Challenge(up.Member));
-        Receive<ClusterEvent.MemberRemoved>(removed => Forget(removed.Member.Address));
+        Receive<ClusterEvent.MemberRemoved>(removed =>
+        {
+            Forget(removed.Member.Address);
+            _proven.Forget(removed.Member.Address);
+        });
         Receive<Retry>(OnRetry);
         Receive<ProveRoles>(prove => Sender.Tell(RoleProof.Sign(prove.Nonce, _cluster.SelfAddress.ToString(), _tls.Certificate)));
         Receive<RoleProof>(OnProof);
@@ -54,6 +60,11 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
         if (!own.Allowed)
         {
             _log.Error("This node {0} ({1}); the other members will down it.", own, _tls.Certificate.Subject);
+        }
+        else
+        {
+            // This node's own certificate was checked here: its roles count, so a supervisor here may place on it.
+            _proven.Prove(_cluster.SelfAddress, _cluster.SelfRoles.ToList());
         }
 
         _cluster.Subscribe(
@@ -145,6 +156,7 @@ public sealed class CertificateRoleGuard : ReceiveActor, IWithTimers
             }
 
             _log.Info("Member {0} proved its roles [{1}] with {2}", member.Address, string.Join(", ", member.Roles), certificate.Subject);
+            _proven.Prove(member.Address, member.Roles.ToList());
         }
 
         Forget(member.Address);
