@@ -21,8 +21,7 @@ public class NodeTimesSpecs(ITestOutputHelper output)
         Assert.True(times.AttributedShare >= 0.95, $"only {times.AttributedShare:P1} of the kernel time traced to nodes");
         // Kernel times leave out the gaps between kernels, and other tests running at once stretch a run's wall time
         // more than its kernels (seen: 47.6 of 129.8 ms at a load of 30 on 2 cores): the sum may fall well short of the
-        // whole, but never exceeds it by much (timing
-        // segments as models of their own did, by 25 % on VGG-16).
+        // whole, but never exceeds it by much (timing segments as models of their own did, by 25 % on VGG-16).
         Assert.InRange(sum, times.WholeModelMs * 0.25, times.WholeModelMs * 1.1);
 
         // Every convolution costs time, either on itself or on the ReLU or Add fused into it.
