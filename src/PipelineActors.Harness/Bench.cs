@@ -110,38 +110,24 @@ public static class Bench
         }
 
         var cores = Environment.ProcessorCount;
-        string CoresFor(int index) => string.Join(",", Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode).Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+        var coresFor = CoreMap(options);
 
-        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, {options.LoopSeconds:0} s");
-        var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
+        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {coresFor(0)}, {options.LoopSeconds:0} s");
+        var bare = (await Loops(options, 1, coresFor, cancellation))[0];
         var rows = new List<BenchRow>();
         var replicas = new List<ReplicaRow>();
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
         foreach (var n in options.Nodes.Order())
         {
             say($"pipeline on {n} worker(s), each pinned to its own core(s); {options.Frames} frames as fast as the pipeline takes them");
-            var run = await LocalRun.RunAsync(
-                new LocalRunOptions
-                {
-                    ModelPath = options.ModelPath,
-                    InputSizes = options.InputSizes,
-                    Workers = n,
-                    Frames = options.Frames,
-                    FramesPerSecond = 0,
-                    IntraOpThreads = options.ThreadsPerNode,
-                    CoresOf = CoresFor,
-                    BinaryFolder = options.BinaryFolder,
-                    LogFile = options.LogFile,
-                    Emulation = options.Emulation,
-                },
-                cancellation);
+            var run = await LocalRun.RunAsync(PipelineRun(options, n, coresFor, options.Emulation), cancellation);
             emulation = run.Emulation;
 
             double? versusReplicas = null;
             if (n > 1)
             {
                 say($"{n} concurrent whole-model replicas on the same cores, {options.LoopSeconds:0} s");
-                var loops = await Loops(options, n, CoresFor, cancellation);
+                var loops = await Loops(options, n, coresFor, cancellation);
                 var sum = loops.Sum(l => l.FramesPerSecond);
                 replicas.Add(new ReplicaRow(n, Math.Round(sum, 2), (long)loops.Average(l => l.PeakRssBytes)));
                 versusReplicas = Math.Round(run.FramesPerSecond / sum, 3);
@@ -165,7 +151,7 @@ public static class Bench
                     Frames = Math.Max(options.Frames * 3, (long)(rows.Max(x => x.FramesPerSecond) * 14)),
                     FramesPerSecond = 0,
                     IntraOpThreads = options.ThreadsPerNode,
-                    CoresOf = CoresFor,
+                    CoresOf = coresFor,
                     BinaryFolder = options.BinaryFolder,
                     LogFile = options.LogFile,
                     KillWorkerAfterSeconds = 4,
@@ -175,7 +161,7 @@ public static class Bench
         }
 
         say("bare loop again, to see how much the machine drifted during the run");
-        var bareAfter = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var bareAfter = (await Loops(options, 1, coresFor, cancellation))[0];
         var method = string.Join(" ", [
             $"One run on this machine ({cores} cores). Baseline: ONNX Runtime over the whole model in a loop in one process ({options.ThreadsPerNode} intra-op thread(s), optimizations on, spinning off),",
             $"pinned with taskset, {options.LoopSeconds:0} s after 5 warm-up runs, run first and last.",
@@ -217,19 +203,43 @@ public static class Bench
     /// worker i), whole-model replicas (one bare loop per device, all at once) and the fastest device alone, each measured and
     /// predicted by the planner's cost model from calibration loops run inside the devices first.
     /// </summary>
+    /// <summary>Node i's cores: its own <c>ThreadsPerNode</c> of them, wrapping round where the machine has fewer.</summary>
+    private static Func<int, string> CoreMap(BenchOptions options)
+    {
+        var cores = Environment.ProcessorCount;
+        return index => string.Join(
+            ",",
+            Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode)
+                .Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>One measured pipeline run of the bench: its frames as fast as the pipeline takes them, each node pinned.</summary>
+    private static LocalRunOptions PipelineRun(
+        BenchOptions options, int workers, Func<int, string> coresOf, EmulationSpec? emulation, StagePlacement? placement = null) => new()
+    {
+        ModelPath = options.ModelPath,
+        InputSizes = options.InputSizes,
+        Workers = workers,
+        Frames = options.Frames,
+        FramesPerSecond = 0,
+        IntraOpThreads = options.ThreadsPerNode,
+        CoresOf = coresOf,
+        BinaryFolder = options.BinaryFolder,
+        LogFile = options.LogFile,
+        Emulation = emulation,
+        Placement = placement,
+    };
+
     private static async Task<BenchReport> CompareAsync(BenchOptions options, EmulationSpec spec, CancellationToken cancellation)
     {
         var say = options.Progress ?? (_ => { });
         var n = spec.Workers.Count;
         var cores = Environment.ProcessorCount;
-        string CoresFor(int index) => string.Join(
-            ",",
-            Enumerable.Range(index * options.ThreadsPerNode, options.ThreadsPerNode)
-                .Select(c => (c % cores).ToString(CultureInfo.InvariantCulture)));
+        var coresFor = CoreMap(options);
 
-        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {CoresFor(0)}, full speed, "
+        say($"bare loop: the whole model, {options.ThreadsPerNode} thread(s), pinned to core(s) {coresFor(0)}, full speed, "
             + $"{options.LoopSeconds:0} s");
-        var bare = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var bare = (await Loops(options, 1, coresFor, cancellation))[0];
         var calibrationSeconds = Math.Max(3, options.LoopSeconds / 3);
         say($"calibrating: a bare loop inside each of the {n} emulated devices at once, {calibrationSeconds:0} s");
         var planningOptions = new DevicePlanningOptions
@@ -239,7 +249,7 @@ public static class Bench
             Workers = n,
             IntraOpThreads = options.ThreadsPerNode,
             Emulation = spec,
-            CoresOf = CoresFor,
+            CoresOf = coresFor,
             CalibrationSeconds = calibrationSeconds,
             BinaryFolder = options.BinaryFolder,
             Progress = say,
@@ -256,22 +266,7 @@ public static class Bench
         {
             say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; "
                 + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s");
-            var run = await LocalRun.RunAsync(
-                new LocalRunOptions
-                {
-                    ModelPath = options.ModelPath,
-                    InputSizes = options.InputSizes,
-                    Workers = n,
-                    Frames = options.Frames,
-                    FramesPerSecond = 0,
-                    IntraOpThreads = options.ThreadsPerNode,
-                    CoresOf = CoresFor,
-                    BinaryFolder = options.BinaryFolder,
-                    LogFile = options.LogFile,
-                    Emulation = spec,
-                    Placement = configuration.Placement,
-                },
-                cancellation);
+            var run = await LocalRun.RunAsync(PipelineRun(options, n, coresFor, spec, configuration.Placement), cancellation);
             emulation = run.Emulation;
             say($"{configuration.Name}: measured {run.FramesPerSecond:0.00} frames/s");
             rows.Add(RowOf(configuration.Name, configuration.Placement.Parts, run, bare.FramesPerSecond, null) with
@@ -305,7 +300,7 @@ public static class Bench
         });
 
         say("bare loop again, to see how much the machine drifted during the run");
-        var bareAfter = (await Loops(options, 1, CoresFor, cancellation))[0];
+        var bareAfter = (await Loops(options, 1, coresFor, cancellation))[0];
         var method = string.Join(" ", [
             $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
             $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s;",
