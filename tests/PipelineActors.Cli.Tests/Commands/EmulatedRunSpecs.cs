@@ -145,8 +145,19 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
             start.ArgumentList.Add(arg);
         }
 
-        start.Environment["HOME"] = Path.GetTempPath();
-        start.Environment["DOTNET_CLI_HOME"] = Path.GetTempPath();
+        // A home of nobody's own: pipeline keeps its run folder there and refuses one that another user made (a shared
+        // /tmp/.local left by some other run would be one).
+        var home = Path.Combine(reachable, "home");
+        Directory.CreateDirectory(home);
+        using (var chown = Process.Start(new ProcessStartInfo("chown", ["65534:65534", home]))!)
+        {
+            await chown.WaitForExitAsync();
+            Assert.True(chown.ExitCode == 0, "chown could not give nobody its home folder");
+        }
+
+        start.Environment["HOME"] = home;
+        start.Environment["DOTNET_CLI_HOME"] = home;
+        start.Environment.Remove("XDG_RUNTIME_DIR");
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
