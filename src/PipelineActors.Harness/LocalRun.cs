@@ -617,8 +617,11 @@ public static partial class LocalRun
     public static async Task WaitForMembers(ActorSystem system, int workers, IReadOnlyList<NodeProcess> processes, TimeSpan timeout)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
+        // Up is not enough: over TLS the supervisor places only on workers whose certificate has proven the role, so a job
+        // sent before that would be placed on fewer workers (and a planned run off its plan).
+        var proven = PipelineActors.Runtime.Hosting.Security.ProvenRoles.Get(system);
         var clock = Stopwatch.StartNew();
-        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker)) < workers)
+        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker) && proven.Proven(m.Address, Roles.Worker)) < workers)
         {
             var dead = processes.FirstOrDefault(p => p.HasExited);
             if (dead is not null)

@@ -53,8 +53,10 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
             var nodes = $"{planned[i].Groups[2].Value}..{planned[i].Groups[3].Value} ";
             Assert.StartsWith(nodes, stages[i].GetProperty("layers").GetString(), StringComparison.Ordinal);
 
-            // Read from the live stage after the run: a stage stopped before the report would show 0.
-            Assert.Equal(30, stages[i].GetProperty("frames").GetInt64());
+            // Read from the live stage after the run: a stage stopped before the report would show 0. A frame the ingest
+            // resent (its deadline passed while the slowed worker warmed up) or replayed may be computed twice, never more than that.
+            var again = root.GetProperty("resent").GetInt64() + root.GetProperty("replayed").GetInt64();
+            Assert.InRange(stages[i].GetProperty("frames").GetInt64(), 30, 30 + again);
         }
 
         output.WriteLine(string.Join("; ", root.GetProperty("plannedStages").EnumerateArray()));

@@ -260,9 +260,10 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             Event($"worker {NodeAddress.Of(proven.Member)} proved its role by certificate; it may host stages");
             Apply(new WorkerUp(proven.Member));
             // What it reported while unproven was held back: the jobs hear it now, as its first report.
+            // (Not through the sender check: the sender here is whoever published the proof, never the worker.)
             foreach (var status in _reports.Values.Where(s => _nodeOf(s.Agent) == proven.Member).ToList())
             {
-                OnWorkerStatus(status);
+                Accept(status);
             }
         }
     }
@@ -276,6 +277,12 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
             return;
         }
 
+        Accept(status);
+    }
+
+    /// <summary>A report that passed the sender check: kept, and told to the jobs once its worker has proven its role.</summary>
+    private void Accept(WorkerStatus status)
+    {
         _reports[status.Agent] = status;
         if (!_proven.Proven(_nodeOf(status.Agent), Roles.Worker))
         {
