@@ -165,6 +165,19 @@ public sealed class NodeProcess : IDisposable
         return node;
     }
 
+    /// <summary>Sends a signal by name (<c>STOP</c>, <c>CONT</c>, ...); false once the process has exited.</summary>
+    public bool Signal(string signal)
+    {
+        if (_process.HasExited)
+        {
+            return false;
+        }
+
+        using var kill = Process.Start("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        kill.WaitForExit();
+        return kill.ExitCode == 0;
+    }
+
     /// <summary>SIGKILL: the node vanishes without leaving the cluster; only the failure detector can tell.</summary>
     public void Kill()
     {

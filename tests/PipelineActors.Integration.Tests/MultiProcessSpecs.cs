@@ -7,6 +7,8 @@ using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Harness;
 using PipelineActors.Runtime.Hosting;
+using PipelineActors.Runtime.ControlPath.Membership.Downing;
+using Akka.Actor;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Ingest;
@@ -150,6 +152,54 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
 
         Assert.Equal(before.Epoch, ingest.Epoch); // nothing was redeployed
         Assert.Equal(before.Replayed, ingest.Replayed);
+        AssertExactlyOnceInOrderAndCorrect(writer, (int)ingest.Accepted);
+    }
+
+    [Fact]
+    public async Task A_worker_paused_past_the_failure_detector_and_resumed_never_takes_the_ingest_node_down_with_it()
+    {
+        // The chaos soak's failure, on purpose: a worker SIGSTOPped past the acceptable heartbeat pause comes back
+        // seeing the ingest unreachable while the ingest still sees it unreachable too. Akka's split-brain resolver
+        // downed both as indirectly connected; the downing judge may drop the worker, never the ingest.
+        var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
+        for (var i = 0; i < 2; i++)
+        {
+            StartWorker(head.SeedUri, [Roles.Worker]);
+        }
+
+        await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        // Every member's views reach the head: the judge hears each worker speak, so none is taken for dead.
+        await WaitFor(async () =>
+        {
+            var views = await head.System.ActorSelection(DowningActor.Path).Ask<ReachabilityViews>(GetReachabilityViews.Instance, TimeSpan.FromSeconds(5));
+            return views.Views.Count >= 3;
+        }, "views from every member at the head");
+
+        var (session, writer) = Stream(head, frames: 1200, framesPerSecond: 20); // a minute of camera
+        await WaitFor(() => writer.Snapshot().Count >= 20, "20 results before the first pause");
+        var cluster = Cluster.Get(head.System);
+        foreach (var seconds in new[] { 1.6, 2.4, 3.2, 4.0 })
+        {
+            var victim = _processes.Last(p => !p.HasExited);
+            Assert.True(victim.Signal("STOP"), $"{victim.Name} could not be stopped");
+            await Task.Delay(TimeSpan.FromSeconds(seconds));
+            victim.Signal("CONT");
+            // Long enough for the judge to act on anything it saw (stable-after and a view interval, twice over).
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            _output.WriteLine($"paused {victim.Name} for {seconds} s: it {(victim.HasExited ? "was downed and exited" : "stayed")}; head {cluster.SelfMember.Status}");
+            Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
+            if (_processes.Count(p => !p.HasExited) < 2)
+            {
+                StartWorker(head.SeedUri, [Roles.Worker]);
+                await LocalRun.WaitForMembers(head.System, 2, _processes.Where(p => !p.HasExited).ToList(), TimeSpan.FromSeconds(60));
+            }
+        }
+
+        var delivered = writer.Snapshot().Count;
+        await WaitFor(() => writer.Snapshot().Count >= delivered + 20, "20 more results after the last pause");
+        await Finish(session);
+        var ingest = await session.IngestStatsAsync();
+        Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
         AssertExactlyOnceInOrderAndCorrect(writer, (int)ingest.Accepted);
     }
 

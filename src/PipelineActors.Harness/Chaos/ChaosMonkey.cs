@@ -191,7 +191,7 @@ public sealed class ChaosMonkey
             case ChaosActionKind.Pause:
             {
                 var victim = healthy[action.Victim];
-                if (Signal(victim, "STOP"))
+                if (victim.Signal("STOP"))
                 {
                     Pauses++;
                     _pausedUntil[victim] = nowUtc + TimeSpan.FromSeconds(action.PauseSeconds);
@@ -240,7 +240,7 @@ public sealed class ChaosMonkey
     private void Resume(NodeProcess process, DateTime nowUtc)
     {
         _pausedUntil.Remove(process);
-        if (Signal(process, "CONT"))
+        if (process.Signal("CONT"))
         {
             Log(nowUtc, "SIGCONT", process.Name, _nodeOf(process), $"pid {process.Pid}");
         }
@@ -301,18 +301,6 @@ public sealed class ChaosMonkey
 
     private List<NodeProcess> Healthy() =>
         _workers.Where(w => !w.HasExited && !_asked.Contains(w) && !_pausedUntil.ContainsKey(w) && !_stopping.ContainsKey(w)).ToList();
-
-    private static bool Signal(NodeProcess process, string signal)
-    {
-        if (process.HasExited)
-        {
-            return false;
-        }
-
-        using var kill = Process.Start("kill", [$"-{signal}", process.Pid.ToString(CultureInfo.InvariantCulture)]);
-        kill.WaitForExit();
-        return kill.ExitCode == 0;
-    }
 
     private void Log(DateTime nowUtc, string action, string worker, string? node, string detail)
     {
