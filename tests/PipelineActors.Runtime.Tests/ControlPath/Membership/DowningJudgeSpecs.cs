@@ -15,6 +15,9 @@ public sealed class DowningJudgeSpecs
     private static readonly TimeSpan Stable = TimeSpan.FromSeconds(1.5);
     private static readonly UniqueAddress K = Node(1), W1 = Node(2), W2 = Node(3), W3 = Node(4), Monitor = Node(5);
 
+    // A second ingest node and a second coordinator: members that can stand in for the keeper.
+    private static readonly UniqueAddress Ingest2 = Node(6), Coordinator2 = Node(7);
+
     [Fact]
     public void A_crashed_worker_goes_once_it_has_been_unreachable_and_silent_for_stable_after_and_not_before()
     {
@@ -71,10 +74,10 @@ public sealed class DowningJudgeSpecs
     }
 
     [Fact]
-    public void A_crashed_keeper_alone_against_two_members_goes_so_the_rest_can_carry_on()
+    public void A_crashed_keeper_alone_against_two_members_goes_when_another_ingest_can_stand_in_for_it()
     {
         var judge = new DowningJudge(Stable);
-        var picture = Picture(self: W1, members: [K, W1, W2], unreachable: [K], silent: [K], observations: [(W1, K), (W2, K)]);
+        var picture = Picture(self: W1, members: [K, Ingest2, W1], unreachable: [K], silent: [K], observations: [(W1, K), (Ingest2, K)]);
 
         judge.Judge(picture, At(0));
 
@@ -84,14 +87,18 @@ public sealed class DowningJudgeSpecs
     }
 
     [Fact]
-    public void The_last_worker_of_a_dead_keeper_downs_itself_and_not_the_keeper()
+    public void Workers_of_a_dead_keeper_that_none_of_them_can_stand_in_for_wait_for_it_and_down_nobody()
     {
-        var judge = new DowningJudge(Stable);
-        var picture = Picture(self: W1, members: [K, W1], unreachable: [K], silent: [K], observations: [(W1, K)]);
+        // The first soak's other end: a worker that lost the head downed it, and with it the only ingest and coordinator.
+        foreach (var members in new[] { new[] { K, W1 }, [K, W1, W2], [K, W1, W2, W3] })
+        {
+            var judge = new DowningJudge(Stable);
+            var picture = Picture(self: W1, members, unreachable: [K], silent: [K], observations: [(W1, K)]);
 
-        judge.Judge(picture, At(0));
+            judge.Judge(picture, At(0));
 
-        Assert.Equal(W1, Assert.Single(judge.Judge(picture, At(1.5))).Member);
+            Assert.Empty(judge.Judge(picture, At(30)));
+        }
     }
 
     [Fact]
@@ -99,11 +106,12 @@ public sealed class DowningJudgeSpecs
     {
         var judge = new DowningJudge(Stable);
         var picture = Picture(
-            self: W1, members: [K, W1, Monitor], unreachable: [K], silent: [K], observations: [(W1, K), (Monitor, K)], monitors: [Monitor]);
+            self: Ingest2, members: [K, Ingest2, Monitor], unreachable: [K], silent: [K], observations: [(Ingest2, K), (Monitor, K)]);
 
         judge.Judge(picture, At(0));
 
-        Assert.Equal(W1, Assert.Single(judge.Judge(picture, At(1.5))).Member);
+        // Alone with a monitor, the second ingest does not count as a side that outvotes the keeper: it goes itself.
+        Assert.Equal(Ingest2, Assert.Single(judge.Judge(picture, At(1.5))).Member);
     }
 
     [Fact]
@@ -111,14 +119,15 @@ public sealed class DowningJudgeSpecs
     {
         var keeperSide = new DowningJudge(Stable);
         var otherSide = new DowningJudge(Stable);
-        var fromK = Picture(self: K, members: [K, W1, W2, W3], unreachable: [W2, W3], silent: [W2, W3], observations: [(K, W2), (K, W3), (W1, W2)]);
-        var fromW2 = Picture(self: W2, members: [K, W1, W2, W3], unreachable: [K, W1], silent: [K, W1], observations: [(W2, K), (W3, W1)]);
+        var fromK = Picture(self: K, members: [K, W1, Coordinator2, W3], unreachable: [Coordinator2, W3], silent: [Coordinator2, W3], observations: [(K, Coordinator2), (K, W3), (W1, W3)]);
+        var fromC2 = Picture(self: Coordinator2, members: [K, W1, Coordinator2, W3], unreachable: [K, W1], silent: [K, W1], observations: [(Coordinator2, K), (W3, W1)]);
 
         keeperSide.Judge(fromK, At(0));
-        otherSide.Judge(fromW2, At(0));
+        otherSide.Judge(fromC2, At(0));
 
-        Assert.Equal([W2, W3], keeperSide.Judge(fromK, At(1.5)).Select(v => v.Member).OrderBy(m => m.Address.Port));
-        Assert.Equal(W2, Assert.Single(otherSide.Judge(fromW2, At(1.5))).Member);
+        Assert.Equal([W3, Coordinator2], keeperSide.Judge(fromK, At(1.5)).Select(v => v.Member).OrderBy(m => m.Address.Port));
+        // The second coordinator could stand in, but the keeper is not alone: the side without the camera is the one to go.
+        Assert.Equal(Coordinator2, Assert.Single(otherSide.Judge(fromC2, At(1.5))).Member);
     }
 
     [Fact]
@@ -169,12 +178,18 @@ public sealed class DowningJudgeSpecs
         UniqueAddress[] members,
         UniqueAddress[] unreachable,
         UniqueAddress[] silent,
-        (UniqueAddress, UniqueAddress)[] observations,
-        UniqueAddress[]? monitors = null) =>
+        (UniqueAddress, UniqueAddress)[] observations) =>
         new(
             self,
-            members.Select(m => new JudgedMember(m, monitors?.Contains(m) != true)).ToList(),
+            members.Select(m => new JudgedMember(m, !m.Equals(Monitor), RolesOf(m))).ToList(),
             unreachable.ToHashSet(),
             silent.ToHashSet(),
             observations);
+
+    private static string[] RolesOf(UniqueAddress member) =>
+        member.Equals(K) ? [Roles.Coordinator, Roles.Ingest]
+        : member.Equals(Ingest2) ? [Roles.Ingest]
+        : member.Equals(Coordinator2) ? [Roles.Coordinator, Roles.Worker]
+        : member.Equals(Monitor) ? [Roles.Monitor]
+        : [Roles.Worker];
 }

@@ -5,7 +5,8 @@ namespace PipelineActors.Runtime.ControlPath.Membership.Downing;
 /// <summary>A member as the judge weighs it: who it is, and whether it counts when sides are compared.</summary>
 /// <param name="Id">The member's incarnation.</param>
 /// <param name="Counts">False for a monitor: it watches, so it never keeps a side alive.</param>
-public sealed record JudgedMember(UniqueAddress Id, bool Counts);
+/// <param name="Roles">Its roles: a dead keeper is downed only when another member has one of its leading roles.</param>
+public sealed record JudgedMember(UniqueAddress Id, bool Counts, IReadOnlyCollection<string> Roles);
 
 /// <summary>
 /// What one node knows at one moment: the members in keeping order (the keeper first), who Akka's gossip marks unreachable,
@@ -35,9 +36,10 @@ public sealed record DowningDecision(UniqueAddress Member, string Reason);
 /// <list type="bullet">
 /// <item>A member both unreachable and silent (no view of it reaches anyone this node hears from) is dead: it is downed
 /// once that has held for <c>stable-after</c>, unless it is the keeper.</item>
-/// <item>A dead keeper is downed only if it is alone on its side and this side has two counted members or more, as
-/// Akka's keep-oldest with down-if-alone does; otherwise the keeper's side is taken to be alive behind a partition,
-/// and this node downs itself (the side without the camera is the one to go).</item>
+/// <item>A dead keeper is downed only if it is alone on its side, this side has two counted members or more (as
+/// Akka's keep-oldest with down-if-alone does) and one of them can stand in for it (another ingest or coordinator);
+/// with no stand-in this side waits for the keeper to come back (and, behind a partition, for the keeper's side to down it). If the keeper is not alone, its side is taken to be
+/// alive behind a partition, and this node downs itself (the side without the camera is the one to go).</item>
 /// <item>An observation between two members that both still speak (one-way or two-way, a flaky link or a stale
 /// failure detector after a pause) downs the lower-ranked of the two once it has held for <c>stable-after</c>.</item>
 /// </list>
@@ -77,7 +79,16 @@ public sealed class DowningJudge(TimeSpan stableAfter)
         {
             var deadCounted = dead.Where(counted.Contains).ToList();
             var aliveCounted = counted.Count - deadCounted.Count;
-            if (deadCounted.Count == 1 && aliveCounted >= 2)
+            var keeperRoles = picture.Members.First(m => m.Id.Equals(keeper)).Roles.Where(LeadingRoles.Contains).ToList();
+            var standIn = picture.Members.Any(m => m.Counts && !dead.Contains(m.Id) && (keeperRoles.Count == 0 || m.Roles.Any(keeperRoles.Contains)));
+            if (!standIn)
+            {
+                // Nobody here could take the keeper's place (no other ingest or coordinator): downing it would end every
+                // job for certain, while a keeper that is only starved comes back, and a crashed one that restarts at
+                // its address replaces its old incarnation by itself. So this side waits.
+                Held("keeper-without-stand-in", now, held);
+            }
+            else if (deadCounted.Count == 1 && aliveCounted >= 2)
             {
                 foreach (var id in dead)
                 {
@@ -128,6 +139,9 @@ public sealed class DowningJudge(TimeSpan stableAfter)
             }
         }
     }
+
+    /// <summary>The roles a keeper holds the cluster together with: only a member with one of them can stand in for it.</summary>
+    private static readonly string[] LeadingRoles = [Hosting.Roles.Ingest, Hosting.Roles.Coordinator];
 
     private static int Rank(Member member) =>
         member.HasRole(Hosting.Roles.Ingest) ? 0

@@ -137,7 +137,7 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
 
         var picture = new ClusterPicture(
             _cluster.SelfUniqueAddress,
-            DowningJudge.KeepingOrder(members).Select(m => new JudgedMember(m.UniqueAddress, DowningJudge.Counts(m))).ToList(),
+            DowningJudge.KeepingOrder(members).Select(m => new JudgedMember(m.UniqueAddress, DowningJudge.Counts(m), m.Roles)).ToList(),
             state.Unreachable.Select(m => m.UniqueAddress).ToHashSet(),
             members
                 .Select(m => m.UniqueAddress)
