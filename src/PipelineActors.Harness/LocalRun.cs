@@ -359,6 +359,7 @@ public static partial class LocalRun
             var soak = new List<(int Number, string Node, long InFlight, long Ticks)>();
             double? nextSoakKill = null;
             long shownEpoch = -1;
+            TimeSpan? unansweredSince = null;
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
@@ -381,8 +382,31 @@ public static partial class LocalRun
                         + $"a member judged it unreachable; see {options.LogFile ?? "the console log"}.");
                 }
 
-                var ingest = await session.IngestStatsAsync();
-                var sink = await session.SinkCountersAsync();
+                // A progress poll that goes unanswered is no failure of the run: on a starved machine (a soak at a load
+                // of 30 on 2 cores) the ingest answered a 10 s ask late, and that ended the run with a stack trace.
+                // Only a minute without one answer ends it, in one sentence.
+                IngestStats ingest;
+                SinkStats sink;
+                try
+                {
+                    ingest = await session.IngestStatsAsync();
+                    sink = await session.SinkCountersAsync();
+                    unansweredSince = null;
+                }
+                catch (AskTimeoutException)
+                {
+                    unansweredSince ??= clock.Elapsed;
+                    if (clock.Elapsed - unansweredSince > TimeSpan.FromMinutes(1))
+                    {
+                        throw new TimeoutException(
+                            $"The head's ingest and sink answered no progress poll for {(clock.Elapsed - unansweredSince.Value).TotalSeconds:0} s; "
+                            + $"see {options.LogFile ?? "the console log"}.");
+                    }
+
+                    say($"{clock.Elapsed.TotalSeconds,5:0.0} s  the ingest or sink did not answer a progress poll in 10 s; still waiting");
+                    continue;
+                }
+
                 if (monitor is not null)
                 {
                     options.OnSnapshot!(await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5), cancellation));

@@ -142,28 +142,37 @@ internal static class RunCommand
                 cancel.Cancel();
             };
             RunReport report;
-            if (parse.GetValue(dashboard) && !quiet)
+            try
             {
-                RunReport? done = null;
-                context.Console.Live(new Spectre.Console.Text("starting the cluster...")).StartAsync(async live =>
+                if (parse.GetValue(dashboard) && !quiet)
                 {
-                    done = await LocalRun.RunAsync(
-                        options with
-                        {
-                            Progress = null,
-                            OnSnapshot = snapshot =>
+                    RunReport? done = null;
+                    context.Console.Live(new Spectre.Console.Text("starting the cluster...")).StartAsync(async live =>
+                    {
+                        done = await LocalRun.RunAsync(
+                            options with
                             {
-                                live.UpdateTarget(MonitorView.Render(snapshot));
-                                live.Refresh();
+                                Progress = null,
+                                OnSnapshot = snapshot =>
+                                {
+                                    live.UpdateTarget(MonitorView.Render(snapshot));
+                                    live.Refresh();
+                                },
                             },
-                        },
-                        cancel.Token);
-                }).GetAwaiter().GetResult();
-                report = done!;
+                            cancel.Token);
+                    }).GetAwaiter().GetResult();
+                    report = done!;
+                }
+                else
+                {
+                    report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+                }
             }
-            else
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException or Akka.Actor.AskTimeoutException)
             {
-                report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+                // The run failed on its own (the cluster lost its head, nothing answered): one sentence, the log has the rest.
+                context.Error.WriteLine($"error: the run failed: {e.Message}");
+                return 1;
             }
 
             if (chosen is not null)
