@@ -2,6 +2,8 @@ using System.Runtime.InteropServices;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Protocol;
+using PipelineActors.Protocol.Serialization;
+using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.DataPath.Stages;
 using PipelineActors.Transfer;
@@ -13,8 +15,10 @@ namespace PipelineActors.Runtime.ControlPath.Planning;
 /// <summary>
 /// Puts one codec on every cut of every split of a prepared model: each float32 tensor a stage sends to a later stage
 /// (model outputs excepted: the sink reads those) is encoded by the sending stage and decoded by each stage that reads
-/// it. The quantisers are calibrated here, once, on frames run through the very stage files the workers host, and ride
-/// in the plan's <see cref="StageSpec"/>s, so every node encodes with the same scales whichever split is live.
+/// it, where that pays: a tensor whose encoded frames were not smaller than its exact ones over the calibration frames
+/// (a 16-float vector, whose codec header and per-channel scales outweigh it) stays exact. The quantisers are calibrated
+/// here, once, on frames run through the very stage files the workers host, and ride in the plan's
+/// <see cref="StageSpec"/>s, so every node encodes with the same scales whichever split is live.
 /// </summary>
 public static class CutCodecPlan
 {
@@ -62,6 +66,8 @@ public static class CutCodecPlan
 
         var modelOutputs = prepared.Analysis.Graph.OutputNames.ToHashSet(StringComparer.Ordinal);
         var statistics = new Dictionary<string, TensorStatistics>(StringComparer.Ordinal);
+        var seen = new Dictionary<string, List<FrameTensor>>(StringComparer.Ordinal);
+        var pays = new Dictionary<string, CutCodec?>(StringComparer.Ordinal);
         var needsStatistics = TensorCodecs.NeedsStatistics(codec.Codec);
         var splits = new List<SplitPlan>();
         foreach (var split in prepared.Splits)
@@ -72,8 +78,13 @@ public static class CutCodecPlan
                 continue;
             }
 
-            var coded = Calibrate(prepared, split, samples, modelOutputs, statistics, needsStatistics, intraOpThreads);
-            var encodes = coded.Select(names => names.Select(name => CutCodecFor(codec.Codec, name, statistics.GetValueOrDefault(name))).ToList()).ToList();
+            var coded = Calibrate(prepared, split, samples, modelOutputs, statistics, seen, needsStatistics, intraOpThreads);
+            var encodes = coded.Select(names => names
+                .Select(name => pays.TryGetValue(name, out var known)
+                    ? known
+                    : pays[name] = WherePays(CutCodecFor(codec.Codec, name, statistics.GetValueOrDefault(name)), seen[name]))
+                .OfType<CutCodec>()
+                .ToList()).ToList();
             var specs = split.Stages.Select(stage =>
             {
                 var upstream = encodes.Take(stage.Index).SelectMany(e => e).Where(c => stage.Inputs.Contains(c.Tensor)).Select(c => c.ForDecoding()).ToList();
@@ -88,18 +99,18 @@ public static class CutCodecPlan
 
     /// <summary>
     /// Runs the frames through the split's stages as the actors would (each stage's outputs plus what it forwards) and
-    /// returns, per stage, the float32 tensors it sends on; their statistics are added to <paramref name="statistics"/>
-    /// where no other split measured them already.
+    /// returns, per stage, the float32 tensors it sends on; where no other split measured them already, the tensors are
+    /// kept in <paramref name="seen"/> (to weigh the codec against) and their statistics added to <paramref name="statistics"/>.
     /// </summary>
     private static List<List<string>> Calibrate(
         PreparedModel prepared, SplitPlan split, List<IReadOnlyList<FrameTensor>> samples, HashSet<string> modelOutputs,
-        Dictionary<string, TensorStatistics> statistics, bool needsStatistics, int intraOpThreads)
+        Dictionary<string, TensorStatistics> statistics, Dictionary<string, List<FrameTensor>> seen, bool needsStatistics, int intraOpThreads)
     {
         var sessions = split.Stages.Select(s => new StageSession(File.ReadAllBytes(prepared.FilesBySha[s.File.Sha256]), intraOpThreads)).ToList();
         try
         {
             var coded = split.Stages.Select(_ => new List<string>()).ToList();
-            var measured = new HashSet<string>(statistics.Keys, StringComparer.Ordinal);
+            var measured = new HashSet<string>(seen.Keys, StringComparer.Ordinal);
             foreach (var (sample, n) in samples.Select((s, n) => (s, n)))
             {
                 IReadOnlyList<FrameTensor> frame = sample;
@@ -114,7 +125,18 @@ public static class CutCodecPlan
                             coded[i].Add(tensor.Name);
                         }
 
-                        if (needsStatistics && !measured.Contains(tensor.Name))
+                        if (measured.Contains(tensor.Name))
+                        {
+                            continue;
+                        }
+
+                        if (!seen.TryGetValue(tensor.Name, out var kept))
+                        {
+                            kept = seen[tensor.Name] = [];
+                        }
+
+                        kept.Add(tensor);
+                        if (needsStatistics)
                         {
                             if (!statistics.TryGetValue(tensor.Name, out var s))
                             {
@@ -136,6 +158,20 @@ public static class CutCodecPlan
         {
             sessions.ForEach(s => s.Dispose());
         }
+    }
+
+    /// <summary><paramref name="cut"/> when its frames over <paramref name="samples"/> take fewer bytes encoded than exact; null otherwise.</summary>
+    private static CutCodec? WherePays(CutCodec cut, List<FrameTensor> samples)
+    {
+        var coding = CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, [cut]))!;
+        long exact = 0, encoded = 0;
+        foreach (var tensor in samples)
+        {
+            exact += FrameCodec.EncodedLength(new Frame(0, string.Empty, 0, 0, 1, [tensor]));
+            encoded += FrameCodec.EncodedLength(new Frame(0, string.Empty, 0, 0, 1, coding.Encode([tensor])));
+        }
+
+        return encoded < exact ? cut : null;
     }
 
     private static CutCodec CutCodecFor(string codec, string tensor, TensorStatistics? statistics)

@@ -27,12 +27,17 @@ public sealed class CodedTinyNet : IDisposable
 
     public CodedTinyNet()
     {
-        var model = Path.Combine(_folder, "tinynet.onnx");
-        OnnxModelFile.Save(ModelZoo.Build("tinynet"), model);
-        Exact = JobBuilder.Prepare(model, null, 2, Path.Combine(_folder, "store"), (a, parts) => Balancer.Balance(a, parts));
+        ModelPath = Path.Combine(_folder, "tinynet.onnx");
+        OnnxModelFile.Save(ModelZoo.Build("tinynet"), ModelPath);
+        Exact = JobBuilder.Prepare(ModelPath, null, 2, Path.Combine(_folder, "store"), (a, parts) => Balancer.Balance(a, parts));
         using var calibration = new SyntheticSource(Exact.SourceInputs, 0, CalibrationFrames);
         Coded = CutCodecPlan.Apply(Exact, CutCodecPlan.Parse("int8"), calibration, CalibrationFrames);
     }
+
+    public string ModelPath { get; }
+
+    /// <summary>A store folder of its own inside the fixture's folder (deleted with it).</summary>
+    public string Store(string name) => Path.Combine(_folder, name);
 
     public PreparedModel Exact { get; }
 
@@ -82,6 +87,21 @@ public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log) :
         // The one-stage split has no cut, and the exact plan codes nothing.
         Assert.Null(tinynet.Coded.Splits.Single(s => s.Parts == 1).Stages[0].Encodes);
         Assert.All(tinynet.Exact.Splits.SelectMany(s => s.Stages), s => Assert.Null(s.Encodes));
+    }
+
+    [Fact]
+    public void A_cut_tensor_the_codec_would_make_larger_stays_exact()
+    {
+        // Cut 15 carries flatten's 16 floats (64 bytes): the int8 header and per-channel scales alone outweigh them.
+        var exact = JobBuilder.Prepare(tinynet.ModelPath, null, 2, tinynet.Store("late-cut"), (_, parts) => parts == 2 ? [15] : []);
+        using var calibration = new SyntheticSource(exact.SourceInputs, 0, 4);
+
+        var coded = CutCodecPlan.Apply(exact, CutCodecPlan.Parse("int8"), calibration, 4);
+
+        var split = coded.Splits.Single(s => s.Parts == 2);
+        Assert.Equal(["flatten.output"], split.Stages[0].Outputs);
+        Assert.All(split.Stages, s => Assert.Null(s.Encodes));
+        Assert.All(split.Stages, s => Assert.Null(s.Decodes));
     }
 
     [Fact]
