@@ -663,7 +663,7 @@ public static partial class LocalRun
         {
             try
             {
-                var s = await placement.Stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+                var s = await StatsOf(placement.Stage);
                 rows.Add(new StageRow(
                     placement.Index,
                     placement.Node,
@@ -682,6 +682,21 @@ public static partial class LocalRun
         }
 
         return rows;
+    }
+
+    /// <summary>A stage's counters, asked up to three times: on a machine at a load average of 30 one 5 s ask has timed out.</summary>
+    private static async Task<StageStats> StatsOf(IActorRef stage)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+            }
+            catch (AskTimeoutException) when (attempt < 3)
+            {
+            }
+        }
     }
 
     private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)

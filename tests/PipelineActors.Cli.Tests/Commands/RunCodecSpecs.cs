@@ -55,6 +55,14 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
         Cli.AssertUserError(Cli.Run("run", "--model", tinynet.Path, "--nodes", "2", "--codec", codec), named);
     }
 
+    [Fact]
+    public void Job_submit_refuses_a_codec_it_cannot_use_before_it_joins_the_cluster()
+    {
+        var submit = Cli.Run("job", "submit", "--name", "cam-1", "--model", tinynet.Path, "--codec", "int9", "--seed", "akka.ssl.tcp://pipeline@127.0.0.1:9");
+
+        Cli.AssertUserError(submit, "There is no codec named 'int9'");
+    }
+
     private JsonElement Run(params string[] codec)
     {
         var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);

@@ -348,7 +348,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7, file.Sha256), new("job-2", 3, 2, remote, -1) };
         var jobSpec = new JobSpec(
             "cam-1", file.Sha256, "resnet18.onnx", 46_000_000, "{\"input\": \"data\"}", "rtsp://10.0.0.5/stream",
-            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote);
+            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote, "int8+zstd");
         var jobStatus = new JobStatus(
             "cam-1", JobStates.Running, "10.0.0.20:4053", 1_000, 990, 7, 3, 24.5, 81.25, 140.5, 1_006,
             ["10.0.0.11:4053 0..4", "10.0.0.12:4053 5..9"], string.Empty, 1_700_000_000_999);
