@@ -105,6 +105,15 @@ public sealed record LocalRunOptions
 
     /// <summary>Seed of the chaos soak's actions (<c>--chaos-seed</c>); null draws one (printed, to replay the soak).</summary>
     public int? ChaosSeed { get; init; }
+
+    /// <summary>
+    /// The transfer layer's codec on every cut (<c>--codec</c>, names as <c>pipeline fidelity --codec</c> takes them);
+    /// null or <c>exact</c> is the exact wire (zero suppression only).
+    /// </summary>
+    public string? Codec { get; init; }
+
+    /// <summary>Frames of the source the codec's quantisers are calibrated on before the run (read from a second opening of it).</summary>
+    public int CalibrationFrames { get; init; } = CutCodecPlan.DefaultCalibrationFrames;
 }
 
 /// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
@@ -177,6 +186,9 @@ public sealed record RunReport(
 
     /// <summary>The chaos soak's figures (<c>--chaos</c>); null for an ordinary run.</summary>
     public PipelineActors.Harness.Chaos.ChaosReport? Chaos { get; init; }
+
+    /// <summary>The codec every cut tensor crossed with (<c>exact</c>: zero suppression only); the stages' bytes out are its encoded sizes.</summary>
+    public string Codec { get; init; } = Transfer.TransferSpec.Exact;
 }
 
 /// <summary>
@@ -256,6 +268,14 @@ public static partial class LocalRun
 
         var prepared = JobBuilder.Prepare(
             options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
+        var codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact);
+        if (!codec.IsExact)
+        {
+            // Calibrated on the run's own source, opened a second time, as pipeline fidelity calibrates on its first frames.
+            say($"calibrating the {codec.Text} codec on {options.CalibrationFrames} frame(s) of the source");
+            using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
+            prepared = CutCodecPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
+        }
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
@@ -318,9 +338,7 @@ public static partial class LocalRun
             };
             // A soak's source has no end of its own: the soak ends it when its minutes are over.
             var sourceFrames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
-            IFrameSource source = options.Source == "synthetic" || profile is null
-                ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.ChaosMinutes is null ? options.Frames : null)
-                : new LimitedSource(SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8), Frames: sourceFrames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)), sourceFrames);
+            var source = OpenSource(options, profile, prepared, sourceFrames, options.FramesPerSecond, endless: options.ChaosMinutes is not null);
             if (options.ChaosMinutes is { } minutes)
             {
                 chaos = ChaosRun.Create(minutes, options, head.System, workers, LaunchAnother, say);
@@ -669,7 +687,7 @@ public static partial class LocalRun
         {
             try
             {
-                var s = await placement.Stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+                var s = await StatsOf(placement.Stage);
                 rows.Add(new StageRow(
                     placement.Index,
                     placement.Node,
@@ -688,6 +706,21 @@ public static partial class LocalRun
         }
 
         return rows;
+    }
+
+    /// <summary>A stage's counters, asked up to three times: on a machine at a load average of 30 one 5 s ask has timed out.</summary>
+    private static async Task<StageStats> StatsOf(IActorRef stage)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+            }
+            catch (AskTimeoutException) when (attempt < 3)
+            {
+            }
+        }
     }
 
     private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
@@ -751,6 +784,7 @@ public static partial class LocalRun
             ThroughputSeries = series,
             KillAtSeconds = killAt,
             RecoveryLiveAtSeconds = liveAt,
+            Codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text,
         };
     }
 
@@ -781,6 +815,21 @@ public static partial class LocalRun
         }
 
         return null;
+    }
+
+    /// <summary>The run's source: synthetic, or the spec through the model's profile; <paramref name="endless"/> for a soak's.</summary>
+    private static IFrameSource OpenSource(
+        LocalRunOptions options, ModelProfile? profile, PreparedModel prepared, long frames, double framesPerSecond, bool endless = false)
+    {
+        if (options.Source == "synthetic" || profile is null)
+        {
+            return new SyntheticSource(prepared.SourceInputs, framesPerSecond, endless ? null : frames);
+        }
+
+        var pixels = prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8);
+        return new LimitedSource(
+            SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: pixels, Frames: frames, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null)),
+            frames);
     }
 
     [GeneratedRegex(@"node akka(?:\.ssl)?\.tcp://pipeline@([^:]+):(\d+)")]
