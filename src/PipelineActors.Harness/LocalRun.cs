@@ -508,7 +508,9 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
-            head.Supervisor.Tell(new JobEnded("run"));
+            // On the ingest's behalf (the supervisor takes a job's end from its ingest's node only; with no sender it
+            // dropped this, and the stages lingered until the orphan grace).
+            head.Supervisor.Tell(new JobEnded("run"), session.Ingest);
             var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {
@@ -674,6 +676,28 @@ public static partial class LocalRun
             if (clock.Elapsed > timeout)
             {
                 throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers joined within {timeout.TotalSeconds:0} s.");
+            }
+
+            await Task.Delay(100);
+        }
+
+        // And the supervisor has their first reports: a job that arrived before them was placed on fewer workers (seen
+        // under load as a 1-part plan on a 2-worker run). Best effort: a cluster without the supervisor here skips it.
+        while (clock.Elapsed < timeout)
+        {
+            try
+            {
+                var reported = await system.ActorSelection("/user/supervisor/supervisor")
+                    .Ask<PipelineActors.Runtime.ControlPath.Supervision.ReportedWorkers>(
+                        PipelineActors.Runtime.ControlPath.Supervision.GetReportedWorkers.Instance, TimeSpan.FromSeconds(2));
+                if (reported.Nodes.Count >= workers)
+                {
+                    return;
+                }
+            }
+            catch (AskTimeoutException)
+            {
+                return; // no supervisor on this node (it runs on another coordinator)
             }
 
             await Task.Delay(100);

@@ -2,6 +2,7 @@ using PipelineActors.Harness;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Zoo;
 using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.Hosting.Security;
 using Google.Protobuf;
 
 namespace PipelineActors.Integration.Tests;
@@ -31,10 +32,13 @@ public sealed class RunReportCounterSpecs : IDisposable
     [Fact]
     public async Task A_run_whose_results_all_land_once_in_order_is_clean()
     {
+        var refusedBefore = MessageGuard.RefusedSoFar("job-message-not-from-ingest");
         var report = await RunTinyNet(beforeAudit: null);
 
         Assert.Equal((0L, 0L, 0L), (report.Lost, report.Duplicated, report.OutOfOrder));
         Assert.True(report.Clean);
+        // The run ends its job on the ingest's behalf; the supervisor took it (it once dropped it, sent with no sender).
+        Assert.Equal(refusedBefore, MessageGuard.RefusedSoFar("job-message-not-from-ingest"));
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);

@@ -54,6 +54,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IReachabilityEvent>(e => OnClusterEvent(e));
         Receive<WorkerMembership>(OnMembership);
         Receive<WorkerStatus>(OnWorkerStatus);
+        Receive<GetReportedWorkers>(_ => Sender.Tell(new ReportedWorkers(
+            _reports.Values.Select(r => _nodeOf(r.Agent)).Where(n => _proven.Proven(n, Roles.Worker)).Distinct().ToList())));
         Receive<RolesProven>(OnRolesProven);
         Receive<PipelineJob>(job => JobSupervisorFor(job.JobId, create: true)!.Forward(job));
         Receive<JobEnded>(ended => JobSupervisorFor(ended.JobId, create: false)?.Forward(ended));
@@ -345,3 +347,12 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
         public static readonly CheckOrphans Instance = new();
     }
 }
+
+/// <summary>Asks the supervisor which workers have proven their role and reported (local only: a harness waits on it).</summary>
+public sealed class GetReportedWorkers : INoSerializationVerificationNeeded
+{
+    public static readonly GetReportedWorkers Instance = new();
+}
+
+/// <summary>The workers a new job's supervisor would start from.</summary>
+public sealed record ReportedWorkers(IReadOnlyList<Address> Nodes) : INoSerializationVerificationNeeded;
