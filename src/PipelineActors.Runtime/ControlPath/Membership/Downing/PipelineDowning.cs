@@ -137,7 +137,10 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
         _views[_self] = (new ReachabilityView(_self, ++_sequence, cannotHear), now);
 
         var outgoing = new ReachabilityViews(_views.Values.Select(v => v.View).ToList());
-        foreach (var member in members.Where(m => !m.UniqueAddress.Equals(_cluster.SelfUniqueAddress)))
+        // Only to members this node can hear: the others learn the views through them, and every send to a dead or
+        // paused process opens a TLS handshake that Akka.NET 1.5.74 answers, when it fails on the client side (the
+        // peer died mid-handshake), by shutting this whole node down.
+        foreach (var member in members.Where(m => !m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && detector.IsAvailable(m.Address)))
         {
             Context.ActorSelection(new RootActorPath(member.Address) / Self.Path.Elements).Tell(outgoing);
         }
