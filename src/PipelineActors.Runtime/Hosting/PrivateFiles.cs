@@ -140,6 +140,30 @@ public static partial class PrivateFiles
         return stream;
     }
 
+    /// <summary>
+    /// Replaces <paramref name="path"/> with <paramref name="bytes"/> whole: written to a new file of mode 0600 beside it
+    /// (created exclusively, so neither a planted link nor a file of another user's is written through), then renamed over it,
+    /// so a crash mid-write leaves the previous file and a reader never sees another user's permissions on it.
+    /// </summary>
+    public static void ReplaceWhole(string path, byte[] bytes)
+    {
+        var temporary = $"{path}.{Environment.ProcessId}.tmp";
+        File.Delete(temporary); // one a crash left (a link is removed, not followed)
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using (var stream = new FileStream(temporary, options))
+        {
+            stream.Write(bytes);
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(temporary, path, overwrite: true);
+    }
+
     private static void RefuseLink(string path)
     {
         if (new FileInfo(path).LinkTarget is not null)

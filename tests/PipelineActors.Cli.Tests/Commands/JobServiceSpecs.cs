@@ -230,6 +230,80 @@ public sealed class JobServiceSpecs : IDisposable
         }
     }
 
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task A_camera_password_shows_in_no_status_list_or_node_output_the_jobs_file_is_0600_and_a_missing_variable_fails_its_job_in_one_sentence()
+    {
+        StartNode("coordinator,ingest,worker");
+        var port = TestPorts.Free(); // nothing listens there: ffmpeg fails to connect, and its errors quote the URL
+        var model = RepositoryFiles.Model("blazeface-back-256.onnx");
+        const string Secret = "s3cretPa55";
+        const string Unset = "PA_JOB_SPEC_UNSET_CAMERA_PASS";
+
+        var door = await Cli("job", "submit", "--name", "door", "--model", model, "--source", $"rtsp://admin:{Secret}@127.0.0.1:{port}/stream",
+            "--fps", "10", "--results", Path.Combine(_folder, "door.jsonl"));
+        Assert.True(door.ExitCode == 0, door.Error + door.Output);
+        var gate = await Cli("job", "submit", "--name", "gate", "--model", model, "--source", $"rtsp://admin:${{{Unset}}}@127.0.0.1:{port}/stream",
+            "--fps", "10", "--results", Path.Combine(_folder, "gate.jsonl"));
+        Assert.True(gate.ExitCode == 0, gate.Error + gate.Output);
+
+        // The variable is looked up on the ingest node only, and its absence ends that job with one sentence naming it.
+        var clock = Stopwatch.StartNew();
+        JsonElement failed = default;
+        while (clock.Elapsed < Bound)
+        {
+            var status = await Cli("job", "status", "--name", "gate", "--json");
+            if (status.ExitCode == 0 && JsonDocument.Parse(status.Output).RootElement.Clone() is var json && json.GetProperty("state").GetString() == "failed")
+            {
+                failed = json;
+                break;
+            }
+
+            await Task.Delay(1000);
+        }
+
+        Assert.True(failed.ValueKind == JsonValueKind.Object, "job gate did not fail for its missing variable in time");
+        var detail = failed.GetProperty("detail").GetString()!;
+        Assert.Contains($"environment variable {Unset}, which is not set on ingest node", detail, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', detail);
+
+        // Let ffmpeg fail on the credentialed URL a few times, then look everywhere a user does.
+        await WaitForStatusAny("door", s => s.GetProperty("node").GetString() is { Length: > 0 });
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        var shown = new List<CliResult>
+        {
+            await Cli("job", "status", "--name", "door", "--json"), await Cli("job", "status", "--name", "door"),
+            await Cli("job", "list", "--json"), await Cli("job", "list"), door,
+        };
+        foreach (var answer in shown)
+        {
+            Assert.DoesNotContain(Secret, answer.Output + answer.Error, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain(Secret, _nodes[0].Output, StringComparison.Ordinal);
+        var jobs = Path.Combine(_folder, "state-0", "jobs.json");
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(jobs));
+        Assert.Contains("${" + Unset + "}", File.ReadAllText(jobs), StringComparison.Ordinal);
+    }
+
+    private async Task WaitForStatusAny(string job, Func<JsonElement, bool> condition)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < Bound)
+        {
+            var status = await Cli("job", "status", "--name", job, "--json");
+            if (status.ExitCode == 0 && condition(JsonDocument.Parse(status.Output).RootElement.Clone()))
+            {
+                return;
+            }
+
+            await Task.Delay(1000);
+        }
+
+        DumpNodes();
+        Assert.Fail($"job {job} was never placed");
+    }
+
     private string SeedOf(int index) => $"akka.ssl.tcp://pipeline@127.0.0.1:{_ports[index]}";
 
     private string PortOf(NodeProcess node) => $":{_ports[_nodes.IndexOf(node)]}";

@@ -48,7 +48,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
                 Tick();
             }
         });
-        Receive<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => j.Status).OrderBy(s => s.Name, StringComparer.Ordinal).ToList())));
+        Receive<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => Shown(j.Status)).OrderBy(s => s.Name, StringComparer.Ordinal).ToList())));
         Receive<JobHostReport>(OnHostReport);
         Receive<ClusterEvent.MemberRemoved>(removed => LoseHostsOn(NodeAddress.Of(removed.Member.Address), "left the cluster"));
         Receive<ClusterEvent.IMemberEvent>(_ => { });
@@ -126,7 +126,7 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
     private void Register(JobSpec spec, IActorRef replyTo)
     {
         var error = _book.Submit(spec with { ModelStore = _models }, DateTime.UtcNow);
-        replyTo.Tell(new JobSubmitted(spec.Name, error ?? string.Empty));
+        replyTo.Tell(new JobSubmitted(spec.Name, DataPath.Sources.SourceCredentials.Redact(error ?? string.Empty)));
         if (error is null)
         {
             Event($"job {spec.Name}: submitted ({spec.ModelFileName}, source {SourceText(spec.Source)})");
@@ -234,11 +234,20 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>A status as list and status show it: its detail (a reason that may quote a camera URL) without credentials.</summary>
+    private static JobStatus Shown(JobStatus status) => status with
+    {
+        Detail = DataPath.Sources.SourceCredentials.Redact(status.Detail),
+        Plan = status.Plan.Select(DataPath.Sources.SourceCredentials.Redact).ToList(),
+    };
+
     /// <summary>A source as shown in events: a camera URL without its credentials.</summary>
     private static string SourceText(string source) => DataPath.Sources.SourceCredentials.Redact(source);
 
     private void Event(string text)
     {
+        // Events leave this node (the monitor topic): no camera credentials in them, whatever a reason quoted.
+        text = DataPath.Sources.SourceCredentials.Redact(text);
         _log.Info("jobs: {0}", text);
         MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "jobs", text));
     }

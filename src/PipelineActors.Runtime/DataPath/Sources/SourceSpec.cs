@@ -85,7 +85,7 @@ public static class SourceSpec
             {
                 // A camera or encoder that pushes: ffmpeg serves RTSP on the address the URL names (and only there) and takes
                 // the stream it is sent. The source says where it listens, so an operator sees what it opened.
-                var url = spec[..^"?listen".Length];
+                var url = SourceCredentials.ExpandEnvironment(spec[..^"?listen".Length]);
                 string[] served = ["-protocol_whitelist", RtspProtocols, "-rtsp_flags", "listen", "-rtsp_transport", "tcp", "-i", url];
                 var listening = Uri.TryCreate(url, UriKind.Absolute, out var uri)
                     ? $"listening for an RTSP push on {uri.Host}:{(uri.Port > 0 ? uri.Port : 554)} (only that address; no password is asked)"
@@ -94,13 +94,14 @@ public static class SourceSpec
             }
 
             // A stalled camera must end ffmpeg (and so be restarted) rather than block for ever; timeout is in microseconds.
-            string[] input = ["-protocol_whitelist", RtspProtocols, "-rtsp_transport", "tcp", "-timeout", "5000000", "-i", spec];
+            // ${NAME} in the user information is expanded here, on the node that starts ffmpeg, and only into its arguments.
+            string[] input = ["-protocol_whitelist", RtspProtocols, "-rtsp_transport", "tcp", "-timeout", "5000000", "-i", SourceCredentials.ExpandEnvironment(spec)];
             return Camera(shown, input, profile, options, ffmpeg);
         }
 
         if (spec.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
-            string[] input = ["-protocol_whitelist", HttpProtocols, "-rw_timeout", "5000000", "-f", "mpjpeg", "-i", spec];
+            string[] input = ["-protocol_whitelist", HttpProtocols, "-rw_timeout", "5000000", "-f", "mpjpeg", "-i", SourceCredentials.ExpandEnvironment(spec)];
             return Camera(shown, input, profile, options, ffmpeg);
         }
 

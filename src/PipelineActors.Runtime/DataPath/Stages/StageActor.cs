@@ -41,7 +41,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly int _chunkBytes;
     private readonly NodeLimits _limits;
-    private readonly FrameAssembler _assembler;
+    private FrameAssembler _assembler;
+    private PlannedInputs? _planned;
     private readonly LinkDelay? _delay;
     private readonly KeyValuePair<string, object?>[] _tags;
     private readonly double[] _computeMs = new double[512];
@@ -107,6 +108,15 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         Receive<FrameChunk>(chunk =>
         {
             Received(FrameLink.Received(chunk));
+            // Before the assembler holds anything for it: a frame bigger than this stage's inputs need is never put together.
+            // (The assembler's limits are the plan's too; asked first, the plan says why in its own words.)
+            if (_planned?.ChunkRefusal(chunk) is { } oversized)
+            {
+                MessageGuard.Refuse(_log, "frame-past-plan", $"stage {_spec.Index}/{_parts}: {oversized}");
+                Reject(chunk.FrameId, chunk.Epoch, chunk.Attempt, oversized);
+                return;
+            }
+
             if (_assembler.Refusal(chunk) is { } malformed)
             {
                 MessageGuard.Refuse(_log, "malformed-chunk", $"stage {_spec.Index}/{_parts}: {malformed}");
@@ -162,6 +172,10 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             _session = new StageSession(ModelCache.ReadVerified(_modelPath, _spec.File.Sha256), _threads);
             var session = _session;
             _coding = CutCoding.For(_spec, name => session.StaticInputShape(name) is { } shape ? DecodeLimits.For(shape) : DecodeLimits.Default);
+
+            // The model is the plan's (its hash is in the spec), so what it declares is what the plan sends this stage.
+            _planned = new PlannedInputs(_spec, _session.DeclaredInputs, _limits.Wire);
+            _assembler = new FrameAssembler(_limits.Assembly(64) with { Wire = _planned.Wire });
             var warmup = _session.WarmUp(_session.WarmUpInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
             Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
@@ -215,6 +229,16 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         {
             // The sender's bytes or plan are wrong, not this stage: this attempt fails, the stage keeps serving.
             Reject(frame.FrameId, frame.Epoch, frame.Attempt, e.Message);
+            return;
+        }
+
+        // Held to the plan before ONNX Runtime sees it: a whole frame was decoded within this node's limits only. Coded
+        // cut tensors are checked as decoded (their own decode limits come from the same declared shapes).
+        var decoded = ReferenceEquals(inputs, frame.Tensors) ? frame : frame with { Tensors = inputs };
+        if (_planned?.Refusal(decoded) is { } offPlan)
+        {
+            MessageGuard.Refuse(_log, decoded.Bytes > _planned.FrameBytes ? "frame-past-plan" : "frame-off-plan", $"stage {_spec.Index}/{_parts}: {offPlan}");
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, offPlan);
             return;
         }
 

@@ -64,6 +64,24 @@ public sealed class StageSession : IDisposable
 
     public IReadOnlyList<string> OutputNames => _outputNames;
 
+    /// <summary>
+    /// Each input as the model declares it: element type and dimensions, -1 where a dimension is dynamic. An input declared
+    /// with no shape (a split of a model with dynamic sizes) has the rank of the shape the split was made for, every
+    /// dimension dynamic; with no such shape either, its rank is unknown (null).
+    /// </summary>
+    public IReadOnlyList<DeclaredInput> DeclaredInputs => _inputNames
+        .Select(name =>
+        {
+            var meta = _session.InputMetadata[name];
+            var declared = meta.Dimensions;
+            long[]? dimensions = declared.Length > 0 ? declared.Select(d => d > 0 ? (long)d : -1L).ToArray()
+                : _session.ModelMetadata.CustomMetadataMap.TryGetValue(StageExtractor.InputShapeKeyPrefix + name, out var text) && PreparedShape(text) is { } shape
+                    ? shape.Select(_ => -1L).ToArray()
+                    : null;
+            return new DeclaredInput(name, (TensorProto.Types.DataType)meta.ElementDataType, dimensions);
+        })
+        .ToList();
+
     /// <summary>Outputs written into buffers kept between frames (known after the first frame): the fast path.</summary>
     public IReadOnlyList<string> ReusedOutputs => _outputNames.Where((_, i) => _reused[i]).ToList();
 

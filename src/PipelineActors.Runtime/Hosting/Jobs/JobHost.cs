@@ -172,6 +172,8 @@ public sealed class JobHost : ReceiveActor, IWithTimers
 
     private void Event(string text)
     {
+        // Events leave this node (the monitor topic): no camera credentials in them, whatever a reason quoted.
+        text = DataPath.Sources.SourceCredentials.Redact(text);
         _log.Info("job host: {0}", text);
         MonitorTopic.Publish(Context.System, new PipelineEvent(MonitorTopic.Now(), "jobs", text));
     }

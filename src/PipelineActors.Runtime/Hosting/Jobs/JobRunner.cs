@@ -220,7 +220,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private void Report(bool restartable = false) =>
         Context.Parent.Tell(new RunStatus(_status with { UpdatedUnixMs = Now() }, _over, restartable));
 
-    private static string Reason(Exception e) => e.Message.Split('\n')[0].TrimEnd('.');
+    // A reason becomes the job's status detail, an event and a log line: a camera URL in it loses its credentials.
+    private static string Reason(Exception e) => DataPath.Sources.SourceCredentials.Redact(e.Message.Split('\n')[0].TrimEnd('.'));
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 

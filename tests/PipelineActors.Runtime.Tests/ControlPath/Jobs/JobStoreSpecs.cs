@@ -23,5 +23,24 @@ public sealed class JobStoreSpecs : IDisposable
         Assert.Empty(store.Load());
     }
 
+    [Fact]
+    public void The_jobs_file_is_0600_even_where_an_earlier_version_left_it_readable_and_a_stale_temporary_is_not_written_through()
+    {
+        var state = PrivateFiles.EnsureFolder(Path.Combine(_root, "state-0600"));
+        var path = Path.Combine(state, "jobs.json");
+        File.WriteAllText(path, "[]");
+        File.SetUnixFileMode(path, (UnixFileMode)0x1A4); // 0644, as File.WriteAllText leaves it under umask 022
+        var elsewhere = Path.Combine(_root, "elsewhere.txt");
+        File.WriteAllText(elsewhere, "untouched");
+        File.CreateSymbolicLink($"{path}.{Environment.ProcessId}.tmp", elsewhere);
+
+        new JobStore(path).Save([]);
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));
+        Assert.False(PrivateFiles.IsLink(path));
+        Assert.Equal("untouched", File.ReadAllText(elsewhere));
+        Assert.Empty(new JobStore(path).Load());
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
