@@ -65,8 +65,23 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
 
     private JsonElement Run(params string[] codec)
     {
-        var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);
-        Assert.True(run.ExitCode == 0, run.Error + run.Output);
-        return JsonDocument.Parse(run.Output).RootElement.Clone();
+        // The spec is about the cut between two workers. On a loaded machine a worker may flap mid-run and the recovery
+        // plan put the whole model on the other one (a 1-part plan has no cut to code): such a run is run again, twice
+        // at most, and said so; every other check applies to whichever run is kept.
+        JsonElement report = default;
+        for (var attempt = 1; attempt <= 3; attempt++)
+        {
+            var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);
+            Assert.True(run.ExitCode == 0, run.Error + run.Output);
+            report = JsonDocument.Parse(run.Output).RootElement.Clone();
+            if (report.GetProperty("parts").GetInt32() == 2)
+            {
+                break;
+            }
+
+            log.WriteLine($"run {attempt} ended on a {report.GetProperty("parts").GetInt32()}-part plan after a recovery: {string.Join("; ", report.GetProperty("events").EnumerateArray())}");
+        }
+
+        return report;
     }
 }
