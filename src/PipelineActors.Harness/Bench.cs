@@ -330,9 +330,9 @@ public static class Bench
             $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
             $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s.",
             planning.Segments.Count > 0
-                ? $"Block times: the model cut into {planning.Segments[0].MedianMs.Count} segments at block bounds, each written as a stage file and "
+                ? $"Block times: the model cut into {planning.Segments[0].MeanMs.Count} segments at block bounds, each written as a stage file and "
                     + $"timed as a session of its own inside every worker's device, all devices at once ({planningOptions.SegmentSeconds:0.#} s a segment, "
-                    + "median; cached by model SHA-256 and device spec); a block's time = its segment's time x its share of the segment's per-node times."
+                    + "wall time per run; cached by model SHA-256 and device spec); a block's time = its segment's time x its share of the segment's per-node times."
                 : "Each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
             latency
                 ? "Objective latency: the planned row is the planner's least-latency plan; every pipeline run keeps one frame in flight, so its p50 is one frame's latency without queueing."
@@ -361,7 +361,7 @@ public static class Bench
         {
             Emulation = emulation,
             DeviceSpeeds = planning.Speeds.Select(d => d with { WholeModelMs = Math.Round(d.WholeModelMs, 2) }).ToList(),
-            SegmentTimes = planning.Segments.Select(t => t with { MedianMs = t.MedianMs.Select(ms => Math.Round(ms, 2)).ToList() }).ToList(),
+            SegmentTimes = planning.Segments.Select(t => t with { MeanMs = t.MeanMs.Select(ms => Math.Round(ms, 2)).ToList() }).ToList(),
             Objective = latency ? "latency" : "throughput",
             Plans = compared.Select(c => new BenchPlanRow(
                 c.Name,

@@ -151,7 +151,7 @@ public sealed class DevicePlanning
         }
 
         var whole = share(bounds[s], bounds[s + 1]);
-        return whole > 0 ? measured.MedianMs[s] * share(from, to) / whole : measured.MedianMs[s] * (to - from) / (bounds[s + 1] - bounds[s]);
+        return whole > 0 ? measured.MeanMs[s] * share(from, to) / whole : measured.MeanMs[s] * (to - from) / (bounds[s + 1] - bounds[s]);
     }
 
     /// <summary>The planner's plan for the objective, without replicated stages (the runtime runs one stage per worker).</summary>
@@ -276,7 +276,7 @@ public sealed class DevicePlanning
                 options, analysis, bounds, options.Cache ?? DeviceTimesCache.Default(), i => devices.Workers[i].Wrap, cancellation);
             foreach (var t in segments)
             {
-                var each = string.Join(", ", t.MedianMs.Select((ms, i) => string.Create(
+                var each = string.Join(", ", t.MeanMs.Select((ms, i) => string.Create(
                     CultureInfo.InvariantCulture, $"nodes {t.Bounds[i]}..{t.Bounds[i + 1] - 1} {ms:0.0} ms")));
                 say(string.Create(
                     CultureInfo.InvariantCulture, $"{WorkerDevice(t.Worker)} segments{(t.Cached ? " (cached)" : "")}: {each}; sum {t.TotalMs:0.0} ms"));

@@ -10,11 +10,11 @@ namespace PipelineActors.Harness;
 
 /// <summary>A worker's measured times for consecutive segments of the model, each run as a stage of its own inside its device.</summary>
 /// <param name="Bounds">Node positions: segment s is nodes [Bounds[s], Bounds[s + 1]).</param>
-/// <param name="MedianMs">Segment s's median time on this worker.</param>
+/// <param name="MeanMs">Segment s's wall time per run on this worker, over a loop of many quota periods.</param>
 /// <param name="Cached">Whether the figures came from the cache rather than a measurement in this run.</param>
-public sealed record SegmentTimes(int Worker, IReadOnlyList<int> Bounds, IReadOnlyList<double> MedianMs, bool Cached = false)
+public sealed record SegmentTimes(int Worker, IReadOnlyList<int> Bounds, IReadOnlyList<double> MeanMs, bool Cached = false)
 {
-    public double TotalMs => MedianMs.Sum();
+    public double TotalMs => MeanMs.Sum();
 }
 
 /// <summary>
@@ -26,6 +26,8 @@ public sealed record DeviceTimesKey(string ModelSha256, double? Cpu, int IntraOp
     /// <summary>One line holding every field, in a fixed order and invariant culture.</summary>
     public string Canonical => string.Join(
         '|',
+        // The figure's kind: mean wall time per run over the loop (version 2; version 1 kept medians, blind to throttling).
+        "mean-wall-v2",
         ModelSha256.ToLowerInvariant(),
         Cpu is { } cpu ? "cpu=" + cpu.ToString("R", CultureInfo.InvariantCulture) : "cpu=full",
         "threads=" + IntraOpThreads.ToString(CultureInfo.InvariantCulture),
@@ -77,9 +79,9 @@ public sealed class DeviceTimesCache(string folder)
         try
         {
             var entry = File.Exists(path) ? JsonSerializer.Deserialize<Entry>(File.ReadAllText(path)) : null;
-            return entry is not null && entry.Key == key.Canonical && entry.MedianMs.Count + 1 == key.Bounds.Count
-                && entry.MedianMs.All(ms => ms > 0 && double.IsFinite(ms))
-                    ? entry.MedianMs
+            return entry is not null && entry.Key == key.Canonical && entry.MeanMs.Count + 1 == key.Bounds.Count
+                && entry.MeanMs.All(ms => ms > 0 && double.IsFinite(ms))
+                    ? entry.MeanMs
                     : null;
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
@@ -88,16 +90,16 @@ public sealed class DeviceTimesCache(string folder)
         }
     }
 
-    public void Write(DeviceTimesKey key, IReadOnlyList<double> medianMs)
+    public void Write(DeviceTimesKey key, IReadOnlyList<double> meanMs)
     {
         Directory.CreateDirectory(Folder);
         var path = Path.Combine(Folder, key.FileName);
         var temporary = path + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture) + ".tmp";
-        File.WriteAllText(temporary, JsonSerializer.Serialize(new Entry(key.Canonical, medianMs.ToList(), DateTimeOffset.UtcNow), Json));
+        File.WriteAllText(temporary, JsonSerializer.Serialize(new Entry(key.Canonical, meanMs.ToList(), DateTimeOffset.UtcNow), Json));
         File.Move(temporary, path, overwrite: true);
     }
 
-    private sealed record Entry(string Key, List<double> MedianMs, DateTimeOffset MeasuredAt);
+    private sealed record Entry(string Key, List<double> MeanMs, DateTimeOffset MeasuredAt);
 }
 
 /// <summary>
@@ -196,11 +198,11 @@ public static class DeviceStageTimes
                     throw new InvalidOperationException($"Worker {w} timed {results.Count} segments, not {bounds.Count - 1}.");
                 }
 
-                return new SegmentTimes(w, bounds, results.Select(r => r.MedianMs).ToList());
+                return new SegmentTimes(w, bounds, results.Select(r => r.MeanMs).ToList());
             }).ToList();
             for (var w = 0; w < measured.Count; w++)
             {
-                cache.Write(keys[w], measured[w].MedianMs);
+                cache.Write(keys[w], measured[w].MeanMs);
             }
 
             return measured;
