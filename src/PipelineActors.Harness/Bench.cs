@@ -264,6 +264,8 @@ public static class Bench
             Emulation = spec,
             CoresOf = coresFor,
             CalibrationSeconds = calibrationSeconds,
+            // Short loops ask for a quick bench: at least 5 quota periods (0.5 s) a segment, at most the default 1.5 s.
+            SegmentSeconds = Math.Clamp(options.LoopSeconds / 4, 0.5, 1.5),
             BinaryFolder = options.BinaryFolder,
             Progress = say,
         };
