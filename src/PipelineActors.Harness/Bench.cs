@@ -73,7 +73,11 @@ public sealed record BenchPlanRow(
     IReadOnlyList<int> Cuts,
     IReadOnlyList<string> Stages,
     double PredictedFramesPerSecond,
-    string Bottleneck);
+    string Bottleneck)
+{
+    /// <summary>One line per hop that carries bytes: devices, bytes a frame, the link's busy time a frame.</summary>
+    public IReadOnlyList<string> Hops { get; init; } = [];
+}
 
 /// <summary>N whole-model replicas at once on the same cores: their summed frames/s and each one's resident memory.</summary>
 public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
@@ -287,7 +291,7 @@ public static class Bench
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
         foreach (var configuration in compared)
         {
-            say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; "
+            say($"{configuration.Name}: {string.Join("; ", [.. planning.Describe(configuration), .. planning.DescribeHops(configuration)])}; "
                 + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s, {configuration.Figures.LatencyMs:0.0} ms a frame");
             var run = await LocalRun.RunAsync(
                 PipelineRun(options, n, coresFor, spec, configuration.Placement) with { Window = latency ? 1 : null },
@@ -371,7 +375,7 @@ public static class Bench
                 c.Placement.Cuts,
                 planning.Describe(c),
                 Math.Round(c.PredictedFramesPerSecond, 2),
-                c.Figures.Bottleneck.Description)).ToList(),
+                c.Figures.Bottleneck.Description) { Hops = planning.DescribeHops(c) }).ToList(),
         };
     }
 

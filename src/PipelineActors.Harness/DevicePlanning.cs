@@ -212,6 +212,14 @@ public sealed class DevicePlanning
                 $"{device}: nodes {_points[stage.Stage.FirstBlock]}..{_points[stage.Stage.EndBlock] - 1}, {stage.ComputeMs:0.0##} ms predicted"));
         }
 
+        return lines;
+    }
+
+    /// <summary>One line per hop that carries bytes: from which device to which, the bytes and the link's busy time a frame.</summary>
+    public IReadOnlyList<string> DescribeHops(PricedConfiguration configuration)
+    {
+        var lines = new List<string>();
+
         // A hop to stage -1 is the results' hop to the sink.
         string Name(int stage) => stage < 0 || stage >= configuration.Figures.Plan.Stages.Count
             ? Problem.Devices[Problem.SinkIndex].Name
