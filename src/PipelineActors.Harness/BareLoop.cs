@@ -60,3 +60,58 @@ public static class BareLoop
         return 0;
     }
 }
+
+/// <summary>
+/// What one segment of the model measured in <see cref="SegmentLoop"/>, as a session of its own: wall time per run over the
+/// whole loop (it includes the quota's throttled slices, which a median of short runs that fit in one slice leaves out), and the median run.
+/// </summary>
+public sealed record SegmentLoopResult(string File, double MeanMs, double MedianMs, int Runs);
+
+/// <summary>The node's segment bench mode's one line of output.</summary>
+public sealed record SegmentLoopReport(IReadOnlyList<SegmentLoopResult> Segments);
+
+/// <summary>
+/// Times consecutive segments of a model, each a standalone stage file run as a session of its own with a stage's settings,
+/// one after another in this process: <c>pipeline-node --bench-segments FOLDER</c> runs it inside an emulated device, so a
+/// segment's time includes what the device and running as a separate stage cost it (layout reorders at its edges, caches lost
+/// between quota slices), which a share of the whole model's time leaves out.
+/// </summary>
+public static class SegmentLoop
+{
+    /// <summary>Each <c>segment-NN.onnx</c> in <paramref name="folder"/>, in name order: 2 warm-up runs, then runs for <paramref name="seconds"/> (at least 3).</summary>
+    public static IReadOnlyList<SegmentLoopResult> Run(string folder, int threads, double seconds)
+    {
+        var results = new List<SegmentLoopResult>();
+        foreach (var file in Directory.GetFiles(folder, "segment-*.onnx").Order(StringComparer.Ordinal))
+        {
+            using var session = new StageSession(file, threads);
+            var inputs = session.WarmUpInputs();
+            var frame = inputs.Select((t, i) => new FrameTensor(t.Name, t.ElementType, t.Shape, HostTensor.Deterministic(t, 5 + i).Data)).ToList();
+            session.WarmUp(inputs, runs: 2);
+            var samples = new List<double>();
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed.TotalSeconds < seconds || samples.Count < 3)
+            {
+                var start = Stopwatch.GetTimestamp();
+                session.Run(frame);
+                samples.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            }
+
+            var elapsedMs = clock.Elapsed.TotalMilliseconds;
+            results.Add(new SegmentLoopResult(Path.GetFileName(file), elapsedMs / samples.Count, Percentiles.At(Percentiles.Sorted(samples), 0.5), samples.Count));
+        }
+
+        return results;
+    }
+
+    /// <summary>Runs the segments in this process and prints the results as one JSON line (the node's segment bench mode).</summary>
+    public static int Main(string[] args)
+    {
+        string? Arg(string name) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault();
+        var folder = Arg("--bench-segments") ?? throw new PipelineInputException("--bench-segments needs a folder of segment-NN.onnx files.");
+        var threads = int.Parse(Arg("--threads") ?? "1", CultureInfo.InvariantCulture);
+        var seconds = double.Parse(Arg("--seconds") ?? "1", CultureInfo.InvariantCulture);
+        Console.WriteLine(JsonSerializer.Serialize(new SegmentLoopReport(Run(folder, threads, seconds))));
+        return 0;
+    }
+}

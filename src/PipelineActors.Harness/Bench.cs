@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.Harness.Emulation;
+using PipelineActors.Planning;
 
 namespace PipelineActors.Harness;
 
@@ -30,6 +31,9 @@ public sealed record BenchOptions
     /// <summary>Also run the most workers once more, killing one, to show recovery over time.</summary>
     public bool WithKillRun { get; init; }
 
+    /// <summary>With <see cref="Emulation"/>: what the planned row minimises (<c>--objective</c>). Latency runs one frame in flight.</summary>
+    public PlanObjective Objective { get; init; } = PlanObjective.Throughput;
+
     /// <summary>Emulated devices for every pipeline run (one entry per worker, so every count in <see cref="Nodes"/> equals it).</summary>
     public EmulationSpec? Emulation { get; init; }
 }
@@ -56,6 +60,9 @@ public sealed record BenchRow(
 
     /// <summary>What the planner's cost model predicts for this configuration (with <c>--emulate</c>); null otherwise.</summary>
     public double? PredictedFramesPerSecond { get; init; }
+
+    /// <summary>The cost model's one-frame latency for this configuration (with <c>--emulate</c>); null otherwise.</summary>
+    public double? PredictedLatencyMs { get; init; }
 }
 
 /// <summary>How one compared configuration placed its stages, and what the cost model said of it.</summary>
@@ -66,7 +73,11 @@ public sealed record BenchPlanRow(
     IReadOnlyList<int> Cuts,
     IReadOnlyList<string> Stages,
     double PredictedFramesPerSecond,
-    string Bottleneck);
+    string Bottleneck)
+{
+    /// <summary>One line per hop that carries bytes: devices, bytes a frame, the link's busy time a frame.</summary>
+    public IReadOnlyList<string> Hops { get; init; } = [];
+}
 
 /// <summary>N whole-model replicas at once on the same cores: their summed frames/s and each one's resident memory.</summary>
 public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
@@ -85,6 +96,12 @@ public sealed record BenchReport(string Model, string Machine, string Method, do
 
     /// <summary>With <c>--emulate</c>: each worker's whole-model time, measured inside its device before planning.</summary>
     public IReadOnlyList<DeviceSpeed> DeviceSpeeds { get; init; } = [];
+
+    /// <summary>With <c>--emulate</c>: each worker's segment times, measured inside its device as stages of their own (blocks are priced from them).</summary>
+    public IReadOnlyList<SegmentTimes> SegmentTimes { get; init; } = [];
+
+    /// <summary>With <c>--emulate</c>: the planned row's objective, <c>throughput</c> or <c>latency</c>.</summary>
+    public string? Objective { get; init; }
 }
 
 /// <summary>
@@ -251,27 +268,40 @@ public static class Bench
             Emulation = spec,
             CoresOf = coresFor,
             CalibrationSeconds = calibrationSeconds,
+            // Short loops ask for a quick bench: at least 5 quota periods (0.5 s) a segment, at most the default 1.5 s.
+            SegmentSeconds = Math.Clamp(options.LoopSeconds / 4, 0.5, 1.5),
             BinaryFolder = options.BinaryFolder,
             Progress = say,
         };
         var planning = await DevicePlanning.MeasureAsync(planningOptions, cancellation);
-        var planned = planning.Planned();
+        var latency = options.Objective == PlanObjective.Latency;
+        var planned = planning.Planned(options.Objective);
         var equal = planning.EqualSplit(n);
         var single = planning.Chain("single", [], [planning.FastestWorker]);
         var replicasPredicted = planning.Replicas();
+        var compared = new List<PricedConfiguration> { planned, equal, single };
+        if (latency)
+        {
+            // Each other device alone too: with the source's worker first, "local only" against "edge only" (ScissionLite's comparison).
+            compared.AddRange(Enumerable.Range(0, n).Where(w => w != planning.FastestWorker)
+                .Select(w => planning.Chain(SingleOn(w), [], [w])));
+        }
 
         var rows = new List<BenchRow>();
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
-        foreach (var configuration in new[] { planned, equal, single })
+        foreach (var configuration in compared)
         {
-            say($"{configuration.Name}: {string.Join("; ", planning.Describe(configuration))}; "
-                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s");
-            var run = await LocalRun.RunAsync(PipelineRun(options, n, coresFor, spec, configuration.Placement), cancellation);
+            say($"{configuration.Name}: {string.Join("; ", [.. planning.Describe(configuration), .. planning.DescribeHops(configuration)])}; "
+                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s, {configuration.Figures.LatencyMs:0.0} ms a frame");
+            var run = await LocalRun.RunAsync(
+                PipelineRun(options, n, coresFor, spec, configuration.Placement) with { Window = latency ? 1 : null },
+                cancellation);
             emulation = run.Emulation;
-            say($"{configuration.Name}: measured {run.FramesPerSecond:0.00} frames/s");
+            say($"{configuration.Name}: measured {run.FramesPerSecond:0.00} frames/s, p50 {run.LatencyP50Ms:0.0} ms");
             rows.Add(RowOf(configuration.Name, configuration.Placement.Parts, run, bare.FramesPerSecond, null) with
             {
                 PredictedFramesPerSecond = Math.Round(configuration.PredictedFramesPerSecond, 2),
+                PredictedLatencyMs = Math.Round(configuration.Figures.LatencyMs, 2),
             });
         }
 
@@ -297,17 +327,25 @@ public static class Bench
             0)
         {
             PredictedFramesPerSecond = Math.Round(replicasPredicted.FramesPerSecond, 2),
+            PredictedLatencyMs = Math.Round(replicasPredicted.LatencyMs, 2),
         });
 
         say("bare loop again, to see how much the machine drifted during the run");
         var bareAfter = (await Loops(options, 1, coresFor, cancellation))[0];
         var method = string.Join(" ", [
             $"One run on this machine ({cores} cores). Emulated workers ({n}): {spec}.",
-            $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s;",
-            "each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
+            $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s.",
+            planning.Segments.Count > 0
+                ? $"Block times: the model cut into {planning.Segments[0].MeanMs.Count} segments at block bounds, each written as a stage file and "
+                    + $"timed as a session of its own inside every worker's device, all devices at once ({planningOptions.SegmentSeconds:0.#} s a segment, "
+                    + "wall time per run; cached by model SHA-256 and device spec); a block's time = its segment's time x its share of the segment's per-node times."
+                : "Each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
+            latency
+                ? "Objective latency: the planned row is the planner's least-latency plan; every pipeline run keeps one frame in flight, so its p50 is one frame's latency without queueing."
+                : "",
             $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two;",
             "latency is added by the application).",
-            "planned: the planner's throughput plan, no replicated stages (the runtime runs one stage per worker),",
+            $"planned: the planner's {(latency ? "latency" : "throughput")} plan, no replicated stages (the runtime runs one stage per worker),",
             "cuts and worker order as planned;",
             "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
             $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
@@ -329,15 +367,20 @@ public static class Bench
         {
             Emulation = emulation,
             DeviceSpeeds = planning.Speeds.Select(d => d with { WholeModelMs = Math.Round(d.WholeModelMs, 2) }).ToList(),
-            Plans = new[] { planned, equal, single }.Select(c => new BenchPlanRow(
+            SegmentTimes = planning.Segments.Select(t => t with { MeanMs = t.MeanMs.Select(ms => Math.Round(ms, 2)).ToList() }).ToList(),
+            Objective = latency ? "latency" : "throughput",
+            Plans = compared.Select(c => new BenchPlanRow(
                 c.Name,
                 c.Placement.Workers,
                 c.Placement.Cuts,
                 planning.Describe(c),
                 Math.Round(c.PredictedFramesPerSecond, 2),
-                c.Figures.Bottleneck.Description)).ToList(),
+                c.Figures.Bottleneck.Description) { Hops = planning.DescribeHops(c) }).ToList(),
         };
     }
+
+    /// <summary>The row of worker <paramref name="worker"/> alone (besides <c>single</c>, the fastest alone) in a latency bench.</summary>
+    public static string SingleOn(int worker) => string.Create(CultureInfo.InvariantCulture, $"single-worker-{worker}");
 
     /// <summary>The machine in words: cores, CPU model, memory, OS.</summary>
     private static string Machine(int cores)

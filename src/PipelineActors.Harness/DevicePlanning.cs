@@ -63,6 +63,9 @@ public sealed class DevicePlanning
 
     public IReadOnlyList<DeviceSpeed> Speeds { get; }
 
+    /// <summary>Each worker's measured segment times, when the blocks were priced from them; empty otherwise.</summary>
+    public IReadOnlyList<SegmentTimes> Segments { get; private init; } = [];
+
     public int Workers => Speeds.Count;
 
     public static string WorkerDevice(int worker) => string.Create(CultureInfo.InvariantCulture, $"worker-{worker}");
@@ -70,7 +73,13 @@ public sealed class DevicePlanning
     /// <summary>The planning problem for these measurements and links.</summary>
     /// <param name="inputBytes">What the head sends per frame (image inputs as uint8 pixels).</param>
     public static DevicePlanning Build(
-        ModelAnalysis analysis, NodeTimes? times, long inputBytes, IReadOnlyList<DeviceSpeed> speeds, EmulationSpec? spec, string? model = null)
+        ModelAnalysis analysis,
+        NodeTimes? times,
+        long inputBytes,
+        IReadOnlyList<DeviceSpeed> speeds,
+        EmulationSpec? spec,
+        string? model = null,
+        IReadOnlyList<SegmentTimes>? segments = null)
     {
         if (spec is not null && spec.Workers.Count != speeds.Count)
         {
@@ -91,7 +100,9 @@ public sealed class DevicePlanning
             var ms = new Dictionary<string, double>(StringComparer.Ordinal) { [HeadDevice] = HeadBlockMs };
             foreach (var speed in speeds)
             {
-                ms[WorkerDevice(speed.Worker)] = share * speed.WholeModelMs;
+                ms[WorkerDevice(speed.Worker)] = segments?.FirstOrDefault(t => t.Worker == speed.Worker) is { } measured
+                    ? BlockMs(measured, points[k], points[k + 1], Share)
+                    : share * speed.WholeModelMs;
             }
 
             var bytes = k + 2 == points.Length ? outputBytes : analysis.CutAt(points[k + 1]).WireBytes;
@@ -117,13 +128,36 @@ public sealed class DevicePlanning
         }
 
         var problem = new PlanProblem(inputBytes, blocks, devices, links, sink: HeadDevice, model: model);
-        return new DevicePlanning(analysis, times, problem, points, speeds);
+        return new DevicePlanning(analysis, times, problem, points, speeds) { Segments = segments ?? [] };
     }
 
-    /// <summary>The planner's throughput plan, without replicated stages (the runtime runs one stage per worker).</summary>
-    public PricedConfiguration Planned()
+    /// <summary>
+    /// Block [from, to)'s time on a worker from its measured segment times: the time of the segment holding it, times the
+    /// block's share of that segment (from the per-node times, else FLOPs). A stage's price is then what its segments cost
+    /// run as stages of their own on that device.
+    /// </summary>
+    public static double BlockMs(SegmentTimes measured, int from, int to, Func<int, int, double> share)
     {
-        var result = Planner.Plan(Problem, new PlanRequest(PlanObjective.Throughput, MaxReplicas: 1));
+        var bounds = measured.Bounds;
+        var s = 0;
+        while (s + 2 < bounds.Count && bounds[s + 1] <= from)
+        {
+            s++;
+        }
+
+        if (from < bounds[s] || to > bounds[s + 1])
+        {
+            throw new ArgumentException($"Block {from}..{to - 1} crosses a segment bound.", nameof(from));
+        }
+
+        var whole = share(bounds[s], bounds[s + 1]);
+        return whole > 0 ? measured.MeanMs[s] * share(from, to) / whole : measured.MeanMs[s] * (to - from) / (bounds[s + 1] - bounds[s]);
+    }
+
+    /// <summary>The planner's plan for the objective, without replicated stages (the runtime runs one stage per worker).</summary>
+    public PricedConfiguration Planned(PlanObjective objective = PlanObjective.Throughput)
+    {
+        var result = Planner.Plan(Problem, new PlanRequest(objective, MaxReplicas: 1));
         return Priced("planned", result.Figures.Plan);
     }
 
@@ -181,6 +215,25 @@ public sealed class DevicePlanning
         return lines;
     }
 
+    /// <summary>One line per hop that carries bytes: from which device to which, the bytes and the link's busy time a frame.</summary>
+    public IReadOnlyList<string> DescribeHops(PricedConfiguration configuration)
+    {
+        var lines = new List<string>();
+
+        // A hop to stage -1 is the results' hop to the sink.
+        string Name(int stage) => stage < 0 || stage >= configuration.Figures.Plan.Stages.Count
+            ? Problem.Devices[Problem.SinkIndex].Name
+            : Problem.Devices[configuration.Figures.Plan.Stages[stage].Devices[0]].Name;
+        foreach (var hop in configuration.Figures.Hops.Where(h => h.Bytes > 0))
+        {
+            lines.Add(string.Create(
+                CultureInfo.InvariantCulture,
+                $"hop {Name(hop.FromStage)} -> {Name(hop.ToStage)}: {hop.Bytes} bytes, {hop.OccupancyMs:0.0##} ms on the link"));
+        }
+
+        return lines;
+    }
+
     private PricedConfiguration Priced(string name, Plan plan)
     {
         var stages = plan.Stages.Where(s => s.BlockCount > 0).ToList();
@@ -213,13 +266,38 @@ public sealed class DevicePlanning
                 $"{WorkerDevice(s.Worker)} measured {s.WholeModelMs:0.0} ms per frame for the whole model ({s.Frames} frames)"));
         }
 
+        IReadOnlyList<SegmentTimes>? segments = null;
+        if (options.Emulation is { } spec && options.SegmentSeconds > 0)
+        {
+            var n = analysis.NodeCount;
+            int[] points = [0, .. analysis.Cuts.Select(c => c.Position).Where(p => p > 0 && p < n).Distinct().Order(), n];
+            var wholeMs = times?.SumMedianMs(0, n) ?? 0;
+            double Cost(int from, int to) => times is not null && wholeMs > 0 ? times.SumMedianMs(from, to) : analysis.FlopsBetween(from, to);
+            var bounds = DeviceStageTimes.ChooseBounds(points, Cost, options.MaxSegments);
+            using var devices = EmulatedDevices.Create(spec.RequireWorkers(options.Workers));
+            foreach (var quota in devices.Workers.Select(w => w.Quota).OfType<CpuQuota>())
+            {
+                quota.SetWeight(LocalRun.EmulatedWorkerWeight);
+            }
+
+            segments = await DeviceStageTimes.MeasureAsync(
+                options, analysis, bounds, options.Cache ?? DeviceTimesCache.Default(), i => devices.Workers[i].Wrap, cancellation);
+            foreach (var t in segments)
+            {
+                var each = string.Join(", ", t.MeanMs.Select((ms, i) => string.Create(
+                    CultureInfo.InvariantCulture, $"nodes {t.Bounds[i]}..{t.Bounds[i + 1] - 1} {ms:0.0} ms")));
+                say(string.Create(
+                    CultureInfo.InvariantCulture, $"{WorkerDevice(t.Worker)} segments{(t.Cached ? " (cached)" : "")}: {each}; sum {t.TotalMs:0.0} ms"));
+            }
+        }
+
         // Image inputs travel as uint8 pixels (the first stage normalises them), a quarter of their float size.
         var inputBytes = analysis.Shapes.InputSizes.Sum(t =>
             t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Float && t.Shape.Length == 4
             && (t.Shape[1] is 1 or 3 or 4 || t.Shape[3] is 1 or 3 or 4)
                 ? t.Bytes / 4
                 : t.Bytes);
-        return Build(analysis, times, inputBytes, speeds, options.Emulation, Path.GetFileName(options.ModelPath));
+        return Build(analysis, times, inputBytes, speeds, options.Emulation, Path.GetFileName(options.ModelPath), segments);
     }
 
     /// <summary>The per-worker bare loops of <see cref="MeasureAsync"/>; with emulation, inside each worker's device.</summary>
@@ -261,6 +339,17 @@ public sealed record DevicePlanningOptions
     public string? BinaryFolder { get; init; }
 
     public Action<string>? Progress { get; init; }
+
+    /// <summary>
+    /// Seconds each segment is timed inside each emulated device (<see cref="DeviceStageTimes"/>); 0 prices blocks as shares
+    /// of the whole-model calibration instead.
+    /// </summary>
+    public double SegmentSeconds { get; init; } = 1.5;
+
+    public int MaxSegments { get; init; } = DeviceStageTimes.MaxSegments;
+
+    /// <summary>Where measured segment times are kept; null for <see cref="DeviceTimesCache.Default"/>.</summary>
+    public DeviceTimesCache? Cache { get; init; }
 }
 
 /// <summary>Bare inference loops (<c>pipeline-node --bench-loop</c>) in processes of their own, all at once.</summary>
@@ -288,18 +377,33 @@ internal static class BareLoops
             args.AddRange(["--input", string.Join(" ", sizes.Select(kv => $"{kv.Key}={string.Join(",", kv.Value)}"))]);
         }
 
+        var lines = await NodeRuns.RunAsync(args, "loop", count, coresOf, binaryFolder, wrapOf, cancellation);
+        return lines.Select(line => JsonSerializer.Deserialize<BareLoopResult>(line)!).ToList();
+    }
+}
+
+/// <summary>Node processes in a bench mode, all at once, each printing one JSON line as its result.</summary>
+internal static class NodeRuns
+{
+    public static async Task<List<string>> RunAsync(
+        IReadOnlyList<string> args,
+        string name,
+        int count,
+        Func<int, string?> coresOf,
+        string? binaryFolder,
+        Func<int, Func<string, IReadOnlyList<string>, (string Program, IReadOnlyList<string> Arguments)>?>? wrapOf,
+        CancellationToken cancellation,
+        Action? onStarted = null)
+    {
         var processes = Enumerable.Range(0, count)
-            .Select(i => NodeProcess.Start($"loop-{i}", args, coresOf(i), binaryFolder, wrap: wrapOf?.Invoke(i)))
+            .Select(i => NodeProcess.Start($"{name}-{i}", args, coresOf(i), binaryFolder, wrap: wrapOf?.Invoke(i)))
             .ToList();
         try
         {
+            onStarted?.Invoke();
             await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(cancellation)));
-            return processes.Select(p =>
-            {
-                var line = p.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
-                    ?? throw new InvalidOperationException($"The bare loop printed no result: {p.Output.Trim()}");
-                return JsonSerializer.Deserialize<BareLoopResult>(line)!;
-            }).ToList();
+            return processes.Select(p => p.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{'))
+                ?? throw new InvalidOperationException($"The {name} process printed no result: {p.Output.Trim()}")).ToList();
         }
         finally
         {

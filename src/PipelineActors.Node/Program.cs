@@ -11,12 +11,14 @@ if (args.Contains("--help") || args.Contains("-h"))
     return 0;
 }
 
-if (args.Contains("--bench-loop"))
+if (args.Contains("--bench-loop") || args.Contains("--bench-segments"))
 {
     // Benchmark mode: the bare inference loop a user would otherwise run, in a process of its own.
     try
     {
-        return PipelineActors.Harness.BareLoop.Main(args);
+        return args.Contains("--bench-segments")
+            ? PipelineActors.Harness.SegmentLoop.Main(args)
+            : PipelineActors.Harness.BareLoop.Main(args);
     }
     catch (Exception e) when (e is PipelineActors.Onnx.PipelineInputException or FormatException)
     {

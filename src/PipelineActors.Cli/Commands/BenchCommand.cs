@@ -28,9 +28,14 @@ internal static class BenchCommand
         var report = new Option<string?>("--report") { Description = "Write PNG plots and a Markdown summary to this folder (adds a run with a worker kill)." };
         var emulate = CommonOptions.Emulate();
         emulate.Description += " In bench the pipeline runs are emulated (--nodes defaults to the spec's count); the bare loop and replicas are not.";
+        var objective = new Option<string?>("--objective")
+        {
+            Description = "With --emulate: what the planned row minimises, throughput (the default) or latency (then every run keeps one "
+                + "frame in flight and each device alone is a row too).",
+        };
         var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
         {
-            model, nodes, threads, frames, seconds, input, json, report, emulate,
+            model, nodes, threads, frames, seconds, input, json, report, emulate, objective,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -45,6 +50,11 @@ internal static class BenchCommand
             }
 
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec) : null;
+            var goal = PlanCommand.Objective(parse.GetValue(objective), null);
+            if (parse.GetValue(objective) is not null && emulation is null)
+            {
+                throw new PipelineInputException("--objective chooses the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
+            }
             if (emulation is not null)
             {
                 // The spec names each worker, so it sets the worker count; a --nodes given as well must agree with it.
@@ -72,6 +82,7 @@ internal static class BenchCommand
                 LogFile = PrivateFiles.LogFile("bench"),
                 WithKillRun = parse.GetValue(report) is not null,
                 Emulation = emulation,
+                Objective = goal,
             };
             var result = Bench.RunAsync(options).GetAwaiter().GetResult();
             if (parse.GetValue(report) is { } folder)

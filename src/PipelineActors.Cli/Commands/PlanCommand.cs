@@ -93,7 +93,8 @@ internal static class PlanCommand
         return planning.Problem;
     }
 
-    private static PlanObjective Objective(string? text, double? minFps) => text switch
+    /// <summary><c>--objective</c>'s value: throughput or latency; with neither given, latency when a frames/s floor is.</summary>
+    internal static PlanObjective Objective(string? text, double? minFps) => text switch
     {
         null => minFps is null ? PlanObjective.Throughput : PlanObjective.Latency,
         "throughput" => PlanObjective.Throughput,

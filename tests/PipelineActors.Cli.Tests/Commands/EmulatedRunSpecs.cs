@@ -107,6 +107,11 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         var plans = report.RootElement.GetProperty("plans").EnumerateArray().ToList();
         Assert.Equal(["planned", "equal-split", "single"], plans.Select(p => p.GetProperty("configuration").GetString()));
         Assert.Equal(2, report.RootElement.GetProperty("deviceSpeeds").GetArrayLength());
+        // Block times came from segments timed inside each device, one list of segment times per worker.
+        var segments = report.RootElement.GetProperty("segmentTimes").EnumerateArray().ToList();
+        Assert.Equal([0, 1], segments.Select(t => t.GetProperty("worker").GetInt32()));
+        Assert.All(segments, t => Assert.True(t.GetProperty("meanMs").EnumerateArray().All(ms => ms.GetDouble() > 0), t.ToString()));
+        Assert.Equal("throughput", report.RootElement.GetProperty("objective").GetString());
         output.WriteLine(string.Join("; ", rows.Select(r =>
             $"{r.GetProperty("configuration")}: {r.GetProperty("framesPerSecond")} measured, "
             + $"{r.GetProperty("predictedFramesPerSecond")} predicted")));
@@ -114,6 +119,31 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.Equal([0.5, 0.5], emulation.Select(e => e.GetProperty("cpu").GetDouble()));
         Assert.Equal(20, emulation[1].GetProperty("linkMbit").GetDouble());
         Assert.Contains("Emulated workers", report.RootElement.GetProperty("method").GetString(), StringComparison.Ordinal);
+        Assert.Empty(LeftBehind());
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Bench_with_the_latency_objective_adds_each_device_alone_and_the_predicted_latency_of_every_row()
+    {
+        var model = Zoo("tinynet");
+
+        var bench = await Task.Run(() => Cli.Run(
+            "bench", "--model", model, "--emulate", "cpu=0.25;cpu=1.0,link=20", "--objective", "latency", "--frames", "20",
+            "--loop-seconds", "2", "--json"));
+
+        Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
+        using var report = JsonDocument.Parse(bench.Output);
+        Assert.Equal("latency", report.RootElement.GetProperty("objective").GetString());
+        var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(
+            ["planned", "equal-split", "replicas", "single", "single-worker-0"],
+            rows.Select(r => r.GetProperty("configuration").GetString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("predictedLatencyMs").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("latencyP50Ms").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.Equal(0, r.GetProperty("lost").GetInt64()));
+        // The least-latency plan is predicted no slower than either device alone.
+        var predicted = rows.ToDictionary(r => r.GetProperty("configuration").GetString()!, r => r.GetProperty("predictedLatencyMs").GetDouble());
+        Assert.True(predicted["planned"] <= Math.Min(predicted["single"], predicted["single-worker-0"]) + 0.01, string.Join(", ", predicted));
         Assert.Empty(LeftBehind());
     }
 
