@@ -12,6 +12,14 @@ public sealed record CliResult(int ExitCode, string Output, string Error)
 /// <summary>Runs the command line in-process against a test console, as the real entry point does.</summary>
 public static class Cli
 {
+    /// <summary>
+    /// Device stage times are cached per user (<c>$XDG_CACHE_HOME</c>); a cache left by an earlier run on a loaded
+    /// machine would stand in for this run's measurements, so the specs (and the processes they start) get a fresh one.
+    /// </summary>
+    [System.Runtime.CompilerServices.ModuleInitializer]
+    internal static void FreshCaches() =>
+        Environment.SetEnvironmentVariable("XDG_CACHE_HOME", Directory.CreateTempSubdirectory("pa-cli-cache-").FullName);
+
     public static CliResult Run(params string[] args)
     {
         var console = new TestConsole().Width(200);
