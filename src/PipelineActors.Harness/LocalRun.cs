@@ -267,8 +267,8 @@ public static partial class LocalRun
                     IResultWriter results = options.BeforeAudit is { } fault ? fault(audited) : audited;
                     return options.Annotate is { } annotate ? annotate(profile!, results) : results;
                 },
-                // The report reads the stages' counters first, then ends the job; pixels ride on each outcome to an annotator.
-                Ingest = s => s with { EndsJob = false, PixelsToSink = options.Annotate is not null },
+                // The pixels ride on each frame's outcome to the writer that draws on them.
+                Ingest = s => s with { PixelsToSink = options.Annotate is not null },
             };
             var job = await LocalRunJob.SubmitAsync(head, options, sizes, ResultDestinationsOf(options), window, hooks);
             say($"submitted job {LocalRunJob.Name} to the cluster's job registry; see it with: pipeline job status --name {LocalRunJob.Name} "
@@ -397,8 +397,7 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
-            head.Supervisor.Tell(new JobEnded(LocalRunJob.Name));
-            job.Release();
+            job.Release(); // the runner ends the supervisor's job now that the stages' counters are read
             var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {

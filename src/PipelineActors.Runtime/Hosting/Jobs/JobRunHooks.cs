@@ -24,13 +24,16 @@ public sealed record JobRunHooks
     /// <summary>Wraps the job's result destinations: an audit that counts what lands, a fault injected before it, annotation.</summary>
     public Func<IResultWriter, IResultWriter>? Results { get; init; }
 
-    /// <summary>Changes the ingest's settings (a harness that ends the supervisor's job itself, pixels carried to the sink).</summary>
+    /// <summary>Changes the ingest's settings (pixels carried to the sink for an annotator).</summary>
     public Func<IngestSettings, IngestSettings>? Ingest { get; init; }
 
     /// <summary>Called once the run streams: the harness reads the ingest's and the sink's counters while the job runs.</summary>
     public Action<IngestSession>? Started { get; init; }
 
-    /// <summary>Awaited after the last frame has its outcome, before the run ends and its actors stop: the harness reads the stages' counters.</summary>
+    /// <summary>
+    /// Awaited after the last frame has its outcome, before the run ends and its actors stop: the harness reads the stages'
+    /// counters. The supervisor's job stays open until then (its stages keep their counters); the runner ends it after.
+    /// </summary>
     public Func<IngestSession, Task>? BeforeEnd { get; init; }
 
     /// <summary>Called when the run could not start (the model could not be cut, the source or results not opened), with why.</summary>

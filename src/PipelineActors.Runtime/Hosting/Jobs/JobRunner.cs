@@ -79,6 +79,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         {
             // The last figures, after the last frame: what the host reports as the run's final word.
             await RefreshAsync(report: false);
+            if (_hooks?.BeforeEnd is not null)
+            {
+                _context.Supervisor.Tell(new JobEnded(_run.Spec.Name));
+            }
+
             End(_halting ? JobStates.Stopped : JobStates.Finished, ended.Detail, restartable: false);
         });
         Receive<RunFailed>(failed => End(JobStates.Failed, failed.Reason, restartable: Restartable));
@@ -149,6 +154,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             MaxCrashes = _context.Settings.Ingest.MaxCrashes,
         };
         settings = _hooks?.Ingest?.Invoke(settings) ?? settings;
+        if (_hooks?.BeforeEnd is not null)
+        {
+            settings = settings with { EndsJob = false }; // the stages stay until the harness has read them; the runner ends the job
+        }
+
         var session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
         _session = session;
         _status = _status with { State = JobStates.Running, LastId = prepared.FirstId - 1, Detail = string.Empty };
