@@ -106,6 +106,15 @@ public sealed record LocalRunOptions
 
     /// <summary>Seed of the chaos soak's actions (<c>--chaos-seed</c>); null draws one (printed, to replay the soak).</summary>
     public int? ChaosSeed { get; init; }
+
+    /// <summary>
+    /// The transfer layer's codec on every cut (<c>--codec</c>, names as <c>pipeline fidelity --codec</c> takes them);
+    /// null or <c>exact</c> is the exact wire (zero suppression only).
+    /// </summary>
+    public string? Codec { get; init; }
+
+    /// <summary>Frames of the source the codec's quantisers are calibrated on before the run (read from a second opening of it).</summary>
+    public int CalibrationFrames { get; init; } = CutCodecPlan.DefaultCalibrationFrames;
 }
 
 /// <summary>
@@ -186,6 +195,14 @@ public static partial class LocalRun
 
         var prepared = JobBuilder.Prepare(
             options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
+        var codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact);
+        if (!codec.IsExact)
+        {
+            // Calibrated on the run's own source, opened a second time, as pipeline fidelity calibrates on its first frames.
+            say($"calibrating the {codec.Text} codec on {options.CalibrationFrames} frame(s) of the source");
+            using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
+            prepared = CutCodecPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
+        }
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
@@ -260,7 +277,13 @@ public static partial class LocalRun
             var hooks = new JobRunHooks
             {
                 Model = prepared,
-                Source = model => RunSource(options, model, profile, chaos),
+                // A soak's source has no end of its own: the soak ends it when its minutes are over.
+                Source = model =>
+                {
+                    var source = OpenSource(
+                        options, profile, model, options.ChaosMinutes is null ? options.Frames : long.MaxValue, options.FramesPerSecond, endless: chaos is not null);
+                    return chaos is null ? source : chaos.Wrap(source);
+                },
                 Results = destinations =>
                 {
                     audited = new AuditingResultWriter(options.Results ?? destinations);
@@ -290,6 +313,7 @@ public static partial class LocalRun
             var soak = new List<(int Number, string Node, long InFlight, long Ticks)>();
             double? nextSoakKill = null;
             long shownEpoch = -1;
+            TimeSpan? unansweredSince = null;
             while (!session.Completed.IsCompleted)
             {
                 await Task.WhenAny(session.Completed, Task.Delay(500, cancellation));
@@ -312,8 +336,31 @@ public static partial class LocalRun
                         + $"a member judged it unreachable; see {options.LogFile ?? "the console log"}.");
                 }
 
-                var ingest = await session.IngestStatsAsync();
-                var sink = await session.SinkCountersAsync();
+                // A progress poll that goes unanswered is no failure of the run: on a starved machine (a soak at a load
+                // of 30 on 2 cores) the ingest answered a 10 s ask late, and that ended the run with a stack trace.
+                // Only a minute without one answer ends it, in one sentence.
+                IngestStats ingest;
+                SinkStats sink;
+                try
+                {
+                    ingest = await session.IngestStatsAsync();
+                    sink = await session.SinkCountersAsync();
+                    unansweredSince = null;
+                }
+                catch (AskTimeoutException)
+                {
+                    unansweredSince ??= clock.Elapsed;
+                    if (clock.Elapsed - unansweredSince > TimeSpan.FromMinutes(1))
+                    {
+                        throw new TimeoutException(
+                            $"The head's ingest and sink answered no progress poll for {(clock.Elapsed - unansweredSince.Value).TotalSeconds:0} s; "
+                            + $"see {options.LogFile ?? "the console log"}.");
+                    }
+
+                    say($"{clock.Elapsed.TotalSeconds,5:0.0} s  the ingest or sink did not answer a progress poll in 10 s; still waiting");
+                    continue;
+                }
+
                 if (monitor is not null)
                 {
                     options.OnSnapshot!(await monitor.Ask<MonitorSnapshot>(GetMonitorSnapshot.Instance, TimeSpan.FromSeconds(5), cancellation));
@@ -491,25 +538,6 @@ public static partial class LocalRun
         return [path];
     }
 
-    /// <summary>
-    /// The run's source: synthetic frames at the camera rate (dropped when the pipeline falls behind, as a live camera's are),
-    /// or the spec's, for the run's frames; a soak's has no end of its own (the soak ends it when its minutes are over).
-    /// </summary>
-    private static IFrameSource RunSource(LocalRunOptions options, PreparedModel prepared, ModelProfile? profile, ChaosRun? chaos)
-    {
-        var sourceFrames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
-        var uint8 = prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8);
-        IFrameSource source = options.Source == "synthetic" || profile is null
-            ? new SyntheticSource(prepared.SourceInputs, options.FramesPerSecond, options.ChaosMinutes is null ? options.Frames : null)
-            : new LimitedSource(
-                SourceSpec.Parse(
-                    options.Source,
-                    profile,
-                    new FrameSourceOptions(Uint8Pixels: uint8, Frames: sourceFrames, FramesPerSecond: options.FramesPerSecond > 0 ? options.FramesPerSecond : null)),
-                sourceFrames);
-        return chaos is null ? source : chaos.Wrap(source);
-    }
-
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
     public static IReadOnlyList<string> WorkerArgs(
         string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null, string? tlsFolder = null)
@@ -585,6 +613,21 @@ public static partial class LocalRun
 
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>The run's source: synthetic, or the spec through the model's profile; <paramref name="endless"/> for a soak's.</summary>
+    private static IFrameSource OpenSource(
+        LocalRunOptions options, ModelProfile? profile, PreparedModel prepared, long frames, double framesPerSecond, bool endless = false)
+    {
+        if (options.Source == "synthetic" || profile is null)
+        {
+            return new SyntheticSource(prepared.SourceInputs, framesPerSecond, endless ? null : frames);
+        }
+
+        var pixels = prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8);
+        return new LimitedSource(
+            SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: pixels, Frames: frames, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null)),
+            frames);
     }
 
     [GeneratedRegex(@"node akka(?:\.ssl)?\.tcp://pipeline@([^:]+):(\d+)")]

@@ -51,7 +51,7 @@ internal sealed class LocalRunJob
             NodeAddress.Of(head.Address));
         var model = head.System.ActorOf(
             ModelStoreActor.Props(new Dictionary<string, string> { [spec.ModelSha256] = Path.GetFullPath(options.ModelPath) }), "run-model");
-        var answer = await head.Jobs.Ask<JobSubmitted>(new SubmitJob(spec with { ModelStore = model }), TimeSpan.FromMinutes(2));
+        var answer = await head.Jobs.Ask<JobSubmitted>(new SubmitJob(spec with { ModelStore = model, Codec = options.Codec ?? Transfer.TransferSpec.Exact }), TimeSpan.FromMinutes(2));
         if (answer.Error.Length > 0)
         {
             throw new InvalidOperationException($"The run's cluster refused its job: {answer.Error}");

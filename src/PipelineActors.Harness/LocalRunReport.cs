@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Protocol;
+using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.DataPath.Sink;
 
@@ -77,6 +78,9 @@ public sealed record RunReport(
 
     /// <summary>The chaos soak's figures (<c>--chaos</c>); null for an ordinary run.</summary>
     public PipelineActors.Harness.Chaos.ChaosReport? Chaos { get; init; }
+
+    /// <summary>The codec every cut tensor crossed with (<c>exact</c>: zero suppression only); the stages' bytes out are its encoded sizes.</summary>
+    public string Codec { get; init; } = Transfer.TransferSpec.Exact;
 }
 
 /// <summary>The run's report: its figures from the ingest's, the sink's and the stages' counters and from the audit of the results.</summary>
@@ -97,7 +101,7 @@ public static partial class LocalRun
         {
             try
             {
-                var s = await placement.Stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+                var s = await StatsOf(placement.Stage);
                 rows.Add(new StageRow(
                     placement.Index,
                     placement.Node,
@@ -116,6 +120,21 @@ public static partial class LocalRun
         }
 
         return rows;
+    }
+
+    /// <summary>A stage's counters, asked up to three times: on a machine at a load average of 30 one 5 s ask has timed out.</summary>
+    private static async Task<StageStats> StatsOf(IActorRef stage)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
+            }
+            catch (AskTimeoutException) when (attempt < 3)
+            {
+            }
+        }
     }
 
     private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
@@ -179,6 +198,7 @@ public static partial class LocalRun
             ThroughputSeries = series,
             KillAtSeconds = killAt,
             RecoveryLiveAtSeconds = liveAt,
+            Codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text,
         };
     }
 

@@ -5,7 +5,11 @@ namespace PipelineActors.Protocol;
 /// <summary>One split of the model into <see cref="Stages"/>.Count stages; a run holds one per worker count.</summary>
 public sealed record SplitPlan(int Parts, IReadOnlyList<StageSpec> Stages);
 
-/// <summary>What a node needs to host one stage.</summary>
+/// <summary>
+/// What a node needs to host one stage. <see cref="Encodes"/> are the cut tensors it sends on encoded (with their
+/// calibration), <see cref="Decodes"/> the ones it receives encoded and decodes before inference; both empty (or null)
+/// is the exact wire, as before codecs.
+/// </summary>
 public sealed record StageSpec(
     int Index,
     StageFile File,
@@ -13,7 +17,27 @@ public sealed record StageSpec(
     IReadOnlyList<string> Outputs,
     IReadOnlyList<string> Forwarded,
     long Flops,
-    string Layers);
+    string Layers,
+    IReadOnlyList<CutCodec>? Encodes = null,
+    IReadOnlyList<CutCodec>? Decodes = null);
+
+/// <summary>
+/// How one cut tensor crosses to the stage that reads it: encoded with the transfer layer's codec <see cref="Codec"/>
+/// (<c>int8</c>, <c>fp16+zstd</c>, ...). The quantisers' per-channel <see cref="Scales"/> and <see cref="ZeroPoints"/> on
+/// <see cref="ChannelAxis"/> come from calibration and are what the encoding stage needs; a decoding stage gets them empty,
+/// since every encoded buffer carries its own.
+/// </summary>
+public sealed record CutCodec(string Tensor, string Codec, int ChannelAxis, float[] Scales, byte[] ZeroPoints)
+{
+    /// <summary>What the receiving end needs: the codec's name, no calibration.</summary>
+    public CutCodec ForDecoding() => this with { Scales = [], ZeroPoints = [] };
+
+    public bool Equals(CutCodec? other) =>
+        other is not null && Tensor == other.Tensor && Codec == other.Codec && ChannelAxis == other.ChannelAxis
+        && Scales.AsSpan().SequenceEqual(other.Scales) && ZeroPoints.AsSpan().SequenceEqual(other.ZeroPoints);
+
+    public override int GetHashCode() => HashCode.Combine(Tensor, Codec, Scales.Length);
+}
 
 /// <summary>
 /// The job: a model cut every way the cluster may need, where to fetch the stage files, and who

@@ -14,6 +14,7 @@ namespace PipelineActors.Protocol;
 /// <param name="FramesPerSecond">Camera rate; 0: as fast as the pipeline takes frames.</param>
 /// <param name="Frames">Frames to take from the source; 0: until the source ends.</param>
 /// <param name="IngestNode">The node (host:port) that runs the job's ingest and sink; empty: any ingest node.</param>
+/// <param name="Codec">The transfer layer's codec on every cut (as <c>pipeline run --codec</c> takes it); <c>exact</c>: none.</param>
 public sealed record JobSpec(
     string Name,
     string ModelSha256,
@@ -27,7 +28,8 @@ public sealed record JobSpec(
     double FramesPerSecond,
     long Frames,
     string IngestNode,
-    IActorRef ModelStore) : IJobMessage
+    IActorRef ModelStore,
+    string Codec = "exact") : IJobMessage
 {
     /// <summary>A local camera (V4L2) cannot follow the job to another node: the job stays where the camera is.</summary>
     public bool BoundToNode => Source.StartsWith("/dev/", StringComparison.Ordinal) || Source.StartsWith("v4l2:", StringComparison.Ordinal);

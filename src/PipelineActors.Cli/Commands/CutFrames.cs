@@ -29,7 +29,10 @@ internal sealed record CutModel(string Path, ModelProfile Profile, ModelAnalysis
     /// Cut positions from <c>--cut</c>: whole numbers separated by commas (cut positions from 'pipeline inspect'), or
     /// <c>balanced:N</c> for the cuts of the balanced N-part split (on FLOPs, as 'pipeline split --parts N' picks them).
     /// </summary>
-    public IReadOnlyList<int> Cuts(string text, string flag = "--cut")
+    public IReadOnlyList<int> Cuts(string text, string flag = "--cut") => CutsOf(Analysis, text, flag);
+
+    /// <inheritdoc cref="Cuts(string, string)"/>
+    public static IReadOnlyList<int> CutsOf(ModelAnalysis analysis, string text, string flag)
     {
         text = text.Trim();
         if (text.StartsWith("balanced:", StringComparison.Ordinal))
@@ -40,7 +43,7 @@ internal sealed record CutModel(string Path, ModelProfile Profile, ModelAnalysis
                 throw new PipelineInputException($"{flag} balanced:N needs a whole number of parts, 2 or more, not '{count}'.");
             }
 
-            return Balancer.Balance(Analysis, parts);
+            return Balancer.Balance(analysis, parts);
         }
 
         var positions = new List<int>();
@@ -52,7 +55,7 @@ internal sealed record CutModel(string Path, ModelProfile Profile, ModelAnalysis
                     $"{flag} takes cut positions from 'pipeline inspect' separated by commas, or balanced:N; '{part}' is neither.");
             }
 
-            Analysis.CutAt(position);
+            analysis.CutAt(position);
             positions.Add(position);
         }
 

@@ -42,9 +42,15 @@ internal static class JobCommand
         var window = new Option<int>("--window") { Description = "Frames in flight at most (0: workers + 1).", DefaultValueFactory = _ => 0 };
         var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 0 };
         var frames = new Option<long>("--frames") { Description = "Frames to take from the source (0: until it ends).", DefaultValueFactory = _ => 0 };
+        var codec = new Option<string>("--codec")
+        {
+            Description = "Codec on every cut tensor between stages, as pipeline run --codec takes it (int8 and int4 calibrated on the job's "
+                + "first frames); exact: zero suppression only.",
+            DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
+        };
         var command = new Command("submit", "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
         {
-            name, model, source, results, ingest, input, window, fps, frames,
+            name, model, source, results, ingest, input, window, fps, frames, codec,
         };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
@@ -58,7 +64,10 @@ internal static class JobCommand
                 parse.GetValue(window),
                 parse.GetValue(fps),
                 parse.GetValue(frames),
-                parse.GetValue(ingest) ?? string.Empty);
+                parse.GetValue(ingest) ?? string.Empty) with
+            {
+                Codec = Runtime.ControlPath.Planning.CutCodecPlan.Parse(parse.GetValue(codec)!).Text,
+            };
             return WithClusterAsync(join, parse, "job client", async node =>
             {
                 // The registry fetches the model from this process before it answers: the job then needs nobody here.

@@ -11,6 +11,7 @@ using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
+using PipelineActors.Runtime.ControlPath.Planning;
 
 namespace PipelineActors.Cli.Commands;
 
@@ -56,10 +57,21 @@ internal static class RunCommand
                 + "detector's pause, restarted, added and removed every few seconds; prints what came through and each node's memory.",
         };
         var chaosSeed = new Option<int?>("--chaos-seed") { Description = "Seed of the chaos soak's actions (default: a random one, printed)." };
+        var cuts = new Option<string?>("--cuts")
+        {
+            Description = "Cut the model at these positions from 'pipeline inspect' (comma separated; or balanced:N on FLOPs), one stage per "
+                + "worker in order, instead of the measured balanced split (which may cut elsewhere on every run); N cuts need --nodes N+1.",
+        };
+        var codec = new Option<string>("--codec")
+        {
+            Description = "Codec on every cut tensor between stages, named as pipeline fidelity --codec names it (int8, int4:percentile+zstd, "
+                + "fp16, lz4, ...; not pca or pool2); int8 and int4 are calibrated first on frames of the source. exact: zero suppression only.",
+            DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
+        };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
-            annotate, emulate, plan, chaos, chaosSeed,
+            annotate, emulate, plan, chaos, chaosSeed, cuts, codec,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -87,8 +99,28 @@ internal static class RunCommand
             }
 
             CheckChaos(parse.GetValue(chaos), parse.GetValue(chaosSeed), parse.GetValue(kill), parse.GetValue(add), parse.GetValue(soak));
+            var transfer = CutCodecPlan.Parse(parse.GetValue(codec)!); // a bad name is one sentence before anything starts
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
-            OnnxModelFile.Load(modelPath); // a clear error before anything starts
+            var modelFile = OnnxModelFile.Load(modelPath); // a clear error before anything starts
+            StagePlacement? fixedCuts = null;
+            if (parse.GetValue(cuts) is { } cutText)
+            {
+                if (planned)
+                {
+                    throw new PipelineInputException("--cuts fixes where the model is cut and --plan planned lets the planner choose; give one of them.");
+                }
+
+                var analysis = ModelAnalysis.Analyze(modelFile, InputSizes.ParseOverrides(parse.GetValue(input) ?? []));
+                var positions = CutModel.CutsOf(analysis, cutText, "--cuts");
+                if (positions.Count + 1 != parse.GetValue(nodes))
+                {
+                    throw new PipelineInputException(
+                        $"--cuts {cutText} makes {positions.Count + 1} stages, one per worker, so it needs --nodes {positions.Count + 1}, not {parse.GetValue(nodes)}.");
+                }
+
+                fixedCuts = new StagePlacement(positions, [.. Enumerable.Range(0, positions.Count + 1)]);
+            }
+
             var resultsPath = parse.GetValue(results);
             var quiet = parse.GetValue(json) || resultsPath == "-";
             var options = new LocalRunOptions
@@ -115,6 +147,8 @@ internal static class RunCommand
                 Emulation = emulation,
                 ChaosMinutes = parse.GetValue(chaos),
                 ChaosSeed = parse.GetValue(chaosSeed),
+                Codec = transfer.Text,
+                Placement = fixedCuts,
             };
             PricedConfiguration? chosen = null;
             IReadOnlyList<string> chosenStages = [];
@@ -142,28 +176,37 @@ internal static class RunCommand
                 cancel.Cancel();
             };
             RunReport report;
-            if (parse.GetValue(dashboard) && !quiet)
+            try
             {
-                RunReport? done = null;
-                context.Console.Live(new Spectre.Console.Text("starting the cluster...")).StartAsync(async live =>
+                if (parse.GetValue(dashboard) && !quiet)
                 {
-                    done = await LocalRun.RunAsync(
-                        options with
-                        {
-                            Progress = null,
-                            OnSnapshot = snapshot =>
+                    RunReport? done = null;
+                    context.Console.Live(new Spectre.Console.Text("starting the cluster...")).StartAsync(async live =>
+                    {
+                        done = await LocalRun.RunAsync(
+                            options with
                             {
-                                live.UpdateTarget(MonitorView.Render(snapshot));
-                                live.Refresh();
+                                Progress = null,
+                                OnSnapshot = snapshot =>
+                                {
+                                    live.UpdateTarget(MonitorView.Render(snapshot));
+                                    live.Refresh();
+                                },
                             },
-                        },
-                        cancel.Token);
-                }).GetAwaiter().GetResult();
-                report = done!;
+                            cancel.Token);
+                    }).GetAwaiter().GetResult();
+                    report = done!;
+                }
+                else
+                {
+                    report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+                }
             }
-            else
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException or Akka.Actor.AskTimeoutException)
             {
-                report = LocalRun.RunAsync(options, cancel.Token).GetAwaiter().GetResult();
+                // The run failed on its own (the cluster lost its head, nothing answered): one sentence, the log has the rest.
+                context.Error.WriteLine($"error: the run failed: {e.Message}");
+                return 1;
             }
 
             if (chosen is not null)
@@ -232,6 +275,7 @@ internal static class RunCommand
         var summary = new Table().Border(TableBorder.Rounded).AddColumn("").AddColumn("", c => c.RightAligned()).HideHeaders();
         void Row(string k, string v) => summary.AddRow(k, v);
         Row("model", Markup.Escape(r.Model));
+        Row("codec on the cuts", Markup.Escape(r.Codec));
         Row("workers / stages", $"{r.Workers} / {r.Parts}");
         Row("frames in", r.FramesIn.ToString(CultureInfo.InvariantCulture));
         Row("results out", r.ResultsOut.ToString(CultureInfo.InvariantCulture));

@@ -306,10 +306,47 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         WriteList(w, s.Forwarded, (x, v) => x.Write(v));
         w.Write(s.Flops);
         w.Write(s.Layers);
+        WriteList(w, s.Encodes ?? [], WriteCutCodec);
+        WriteList(w, s.Decodes ?? [], WriteCutCodec);
     }
 
     private static StageSpec ReadSpec(WireReader r) =>
-        new(r.ReadIndex(), ReadFile(r), ReadStrings(r), ReadStrings(r), ReadStrings(r), r.ReadInt64(), r.ReadString());
+        new(r.ReadIndex(), ReadFile(r), ReadStrings(r), ReadStrings(r), ReadStrings(r), r.ReadInt64(), r.ReadString(),
+            NullWhenEmpty(ReadList(r, ReadCutCodec)), NullWhenEmpty(ReadList(r, ReadCutCodec)));
+
+    /// <summary>No coded tensors reads back as null, the exact wire, as a spec made without codecs has it.</summary>
+    private static List<CutCodec>? NullWhenEmpty(List<CutCodec> codecs) => codecs.Count == 0 ? null : codecs;
+
+    private static void WriteCutCodec(BinaryWriter w, CutCodec c)
+    {
+        w.Write(c.Tensor);
+        w.Write(c.Codec);
+        w.Write(c.ChannelAxis);
+        w.Write(c.Scales.Length);
+        foreach (var scale in c.Scales)
+        {
+            w.Write(scale);
+        }
+
+        w.Write(c.ZeroPoints.Length);
+        w.Write(c.ZeroPoints);
+    }
+
+    private static CutCodec ReadCutCodec(WireReader r)
+    {
+        var tensor = r.ReadString();
+        var codec = r.ReadString();
+        var axis = r.ReadCount(byte.MaxValue, "A cut codec's channel axis");
+        // Four bytes a scale: a count past what is left is refused before the array is made.
+        var scales = new float[r.ReadCount(Math.Min(r.Limits.ListItems, r.Remaining / sizeof(float)), "A cut codec's scale count")];
+        for (var i = 0; i < scales.Length; i++)
+        {
+            scales[i] = r.ReadSingle();
+        }
+
+        var zeroPoints = r.ReadBytes(r.ReadCount(Math.Min(r.Limits.ListItems, r.Remaining), "A cut codec's zero-point count"));
+        return new CutCodec(tensor, codec, axis, scales, zeroPoints);
+    }
 
     private static List<string> ReadStrings(WireReader r) => ReadList(r, x => x.ReadString());
 

@@ -128,6 +128,7 @@ public sealed class JobSerializer : SerializerWithStringManifest
         WireFields.WriteStrings(w, s.InputSizes);
         w.Write(s.Window); w.Write(s.FramesPerSecond); w.Write(s.Frames); w.Write(s.IngestNode);
         WireFields.WriteRef(w, s.ModelStore);
+        w.Write(s.Codec);
     }
 
     // Sizes are checked here (the model's SHA, its length, the window, the rate, the frame count); what the words mean (a
@@ -138,7 +139,8 @@ public sealed class JobSerializer : SerializerWithStringManifest
         WireFields.ReadStrings(r), WireFields.ReadStrings(r),
         r.ReadCount(r.Limits.Window, "A job's frame window"), ReadRate(r), WireLimits.Check(r.ReadInt64(), long.MaxValue, "A job's frame count"),
         r.ReadString(),
-        WireFields.ReadRef(_system, r));
+        WireFields.ReadRef(_system, r),
+        r.ReadString());
 
     private static double ReadRate(WireReader r)
     {

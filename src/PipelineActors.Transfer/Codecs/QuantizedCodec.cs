@@ -90,6 +90,9 @@ public sealed class QuantizedCodec : ITensorCodec
 
     public IReadOnlyList<ChannelQuantization> Channels => _channels;
 
+    /// <summary>The axis whose entries each have a quantiser of their own (1: NCHW channels).</summary>
+    public int ChannelAxis => _channelAxis;
+
     public string Name { get; }
 
     public CodecPromise Promise { get; }

@@ -52,6 +52,22 @@ public static class TensorCodecs
         }
     }
 
+    /// <summary>
+    /// The encoder for <paramref name="spec"/> with quantisers already calibrated elsewhere (a plan carries them to the
+    /// stage that encodes); a codec that needs none ignores <paramref name="channels"/>.
+    /// </summary>
+    public static ITensorCodec WithQuantizers(string spec, int channelAxis, IReadOnlyList<ChannelQuantization> channels)
+    {
+        var (name, _, lossless) = Parse(spec);
+        if (name is not ("int8" or "int4"))
+        {
+            return Create(spec, null);
+        }
+
+        var bits = name == "int8" ? 8 : 4;
+        return new QuantizedCodec(bits, [.. channels.Select(c => c with { Bits = bits })], channelAxis, lossless);
+    }
+
     /// <summary>A decoder for buffers of codec <paramref name="spec"/>: quantised buffers carry their own scales.</summary>
     public static ITensorCodec Decoder(string spec)
     {

@@ -52,7 +52,9 @@ public sealed partial class RunJobPathSpecs : IDisposable
         var report = await run;
         Assert.True(status is not null, "pipeline job status never saw the run's job running:\n" + string.Join('\n', lines));
         Assert.Equal(head, status.RootElement.GetProperty("node").GetString());
-        Assert.Equal(40, report.ResultsOut);
+        // The synthetic camera is live: a frame the pipeline was not ready for is skipped, as a camera's would be.
+        Assert.True(report.ResultsOut > 0);
+        Assert.Equal(report.FramesIn, report.ResultsOut);
         Assert.True(report.Clean, $"lost {report.Lost}, duplicated {report.Duplicated}, out of order {report.OutOfOrder}");
         status.Dispose();
     }

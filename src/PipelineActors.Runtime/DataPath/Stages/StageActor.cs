@@ -11,6 +11,7 @@ using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.Onnx.Cost;
+using PipelineActors.Transfer.Codecs;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
 
@@ -47,6 +48,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
     private readonly ModelCache? _cache;
     private IDisposable? _lease;
     private StageSession? _session;
+    private CutCoding? _coding;
     private long _epoch = -1;
     private IReadOnlyList<IActorRef> _successors = [];
     private IActorRef _ingest = ActorRefs.Nobody;
@@ -158,6 +160,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             // Loaded from the bytes that were hashed, not from the path: the file cannot change between check and load.
             _lease = _cache?.Use(_spec.File.Sha256);
             _session = new StageSession(ModelCache.ReadVerified(_modelPath, _spec.File.Sha256), _threads);
+            var session = _session;
+            _coding = CutCoding.For(_spec, name => session.StaticInputShape(name) is { } shape ? DecodeLimits.For(shape) : DecodeLimits.Default);
             var warmup = _session.WarmUp(_session.WarmUpInputs());
             Context.Parent.Tell(new StageReady(_parts, _spec.Index, warmup));
             Timers.StartPeriodicTimer("report", PublishReport.Instance, TimeSpan.FromSeconds(1));
@@ -202,11 +206,23 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             _firstFrameAt = Stopwatch.GetTimestamp();
         }
 
+        IReadOnlyList<FrameTensor> inputs;
+        try
+        {
+            inputs = _coding?.Decode(frame.Tensors) ?? frame.Tensors;
+        }
+        catch (CutCodingException e)
+        {
+            // The sender's bytes or plan are wrong, not this stage: this attempt fails, the stage keeps serving.
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, e.Message);
+            return;
+        }
+
         var start = Stopwatch.GetTimestamp();
         IReadOnlyList<FrameTensor> produced;
         try
         {
-            produced = _session.Run(frame.Tensors);
+            produced = _session.Run(inputs);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -228,7 +244,18 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         _frames++;
 
         var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
-        tensors.AddRange(produced);
+        try
+        {
+            tensors.AddRange(_coding?.Encode(produced) ?? produced);
+        }
+        catch (Exception e) when (e is ArgumentException or TensorCodecException)
+        {
+            // A tensor the plan's calibration does not fit (another channel count): this frame fails, the next may not.
+            Reject(frame.FrameId, frame.Epoch, frame.Attempt, $"its cut tensors could not be encoded: {FirstLine(e)}");
+            return;
+        }
+
+        // Forwarded tensors go on as they came: still encoded, where the stage that made them encoded them.
         foreach (var name in _spec.Forwarded)
         {
             var carried = frame.Tensors.FirstOrDefault(t => t.Name == name);

@@ -67,6 +67,12 @@ public sealed class StageSession : IDisposable
     /// <summary>Outputs written into buffers kept between frames (known after the first frame): the fast path.</summary>
     public IReadOnlyList<string> ReusedOutputs => _outputNames.Where((_, i) => _reused[i]).ToList();
 
+    /// <summary>The shape the model declares for input <paramref name="name"/> when every dimension is fixed; null otherwise.</summary>
+    public long[]? StaticInputShape(string name) =>
+        _session.InputMetadata.TryGetValue(name, out var meta) && meta.Dimensions.Length > 0 && meta.Dimensions.All(d => d > 0)
+            ? meta.Dimensions.Select(d => (long)d).ToArray()
+            : null;
+
     /// <summary>Runs a few frames of zeros-and-noise so the first real frame is not 2-4x slower; returns the warm-up time.</summary>
     public double WarmUp(IReadOnlyList<TensorInfo> inputs, int runs = 3)
     {

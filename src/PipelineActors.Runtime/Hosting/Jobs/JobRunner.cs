@@ -314,26 +314,32 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             // Numbering goes on after the registry's last id and after the last result already written, whichever is later.
             var first = Math.Max(firstId, (lastWritten ?? -1) + 1);
             var frames = spec.Frames > 0 ? Math.Max(0, spec.Frames - first) : long.MaxValue;
-            IFrameSource source;
-            if (hooks?.Source is { } open)
+            IFrameSource Open(double framesPerSecond, long count, long skip)
             {
-                source = open(model);
-            }
-            else if (synthetic || profile is null)
-            {
-                // A synthetic job plays like a clip at its rate: it waits for the pipeline rather than dropping frames,
-                // and resumes where its last run stopped (each frame's pattern is its id's).
-                source = new LimitedSource(new SyntheticSource(model.SourceInputs, spec.FramesPerSecond, live: false), frames, skip: first);
-            }
-            else
-            {
-                var uint8 = model.SourceInputs.Any(t => t.ElementType == TensorProto.Types.DataType.Uint8);
-                var options = new FrameSourceOptions(Uint8Pixels: uint8, FramesPerSecond: spec.FramesPerSecond > 0 ? spec.FramesPerSecond : null);
+                if (synthetic || profile is null)
+                {
+                    // A synthetic job plays like a clip at its rate: it waits for the pipeline rather than dropping frames,
+                    // and resumes where its last run stopped (each frame's pattern is its id's).
+                    return new LimitedSource(new SyntheticSource(model.SourceInputs, framesPerSecond, live: false), count, skip);
+                }
 
-                // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
-                var skip = ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? 0 : first;
-                source = new LimitedSource(SourceSpec.Parse(spec.Source, profile, options), frames, skip);
+                var uint8 = model.SourceInputs.Any(t => t.ElementType == TensorProto.Types.DataType.Uint8);
+                var options = new FrameSourceOptions(Uint8Pixels: uint8, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null);
+                return new LimitedSource(SourceSpec.Parse(spec.Source, profile, options), count, skip);
             }
+
+            var codec = CutCodecPlan.Parse(spec.Codec);
+            if (!codec.IsExact && hooks?.Model is null) // a harness's own cut comes calibrated already
+            {
+                // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
+                using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
+                model = CutCodecPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
+            }
+
+            // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
+            var source = hooks?.Source is { } open
+                ? open(model)
+                : Open(spec.FramesPerSecond, frames, synthetic || profile is null || !ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? first : 0);
 
             return new Prepared(model, source, writer, first);
         }

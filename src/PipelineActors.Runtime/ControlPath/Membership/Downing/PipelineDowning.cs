@@ -10,7 +10,8 @@ namespace PipelineActors.Runtime.ControlPath.Membership.Downing;
 /// <param name="StableAfter">How long a condition must hold before a member is downed for it.</param>
 /// <param name="ViewInterval">How often each node sends its views to every member.</param>
 /// <param name="SilentAfter">A member whose views have not risen for this long is silent.</param>
-public sealed record DowningSettings(TimeSpan StableAfter, TimeSpan ViewInterval, TimeSpan SilentAfter)
+/// <param name="FirstViewGrace">How long a member just seen joining may stay silent before its first view arrives.</param>
+public sealed record DowningSettings(TimeSpan StableAfter, TimeSpan ViewInterval, TimeSpan SilentAfter, TimeSpan FirstViewGrace)
 {
     public static DowningSettings From(Config config)
     {
@@ -18,11 +19,12 @@ public sealed record DowningSettings(TimeSpan StableAfter, TimeSpan ViewInterval
         var settings = new DowningSettings(
             c.GetTimeSpan("stable-after", TimeSpan.FromSeconds(1.5)),
             c.GetTimeSpan("view-interval", TimeSpan.FromMilliseconds(250)),
-            c.GetTimeSpan("silent-after", TimeSpan.FromSeconds(1.25)));
-        return settings.SilentAfter > 2 * settings.ViewInterval && settings.StableAfter > TimeSpan.Zero
+            c.GetTimeSpan("silent-after", TimeSpan.FromSeconds(1.25)),
+            c.GetTimeSpan("first-view-grace", TimeSpan.FromSeconds(5)));
+        return settings.SilentAfter > 2 * settings.ViewInterval && settings.StableAfter > TimeSpan.Zero && settings.FirstViewGrace >= TimeSpan.Zero
             ? settings
             : throw new ConfigurationException(
-                "pipeline.downing.silent-after must be more than two view-intervals, and stable-after more than zero.");
+                "pipeline.downing.silent-after must be more than two view-intervals, stable-after more than zero and first-view-grace not negative.");
     }
 }
 
@@ -64,6 +66,7 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<MemberId, (ReachabilityView View, TimeSpan Rose)> _views = [];
     private readonly HashSet<UniqueAddress> _downed = [];
+    private readonly Dictionary<UniqueAddress, TimeSpan> _firstSeen = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly MemberId _self;
     private long _sequence;
@@ -116,6 +119,16 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
         }
 
         var now = _clock.Elapsed;
+        foreach (var member in members)
+        {
+            _firstSeen.TryAdd(member.UniqueAddress, now);
+        }
+
+        foreach (var gone in _firstSeen.Keys.Where(k => !current.ContainsKey(IdOf(k))).ToList())
+        {
+            _firstSeen.Remove(gone);
+        }
+
         var detector = _cluster.FailureDetector;
         var cannotHear = members
             .Where(m => !m.UniqueAddress.Equals(_cluster.SelfUniqueAddress) && detector.IsMonitoring(m.Address) && !detector.IsAvailable(m.Address))
@@ -141,8 +154,7 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
             state.Unreachable.Select(m => m.UniqueAddress).ToHashSet(),
             members
                 .Select(m => m.UniqueAddress)
-                .Where(id => !id.Equals(_cluster.SelfUniqueAddress)
-                    && (!_views.TryGetValue(IdOf(id), out var v) || now - v.Rose >= _settings.SilentAfter))
+                .Where(id => !id.Equals(_cluster.SelfUniqueAddress) && IsSilent(id, now))
                 .ToHashSet(),
             _views.Values
                 .Where(v => now - v.Rose < _settings.SilentAfter && current.ContainsKey(v.View.Observer))
@@ -158,6 +170,16 @@ public sealed class DowningActor : ReceiveActor, IWithTimers
             }
         }
     }
+
+    /// <summary>
+    /// No view of the member rose lately. A member never heard from is silent only after a grace from when it was first
+    /// seen: a process that has just started (JIT, TLS handshakes, on a loaded board) is often late with its first
+    /// heartbeats, and the soak downed such newcomers a second after they joined.
+    /// </summary>
+    private bool IsSilent(UniqueAddress id, TimeSpan now) =>
+        _views.TryGetValue(IdOf(id), out var v)
+            ? now - v.Rose >= _settings.SilentAfter
+            : now - _firstSeen.GetValueOrDefault(id, now) >= _settings.FirstViewGrace;
 
     private sealed class Tick
     {
