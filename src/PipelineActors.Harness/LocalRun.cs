@@ -280,8 +280,8 @@ public static partial class LocalRun
                 // A soak's source has no end of its own: the soak ends it when its minutes are over.
                 Source = model =>
                 {
-                    var source = OpenSource(
-                        options, profile, model, options.ChaosMinutes is null ? options.Frames : long.MaxValue, options.FramesPerSecond, endless: chaos is not null);
+                    var frames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
+                    var source = OpenSource(options, profile, model, frames, options.FramesPerSecond, endless: chaos is not null);
                     return chaos is null ? source : chaos.Wrap(source);
                 },
                 Results = destinations =>

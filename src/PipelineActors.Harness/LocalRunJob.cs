@@ -28,7 +28,12 @@ internal sealed class LocalRunJob
     /// <summary>Registers the hooks on the head, submits the job and returns once the registry has accepted it.</summary>
     /// <param name="results">The result destinations of the spec (a file path or <c>-</c>), empty for none.</param>
     public static async Task<LocalRunJob> SubmitAsync(
-        PipelineNode head, LocalRunOptions options, IReadOnlyDictionary<string, long[]>? sizes, IReadOnlyList<string> results, int window, JobRunHooks hooks)
+        PipelineNode head,
+        LocalRunOptions options,
+        IReadOnlyDictionary<string, long[]>? sizes,
+        IReadOnlyList<string> results,
+        int window,
+        JobRunHooks hooks)
     {
         var job = new LocalRunJob();
         head.JobHooks.Set(Name, hooks with
@@ -44,14 +49,15 @@ internal sealed class LocalRunJob
             options.ModelPath,
             options.Source,
             results,
-            (sizes ?? new Dictionary<string, long[]>()).Select(s => $"{s.Key}={string.Join('x', s.Value.Select(d => d.ToString(CultureInfo.InvariantCulture)))}").ToList(),
+            (sizes ?? new Dictionary<string, long[]>()).Select(s => $"{s.Key}={Dimensions(s.Value)}").ToList(),
             window,
             Math.Clamp(options.FramesPerSecond, 0, 10_000), // what the spec shows: the run's own source paces itself
             options.ChaosMinutes is null ? Math.Max(0, options.Frames) : 0,
             NodeAddress.Of(head.Address));
         var model = head.System.ActorOf(
             ModelStoreActor.Props(new Dictionary<string, string> { [spec.ModelSha256] = Path.GetFullPath(options.ModelPath) }), "run-model");
-        var answer = await head.Jobs.Ask<JobSubmitted>(new SubmitJob(spec with { ModelStore = model, Codec = options.Codec ?? Transfer.TransferSpec.Exact }), TimeSpan.FromMinutes(2));
+        var submit = new SubmitJob(spec with { ModelStore = model, Codec = options.Codec ?? Transfer.TransferSpec.Exact });
+        var answer = await head.Jobs.Ask<JobSubmitted>(submit, TimeSpan.FromMinutes(2));
         if (answer.Error.Length > 0)
         {
             throw new InvalidOperationException($"The run's cluster refused its job: {answer.Error}");
@@ -59,6 +65,8 @@ internal sealed class LocalRunJob
 
         return job;
     }
+
+    private static string Dimensions(long[] shape) => string.Join('x', shape.Select(d => d.ToString(CultureInfo.InvariantCulture)));
 
     /// <summary>The job's ingest session, once its runner on the head streams; faults with why it could not start.</summary>
     public async Task<IngestSession> StartedAsync(PipelineNode head, TimeSpan timeout)

@@ -40,7 +40,8 @@ public sealed partial class RunJobPathSpecs : IDisposable
 
             var seed = submitted.Groups["seed"].Value;
             head = SeedHost().Match(seed).Groups[1].Value;
-            var asked = await Task.Run(() => Cli.Run("job", "status", "--name", "run", "--seed", seed, "--tls", submitted.Groups["tls"].Value, "--json"));
+            var tls = submitted.Groups["tls"].Value;
+            var asked = await Task.Run(() => Cli.Run("job", "status", "--name", "run", "--seed", seed, "--tls", tls, "--json"));
             Assert.True(asked.ExitCode == 0, asked.Error + asked.Output);
             using var answer = JsonDocument.Parse(asked.Output);
             if (answer.RootElement.GetProperty("state").GetString() == "running")
