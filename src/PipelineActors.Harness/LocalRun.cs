@@ -20,6 +20,7 @@ using PipelineActors.Harness.Chaos;
 using PipelineActors.Harness.Emulation;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Runtime.ControlPath.Placement;
+using PipelineActors.Runtime.Hosting.Jobs;
 
 namespace PipelineActors.Harness;
 
@@ -116,85 +117,11 @@ public sealed record LocalRunOptions
     public int CalibrationFrames { get; init; } = CutCodecPlan.DefaultCalibrationFrames;
 }
 
-/// <summary>Results per second in one half-second bin, seconds from the first result.</summary>
-public sealed record ThroughputPoint(double Seconds, double FramesPerSecond);
-
-/// <summary>How one worker of a run was emulated: its CPU quota, link rate and added delay (null: not limited).</summary>
-public sealed record EmulatedWorkerRow(string Worker, string? Node, string Address, double? Cpu, double? LinkMbit, double LatencyMs);
-
-/// <summary>One kill of a soak run: which node, and how long until a result came through the new plan.</summary>
-public sealed record SoakKill(int Number, string Node, long InFlight, double? RecoveryMs);
-
-/// <summary>A worker process's resource use over a run.</summary>
-public sealed record NodeRow(string Node, string? Cores, double CpuSeconds, double CpuSecondsPerFrame, long RssBytes);
-
-/// <summary>One stage's row in a run's summary.</summary>
-public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95, long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
-
-/// <summary>A run's summary: what came in, what came out, how fast, and how recovery went.</summary>
-public sealed record RunReport(
-    string Model,
-    int Workers,
-    int Parts,
-    long FramesIn,
-    long ResultsOut,
-    long Lost,
-    long Duplicated,
-    long DuplicatesDropped,
-    long OutOfOrder,
-    long Skipped,
-    long Failed,
-    long Resent,
-    long Replayed,
-    double FramesPerSecond,
-    double LatencyP50Ms,
-    double LatencyP95Ms,
-    double LatencyP99Ms,
-    IReadOnlyList<StageRow> Stages,
-    string? KilledNode,
-    long? InFlightAtKill,
-    double? RecoveryToFirstResultMs,
-    double? RecoveryToSteadyMs,
-    string? AddedNode,
-    IReadOnlyList<SoakKill> SoakKills,
-    IReadOnlyList<NodeRow> Nodes,
-    double HeadCpuSecondsPerFrame,
-    IReadOnlyList<string> Events)
-{
-    /// <summary>Latency at percentiles 0, 1, ..., 100 (ms), for a CDF.</summary>
-    public IReadOnlyList<double> LatencyPercentiles { get; init; } = [];
-
-    /// <summary>Results per second in half-second bins, from the first result on: (seconds, frames/s).</summary>
-    public IReadOnlyList<ThroughputPoint> ThroughputSeries { get; init; } = [];
-
-    /// <summary>When the worker was killed and when the recovery plan went live, in seconds from the first result.</summary>
-    public double? KillAtSeconds { get; init; }
-
-    public double? RecoveryLiveAtSeconds { get; init; }
-
-    /// <summary>Every frame that went in reached the results exactly once, in order (the audit's verdict, not the ingest's).</summary>
-    public bool Clean => Lost == 0 && Duplicated == 0 && OutOfOrder == 0;
-
-    /// <summary>Each worker's emulation (<c>--emulate</c>), in worker order; empty when the run had none.</summary>
-    public IReadOnlyList<EmulatedWorkerRow> Emulation { get; init; } = [];
-
-    /// <summary>With <c>--plan planned</c>: one line per planned stage (worker, nodes, predicted compute); empty otherwise.</summary>
-    public IReadOnlyList<string> PlannedStages { get; init; } = [];
-
-    /// <summary>With <c>--plan planned</c>: the frames/s the planner's cost model predicted for the plan.</summary>
-    public double? PredictedFramesPerSecond { get; init; }
-
-    /// <summary>The chaos soak's figures (<c>--chaos</c>); null for an ordinary run.</summary>
-    public PipelineActors.Harness.Chaos.ChaosReport? Chaos { get; init; }
-
-    /// <summary>The codec every cut tensor crossed with (<c>exact</c>: zero suppression only); the stages' bytes out are its encoded sizes.</summary>
-    public string Codec { get; init; } = Transfer.TransferSpec.Exact;
-}
-
 /// <summary>
 /// Starts a local cluster: this process is the coordinator and ingest node, the workers are child
 /// processes of the built node binary, each pinned to its own core where the machine has enough.
-/// Streams the source through the model and reports.
+/// Submits the run as a job to the cluster's registry (<see cref="LocalRunJob"/>), so the head's job host streams it as
+/// it would a submitted job, watches it (faults, workers added) and reports (<c>LocalRunReport.cs</c>).
 /// </summary>
 public static partial class LocalRun
 {
@@ -289,8 +216,10 @@ public static partial class LocalRun
             : null;
         // The run's cluster speaks TLS like a deployed one: throwaway certificates, removed when the run ends.
         using var certificates = ThrowawayCertificates.Create();
+        // The run's registry keeps its jobs in a folder of its own: a run never resumes another run's job, nor a service's.
+        using var state = RunStateFolder.Create();
         await using var head = PipelineNode.Start(
-            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile },
+            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile, StateFolder = state.Path },
             policy,
             tls: certificates.Head());
         await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
@@ -302,6 +231,7 @@ public static partial class LocalRun
         var pin = options.Pin && cores >= maxWorkers + 1 && options.ChaosMinutes is null;
         var workers = new List<NodeProcess>();
         ChaosRun? chaos = null;
+        LocalRunJob? released = null;
         try
         {
             NodeProcess Launch(int i)
@@ -331,37 +261,43 @@ public static partial class LocalRun
             await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
 
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
-            var settings = new IngestSettings(window, head.Settings.Ingest.MinDeadline, head.Settings.Ingest.MaxAttempts, head.Settings.ChunkBytes)
+            if (options.Annotate is not null && profile?.Decoder is null)
             {
-                MaxCrashes = head.Settings.Ingest.MaxCrashes,
-                EndsJob = false, // the report reads the stages' counters first, then ends the job
-            };
-            // A soak's source has no end of its own: the soak ends it when its minutes are over.
-            var sourceFrames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
-            var source = OpenSource(options, profile, prepared, sourceFrames, options.FramesPerSecond, endless: options.ChaosMinutes is not null);
+                throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
+            }
+
             if (options.ChaosMinutes is { } minutes)
             {
                 chaos = ChaosRun.Create(minutes, options, head.System, workers, LaunchAnother, say);
-                source = chaos.Wrap(source);
             }
+
             // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
-            // with the ingest's or the sink's bookkeeping.
-            var audited = new AuditingResultWriter(options.Results ?? ResultsFor(options.ResultsPath, profile));
-            IResultWriter results = options.BeforeAudit is { } fault ? fault(audited) : audited;
-            if (options.Annotate is not null)
+            // with the ingest's or the sink's bookkeeping; the job's destinations (or the caller's writer) sit behind it.
+            AuditingResultWriter? audited = null;
+            var hooks = new JobRunHooks
             {
-                if (profile?.Decoder is null)
+                Model = prepared,
+                // A soak's source has no end of its own: the soak ends it when its minutes are over.
+                Source = model =>
                 {
-                    throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
-                }
-
+                    var frames = options.ChaosMinutes is null ? options.Frames : long.MaxValue;
+                    var source = OpenSource(options, profile, model, frames, options.FramesPerSecond, endless: chaos is not null);
+                    return chaos is null ? source : chaos.Wrap(source);
+                },
+                Results = destinations =>
+                {
+                    audited = new AuditingResultWriter(options.Results ?? destinations);
+                    IResultWriter results = options.BeforeAudit is { } fault ? fault(audited) : audited;
+                    return options.Annotate is { } annotate ? annotate(profile!, results) : results;
+                },
                 // The pixels ride on each frame's outcome to the writer that draws on them.
-                settings = settings with { PixelsToSink = true };
-                results = options.Annotate(profile, results);
-            }
-
-            IngestSession.CheckFits(head.System, prepared.Splits, head.Settings.MaximumFrameSize);
-            var session = IngestSession.Start(head, prepared, source, results, settings, "run");
+                Ingest = s => s with { PixelsToSink = options.Annotate is not null },
+            };
+            var job = await LocalRunJob.SubmitAsync(head, options, sizes, ResultDestinationsOf(options), window, hooks);
+            say($"submitted job {LocalRunJob.Name} to the cluster's job registry; see it with: pipeline job status --name {LocalRunJob.Name} "
+                + $"--seed {head.SeedUri} --tls {certificates.MonitorFolder}");
+            var session = await job.StartedAsync(head, TimeSpan.FromMinutes(2));
+            released = job;
 
             var clock = Stopwatch.StartNew();
             // CPU is counted from the first result on, so model loading and warm-up are not charged to frames.
@@ -508,9 +444,7 @@ public static partial class LocalRun
             var finalIngest = await session.IngestStatsAsync();
             var finalSink = await session.SinkStatsAsync();
             var stages = await StageRows(finalIngest.Plan);
-            // On the ingest's behalf (the supervisor takes a job's end from its ingest's node only; with no sender it
-            // dropped this, and the stages lingered until the orphan grace).
-            head.Supervisor.Tell(new JobEnded("run"), session.Ingest);
+            job.Release(); // the runner ends the supervisor's job (from the ingest's node) now that the stages' counters are read
             var frames = Math.Max(1, finalSink.Delivered - deliveredAtCpuStart);
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {
@@ -529,7 +463,7 @@ public static partial class LocalRun
                 double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
                 return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
             }).ToList();
-            var report = Report(options, finalIngest, finalSink, audited.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
+            var report = Report(options, finalIngest, finalSink, audited!.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
             {
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
@@ -546,6 +480,8 @@ public static partial class LocalRun
         }
         finally
         {
+            released?.Release();
+            head.JobHooks.Remove(LocalRunJob.Name);
             chaos?.Monkey.ResumeAll(DateTime.UtcNow);
             await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
             foreach (var w in workers)
@@ -583,27 +519,24 @@ public static partial class LocalRun
     /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
     public static PixelNormalisation Normalisation(ModelProfile profile) => profile.FirstStageNormalisation();
 
-    private static IResultWriter ResultsFor(string? path, ModelProfile? profile)
+    /// <summary>
+    /// The job's result destinations: <c>--results</c> (a file, or <c>-</c> for stdout), none when the caller writes them
+    /// itself. A run starts its file afresh, as it always has: a job's file destination appends and resumes after its last id.
+    /// </summary>
+    private static IReadOnlyList<string> ResultDestinationsOf(LocalRunOptions options)
     {
-        if (path is null)
+        if (options.Results is not null || options.ResultsPath is not { } path)
         {
-            return new NullResultWriter();
+            return [];
         }
 
-        var decoder = profile?.Decoder is { } name ? DecoderRegistry.Get(name) : null;
-        var context = profile is null ? null : new DecodeContext(profile.Width, profile.Height, profile.Width, profile.Height);
-        return path == "-"
-            ? new JsonLinesResultWriter(Console.Out, ownsWriter: false, decoder, context)
-            : new JsonLinesResultWriter(new StreamWriter(path), ownsWriter: true, decoder, context);
+        if (path != "-")
+        {
+            File.Delete(path);
+        }
+
+        return [path];
     }
-
-    /// <summary>The plan epoch live at a moment.</summary>
-    private static long EpochAt(IngestStats ingest, long ticks) =>
-        ingest.Plans.Where(p => p.Ticks <= ticks).Select(p => p.Epoch).DefaultIfEmpty(0).Max();
-
-    /// <summary>The first recovery plan that went live after a moment.</summary>
-    private static (long Ticks, long Epoch, PlanReason Reason)? RecoveryAfter(IngestStats ingest, long ticks) =>
-        ingest.Plans.Where(p => p.Ticks > ticks && p.Reason == PlanReason.Recovery).Select(p => ((long, long, PlanReason)?)p).FirstOrDefault();
 
     /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
     public static IReadOnlyList<string> WorkerArgs(
@@ -702,143 +635,6 @@ public static partial class LocalRun
 
             await Task.Delay(100);
         }
-    }
-
-    private static async Task<List<StageRow>> StageRows(PlanActivated? plan)
-    {
-        var rows = new List<StageRow>();
-        foreach (var placement in plan?.Placements ?? [])
-        {
-            try
-            {
-                var s = await StatsOf(placement.Stage);
-                rows.Add(new StageRow(
-                    placement.Index,
-                    placement.Node,
-                    placement.Layers,
-                    s.Frames,
-                    Math.Round(s.ComputeMsP50, 3),
-                    Math.Round(s.ComputeMsP95, 3),
-                    s.Frames == 0 ? 0 : s.BytesIn / s.Frames,
-                    s.Frames == 0 ? 0 : s.BytesOut / s.Frames,
-                    Math.Round(100 * s.BusyFraction, 1)));
-            }
-            catch (AskTimeoutException)
-            {
-                rows.Add(new StageRow(placement.Index, placement.Node, placement.Layers, 0, 0, 0, 0, 0, 0));
-            }
-        }
-
-        return rows;
-    }
-
-    /// <summary>A stage's counters, asked up to three times: on a machine at a load average of 30 one 5 s ask has timed out.</summary>
-    private static async Task<StageStats> StatsOf(IActorRef stage)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await stage.Ask<StageStats>(GetStageStats.Instance, TimeSpan.FromSeconds(5));
-            }
-            catch (AskTimeoutException) when (attempt < 3)
-            {
-            }
-        }
-    }
-
-    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
-    {
-        var latencies = Percentiles.Sorted(sink.LatenciesMs);
-        double Percentile(double p) => Math.Round(Percentiles.At(latencies, p), 2);
-        var seconds = (sink.LastDeliveryTicks - sink.FirstDeliveryTicks) / (double)Stopwatch.Frequency;
-        var fps = sink.Delivered > 1 && seconds > 0 ? (sink.Delivered - 1) / seconds : 0;
-
-        double? toFirst = null;
-        double? toSteady = null;
-        if (killTicks is { } kill)
-        {
-            var recoveryEpoch = RecoveryAfter(ingest, kill)?.Epoch ?? long.MaxValue;
-            var after = sink.Deliveries.Where(d => d.Ticks > kill && d.Epoch >= recoveryEpoch).ToList();
-            if (after.Count > 0)
-            {
-                toFirst = Math.Round((after[0].Ticks - kill) * 1000.0 / Stopwatch.Frequency, 0);
-                toSteady = SteadyAfter(after, kill);
-            }
-        }
-
-        var first = sink.FirstDeliveryTicks;
-        double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
-        var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
-        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => new ThroughputPoint(b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
-        var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => Percentiles.At(latencies, p / 100.0)).ToList();
-        double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
-        double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;
-
-        return new RunReport(
-            Path.GetFileName(options.ModelPath),
-            options.Workers,
-            ingest.Plan?.Parts ?? 0,
-            ingest.Accepted,
-            sink.Delivered,
-            written.Lost,
-            written.Duplicated,
-            sink.DuplicatesDropped,
-            written.OutOfOrder,
-            ingest.Skipped,
-            sink.Failed,
-            ingest.Resent,
-            ingest.Replayed,
-            Math.Round(fps, 2),
-            Percentile(0.50),
-            Percentile(0.95),
-            Percentile(0.99),
-            stages,
-            killed,
-            inFlightAtKill,
-            toFirst,
-            toSteady,
-            added,
-            [],
-            [],
-            0,
-            ingest.Events.Select(e => e.Text).ToList())
-        {
-            LatencyPercentiles = percentiles,
-            ThroughputSeries = series,
-            KillAtSeconds = killAt,
-            RecoveryLiveAtSeconds = liveAt,
-            Codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text,
-        };
-    }
-
-    /// <summary>Milliseconds from the kill until a one-second window of deliveries reaches 90 % of the rate the run settled at.</summary>
-    private static double? SteadyAfter(List<(long FrameId, long Ticks, long Epoch)> after, long kill)
-    {
-        var span = (after[^1].Ticks - after[0].Ticks) / (double)Stopwatch.Frequency;
-        if (after.Count < 10 || span < 2)
-        {
-            return null;
-        }
-
-        var tail = after.Where(d => d.Ticks >= after[0].Ticks + (long)(span / 2 * Stopwatch.Frequency)).ToList();
-        var steady = (tail.Count - 1) / ((tail[^1].Ticks - tail[0].Ticks) / (double)Stopwatch.Frequency);
-        for (var i = 0; i < after.Count; i++)
-        {
-            var end = after[i].Ticks + Stopwatch.Frequency;
-            if (end > after[^1].Ticks)
-            {
-                break;
-            }
-
-            var inWindow = after.Skip(i).TakeWhile(d => d.Ticks <= end).Count();
-            if (inWindow >= 0.9 * steady)
-            {
-                return Math.Round((end - kill) * 1000.0 / Stopwatch.Frequency, 0);
-            }
-        }
-
-        return null;
     }
 
     /// <summary>The run's source: synthetic, or the spec through the model's profile; <paramref name="endless"/> for a soak's.</summary>

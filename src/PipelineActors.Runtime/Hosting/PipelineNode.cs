@@ -41,6 +41,9 @@ public sealed class PipelineNode : IAsyncDisposable
     /// <summary>The ingest role's job host, null on other nodes.</summary>
     public IActorRef? JobHost { get; private init; }
 
+    /// <summary>What a harness in this process changes in the runs of this node's jobs (<c>pipeline run</c>); unused by a service.</summary>
+    public JobRunHookTable JobHooks { get; private init; } = new();
+
     public IActorRef? Agent { get; }
 
     public NodeOptions Options { get; }
@@ -112,6 +115,7 @@ public sealed class PipelineNode : IAsyncDisposable
         }
 
         IActorRef? host = null;
+        var hooks = new JobRunHookTable();
         if (options.Roles.Contains(Roles.Ingest))
         {
             var context = new JobRunContext(
@@ -119,14 +123,17 @@ public sealed class PipelineNode : IAsyncDisposable
                 proxy,
                 new ModelCache(settings.ModelCacheFolder, settings.CacheMaxBytes),
                 Path.Combine(settings.StateFolder, "stages"),
-                name => DataPath.Sink.Destinations.ResultContext.ForNode(system, name));
+                name => DataPath.Sink.Destinations.ResultContext.ForNode(system, name))
+            {
+                Hooks = hooks,
+            };
             // Declared jobs run here: they name this node, now that its address (and port, if it was 0) is known.
             var here = NodeAddress.Of(cluster.SelfAddress);
             var local = declared.Select(d => d with { Spec = d.Spec with { IngestNode = here } }).ToList();
             host = system.ActorOf(Hosting.Jobs.JobHost.Props(jobs, context, local), Hosting.Jobs.JobHost.Name);
         }
 
-        return new PipelineNode(system, proxy, jobs, agent, options, settings) { JobHost = host };
+        return new PipelineNode(system, proxy, jobs, agent, options, settings) { JobHost = host, JobHooks = hooks };
     }
 
     /// <summary>Waits until this node is an Up member of the cluster.</summary>

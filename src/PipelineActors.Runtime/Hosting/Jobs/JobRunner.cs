@@ -20,7 +20,11 @@ namespace PipelineActors.Runtime.Hosting.Jobs;
 /// <param name="Cache">The node's model cache (the job's whole model lands here by SHA-256).</param>
 /// <param name="StagesFolder">Where the run writes the model's stage files, which the node serves to workers.</param>
 /// <param name="Results">Where a job's result destinations report trouble, with the node's MQTT settings.</param>
-public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder, Func<string, ResultContext> Results);
+public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder, Func<string, ResultContext> Results)
+{
+    /// <summary>What an in-process harness changes in a job's runs (<c>pipeline run</c>); empty on a service node.</summary>
+    public JobRunHookTable Hooks { get; init; } = new();
+}
 
 /// <summary>A run's status for its host (a child's word to its parent, never remote).</summary>
 internal sealed record RunStatus(JobStatus Status, bool Over, bool Restartable) : INoSerializationVerificationNeeded;
@@ -39,6 +43,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     private readonly JobRunContext _context;
     private readonly string _node;
     private readonly string _names;
+    private readonly JobRunHooks? _hooks;
     private IngestSession? _session;
     private JobStatus _status;
     private bool _halting;
@@ -50,6 +55,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         _context = context;
         _node = NodeAddress.Of(Akka.Cluster.Cluster.Get(Context.System).SelfAddress);
         _names = $"{run.Spec.Name}-{runNumber}";
+        _hooks = context.Hooks.For(run.Spec.Name);
         _status = new JobStatus(run.Spec.Name, JobStates.Starting, _node, 0, 0, run.SkippedBefore, 0, 0, 0, 0, run.FirstId - 1, [], "fetching the model", Now());
 
         Receive<FileFetched>(fetched =>
@@ -64,19 +70,30 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             }
         });
         Receive<Prepared>(OnPrepared);
-        Receive<Status.Failure>(failure => End(JobStates.Failed, Reason(failure.Cause), restartable: failure.Cause is not Onnx.PipelineInputException));
+        Receive<Status.Failure>(failure =>
+        {
+            _hooks?.StartFailed?.Invoke(failure.Cause);
+            End(JobStates.Failed, Reason(failure.Cause), restartable: failure.Cause is not Onnx.PipelineInputException && Restartable);
+        });
         ReceiveAsync<RunEnded>(async ended =>
         {
             // The last figures, after the last frame: what the host reports as the run's final word.
             await RefreshAsync(report: false);
+            if (_hooks?.BeforeEnd is not null)
+            {
+                _context.Supervisor.Tell(new JobEnded(_run.Spec.Name));
+            }
+
             End(_halting ? JobStates.Stopped : JobStates.Finished, ended.Detail, restartable: false);
         });
-        Receive<RunFailed>(failed => End(JobStates.Failed, failed.Reason, restartable: true));
+        Receive<RunFailed>(failed => End(JobStates.Failed, failed.Reason, restartable: Restartable));
         Receive<HaltJob>(_ => Halt());
         ReceiveAsync<StatusTick>(_ => RefreshAsync(report: true));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    private bool Restartable => _hooks?.Restartable ?? true;
 
     public static Props Props(RunJob run, JobRunContext context, int runNumber) =>
         Akka.Actor.Props.Create(() => new JobRunner(run, context, runNumber));
@@ -102,7 +119,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         var workers = Akka.Cluster.Cluster.Get(Context.System).State.Members.Count(m => m.HasRole(Roles.Worker) && m.Status == MemberStatus.Up);
         var context = _context;
         var firstId = _run.FirstId;
-        Task.Run(() => Prepared.Make(spec, context, Math.Clamp(workers, 1, MaxParts), firstId)).PipeTo(Self);
+        var hooks = _hooks;
+        Task.Run(() => Prepared.Make(spec, context, Math.Clamp(workers, 1, MaxParts), firstId, hooks)).PipeTo(Self);
     }
 
     private void OnPrepared(Prepared prepared)
@@ -121,6 +139,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         catch (Onnx.PipelineInputException e)
         {
             prepared.Dispose();
+            _hooks?.StartFailed?.Invoke(e);
             End(JobStates.Failed, Reason(e), restartable: false);
             return;
         }
@@ -134,12 +153,38 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             FirstId = prepared.FirstId,
             MaxCrashes = _context.Settings.Ingest.MaxCrashes,
         };
-        _session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
+        settings = _hooks?.Ingest?.Invoke(settings) ?? settings;
+        if (_hooks?.BeforeEnd is not null)
+        {
+            settings = settings with { EndsJob = false }; // the stages stay until the harness has read them; the runner ends the job
+        }
+
+        var session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
+        _session = session;
         _status = _status with { State = JobStates.Running, LastId = prepared.FirstId - 1, Detail = string.Empty };
-        _session.Completed.ContinueWith<object>(
-            t => t.IsCompletedSuccessfully ? new RunEnded($"{t.Result - prepared.FirstId} frames") : new RunFailed(Reason(t.Exception!.GetBaseException())),
-            TaskScheduler.Default).PipeTo(Self);
+        _hooks?.Started?.Invoke(session);
+        var beforeEnd = _hooks?.BeforeEnd;
+        Ended(session, beforeEnd, prepared.FirstId).PipeTo(Self);
         Report();
+    }
+
+    /// <summary>How the session ended, once the harness's <see cref="JobRunHooks.BeforeEnd"/> (if any) has read what it needs.</summary>
+    private static async Task<object> Ended(IngestSession session, Func<IngestSession, Task>? beforeEnd, long firstId)
+    {
+        try
+        {
+            var frames = await session.Completed;
+            if (beforeEnd is not null)
+            {
+                await beforeEnd(session);
+            }
+
+            return new RunEnded($"{frames - firstId} frames");
+        }
+        catch (Exception e)
+        {
+            return new RunFailed(Reason(e.GetBaseException()));
+        }
     }
 
     private void Halt()
@@ -237,7 +282,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     /// <summary>What a run streams with: the cut model, the open source and results, and the first frame id.</summary>
     private sealed record Prepared(PreparedModel Model, IFrameSource Source, IResultWriter Results, long FirstId) : IDisposable
     {
-        public static Prepared Make(JobSpec spec, JobRunContext context, int maxParts, long firstId)
+        public static Prepared Make(JobSpec spec, JobRunContext context, int maxParts, long firstId, JobRunHooks? hooks)
         {
             var modelPath = context.Cache.PathOf(spec.ModelSha256);
             var profile = string.IsNullOrWhiteSpace(spec.ProfileJson) ? null : ModelProfile.Parse(spec.ProfileJson, $"the profile of job {spec.Name}");
@@ -251,7 +296,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
 
             var overrides = InputSizes.ParseOverrides(spec.InputSizes);
             var sizes = overrides.Count > 0 || profile is null ? overrides : new Dictionary<string, long[]> { [profile.Input] = profile.Shape };
-            var model = JobBuilder.Prepare(
+            var model = hooks?.Model ?? JobBuilder.Prepare(
                 modelPath,
                 sizes,
                 maxParts,
@@ -265,6 +310,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 DecodeContext = profile is null ? null : new DecodeContext(profile.Width, profile.Height, profile.Width, profile.Height),
             });
             var lastWritten = results.LastWrittenId;
+            var writer = hooks?.Results?.Invoke(results) ?? results;
 
             // Numbering goes on after the registry's last id and after the last result already written, whichever is later.
             var first = Math.Max(firstId, (lastWritten ?? -1) + 1);
@@ -284,7 +330,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             }
 
             var codec = CutCodecPlan.Parse(spec.Codec);
-            if (!codec.IsExact)
+            if (!codec.IsExact && hooks?.Model is null) // a harness's own cut comes calibrated already
             {
                 // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
                 using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
@@ -292,9 +338,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             }
 
             // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
-            var source = Open(spec.FramesPerSecond, frames, synthetic || profile is null || !ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? first : 0);
+            var source = hooks?.Source is { } open
+                ? open(model)
+                : Open(spec.FramesPerSecond, frames, synthetic || profile is null || !ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? first : 0);
 
-            return new Prepared(model, source, results, first);
+            return new Prepared(model, source, writer, first);
         }
 
         public void Dispose()
