@@ -67,7 +67,9 @@ public sealed class ChaosRunSpecs(ITestOutputHelper output)
             var first = m.GetProperty("firstBytes").GetInt64();
             var last = m.GetProperty("lastBytes").GetInt64();
             var max = m.GetProperty("maxBytes").GetInt64();
-            Assert.True(first > 10 << 20, $"{m}: a .NET node holds more than 10 MiB");
+            // A worker started a moment before a sample may be caught while the dotnet host still loads (1.6 MiB once):
+            // what a node holds shows once it has been sampled twice.
+            Assert.True(m.GetProperty("samples").GetInt32() < 2 || max > 10 << 20, $"{m}: a .NET node holds more than 10 MiB");
             Assert.True(max >= first && max >= last, m.ToString());
         });
     }
