@@ -65,7 +65,7 @@ public sealed class NodeService(NodeOptions options, NodeTransport transport, IC
 
         if (_node is not null)
         {
-            await CoordinatedShutdown.Get(_node.System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+            await _node.ShutDown();
         }
     }
 

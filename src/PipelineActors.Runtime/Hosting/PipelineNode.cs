@@ -70,6 +70,7 @@ public sealed class PipelineNode : IAsyncDisposable
         }
 
         var cluster = Akka.Cluster.Cluster.Get(system);
+        var guard = tls is null ? null : Security.PeerHandshakeShutdownGuard.Install(system);
         if (options.Seeds.Count == 0)
         {
             cluster.Join(cluster.SelfAddress);
@@ -133,7 +134,7 @@ public sealed class PipelineNode : IAsyncDisposable
             host = system.ActorOf(Hosting.Jobs.JobHost.Props(jobs, context, local), Hosting.Jobs.JobHost.Name);
         }
 
-        return new PipelineNode(system, proxy, jobs, agent, options, settings) { JobHost = host, JobHooks = hooks };
+        return new PipelineNode(system, proxy, jobs, agent, options, settings) { JobHost = host, JobHooks = hooks, ShutdownGuard = guard };
     }
 
     /// <summary>Waits until this node is an Up member of the cluster.</summary>
@@ -147,7 +148,16 @@ public sealed class PipelineNode : IAsyncDisposable
         }
     }
 
+    /// <summary>Holds a shutdown Akka asked for over a peer's failed TLS handshake (null without TLS).</summary>
+    public Security.PeerHandshakeShutdownGuard? ShutdownGuard { get; private init; }
+
     /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops the ActorSystem.</summary>
-    public async ValueTask DisposeAsync() =>
-        await CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+    public async ValueTask DisposeAsync() => await ShutDown();
+
+    /// <summary>Leaves the cluster gracefully and stops the ActorSystem, also after a shutdown the guard held.</summary>
+    public Task ShutDown()
+    {
+        ShutdownGuard?.Release();
+        return CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+    }
 }
