@@ -115,6 +115,12 @@ public sealed record LocalRunOptions
 
     /// <summary>Frames of the source the codec's quantisers are calibrated on before the run (read from a second opening of it).</summary>
     public int CalibrationFrames { get; init; } = CutCodecPlan.DefaultCalibrationFrames;
+
+    /// <summary>
+    /// A fidelity budget (<c>--fidelity F</c>): each hop gets the codec that costs a frame least time on its link among those
+    /// whose measured fidelity on the calibration frames is at least F (<see cref="CutCodecChoice"/>); null: <see cref="Codec"/>.
+    /// </summary>
+    public double? Fidelity { get; init; }
 }
 
 /// <summary>
@@ -196,7 +202,26 @@ public static partial class LocalRun
         var prepared = JobBuilder.Prepare(
             options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
         var codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact);
-        if (!codec.IsExact)
+        CodecChoiceReport? codecChoice = null;
+        if (options.Fidelity is { } budget)
+        {
+            if (!codec.IsExact)
+            {
+                throw new Onnx.PipelineInputException(
+                    $"--fidelity lets each hop's codec be chosen and --codec {codec.Text} fixes one for all; give one of them.");
+            }
+
+            say($"choosing each hop's codec within the fidelity budget {budget.ToString(CultureInfo.InvariantCulture)} "
+                + $"on {options.CalibrationFrames} frame(s) of the source");
+            using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
+            (prepared, codecChoice) = CutCodecChoice.Apply(
+                prepared, budget, calibration, options.CalibrationFrames, HopLinks(options), profile, options.IntraOpThreads, say);
+            foreach (var hop in codecChoice.Hops.Where(h => h.Parts == options.Workers))
+            {
+                say($"hop {hop.Hop + 1}: {hop.Codec} ({hop.Reason})");
+            }
+        }
+        else if (!codec.IsExact)
         {
             // Calibrated on the run's own source, opened a second time, as pipeline fidelity calibrates on its first frames.
             say($"calibrating the {codec.Text} codec on {options.CalibrationFrames} frame(s) of the source");
@@ -469,6 +494,11 @@ public static partial class LocalRun
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
                 SoakKills = soakKills,
                 Emulation = devices is null ? [] : EmulationRows(devices, workers),
+                FidelityBudget = codecChoice?.Budget,
+                FidelityMeasure = codecChoice?.Measure,
+                HopCodecs = codecChoice is null ? [] : [.. codecChoice.Hops.Select(h => HopCodecRow.Of(h, codecChoice))],
+                Codec = codecChoice is null ? CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text
+                    : string.Join(",", codecChoice.Hops.Where(h => h.Parts == stages.Count).Select(h => h.Codec).DefaultIfEmpty(Transfer.TransferSpec.Exact)),
             };
             return chaos is null ? report : report with { Chaos = chaos.Report(report, DateTime.UtcNow) };
         }
@@ -635,6 +665,29 @@ public static partial class LocalRun
 
             await Task.Delay(100);
         }
+    }
+
+    /// <summary>
+    /// The link a split's hop crosses, as the planner prices it: a hop between two workers crosses both their shaped links, so
+    /// it gets the narrower rate and the sender's latency. The placed split's hops are known (stage i on its planned worker, or
+    /// worker i: the supervisor places stages in address order); any other split is a recovery plan whose workers are not
+    /// known ahead, so its hops get the run's narrowest link. Without emulation every hop is loopback.
+    /// </summary>
+    private static Func<int, int, HopLink?> HopLinks(LocalRunOptions options)
+    {
+        var workers = options.Emulation?.Workers;
+        HopLink Of(int worker) => new(workers?[worker].LinkMbit ?? DevicePlanning.UnshapedMbps, workers?[worker].LatencyMs ?? 0);
+        var narrowest = workers is null ? Of(0) : Enumerable.Range(0, workers.Count).Select(Of).MinBy(l => l.Mbps);
+        return (parts, hop) =>
+        {
+            if (parts != options.Workers)
+            {
+                return narrowest;
+            }
+
+            var (from, to) = options.Placement is { } placed ? (placed.Workers[hop], placed.Workers[hop + 1]) : (hop, hop + 1);
+            return new HopLink(Math.Min(Of(from).Mbps, Of(to).Mbps), Of(from).LatencyMs);
+        };
     }
 
     /// <summary>The run's source: synthetic, or the spec through the model's profile; <paramref name="endless"/> for a soak's.</summary>

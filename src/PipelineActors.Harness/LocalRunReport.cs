@@ -81,6 +81,27 @@ public sealed record RunReport(
 
     /// <summary>The codec every cut tensor crossed with (<c>exact</c>: zero suppression only); the stages' bytes out are its encoded sizes.</summary>
     public string Codec { get; init; } = Transfer.TransferSpec.Exact;
+
+    /// <summary>With <c>--fidelity</c>: the budget each hop's codec was held to, and what it measures; null otherwise.</summary>
+    public double? FidelityBudget { get; init; }
+
+    public string? FidelityMeasure { get; init; }
+
+    /// <summary>With <c>--fidelity</c>: every split's hops, the codec each got and why; empty otherwise.</summary>
+    public IReadOnlyList<HopCodecRow> HopCodecs { get; init; } = [];
+}
+
+/// <summary>
+/// One hop's codec in the run report: which split (<see cref="Parts"/>) and hop, the codec, its bytes against exact, the
+/// fidelity it measured with that hop alone coded, the split's with every hop coded, the link it was priced on, and why.
+/// </summary>
+public sealed record HopCodecRow(
+    int Parts, int Hop, string Codec, IReadOnlyList<string> Tensors, long ExactBytesPerFrame, long BytesPerFrame, double Fidelity,
+    double SplitFidelity, double? LinkMbps, string Reason)
+{
+    public static HopCodecRow Of(HopCodecChoice hop, CodecChoiceReport report) => new(
+        hop.Parts, hop.Hop + 1, hop.Codec, hop.Tensors, (long)Math.Round(hop.ExactBytesPerFrame), (long)Math.Round(hop.BytesPerFrame),
+        Math.Round(hop.Fidelity, 4), Math.Round(report.SplitFidelity[hop.Parts], 4), hop.LinkMbps, hop.Reason);
 }
 
 /// <summary>The run's report: its figures from the ingest's, the sink's and the stages' counters and from the audit of the results.</summary>

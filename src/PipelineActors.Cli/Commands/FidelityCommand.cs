@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Google.Protobuf;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
+using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Transfer;
 using PipelineActors.Transfer.Calibration;
 using Spectre.Console;
@@ -169,7 +170,7 @@ internal static class FidelityCommand
                 cost.EncodeMs / n,
                 cost.DecodeMs / n,
                 task?.Value ?? agreement.Top1Agreement,
-                task?.Measure ?? "share of frames whose top-1 (argmax of the first output) agrees with the exact model's",
+                task?.Measure ?? OutputAgreement.Top1Measure,
                 agreement.MeanRelativeL2,
                 agreement.MaxRelativeL2,
                 agreement.Top1Agreement,

@@ -48,13 +48,25 @@ internal static class JobCommand
                 + "first frames); exact: zero suppression only.",
             DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
         };
+        var fidelity = new Option<double?>("--fidelity")
+        {
+            Description = "Fidelity budget (above 0, at most 1): each hop gets the smallest codec whose fidelity against the exact model, "
+                + "measured on the job's first frames, is at least this (e.g. 0.99); not with --codec.",
+        };
         var command = new Command("submit", "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
         {
-            name, model, source, results, ingest, input, window, fps, frames, codec,
+            name, model, source, results, ingest, input, window, fps, frames, codec, fidelity,
         };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
         {
+            var transfer = Runtime.ControlPath.Planning.CutCodecPlan.Parse(parse.GetValue(codec)!);
+            var budget = parse.GetValue(fidelity);
+            if (budget is not null && !transfer.IsExact)
+            {
+                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
+            }
+
             var spec = JobSpecs.ForModel(
                 parse.GetValue(name)!,
                 parse.GetValue(model)!,
@@ -66,7 +78,7 @@ internal static class JobCommand
                 parse.GetValue(frames),
                 parse.GetValue(ingest) ?? string.Empty) with
             {
-                Codec = Runtime.ControlPath.Planning.CutCodecPlan.Parse(parse.GetValue(codec)!).Text,
+                Codec = budget is { } b ? Runtime.ControlPath.Planning.CutCodecChoice.Spell(b) : transfer.Text,
             };
             return WithClusterAsync(join, parse, "job client", async node =>
             {

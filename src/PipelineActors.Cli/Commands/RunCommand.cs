@@ -68,10 +68,15 @@ internal static class RunCommand
                 + "fp16, lz4, ...; not pca or pool2); int8 and int4 are calibrated first on frames of the source. exact: zero suppression only.",
             DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
         };
+        var fidelity = new Option<double?>("--fidelity")
+        {
+            Description = "Fidelity budget (above 0, at most 1): each hop gets the codec a frame spends least time on over its link among those "
+                + "whose fidelity against the exact model, measured first on frames of the source, is at least this (e.g. 0.99); not with --codec.",
+        };
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
-            annotate, emulate, plan, chaos, chaosSeed, cuts, codec,
+            annotate, emulate, plan, chaos, chaosSeed, cuts, codec, fidelity,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -100,6 +105,17 @@ internal static class RunCommand
 
             CheckChaos(parse.GetValue(chaos), parse.GetValue(chaosSeed), parse.GetValue(kill), parse.GetValue(add), parse.GetValue(soak));
             var transfer = CutCodecPlan.Parse(parse.GetValue(codec)!); // a bad name is one sentence before anything starts
+            var budget = parse.GetValue(fidelity);
+            if (budget is { } b)
+            {
+                CutCodecChoice.CheckBudget(b);
+            }
+
+            if (budget is not null && !transfer.IsExact)
+            {
+                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
+            }
+
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
             var modelFile = OnnxModelFile.Load(modelPath); // a clear error before anything starts
             StagePlacement? fixedCuts = null;
@@ -148,6 +164,7 @@ internal static class RunCommand
                 ChaosMinutes = parse.GetValue(chaos),
                 ChaosSeed = parse.GetValue(chaosSeed),
                 Codec = transfer.Text,
+                Fidelity = budget,
                 Placement = fixedCuts,
             };
             PricedConfiguration? chosen = null;
@@ -329,6 +346,28 @@ internal static class RunCommand
         if (r.Chaos is { } chaos)
         {
             RenderChaos(console, chaos);
+        }
+
+        if (r.HopCodecs.Count > 0)
+        {
+            var hops = new Table().Border(TableBorder.Simple)
+                .AddColumn("split").AddColumn("hop", c => c.RightAligned()).AddColumn("codec").AddColumn("bytes/frame", c => c.RightAligned())
+                .AddColumn("exact", c => c.RightAligned()).AddColumn("fidelity (hop / split)", c => c.RightAligned()).AddColumn("why");
+            foreach (var h in r.HopCodecs)
+            {
+                hops.AddRow(
+                    $"{h.Parts} parts",
+                    h.Hop.ToString(CultureInfo.InvariantCulture),
+                    Markup.Escape(h.Codec),
+                    Format.Bytes(h.BytesPerFrame),
+                    Format.Bytes(h.ExactBytesPerFrame),
+                    string.Create(CultureInfo.InvariantCulture, $"{h.Fidelity:0.0000} / {h.SplitFidelity:0.0000}"),
+                    Markup.Escape(h.Reason));
+            }
+
+            console.MarkupLine($"each hop's codec within the fidelity budget {r.FidelityBudget?.ToString(CultureInfo.InvariantCulture)} "
+                + $"({Markup.Escape(r.FidelityMeasure ?? "")}):");
+            console.Write(hops);
         }
 
         if (r.Emulation.Count > 0)

@@ -85,17 +85,21 @@ public static class CutCodecPlan
                     : pays[name] = WherePays(CutCodecFor(codec.Codec, name, statistics.GetValueOrDefault(name)), seen[name]))
                 .OfType<CutCodec>()
                 .ToList()).ToList();
-            var specs = split.Stages.Select(stage =>
-            {
-                var upstream = encodes.Take(stage.Index).SelectMany(e => e).Where(c => stage.Inputs.Contains(c.Tensor)).Select(c => c.ForDecoding()).ToList();
-                // None is null, as the wire reads it back: the exact wire.
-                return stage with { Encodes = encodes[stage.Index] is { Count: > 0 } e ? e : null, Decodes = upstream.Count > 0 ? upstream : null };
-            }).ToList();
-            splits.Add(split with { Stages = specs });
+            splits.Add(split with { Stages = WithCodes(split, encodes) });
         }
 
         return prepared with { Splits = splits };
     }
+
+    /// <summary>The split's stages with each hop's codes: the stage before a hop encodes, every stage that reads a coded tensor decodes it.</summary>
+    internal static List<StageSpec> WithCodes(SplitPlan split, IReadOnlyList<IReadOnlyList<CutCodec>> encodes) =>
+        [.. split.Stages.Select(stage =>
+        {
+            IReadOnlyList<CutCodec> own = stage.Index < encodes.Count ? encodes[stage.Index] : [];
+            var upstream = encodes.Take(stage.Index).SelectMany(e => e).Where(c => stage.Inputs.Contains(c.Tensor)).Select(c => c.ForDecoding()).ToList();
+            // None is null, as the wire reads it back: the exact wire.
+            return stage with { Encodes = own.Count > 0 ? [.. own] : null, Decodes = upstream.Count > 0 ? upstream : null };
+        })];
 
     /// <summary>
     /// Runs the frames through the split's stages as the actors would (each stage's outputs plus what it forwards) and
@@ -174,7 +178,8 @@ public static class CutCodecPlan
         return encoded < exact ? cut : null;
     }
 
-    private static CutCodec CutCodecFor(string codec, string tensor, TensorStatistics? statistics)
+    /// <summary>The cut codec for <paramref name="tensor"/>, its quantisers (int8, int4) from <paramref name="statistics"/>.</summary>
+    internal static CutCodec CutCodecFor(string codec, string tensor, TensorStatistics? statistics)
     {
         if (TensorCodecs.Create(codec, statistics) is QuantizedCodec quantized)
         {

@@ -125,6 +125,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
 
     private void OnPrepared(Prepared prepared)
     {
+        foreach (var hop in prepared.Choice?.Hops ?? [])
+        {
+            _log.Info("Job {0}: hop {1} of the {2}-part split: {3} ({4})", _run.Spec.Name, hop.Hop + 1, hop.Parts, hop.Codec, hop.Reason);
+        }
+
         if (_halting)
         {
             prepared.Dispose();
@@ -282,6 +287,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
     /// <summary>What a run streams with: the cut model, the open source and results, and the first frame id.</summary>
     private sealed record Prepared(PreparedModel Model, IFrameSource Source, IResultWriter Results, long FirstId) : IDisposable
     {
+        /// <summary>With a fidelity budget: the codec each hop got and why (logged when the run starts).</summary>
+        public CodecChoiceReport? Choice { get; init; }
+
         public static Prepared Make(JobSpec spec, JobRunContext context, int maxParts, long firstId, JobRunHooks? hooks)
         {
             var modelPath = context.Cache.PathOf(spec.ModelSha256);
@@ -329,8 +337,20 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 return new LimitedSource(SourceSpec.Parse(spec.Source, profile, options), count, skip);
             }
 
-            var codec = CutCodecPlan.Parse(spec.Codec);
-            if (!codec.IsExact && hooks?.Model is null) // a harness's own cut comes calibrated already
+            CodecChoiceReport? choice = null;
+            if (CutCodecChoice.TryBudget(spec.Codec, out var budget))
+            {
+                if (hooks?.Model is null) // a harness's own cut comes with its codecs chosen already
+                {
+                    // A service does not know its links ahead (the nodes a split lands on change with membership), so each
+                    // hop gets the smallest codec within the budget.
+                    using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
+                    (model, var chosen) = CutCodecChoice.Apply(
+                        model, budget, calibration, CutCodecPlan.DefaultCalibrationFrames, (_, _) => null, profile, context.Settings.IntraOpThreads);
+                    choice = chosen;
+                }
+            }
+            else if (CutCodecPlan.Parse(spec.Codec) is { IsExact: false } codec && hooks?.Model is null) // a harness's own cut comes calibrated already
             {
                 // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
                 using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
@@ -342,7 +362,7 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 ? open(model)
                 : Open(spec.FramesPerSecond, frames, synthetic || profile is null || !ControlPath.Jobs.JobBook.IsLiveCamera(spec) ? first : 0);
 
-            return new Prepared(model, source, writer, first);
+            return new Prepared(model, source, writer, first) { Choice = choice };
         }
 
         public void Dispose()

@@ -2,7 +2,7 @@ using PipelineActors.Onnx.Inference;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
 
-namespace PipelineActors.Cli.Commands;
+namespace PipelineActors.Runtime.ControlPath.Planning;
 
 /// <summary>The task's own measure of agreement, summed over frames: boxes matched one to one, or classes that agree.</summary>
 /// <param name="Measure">What the headline number is, in words.</param>
@@ -16,7 +16,7 @@ public sealed record TaskAgreement(
 /// Compares the model's outputs through a codec with the exact whole model's, frame by frame: relative L2 error and
 /// top-1 agreement of the outputs always, and the decoder's task measure where the model's profile names a decoder.
 /// </summary>
-internal sealed class OutputAgreement(string? decoderName, int inputWidth, int inputHeight)
+public sealed class OutputAgreement(string? decoderName, int inputWidth, int inputHeight)
 {
     /// <summary>Boxes count as the same object at this IoU or more (the usual detection threshold).</summary>
     public const double MatchIoU = 0.5;
@@ -81,6 +81,15 @@ internal sealed class OutputAgreement(string? decoderName, int inputWidth, int i
     public double MaxRelativeL2 => _relativeL2.Count == 0 ? 0 : _relativeL2.Max();
 
     public double Top1Agreement => _frames == 0 ? 0 : (double)_top1Agree / _frames;
+
+    /// <summary>The headline <c>pipeline fidelity</c> reports and a fidelity budget is held to: the task measure, else top-1 agreement.</summary>
+    public double Fidelity => Task()?.Value ?? Top1Agreement;
+
+    /// <summary>What <see cref="Fidelity"/> measures, in words.</summary>
+    public string FidelityMeasure => Task()?.Measure ?? Top1Measure;
+
+    /// <summary>The measure for a model without a decoder.</summary>
+    public const string Top1Measure = "share of frames whose top-1 (argmax of the first output) agrees with the exact model's";
 
     /// <summary>The task measure, or null for a model without a decoder.</summary>
     public TaskAgreement? Task()
