@@ -82,14 +82,14 @@ internal sealed class ExactSearch
             _hop[a] = new double[_m][];
             for (var b = 0; b < _m; b++)
             {
-                var link = problem.Link(_global[a], _global[b]);
-                _hasLink[a, b] = link is not null;
+                _hasLink[a, b] = problem.Link(_global[a], _global[b]) is not null;
                 _transfer[a][b] = new double[_n + 1];
                 _hop[a][b] = new double[_n + 1];
                 for (var k = 0; k <= _n; k++)
                 {
-                    _transfer[a][b][k] = link?.TransferMs(problem.CutBytes[k]) ?? double.PositiveInfinity;
-                    _hop[a][b][k] = link?.HopMs(problem.CutBytes[k]) ?? double.PositiveInfinity;
+                    var price = problem.Hop(_global[a], _global[b], k);
+                    _transfer[a][b][k] = price?.TransferMs ?? double.PositiveInfinity;
+                    _hop[a][b][k] = price?.HopMs ?? double.PositiveInfinity;
                 }
             }
         }
@@ -101,9 +101,9 @@ internal sealed class ExactSearch
         {
             if (problem.SinkIndex >= 0 && _global[l] != problem.SinkIndex)
             {
-                var link = problem.Link(_global[l], problem.SinkIndex);
-                _sinkTransfer[l] = link?.TransferMs(problem.CutBytes[_n]) ?? double.PositiveInfinity;
-                _sinkHop[l] = link?.HopMs(problem.CutBytes[_n]) ?? double.PositiveInfinity;
+                var price = problem.Hop(_global[l], problem.SinkIndex, _n);
+                _sinkTransfer[l] = price?.TransferMs ?? double.PositiveInfinity;
+                _sinkHop[l] = price?.HopMs ?? double.PositiveInfinity;
             }
         }
 

@@ -10,7 +10,8 @@ public sealed record StageFigures(PlanStage Stage, IReadOnlyList<double> Replica
 /// <summary>One link a hop uses: the bytes of one frame, the share of frames it carries, and its times.</summary>
 /// <param name="HopMs">One frame's time on it: latencyMs + b * 8 / (mbps * 1000).</param>
 /// <param name="OccupancyMs">Link time per frame of the stream: share * b * 8 / (mbps * 1000).</param>
-public sealed record LinkLoad(int FromDevice, int ToDevice, long Bytes, double Share, double HopMs, double OccupancyMs);
+/// <param name="Codec">The codec the frame crosses with (<c>exact</c>: its exact bytes), and <see cref="Bytes"/> its size.</param>
+public sealed record LinkLoad(int FromDevice, int ToDevice, long Bytes, double Share, double HopMs, double OccupancyMs, string Codec = "exact");
 
 /// <summary>A hop out of a stage: to the next stage, or to the sink (<see cref="ToStage"/> is -1).</summary>
 public sealed record HopFigures(int FromStage, int ToStage, long Bytes, IReadOnlyList<LinkLoad> Links)
@@ -77,7 +78,8 @@ public static class PlanEvaluator
             var bytes = problem.CutBytes[plan.Stages[s].EndBlock];
             var from = plan.Stages[s].Devices[0];
             var next = stages[s + 1];
-            var loads = next.Stage.Devices.Select((to, j) => Load(problem, from, to, bytes, next.Shares[j], ref why)).ToList();
+            var cut = plan.Stages[s].EndBlock;
+            var loads = next.Stage.Devices.Select((to, j) => Load(problem, from, to, cut, next.Shares[j], ref why)).ToList();
             hops.Add(new HopFigures(s, s + 1, bytes, loads));
         }
 
@@ -88,7 +90,7 @@ public static class PlanEvaluator
             var loads = last.Stage.Devices
                 .Select((from, j) => (from, share: last.Shares[j]))
                 .Where(r => r.from != problem.SinkIndex)
-                .Select(r => Load(problem, r.from, problem.SinkIndex, bytes, r.share, ref why))
+                .Select(r => Load(problem, r.from, problem.SinkIndex, problem.BlockCount, r.share, ref why))
                 .ToList();
             hops.Add(new HopFigures(stages.Count - 1, -1, bytes, loads));
         }
@@ -98,15 +100,15 @@ public static class PlanEvaluator
         return new PlanFigures(plan, stages, hops, bottleneck.Ms, latency, bottleneck, why);
     }
 
-    private static LinkLoad Load(PlanProblem problem, int from, int to, long bytes, double share, ref string? why)
+    private static LinkLoad Load(PlanProblem problem, int from, int to, int cut, double share, ref string? why)
     {
-        if (problem.Link(from, to) is not { } link)
+        if (problem.Hop(from, to, cut) is not { } price)
         {
             why ??= $"no link from {problem.Devices[from].Name} to {problem.Devices[to].Name}";
-            return new LinkLoad(from, to, bytes, share, double.PositiveInfinity, double.PositiveInfinity);
+            return new LinkLoad(from, to, problem.CutBytes[cut], share, double.PositiveInfinity, double.PositiveInfinity);
         }
 
-        return new LinkLoad(from, to, bytes, share, link.HopMs(bytes), share * link.TransferMs(bytes));
+        return new LinkLoad(from, to, price.Bytes, share, price.HopMs, share * price.TransferMs, price.Codec);
     }
 
     private static PlanBottleneck Bottleneck(PlanProblem problem, List<StageFigures> stages, List<HopFigures> hops)

@@ -2,12 +2,26 @@ namespace PipelineActors.Planning;
 
 /// <summary>One block of the model's chain: its time on each device type and the bytes its output puts on the wire.</summary>
 /// <param name="ActivationBytes">Working memory while the block runs; without it, what it reads plus what it writes.</param>
+/// <param name="Codecs">Codecs its output may cross a hop with instead of <see cref="OutputBytes"/> exact (table <c>codecs</c>).</param>
 public sealed record PlanBlock(
     string Name,
     long OutputBytes,
     IReadOnlyDictionary<string, double> Ms,
     long WeightBytes = 0,
-    long? ActivationBytes = null);
+    long? ActivationBytes = null,
+    IReadOnlyList<PlanCodec>? Codecs = null);
+
+/// <summary>
+/// A codec a block's output may cross a hop with: its bytes a frame, its encode and decode time a frame, and the model's
+/// fidelity with this cut coded (<c>pipeline fidelity</c>'s figure; 1 for a lossless codec).
+/// </summary>
+public sealed record PlanCodec(string Name, long OutputBytes, double EncodeMs = 0, double DecodeMs = 0, double Fidelity = 1);
+
+/// <summary>
+/// What a hop costs with the codec it crosses with: the bytes a frame, the link's busy time for them, and one frame's time on
+/// the hop (link latency, encode, transfer and decode).
+/// </summary>
+public readonly record struct HopPrice(string Codec, long Bytes, double TransferMs, double HopMs);
 
 /// <summary>A device that may host a stage; exactly one is the frame source.</summary>
 /// <param name="MemoryMiB">What a stage may use on it; null for no limit.</param>
@@ -44,7 +58,8 @@ public sealed class PlanProblem
         IReadOnlyList<PlanLink> links,
         LinkFigures? defaultLink = null,
         string? sink = null,
-        string? model = null)
+        string? model = null,
+        double? fidelityBudget = null)
     {
         if (blocks.Count == 0 || devices.Count == 0)
         {
@@ -52,6 +67,7 @@ public sealed class PlanProblem
         }
 
         Model = model;
+        FidelityBudget = fidelityBudget;
         InputBytes = inputBytes;
         Blocks = blocks;
         Devices = devices;
@@ -97,6 +113,14 @@ public sealed class PlanProblem
 
     public string? Model { get; }
 
+    /// <summary>The same problem held to another fidelity budget (<c>pipeline plan --fidelity</c>).</summary>
+    public PlanProblem WithFidelity(double? budget) => new(InputBytes, Blocks, Devices, Links, DefaultLink, Sink, Model, budget);
+
+    /// <summary>
+    /// The least fidelity a hop's codec may have; null: every hop carries its exact bytes (the blocks' codecs are not used).
+    /// </summary>
+    public double? FidelityBudget { get; }
+
     public long InputBytes { get; }
 
     public IReadOnlyList<PlanBlock> Blocks { get; }
@@ -136,6 +160,41 @@ public sealed class PlanProblem
 
     /// <summary>The link from one device to another: the listed one, else the default, else null (not a hop).</summary>
     public LinkFigures? Link(int fromDevice, int toDevice) => _links[fromDevice, toDevice];
+
+    /// <summary>
+    /// A hop at cut <paramref name="cut"/> from one device to another, priced with the codec a frame spends least time on it
+    /// with (link busy time plus encode plus decode; as the runtime chooses a hop's codec within a budget): the exact bytes,
+    /// or, with a <see cref="FidelityBudget"/>, a codec of the block before the cut whose fidelity is within it. Null
+    /// where there is no link. The period counts the link's busy time; a frame's latency counts encode and decode too.
+    /// </summary>
+    public HopPrice? Hop(int fromDevice, int toDevice, int cut)
+    {
+        if (Link(fromDevice, toDevice) is not { } link)
+        {
+            return null;
+        }
+
+        var bytes = CutBytes[cut];
+        var best = new HopPrice("exact", bytes, link.TransferMs(bytes), link.HopMs(bytes));
+        if (FidelityBudget is not { } budget || cut == 0 || Blocks[cut - 1].Codecs is not { Count: > 0 } codecs)
+        {
+            return best;
+        }
+
+        var bestTime = best.TransferMs;
+        foreach (var codec in codecs)
+        {
+            var transfer = link.TransferMs(codec.OutputBytes);
+            var time = transfer + codec.EncodeMs + codec.DecodeMs;
+            if (codec.Fidelity >= budget && time < bestTime)
+            {
+                bestTime = time;
+                best = new HopPrice(codec.Name, codec.OutputBytes, transfer, link.LatencyMs + time);
+            }
+        }
+
+        return best;
+    }
 
     /// <summary>Milliseconds of blocks [first, end) on a device.</summary>
     public double ComputeMs(int device, int first, int end) => _cumulativeMs[device][end] - _cumulativeMs[device][first];

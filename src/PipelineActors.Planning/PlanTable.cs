@@ -14,8 +14,9 @@ namespace PipelineActors.Planning;
 /// </summary>
 public static class PlanTable
 {
-    private static readonly string[] TopFields = ["model", "inputBytes", "blocks", "devices", "links", "defaultLink", "sink"];
-    private static readonly string[] BlockFields = ["name", "outputBytes", "ms", "weightBytes", "activationBytes"];
+    private static readonly string[] TopFields = ["model", "inputBytes", "blocks", "devices", "links", "defaultLink", "sink", "fidelity"];
+    private static readonly string[] BlockFields = ["name", "outputBytes", "ms", "weightBytes", "activationBytes", "codecs"];
+    private static readonly string[] CodecFields = ["name", "outputBytes", "encodeMs", "decodeMs", "fidelity"];
     private static readonly string[] DeviceFields = ["name", "type", "source", "memoryMiB"];
     private static readonly string[] LinkFields = ["from", "to", "mbps", "latencyMs"];
     private static readonly string[] DefaultLinkFields = ["mbps", "latencyMs"];
@@ -86,7 +87,13 @@ public static class PlanTable
                 }
             }
 
-            var problem = new PlanProblem(inputBytes, blocks, devices, links, defaultLink, sink, model);
+            double? fidelity = null;
+            if (root.TryGetProperty("fidelity", out var f))
+            {
+                fidelity = Share(f, name, "fidelity");
+            }
+
+            var problem = new PlanProblem(inputBytes, blocks, devices, links, defaultLink, sink, model, fidelity);
             CheckReach(problem, name);
             return problem;
         }
@@ -110,7 +117,39 @@ public static class PlanTable
 
         var weights = e.TryGetProperty("weightBytes", out var w) ? Bytes(w, name, $"{where}'s weightBytes") : 0;
         long? activations = e.TryGetProperty("activationBytes", out var a) ? Bytes(a, name, $"{where}'s activationBytes") : null;
-        return new PlanBlock(blockName, outputBytes, ms, weights, activations);
+        List<PlanCodec>? codecs = null;
+        if (e.TryGetProperty("codecs", out var c))
+        {
+            if (c.ValueKind != JsonValueKind.Array)
+            {
+                throw Error(name, $"gives {where} codecs that are not a list; give a list of {{ name, outputBytes, encodeMs, decodeMs, fidelity }}");
+            }
+
+            codecs = [.. c.EnumerateArray().Select((x, i) => Codec(x, i, name, where))];
+        }
+
+        return new PlanBlock(blockName, outputBytes, ms, weights, activations, codecs);
+    }
+
+    private static PlanCodec Codec(JsonElement e, int index, string name, string block)
+    {
+        var where = $"{block}'s codec {index}";
+        Object(e, name, where);
+        Fields(e, CodecFields, name, where);
+        var codecName = Text(Required(e, "name", name, where), name, $"{where}'s name");
+        where = $"{block}'s codec {codecName}";
+        var bytes = Bytes(Required(e, "outputBytes", name, where), name, $"{where}'s outputBytes");
+        var encode = e.TryGetProperty("encodeMs", out var en) ? Number(en, name, $"{where}'s encodeMs") : 0;
+        var decode = e.TryGetProperty("decodeMs", out var de) ? Number(de, name, $"{where}'s decodeMs") : 0;
+        var fidelity = e.TryGetProperty("fidelity", out var fi) ? Share(fi, name, $"{where}'s fidelity") : 1;
+        return new PlanCodec(codecName, bytes, encode, decode, fidelity);
+    }
+
+    /// <summary>A number above 0 and at most 1 (a fidelity).</summary>
+    private static double Share(JsonElement e, string name, string what)
+    {
+        var value = Number(e, name, what);
+        return value is > 0 and <= 1 ? value : throw Error(name, $"gives {what} {Show(value)}; it must be above 0 and at most 1");
     }
 
     private static PlanDevice Device(JsonElement e, int index, string name)

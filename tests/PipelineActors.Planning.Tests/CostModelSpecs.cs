@@ -34,6 +34,49 @@ public sealed class CostModelSpecs
         Assert.True(figures.IsFeasible);
     }
 
+    [Theory]
+    // int8: 25,000 B, 10 ms on the link + 2 ms encode + 1 ms decode = 13 ms against exact's 40 ms; int4 (12,000 B: 4.8 + 3 = 7.8 ms)
+    // measured 0.95, below 0.99. Hop = 10 ms latency + 13 = 23 ms; period = max(cam 40, edge 6, link 10) = 40; latency 40 + 23 + 6.
+    [InlineData(0.99, "int8", 25_000, 10, 23, 69)]
+    // At 0.9 int4 is allowed: hop 10 + 7.8 = 17.8 ms, link busy 4.8 ms; latency 40 + 17.8 + 6 = 63.8 ms.
+    [InlineData(0.9, "int4", 12_000, 4.8, 17.8, 63.8)]
+    // A budget of one leaves only the exact bytes: the example above.
+    [InlineData(1.0, "exact", 100_000, 40, 50, 96)]
+    public void A_hop_takes_the_codec_a_frame_spends_least_time_on_within_the_budget_priced_by_hand(
+        double budget, string codec, long bytes, double busyMs, double hopMs, double latencyMs)
+    {
+        var exact = TwoDevices();
+        var problem = new PlanProblem(
+            exact.InputBytes,
+            [exact.Blocks[0] with { Codecs = [new PlanCodec("int8", 25_000, 2, 1, 0.995), new PlanCodec("int4", 12_000, 2, 1, 0.95)] }, exact.Blocks[1]],
+            exact.Devices,
+            exact.Links,
+            fidelityBudget: budget);
+
+        var figures = PlanEvaluator.Evaluate(problem, Plan.Chain(problem, [0, 1], [1, 2]));
+
+        var link = Assert.Single(Assert.Single(figures.Hops).Links);
+        Assert.Equal(codec, link.Codec);
+        Assert.Equal(bytes, link.Bytes);
+        Assert.Equal(busyMs, link.OccupancyMs, 9);
+        Assert.Equal(hopMs, link.HopMs, 9);
+        Assert.Equal(40, figures.PeriodMs, 9);
+        Assert.Equal(latencyMs, figures.LatencyMs, 9);
+    }
+
+    [Fact]
+    public void Without_a_budget_a_blocks_codecs_are_not_used()
+    {
+        var exact = TwoDevices();
+        var problem = new PlanProblem(
+            exact.InputBytes, [exact.Blocks[0] with { Codecs = [new PlanCodec("zstd", 60_000, 1, 1)] }, exact.Blocks[1]], exact.Devices, exact.Links);
+
+        var figures = PlanEvaluator.Evaluate(problem, Plan.Chain(problem, [0, 1], [1, 2]));
+
+        Assert.Equal("exact", Assert.Single(Assert.Single(figures.Hops).Links).Codec);
+        Assert.Equal(50, figures.Hops[0].HopMs, 9);
+    }
+
     [Fact]
     public void Sending_the_frame_puts_the_input_bytes_on_the_first_hop()
     {

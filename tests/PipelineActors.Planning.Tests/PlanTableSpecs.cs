@@ -62,7 +62,32 @@ public sealed class PlanTableSpecs
         { "a misspelt field", Example.Replace("memoryMiB", "memoryMib", StringComparison.Ordinal), ["unknown field 'memoryMib'", "device cam"] },
         { "an unknown sink", Example.Replace("\"sink\": \"cam\"", "\"sink\": \"phone\"", StringComparison.Ordinal), ["sink 'phone'"] },
         { "two devices of one name", Example.Replace("\"name\": \"edge1\"", "\"name\": \"cam\"", StringComparison.Ordinal), ["device cam twice"] },
+        { "a fidelity above one", WithCodecs.Replace("\"fidelity\": 0.99", "\"fidelity\": 1.5", StringComparison.Ordinal), ["fidelity 1.5", "at most 1"] },
+        { "a codec's negative bytes", WithCodecs.Replace("\"outputBytes\": 90000", "\"outputBytes\": -1", StringComparison.Ordinal),
+            ["block 0 (b0)'s codec int8's outputBytes -1"] },
+        { "a codec without bytes", WithCodecs.Replace("\"outputBytes\": 90000, ", "", StringComparison.Ordinal), ["codec int8 no outputBytes"] },
+        { "a misspelt codec field", WithCodecs.Replace("encodeMs", "encodeMS", StringComparison.Ordinal), ["unknown field 'encodeMS'", "codec 0"] },
     };
+
+    /// <summary>The example with a codec on b0's output and a fidelity budget.</summary>
+    public static readonly string WithCodecs = Example
+        .Replace("\"weightBytes\": 9408 }",
+            "\"weightBytes\": 9408, \"codecs\": [ { \"name\": \"int8\", \"outputBytes\": 90000, \"encodeMs\": 2, \"decodeMs\": 1, \"fidelity\": 0.995 } ] }",
+            StringComparison.Ordinal)
+        .Replace("\"sink\": \"cam\" }", "\"sink\": \"cam\", \"fidelity\": 0.99 }", StringComparison.Ordinal);
+
+    [Fact]
+    public void A_blocks_codecs_and_the_fidelity_budget_read_into_the_problem()
+    {
+        var problem = PlanTable.Parse(WithCodecs, "t.json");
+
+        Assert.Equal(0.99, problem.FidelityBudget);
+        Assert.Equal(new PlanCodec("int8", 90_000, 2, 1, 0.995), Assert.Single(problem.Blocks[0].Codecs!));
+        Assert.Null(problem.Blocks[1].Codecs);
+        // cam -> edge1 at 20 Mbit/s: 90,000 B take 36 ms + 3 ms of codec against 802,816 B's 321 ms.
+        Assert.Equal("int8", problem.Hop(0, 1, 1)!.Value.Codec);
+        Assert.Equal("exact", problem.WithFidelity(null).Hop(0, 1, 1)!.Value.Codec);
+    }
 
     [Theory]
     [MemberData(nameof(Mistakes))]

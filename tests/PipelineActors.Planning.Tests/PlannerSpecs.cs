@@ -43,6 +43,33 @@ public sealed class PlannerSpecs
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void With_codecs_within_a_fidelity_budget_throughput_and_latency_plans_still_match_every_plan(int maxReplicas)
+    {
+        var random = new Random(700 + maxReplicas);
+        var coded = 0;
+        for (var i = 0; i < 150; i++)
+        {
+            var problem = RandomProblems.Draw(random, Small with { MinDevices = 2, Codecs = true });
+            var all = BruteForce.FeasiblePlans(problem, maxReplicas);
+            if (all.Count == 0)
+            {
+                continue;
+            }
+
+            var throughput = Planner.Plan(problem, new PlanRequest(PlanObjective.Throughput, MaxReplicas: maxReplicas)).Figures;
+            var latency = Planner.Plan(problem, new PlanRequest(PlanObjective.Latency, MaxReplicas: maxReplicas)).Figures;
+            AssertClose(all.Min(f => f.PeriodMs), throughput.PeriodMs, $"instance {i}: period");
+            AssertClose(all.Min(f => f.LatencyMs), latency.LatencyMs, $"instance {i}: latency");
+            coded += throughput.Hops.Concat(latency.Hops).Any(h => h.Links.Any(l => l.Codec != "exact")) ? 1 : 0;
+        }
+
+        // The instances' codecs must have been used, or the spec would say nothing about them.
+        Assert.True(coded > 20, $"only {coded} instances' plans crossed a hop with a codec");
+    }
+
+    [Theory]
     [MemberData(nameof(Cases))]
     public void Latency_plans_have_the_least_latency_of_all_plans(int maxReplicas, bool memory)
     {

@@ -9,7 +9,8 @@ public sealed record ProblemShape(
     bool Memory = false,
     double LinkDensity = 0.7,
     double DefaultLinkChance = 0.3,
-    double SinkChance = 0.4);
+    double SinkChance = 0.4,
+    bool Codecs = false);
 
 /// <summary>Random plan problems: unequal devices, sparse and directional links, sometimes a sink or memory limits.</summary>
 public static class RandomProblems
@@ -27,12 +28,20 @@ public static class RandomProblems
         {
             var work = random.NextDouble() < 0.05 ? 0 : 1 + (random.NextDouble() * 30);
             var ms = types.Select((t, j) => (t, v: work / speed[j] * (0.7 + (random.NextDouble() * 0.6)))).ToDictionary(x => x.t, x => x.v);
+            var bytes = (long)Math.Exp(7 + (random.NextDouble() * 8));
+            // Codecs as a fidelity run measures them: fewer bytes for some codec time, a fidelity around the budget's 0.99.
+            List<PlanCodec>? codecs = shape.Codecs
+                ? [.. Enumerable.Range(0, random.Next(1, 4)).Select(c => new PlanCodec(
+                    $"c{c}", (long)(bytes * (0.05 + (random.NextDouble() * 0.4))), random.NextDouble() * 2, random.NextDouble() * 2,
+                    0.985 + (random.NextDouble() * 0.015)))]
+                : null;
             return new PlanBlock(
                 $"b{i}",
-                (long)Math.Exp(7 + (random.NextDouble() * 8)),
+                bytes,
                 ms,
                 WeightBytes: shape.Memory ? random.Next(0, 40 << 20) : 0,
-                ActivationBytes: shape.Memory && random.NextDouble() < 0.5 ? random.Next(0, 20 << 20) : null);
+                ActivationBytes: shape.Memory && random.NextDouble() < 0.5 ? random.Next(0, 20 << 20) : null,
+                Codecs: codecs);
         }).ToList();
         var source = random.Next(deviceCount);
         var devices = Enumerable.Range(0, deviceCount).Select(d => new PlanDevice(
@@ -54,7 +63,8 @@ public static class RandomProblems
 
         LinkFigures? defaultLink = random.NextDouble() < shape.DefaultLinkChance ? new LinkFigures(Mbps(random), random.NextDouble() * 5) : null;
         var sink = random.NextDouble() < shape.SinkChance ? $"d{random.Next(deviceCount)}" : null;
-        return new PlanProblem((long)Math.Exp(9 + (random.NextDouble() * 6)), blocks, devices, links, defaultLink, sink);
+        return new PlanProblem(
+            (long)Math.Exp(9 + (random.NextDouble() * 6)), blocks, devices, links, defaultLink, sink, fidelityBudget: shape.Codecs ? 0.99 : null);
     }
 
     /// <summary>1.6 Mbit/s Wi-Fi to 1 Gbit/s Ethernet, uniform on a log scale.</summary>

@@ -40,9 +40,14 @@ internal static class PlanCommand
             DefaultValueFactory = _ => 1,
         };
         var json = new Option<bool>("--json") { Description = "Print the plan as one JSON object." };
+        var fidelity = new Option<double?>("--fidelity")
+        {
+            Description = "Fidelity budget (above 0, at most 1): a hop may carry a block's output with any of its table codecs whose fidelity "
+                + "is at least this, the one a frame spends least time on; overrides the table's fidelity.",
+        };
         var command = new Command("plan", "Choose devices, their order, block ranges and replicas for a table of measured blocks, devices and links.")
         {
-            table, model, emulate, input, objective, minFps, maxReplicas, json,
+            table, model, emulate, input, objective, minFps, maxReplicas, json, fidelity,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -58,6 +63,11 @@ internal static class PlanCommand
                 (null, null) => throw new PipelineInputException("Give --table FILE (a what-if table) or --model M with --emulate SPEC."),
                 _ => throw new PipelineInputException("Give --table or --model, not both: a table already lists the blocks."),
             };
+            if (parse.GetValue(fidelity) is { } budget)
+            {
+                problem = problem.WithFidelity(Runtime.ControlPath.Planning.CutCodecChoice.CheckBudget(budget));
+            }
+
             var result = Planner.Plan(problem, request);
             if (parse.GetValue(json))
             {
@@ -134,7 +144,7 @@ internal static class PlanCommand
                 Ms(stage.s.ComputeMs) + (stage.s.Stage.IsReplicated ? $" ({string.Join(" / ", stage.s.ReplicaMs.Select(Ms))})" : ""),
                 stage.s.Stage.Devices.Count.ToString(CultureInfo.InvariantCulture),
                 Markup.Escape(to),
-                hop is null ? "-" : Format.Bytes(hop.Bytes),
+                hop is null ? "-" : HopBytes(hop),
                 hop is null ? "-" : Ms(hop.HopMs),
                 hop is null ? "-" : Ms(hop.OccupancyMs));
         }
@@ -150,6 +160,15 @@ internal static class PlanCommand
         console.MarkupLine(Markup.Escape(string.Create(
             CultureInfo.InvariantCulture,
             $"bound: compute alone spread over all {problem.DeviceCount} devices by speed, {Ms(result.BoundPeriodMs)} ms a frame{ratio}")));
+    }
+
+    /// <summary>A hop's bytes: exact, or what its codec sends and the codec's name.</summary>
+    private static string HopBytes(HopFigures hop)
+    {
+        var coded = hop.Links.Where(l => l.Codec != "exact").ToList();
+        return coded.Count == 0
+            ? Format.Bytes(hop.Bytes)
+            : $"{Format.Bytes(coded.Max(l => l.Bytes))} {string.Join(",", coded.Select(l => l.Codec).Distinct())} ({Format.Bytes(hop.Bytes)} exact)";
     }
 
     private static object ToJson(PlanProblem problem, PlanRequest request, PlanResult result)
@@ -194,6 +213,8 @@ internal static class PlanCommand
                 to = h.ToStage < 0 ? problem.Sink : Devices(problem, figures.Stages[h.ToStage].Stage),
                 toSink = h.ToStage < 0,
                 bytes = h.Bytes,
+                codec = string.Join(",", h.Links.Select(l => l.Codec).Distinct()),
+                codedBytes = h.Links.Count == 0 ? h.Bytes : h.Links.Max(l => l.Bytes),
                 hopMs = h.HopMs,
                 occupancyMs = h.OccupancyMs,
                 links = h.Links.Select(l => new
@@ -201,6 +222,8 @@ internal static class PlanCommand
                     from = problem.Devices[l.FromDevice].Name,
                     to = problem.Devices[l.ToDevice].Name,
                     share = l.Share,
+                    codec = l.Codec,
+                    bytes = l.Bytes,
                     hopMs = l.HopMs,
                     occupancyMs = l.OccupancyMs,
                 }),
