@@ -154,6 +154,20 @@ public sealed class DevicePlanning
         return whole > 0 ? measured.MeanMs[s] * share(from, to) / whole : measured.MeanMs[s] * (to - from) / (bounds[s + 1] - bounds[s]);
     }
 
+    /// <summary>The node positions the blocks end at, block by block (the last is the model's end).</summary>
+    public IReadOnlyList<int> BlockEnds => _points[1..];
+
+    /// <summary>
+    /// The same measurements with codecs on the blocks' outputs (by block index) that the planner may use within
+    /// <paramref name="budget"/> (a hop takes the one a frame spends least time on; see <see cref="PlanProblem.Hop"/>).
+    /// </summary>
+    public DevicePlanning WithCodecs(IReadOnlyDictionary<int, IReadOnlyList<PlanCodec>> codecs, double budget)
+    {
+        var blocks = Problem.Blocks.Select((b, k) => codecs.TryGetValue(k, out var c) ? b with { Codecs = c } : b).ToList();
+        var problem = new PlanProblem(Problem.InputBytes, blocks, Problem.Devices, Problem.Links, Problem.DefaultLink, Problem.Sink, Problem.Model, budget);
+        return new DevicePlanning(Analysis, Times, problem, _points, Speeds) { Segments = Segments };
+    }
+
     /// <summary>The planner's plan for the objective, without replicated stages (the runtime runs one stage per worker).</summary>
     public PricedConfiguration Planned(PlanObjective objective = PlanObjective.Throughput)
     {
@@ -228,11 +242,15 @@ public sealed class DevicePlanning
         {
             lines.Add(string.Create(
                 CultureInfo.InvariantCulture,
-                $"hop {Name(hop.FromStage)} -> {Name(hop.ToStage)}: {hop.Bytes} bytes, {hop.OccupancyMs:0.0##} ms on the link"));
+                $"hop {Name(hop.FromStage)} -> {Name(hop.ToStage)}: {Coded(hop)}, {hop.OccupancyMs:0.0##} ms on the link"));
         }
 
         return lines;
     }
+
+    private static string Coded(HopFigures hop) => hop.Links.FirstOrDefault(l => l.Codec != "exact") is { } coded
+        ? string.Create(CultureInfo.InvariantCulture, $"{coded.Bytes} bytes with {coded.Codec} ({hop.Bytes} exact)")
+        : string.Create(CultureInfo.InvariantCulture, $"{hop.Bytes} bytes");
 
     private PricedConfiguration Priced(string name, Plan plan)
     {

@@ -180,7 +180,27 @@ internal static class RunCommand
                     Emulation = emulation,
                     Progress = options.Progress,
                 }).GetAwaiter().GetResult();
+                if (budget is { } fidelityBudget)
+                {
+                    if (options.Source == "synthetic" || !File.Exists(Runtime.DataPath.Preprocessing.ModelProfile.PathFor(modelPath)))
+                    {
+                        // Fidelity needs real frames and the model's profile; without them the hops are still chosen within the
+                        // budget once the plan is made, but the planner cuts on exact bytes.
+                        options.Progress?.Invoke("the planner cuts on exact bytes: weighing codecs at every cut needs a real source and the model's profile");
+                    }
+                    else
+                    {
+                        planning = PlannedCodecs.Measure(
+                            planning, modelPath, parse.GetValue(input) ?? [], options.Source, fidelityBudget, options.IntraOpThreads, options.Progress);
+                    }
+                }
+
                 chosen = planning.Planned();
+                foreach (var hop in planning.DescribeHops(chosen))
+                {
+                    options.Progress?.Invoke($"planned {hop}");
+                }
+
                 chosenStages = planning.Describe(chosen);
                 options = options with { Placement = chosen.Placement };
                 options.Progress?.Invoke($"planned: {string.Join("; ", chosenStages)}; predicted {chosen.PredictedFramesPerSecond:0.00} frames/s");
