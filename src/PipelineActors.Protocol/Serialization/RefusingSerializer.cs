@@ -1,7 +1,5 @@
-using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Configuration;
-using Akka.Serialization;
 
 namespace PipelineActors.Protocol.Serialization;
 
@@ -11,39 +9,21 @@ namespace PipelineActors.Protocol.Serialization;
 /// so no node keeps one: a message of a type bound to no binary serializer is dropped by the sender's remoting (it logs
 /// the error below), and bytes a peer sends under identifier 1 are refused here before anything is built from them.
 /// </summary>
-public sealed class RefusingSerializer : SerializerWithStringManifest
+public sealed class RefusingSerializer : RefusingSerializerBase
 {
-    /// <summary>The identifier of the JSON serializer it replaces, so bytes sent as JSON reach this refusal.</summary>
+    /// <summary>The identifier of the serializer it replaces, so bytes sent that way reach this refusal.</summary>
     public const int Id = 1;
 
     public RefusingSerializer(ExtendedActorSystem system)
-        : base(system)
+        : base(system, Id, "as JSON", "is bound to no binary serializer, and this node sends nothing as JSON; bind it in "
+            + "akka.actor.serialization-bindings or keep it on this node.")
     {
     }
 
-    /// <summary>Akka passes <c>akka.actor.serialization-settings.json</c> when it has one; nothing in it applies here.</summary>
+    /// <summary>Akka passes the replaced serializer's <c>serialization-settings</c> when it has some; nothing in them applies here.</summary>
     public RefusingSerializer(ExtendedActorSystem system, Config settings)
-        : base(system)
+        : this(system)
     {
         _ = settings;
     }
-
-    public override int Identifier => Id;
-
-    // A string manifest: the type name a peer writes is never resolved to a type here (Akka would load it for a plain Serializer).
-    public override string Manifest(object o) => throw Unbound(o);
-
-    public override byte[] ToBinary(object obj) => throw Unbound(obj);
-
-    public override object FromBinary(byte[] bytes, string manifest) =>
-        throw new SerializationException(
-            $"Refused a message of {bytes.Length} bytes sent as JSON (manifest '{Shortened(manifest)}'); this node reads binary-serialized "
-            + "messages only.");
-
-    private static SerializationException Unbound(object? o) =>
-        new($"{o?.GetType().FullName ?? "null"} is bound to no binary serializer, and this node sends nothing as JSON; bind it in "
-            + "akka.actor.serialization-bindings or keep it on this node.");
-
-    // The manifest is the peer's text: a line in the log, not a page.
-    private static string Shortened(string manifest) => manifest.Length <= 120 ? manifest : manifest[..120] + "...";
 }
