@@ -48,9 +48,10 @@ internal static class JobCommand
                 + "first frames); exact: zero suppression only.",
             DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
         };
+        var firstHop = CommonOptions.FirstHop();
         var command = new Command("submit", "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
         {
-            name, model, source, results, ingest, input, window, fps, frames, codec,
+            name, model, source, results, ingest, input, window, fps, frames, codec, firstHop,
         };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
@@ -67,6 +68,7 @@ internal static class JobCommand
                 parse.GetValue(ingest) ?? string.Empty) with
             {
                 Codec = Runtime.ControlPath.Planning.CutCodecPlan.Parse(parse.GetValue(codec)!).Text,
+                FirstHop = Transfer.FirstHop.Parse(parse.GetValue(firstHop)).Text,
             };
             return WithClusterAsync(join, parse, "job client", async node =>
             {

@@ -68,10 +68,11 @@ internal static class RunCommand
                 + "fp16, lz4, ...; not pca or pool2); int8 and int4 are calibrated first on frames of the source. exact: zero suppression only.",
             DefaultValueFactory = _ => Transfer.TransferSpec.Exact,
         };
+        var firstHop = CommonOptions.FirstHop();
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
-            annotate, emulate, plan, chaos, chaosSeed, cuts, codec,
+            annotate, emulate, plan, chaos, chaosSeed, cuts, codec, firstHop,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -100,6 +101,7 @@ internal static class RunCommand
 
             CheckChaos(parse.GetValue(chaos), parse.GetValue(chaosSeed), parse.GetValue(kill), parse.GetValue(add), parse.GetValue(soak));
             var transfer = CutCodecPlan.Parse(parse.GetValue(codec)!); // a bad name is one sentence before anything starts
+            var hop = Transfer.FirstHop.Parse(parse.GetValue(firstHop));
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
             var modelFile = OnnxModelFile.Load(modelPath); // a clear error before anything starts
             StagePlacement? fixedCuts = null;
@@ -148,6 +150,7 @@ internal static class RunCommand
                 ChaosMinutes = parse.GetValue(chaos),
                 ChaosSeed = parse.GetValue(chaosSeed),
                 Codec = transfer.Text,
+                FirstHop = hop.Text,
                 Placement = fixedCuts,
             };
             PricedConfiguration? chosen = null;
@@ -276,6 +279,7 @@ internal static class RunCommand
         void Row(string k, string v) => summary.AddRow(k, v);
         Row("model", Markup.Escape(r.Model));
         Row("codec on the cuts", Markup.Escape(r.Codec));
+        Row("first hop (bytes per frame)", $"{Markup.Escape(r.FirstHop)} ({Format.Bytes(r.FirstHopBytesPerFrame)}; raw {Format.Bytes(r.FirstHopRawBytesPerFrame)})");
         Row("workers / stages", $"{r.Workers} / {r.Parts}");
         Row("frames in", r.FramesIn.ToString(CultureInfo.InvariantCulture));
         Row("results out", r.ResultsOut.ToString(CultureInfo.InvariantCulture));
