@@ -17,7 +17,7 @@ public static class FirstHopPlan
 {
     /// <summary>
     /// The model with its source pictures decoded from JPEG where <paramref name="hop"/> says so (unchanged for raw). A
-    /// model whose source sends no uint8 picture (no profile beside it) is a <see cref="PipelineInputException"/>.
+    /// model without a profile, or whose source sends its picture as no uint8 image, is a <see cref="PipelineInputException"/>.
     /// </summary>
     public static PreparedModel Apply(PreparedModel prepared, FirstHop hop, ModelProfile? profile)
     {
@@ -26,23 +26,28 @@ public static class FirstHopPlan
             return prepared;
         }
 
-        var planar = profile?.Layout == TensorLayout.Nchw;
-        var pictures = new Dictionary<string, CutCodec>(StringComparer.Ordinal);
-        foreach (var input in prepared.SourceInputs.Where(t => t.ElementType == TensorProto.Types.DataType.Uint8))
+        if (profile is null)
         {
-            var axis = profile is null ? null : JpegCodec.ChannelAxisOf(input.Shape, planar);
-            if (axis is { } a)
+            throw new PipelineInputException(
+                $"--first-hop {hop.Text} needs the model's .profile.json beside it (it says the picture's layout); without one use --first-hop raw.");
+        }
+
+        var planar = profile.Layout == TensorLayout.Nchw;
+        var pictures = new Dictionary<string, CutCodec>(StringComparer.Ordinal);
+        foreach (var input in prepared.SourceInputs.Where(t => t.ElementType == TensorProto.Types.DataType.Uint8 && t.Name == profile.Input))
+        {
+            if (JpegCodec.ChannelAxisOf(input.Shape, planar) is { } axis)
             {
-                pictures[input.Name] = new CutCodec(input.Name, hop.Text, a, [], []);
+                pictures[input.Name] = new CutCodec(input.Name, hop.Text, axis, [], []);
             }
         }
 
         if (pictures.Count == 0)
         {
             throw new PipelineInputException(
-                $"--first-hop {hop.Text} needs the source to send the model's picture as uint8 pixels (1 or 3 channels, a batch of 1), "
-                + $"but it sends {string.Join(", ", prepared.SourceInputs.Select(t => $"{t.Name} {t.TypeName} {t.ShapeText}"))}; "
-                + "put the model's .profile.json beside it, or use --first-hop raw.");
+                $"--first-hop {hop.Text} needs the source to send the model's picture '{profile.Input}' as uint8 pixels (1 or 3 channels, "
+                + $"a batch of 1), but it sends {string.Join(", ", prepared.SourceInputs.Select(t => $"{t.Name} {t.TypeName} {t.ShapeText}"))}; "
+                + "use --first-hop raw.");
         }
 
         var splits = prepared.Splits.Select(split => split with
