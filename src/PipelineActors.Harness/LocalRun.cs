@@ -153,6 +153,7 @@ public static partial class LocalRun
                 + $"({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
         }
 
+        FirstHopPlan.RequireProfile(Transfer.FirstHop.Parse(options.FirstHop), profile);
         if (profile is not null && options.Source != "synthetic")
         {
             // Checked before the model is cut and workers start: a wrong path or a missing ffmpeg is one sentence at once.

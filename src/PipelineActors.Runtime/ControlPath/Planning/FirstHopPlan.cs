@@ -26,13 +26,8 @@ public static class FirstHopPlan
             return prepared;
         }
 
-        if (profile is null)
-        {
-            throw new PipelineInputException(
-                $"--first-hop {hop.Text} needs the model's .profile.json beside it (it says the picture's layout); without one use --first-hop raw.");
-        }
-
-        var planar = profile.Layout == TensorLayout.Nchw;
+        RequireProfile(hop, profile);
+        var planar = profile!.Layout == TensorLayout.Nchw;
         var pictures = new Dictionary<string, CutCodec>(StringComparer.Ordinal);
         foreach (var input in prepared.SourceInputs.Where(t => t.ElementType == TensorProto.Types.DataType.Uint8 && t.Name == profile.Input))
         {
@@ -66,5 +61,15 @@ public static class FirstHopPlan
             }).ToList(),
         }).ToList();
         return prepared with { Splits = splits };
+    }
+
+    /// <summary>JPEG on the first hop needs the model's profile (the picture's layout): its absence is a <see cref="PipelineInputException"/>.</summary>
+    public static void RequireProfile(FirstHop hop, ModelProfile? profile)
+    {
+        if (!hop.IsRaw && profile is null)
+        {
+            throw new PipelineInputException(
+                $"--first-hop {hop.Text} needs the model's .profile.json beside it (it says the picture's layout); without one use --first-hop raw.");
+        }
     }
 }
