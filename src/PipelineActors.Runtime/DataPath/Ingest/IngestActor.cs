@@ -265,6 +265,10 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
         StartRegistering();
         Timers.StartPeriodicTimer("deadlines", CheckDeadlines.Instance, TimeSpan.FromMilliseconds(100));
+        if (_firstHop is not null)
+        {
+            Event($"first hop {_firstHop.Text}: the ingest encodes {_firstHop.Tensors} as JPEG; the stages that read it decode it");
+        }
     }
 
     protected override void PostStop()

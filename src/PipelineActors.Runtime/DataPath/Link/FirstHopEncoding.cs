@@ -17,6 +17,9 @@ public sealed class FirstHopEncoding
     /// <summary>The codec's name per encoded tensor, as the plan spells it (<c>jpeg:90</c>).</summary>
     public string Text => string.Join(",", _encoders.Values.Select(e => e.Codec.Name).Distinct());
 
+    /// <summary>The tensors it encodes, in quotes, comma separated (for the ingest's log).</summary>
+    public string Tensors => string.Join(", ", _encoders.Keys.Select(name => $"'{name}'"));
+
     /// <summary>The encoding the job's splits ask of the ingest, or null when the first hop carries raw pixels.</summary>
     public static FirstHopEncoding? For(IEnumerable<SplitPlan> splits)
     {
