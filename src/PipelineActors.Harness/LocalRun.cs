@@ -113,6 +113,9 @@ public sealed record LocalRunOptions
     /// </summary>
     public string? Codec { get; init; }
 
+    /// <summary>What the source's pictures cross to the first stage as (<c>--first-hop</c>): <c>raw</c> uint8 pixels or <c>jpeg:Q</c>.</summary>
+    public string FirstHop { get; init; } = Transfer.FirstHop.Raw;
+
     /// <summary>Frames of the source the codec's quantisers are calibrated on before the run (read from a second opening of it).</summary>
     public int CalibrationFrames { get; init; } = CutCodecPlan.DefaultCalibrationFrames;
 
@@ -156,6 +159,7 @@ public static partial class LocalRun
                 + $"({Path.GetFileName(ModelProfile.PathFor(options.ModelPath))}: input size, layout, normalisation) beside the model.");
         }
 
+        FirstHopPlan.RequireProfile(Transfer.FirstHop.Parse(options.FirstHop), profile);
         if (profile is not null && options.Source != "synthetic")
         {
             // Checked before the model is cut and workers start: a wrong path or a missing ffmpeg is one sentence at once.
@@ -228,6 +232,10 @@ public static partial class LocalRun
             using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
             prepared = CutCodecPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
         }
+
+        // Here, before any worker starts, so a model whose source sends no picture is one sentence; the job runner applies it
+        // again (to the same effect) as it does for a submitted job.
+        prepared = FirstHopPlan.Apply(prepared, Transfer.FirstHop.Parse(options.FirstHop), profile);
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;
         // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.

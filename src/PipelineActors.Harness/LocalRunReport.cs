@@ -89,6 +89,18 @@ public sealed record RunReport(
 
     /// <summary>With <c>--fidelity</c>: every split's hops, the codec each got and why; empty otherwise.</summary>
     public IReadOnlyList<HopCodecRow> HopCodecs { get; init; } = [];
+
+    /// <summary>What the first hop carried (<c>raw</c> pixels or <c>jpeg:Q</c>), as the ingest encoded it.</summary>
+    public string FirstHop { get; init; } = Transfer.FirstHop.Raw;
+
+    /// <summary>The ingest's tensor bytes per frame on the first hop (the JPEG's, with <c>--first-hop jpeg</c>).</summary>
+    public long FirstHopBytesPerFrame { get; init; }
+
+    /// <summary>The same frames' raw pixel bytes per frame, as the source gave them.</summary>
+    public long FirstHopRawBytesPerFrame { get; init; }
+
+    /// <summary>The ingest's mean time to encode a frame for the first hop (0 for raw).</summary>
+    public double FirstHopEncodeMsPerFrame { get; init; }
 }
 
 /// <summary>
@@ -220,6 +232,10 @@ public static partial class LocalRun
             KillAtSeconds = killAt,
             RecoveryLiveAtSeconds = liveAt,
             Codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text,
+            FirstHop = ingest.FirstHop,
+            FirstHopBytesPerFrame = ingest.FirstHopFrames == 0 ? 0 : ingest.FirstHopBytes / ingest.FirstHopFrames,
+            FirstHopRawBytesPerFrame = ingest.FirstHopFrames == 0 ? 0 : ingest.FirstHopRawBytes / ingest.FirstHopFrames,
+            FirstHopEncodeMsPerFrame = ingest.FirstHopFrames == 0 ? 0 : Math.Round(ingest.FirstHopEncodeMs / ingest.FirstHopFrames, 3),
         };
     }
 

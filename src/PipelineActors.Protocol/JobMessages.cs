@@ -15,6 +15,7 @@ namespace PipelineActors.Protocol;
 /// <param name="Frames">Frames to take from the source; 0: until the source ends.</param>
 /// <param name="IngestNode">The node (host:port) that runs the job's ingest and sink; empty: any ingest node.</param>
 /// <param name="Codec">The transfer layer's codec on every cut (as <c>pipeline run --codec</c> takes it); <c>exact</c>: none.</param>
+/// <param name="FirstHop">What the source's pictures cross to the first stage as: <c>raw</c> uint8 pixels or <c>jpeg:Q</c>.</param>
 public sealed record JobSpec(
     string Name,
     string ModelSha256,
@@ -29,7 +30,8 @@ public sealed record JobSpec(
     long Frames,
     string IngestNode,
     IActorRef ModelStore,
-    string Codec = "exact") : IJobMessage
+    string Codec = "exact",
+    string FirstHop = "raw") : IJobMessage
 {
     /// <summary>A local camera (V4L2) cannot follow the job to another node: the job stays where the camera is.</summary>
     public bool BoundToNode => Source.StartsWith("/dev/", StringComparison.Ordinal) || Source.StartsWith("v4l2:", StringComparison.Ordinal);

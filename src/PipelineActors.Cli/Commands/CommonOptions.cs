@@ -31,6 +31,14 @@ internal static class CommonOptions
             + "here, so the kernel adds none). One entry per worker; an empty entry is full speed; cpu= and link= need root.",
     };
 
+    /// <summary><c>--first-hop</c> of <c>pipeline run</c> and <c>pipeline job submit</c>.</summary>
+    public static Option<string> FirstHop() => new("--first-hop")
+    {
+        Description = "What the source's pictures cross to the first stage as: raw uint8 pixels, or jpeg[:Q], a JPEG the ingest encodes "
+            + "at quality Q (1..100, default 90) and the first stage's node decodes before inference.",
+        DefaultValueFactory = _ => Transfer.FirstHop.Raw,
+    };
+
     /// <summary>Loads and analyses a model with the user's input sizes.</summary>
     public static ModelAnalysis Analyze(string modelPath, string[]? inputs) =>
         ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), InputSizes.ParseOverrides(inputs ?? []));

@@ -53,9 +53,10 @@ internal static class JobCommand
             Description = "Fidelity budget (above 0, at most 1): each hop gets the smallest codec whose fidelity against the exact model, "
                 + "measured on the job's first frames, is at least this (e.g. 0.99); not with --codec.",
         };
+        var firstHop = CommonOptions.FirstHop();
         var command = new Command("submit", "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
         {
-            name, model, source, results, ingest, input, window, fps, frames, codec, fidelity,
+            name, model, source, results, ingest, input, window, fps, frames, codec, fidelity, firstHop,
         };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() =>
@@ -79,6 +80,7 @@ internal static class JobCommand
                 parse.GetValue(ingest) ?? string.Empty) with
             {
                 Codec = budget is { } b ? Runtime.ControlPath.Planning.CutCodecChoice.Spell(b) : transfer.Text,
+                FirstHop = Transfer.FirstHop.Parse(parse.GetValue(firstHop)).Text,
             };
             return WithClusterAsync(join, parse, "job client", async node =>
             {

@@ -73,10 +73,11 @@ internal static class RunCommand
             Description = "Fidelity budget (above 0, at most 1): each hop gets the codec a frame spends least time on over its link among those "
                 + "whose fidelity against the exact model, measured first on frames of the source, is at least this (e.g. 0.99); not with --codec.",
         };
+        var firstHop = CommonOptions.FirstHop();
         var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
-            annotate, emulate, plan, chaos, chaosSeed, cuts, codec, fidelity,
+            annotate, emulate, plan, chaos, chaosSeed, cuts, codec, fidelity, firstHop,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -116,6 +117,7 @@ internal static class RunCommand
                 throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
             }
 
+            var hop = Transfer.FirstHop.Parse(parse.GetValue(firstHop));
             var emulation = parse.GetValue(emulate) is { } spec ? EmulationSpec.Parse(spec).RequireWorkers(parse.GetValue(nodes)) : null;
             var modelFile = OnnxModelFile.Load(modelPath); // a clear error before anything starts
             StagePlacement? fixedCuts = null;
@@ -165,6 +167,7 @@ internal static class RunCommand
                 ChaosSeed = parse.GetValue(chaosSeed),
                 Codec = transfer.Text,
                 Fidelity = budget,
+                FirstHop = hop.Text,
                 Placement = fixedCuts,
             };
             PricedConfiguration? chosen = null;
@@ -196,9 +199,9 @@ internal static class RunCommand
                 }
 
                 chosen = planning.Planned();
-                foreach (var hop in planning.DescribeHops(chosen))
+                foreach (var line in planning.DescribeHops(chosen))
                 {
-                    options.Progress?.Invoke($"planned {hop}");
+                    options.Progress?.Invoke($"planned {line}");
                 }
 
                 chosenStages = planning.Describe(chosen);
@@ -313,6 +316,7 @@ internal static class RunCommand
         void Row(string k, string v) => summary.AddRow(k, v);
         Row("model", Markup.Escape(r.Model));
         Row("codec on the cuts", Markup.Escape(r.Codec));
+        Row("first hop (bytes per frame)", $"{Markup.Escape(r.FirstHop)} ({Format.Bytes(r.FirstHopBytesPerFrame)}; raw {Format.Bytes(r.FirstHopRawBytesPerFrame)})");
         Row("workers / stages", $"{r.Workers} / {r.Parts}");
         Row("frames in", r.FramesIn.ToString(CultureInfo.InvariantCulture));
         Row("results out", r.ResultsOut.ToString(CultureInfo.InvariantCulture));

@@ -129,6 +129,7 @@ public sealed class JobSerializer : SerializerWithStringManifest
         w.Write(s.Window); w.Write(s.FramesPerSecond); w.Write(s.Frames); w.Write(s.IngestNode);
         WireFields.WriteRef(w, s.ModelStore);
         w.Write(s.Codec);
+        w.Write(s.FirstHop);
     }
 
     // Sizes are checked here (the model's SHA, its length, the window, the rate, the frame count); what the words mean (a
@@ -140,6 +141,7 @@ public sealed class JobSerializer : SerializerWithStringManifest
         r.ReadCount(r.Limits.Window, "A job's frame window"), ReadRate(r), WireLimits.Check(r.ReadInt64(), long.MaxValue, "A job's frame count"),
         r.ReadString(),
         WireFields.ReadRef(_system, r),
+        r.ReadString(),
         r.ReadString());
 
     private static double ReadRate(WireReader r)

@@ -8,7 +8,7 @@ namespace PipelineActors.Protocol.Serialization;
 public static class WireFormat
 {
     /// <summary>Raise it with any change to a message layout: nodes of another version refuse the messages.</summary>
-    public const byte Version = 4;
+    public const byte Version = 5;
 
     /// <summary>Bytes in front of every message body (the version).</summary>
     public const int HeaderBytes = 1;

@@ -10,6 +10,7 @@ internal enum CodecId : byte
     Fp16 = 2,
     Int8 = 3,
     Int4 = 4,
+    Jpeg = 5,
 }
 
 /// <summary>
@@ -54,11 +55,12 @@ internal static class CodecHeader
         return count;
     }
 
-    public static int Write(Span<byte> destination, CodecId id, ReadOnlySpan<long> shape)
+    public static int Write(
+        Span<byte> destination, CodecId id, ReadOnlySpan<long> shape, TensorProto.Types.DataType elementType = TensorProto.Types.DataType.Float)
     {
         destination[0] = (byte)id;
         destination[1] = Version;
-        destination[2] = (byte)TensorProto.Types.DataType.Float;
+        destination[2] = (byte)elementType;
         destination[3] = (byte)shape.Length;
         long count = 1;
         for (var i = 0; i < shape.Length; i++)
@@ -74,7 +76,9 @@ internal static class CodecHeader
     }
 
     /// <summary>Reads and checks a header; returns the shape, the element count and where the body starts.</summary>
-    public static (long[] Shape, long Count, int BodyOffset) Read(ReadOnlySpan<byte> source, CodecId expected, string codec, DecodeLimits limits)
+    public static (long[] Shape, long Count, int BodyOffset) Read(
+        ReadOnlySpan<byte> source, CodecId expected, string codec, DecodeLimits limits,
+        TensorProto.Types.DataType elementType = TensorProto.Types.DataType.Float)
     {
         if (source.Length < FixedBytes)
         {
@@ -92,9 +96,10 @@ internal static class CodecHeader
             throw new TensorCodecException($"The {codec} tensor has format version {source[1]}; this build reads version {Version}.");
         }
 
-        if (source[2] != (byte)TensorProto.Types.DataType.Float)
+        if (source[2] != (byte)elementType)
         {
-            throw new TensorCodecException($"The {codec} tensor declares element type {source[2]}; only float32 (1) is encoded.");
+            throw new TensorCodecException(
+                $"The {codec} tensor declares element type {source[2]}; only {(elementType == TensorProto.Types.DataType.Float ? "float32" : "uint8")} ({(int)elementType}) is encoded.");
         }
 
         int rank = source[3];
@@ -155,7 +160,7 @@ internal static class CodecHeader
     }
 
     /// <summary>32-bit FNV-1a: every step is a bijection of the state, so changing any one byte changes the result.</summary>
-    private static uint Checksum(ReadOnlySpan<byte> bytes)
+    public static uint Checksum(ReadOnlySpan<byte> bytes)
     {
         var hash = 2166136261u;
         foreach (var b in bytes)

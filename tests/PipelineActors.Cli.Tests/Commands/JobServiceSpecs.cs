@@ -182,6 +182,32 @@ public sealed class JobServiceSpecs : IDisposable
     }
 
     [Fact]
+    public async Task A_job_submitted_with_a_jpeg_first_hop_runs_on_node_services_and_blazeface_finds_the_faces()
+    {
+        // That the frames cross as JPEG is RunFirstHopSpecs' (a run is a job on its own cluster); this is the submitted path:
+        // the flag on the wire in the spec, the job runner's plan on an ingest node that is not the submitter.
+        StartNode("coordinator,worker");
+        StartNode("ingest");
+        var pictures = Directory.CreateDirectory(Path.Combine(_folder, "faces")).FullName;
+        foreach (var file in new[] { "basketball1.png", "left06.jpg", "messi5.jpg", "right06.jpg" })
+        {
+            File.Copy(Path.Combine("/usr/share/doc/opencv-doc/examples/data", file), Path.Combine(pictures, file));
+        }
+
+        var results = Path.Combine(_folder, "faces.jsonl");
+        var submit = await Cli("job", "submit", "--name", "faces", "--model", RepositoryFiles.Model("blazeface-back-256.onnx"),
+            "--source", $"images:{pictures}", "--frames", "4", "--first-hop", "jpeg:90", "--results", results);
+        Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
+        await WaitForStatus("faces", s => s.GetProperty("state").GetString() == "finished", "the job to finish");
+
+        var lines = ReadResults(results);
+        Assert.Equal([0L, 1, 2, 3], lines.Select(l => l.GetProperty("frame").GetInt64()));
+        // Each of these pictures has one face BlazeFace finds at >= 0.73 on raw pixels (RunFirstHopSpecs compares the boxes).
+        Assert.All(lines, l => Assert.Contains(
+            l.GetProperty("blazeface").GetProperty("faces").EnumerateArray(), f => f.GetProperty("score").GetDouble() >= 0.6));
+    }
+
+    [Fact]
     public async Task A_job_declared_in_an_ingest_nodes_configuration_runs_on_its_own_and_publishes_every_result_to_mqtt_once()
     {
         using var broker = MosquittoBroker.Start("camera", "s3cret");

@@ -344,11 +344,13 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var int8 = new CutCodec("block.relu1", "int8+zstd", 1, [0.5f, float.Epsilon, 1e30f], [0, 7, 255]);
         var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)", [int8, new("stem.relu", "fp16", 1, [], [])]);
         var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty, Decodes: [int8.ForDecoding()]);
-        var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]) };
+        // The first hop: the first stage decodes the source's pictures from JPEG (channels on axis 3, NHWC).
+        var specJpeg = specA with { Decodes = [new CutCodec("input", "jpeg:90", 3, [], [])] };
+        var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]), new(2, [specJpeg, specB]) };
         var hosted = new List<HostedStage> { new("job-1", 2, 0, local, 7, file.Sha256), new("job-2", 3, 2, remote, -1) };
         var jobSpec = new JobSpec(
             "cam-1", file.Sha256, "resnet18.onnx", 46_000_000, "{\"input\": \"data\"}", "rtsp://10.0.0.5/stream",
-            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote, "int8+zstd");
+            ["results/cam-1.jsonl", "mqtt"], ["data=1x3x224x224"], 4, 29.97, 0, "10.0.0.20:4053", remote, "int8+zstd", "jpeg:75");
         var jobStatus = new JobStatus(
             "cam-1", JobStates.Running, "10.0.0.20:4053", 1_000, 990, 7, 3, 24.5, 81.25, 140.5, 1_006,
             ["10.0.0.11:4053 0..4", "10.0.0.12:4053 5..9"], string.Empty, 1_700_000_000_999);

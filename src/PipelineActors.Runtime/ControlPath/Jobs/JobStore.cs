@@ -43,7 +43,7 @@ public sealed class JobStore(string path)
 
     private sealed record Entry(SpecFields Spec, JobStatus Status);
 
-    /// <summary>The spec without its actor ref.</summary>
+    /// <summary>The spec without its actor ref; a file written before the codec and the first hop were kept reads as exact and raw.</summary>
     private sealed record SpecFields(
         string Name,
         string ModelSha256,
@@ -56,14 +56,16 @@ public sealed class JobStore(string path)
         int Window,
         double FramesPerSecond,
         long Frames,
-        string IngestNode)
+        string IngestNode,
+        string? Codec = null,
+        string? FirstHop = null)
     {
         public static SpecFields Of(JobSpec s) => new(
             s.Name, s.ModelSha256, s.ModelFileName, s.ModelBytes, s.ProfileJson, s.Source, s.Results, s.InputSizes, s.Window,
-            s.FramesPerSecond, s.Frames, s.IngestNode);
+            s.FramesPerSecond, s.Frames, s.IngestNode, s.Codec, s.FirstHop);
 
         public JobSpec ToSpec() => new(
             Name, ModelSha256, ModelFileName, ModelBytes, ProfileJson, Source, Results, InputSizes, Window, FramesPerSecond, Frames,
-            IngestNode, ActorRefs.Nobody);
+            IngestNode, ActorRefs.Nobody, Codec ?? "exact", FirstHop ?? "raw");
     }
 }

@@ -87,6 +87,21 @@ public sealed record IngestStats(
 
     /// <summary>Plans found slower than planned, oldest first (the newest 100).</summary>
     public IReadOnlyList<SlowPlan> SlowPlans { get; init; } = [];
+
+    /// <summary>What the first hop carries: <c>raw</c> pixels, or the JPEG codec the plan's first stage decodes (<c>jpeg:90</c>).</summary>
+    public string FirstHop { get; init; } = Transfer.FirstHop.Raw;
+
+    /// <summary>The tensor bytes of the admitted frames as they left for the first stage (JPEG where the first hop is).</summary>
+    public long FirstHopBytes { get; init; }
+
+    /// <summary>The same frames' tensor bytes as the source gave them (raw pixels).</summary>
+    public long FirstHopRawBytes { get; init; }
+
+    /// <summary>Frames the first-hop counters cover (each admitted frame once, however often it was sent).</summary>
+    public long FirstHopFrames { get; init; }
+
+    /// <summary>Milliseconds spent encoding the first hop, all frames together.</summary>
+    public double FirstHopEncodeMs { get; init; }
 }
 
 /// <summary>Sent to the observer when the source has ended and every accepted frame has an outcome.</summary>
@@ -127,6 +142,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     private readonly List<(long, string)> _events = [];
     private readonly List<(long, long, PlanReason)> _plans = [];
     private readonly List<SlowPlan> _slowPlans = [];
+    private readonly FirstHopEncoding? _firstHop;
+    private long _firstHopBytes;
+    private long _firstHopRawBytes;
+    private long _firstHopFrames;
+    private long _firstHopEncodeTicks;
     private PipelineJob _job;
     private SourceReader? _reader;
     private Action<SourceFault>? _onFault;
@@ -161,6 +181,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         _job = job;
         _window = window;
         _limits = NodeLimits.Of(Context.System);
+        _firstHop = FirstHopEncoding.For(job.Splits);
 
         Receive<JobAccepted>(OnJobAccepted);
         Receive<Terminated>(OnTerminated);
@@ -244,6 +265,10 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
         StartRegistering();
         Timers.StartPeriodicTimer("deadlines", CheckDeadlines.Instance, TimeSpan.FromMilliseconds(100));
+        if (_firstHop is not null)
+        {
+            Event($"first hop {_firstHop.Text}: the ingest encodes {_firstHop.Tensors} as JPEG; the stages that read it decode it");
+        }
     }
 
     protected override void PostStop()
@@ -380,13 +405,13 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             // A live frame keeps its capture time; a clip's frame enters the pipeline now (it may
             // have waited for credit since it was read).
             var capture = reader.IsLive ? next.CaptureUnixMicros : NowMicros();
-            var frame = _window.Admit(_source.Id, capture, next.Tensors, _clock.Elapsed);
+            var frame = _window.Admit(_source.Id, capture, FirstHopTensors(next.Tensors), _clock.Elapsed);
             PipelineMetrics.FramesAccepted.Add(1);
             PipelineMetrics.InFlight.Add(1);
-            if (_settings.PixelsToSink && frame.Tensors.Count > 0 && frame.Tensors[0].Shape.Length == 4)
+            if (_settings.PixelsToSink && next.Tensors.Count > 0 && next.Tensors[0].Shape.Length == 4)
             {
-                // Told before the frame leaves: the sink (on this node) has the pixels before any result.
-                _sink.Tell(new FramePixels(frame.FrameId, frame.Tensors[0]));
+                // Told before the frame leaves: the sink (on this node) has the pixels (never the JPEG) before any result.
+                _sink.Tell(new FramePixels(frame.FrameId, next.Tensors[0]));
             }
 
             Send(frame);
@@ -414,6 +439,26 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
                 _supervisor.Tell(new JobEnded(_job.JobId));
             }
         }
+    }
+
+    /// <summary>
+    /// The source's tensors as the first hop carries them: encoded once, at admission, so a re-sent or replayed frame
+    /// carries the same bytes; counted for the run's report.
+    /// </summary>
+    private IReadOnlyList<FrameTensor> FirstHopTensors(IReadOnlyList<FrameTensor> tensors)
+    {
+        var sent = tensors;
+        if (_firstHop is not null)
+        {
+            var start = Stopwatch.GetTimestamp();
+            sent = _firstHop.Encode(tensors);
+            _firstHopEncodeTicks += Stopwatch.GetTimestamp() - start;
+        }
+
+        _firstHopFrames++;
+        _firstHopRawBytes += tensors.Sum(t => (long)t.Data.Length);
+        _firstHopBytes += sent.Sum(t => (long)t.Data.Length);
+        return sent;
     }
 
     private void Carry(FrameRetry retry)
@@ -462,6 +507,11 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             Plans = _plans.ToList(),
             FirstId = _window.FirstId,
             SlowPlans = _slowPlans.ToList(),
+            FirstHop = _firstHop?.Text ?? Transfer.FirstHop.Raw,
+            FirstHopBytes = _firstHopBytes,
+            FirstHopRawBytes = _firstHopRawBytes,
+            FirstHopFrames = _firstHopFrames,
+            FirstHopEncodeMs = _firstHopEncodeTicks * 1000.0 / Stopwatch.Frequency,
         };
     }
 

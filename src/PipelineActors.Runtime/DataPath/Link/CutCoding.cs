@@ -11,19 +11,27 @@ public sealed class CutCodingException(string message, Exception? inner = null) 
 /// <summary>
 /// One stage's end of its coded cuts, as its <see cref="StageSpec"/> says: the cut tensors it sends on are replaced by
 /// the transfer layer's encoded buffers (a uint8 tensor of the same name, shaped [bytes]), and the coded ones it reads
-/// are decoded back to float32 before inference. A stage encodes whether its successor is local or remote, so what a
-/// stage computes never depends on where the plan put its neighbours. Tensors it only forwards stay as they arrived.
+/// are decoded back to float32 before inference; the source's pictures that crossed the first hop as JPEG (a
+/// <c>jpeg:Q</c> entry in <see cref="StageSpec.Decodes"/>, encoded by the ingest) are decoded back to uint8 pixels. A stage
+/// encodes whether its successor is local or remote, so what a stage computes never depends on where the plan put its
+/// neighbours. Tensors it only forwards stay as they arrived.
 /// </summary>
 public sealed class CutCoding
 {
     private readonly Dictionary<string, ITensorCodec> _encoders;
     private readonly Dictionary<string, (ITensorCodec Codec, string Name)> _decoders;
+    private readonly Dictionary<string, string> _pictures;
     private readonly Func<string, DecodeLimits> _limits;
 
-    private CutCoding(Dictionary<string, ITensorCodec> encoders, Dictionary<string, (ITensorCodec, string)> decoders, Func<string, DecodeLimits> limits)
+    private CutCoding(
+        Dictionary<string, ITensorCodec> encoders,
+        Dictionary<string, (ITensorCodec, string)> decoders,
+        Dictionary<string, string> pictures,
+        Func<string, DecodeLimits> limits)
     {
         _encoders = encoders;
         _decoders = decoders;
+        _pictures = pictures;
         _limits = limits;
     }
 
@@ -43,8 +51,11 @@ public sealed class CutCoding
             c => TensorCodecs.WithQuantizers(
                 c.Codec, c.ChannelAxis, [.. c.Scales.Select((scale, i) => new ChannelQuantization(scale, c.ZeroPoints[i], 8))]),
             StringComparer.Ordinal);
-        var decoders = (spec.Decodes ?? []).ToDictionary(c => c.Tensor, c => (TensorCodecs.Decoder(c.Codec), c.Codec), StringComparer.Ordinal);
-        return new CutCoding(encoders, decoders, limits ?? (_ => DecodeLimits.Default));
+        var decodes = spec.Decodes ?? [];
+        var pictures = decodes.Where(c => JpegCodec.Names(c.Codec)).ToDictionary(c => c.Tensor, c => c.Codec, StringComparer.Ordinal);
+        var decoders = decodes.Where(c => !JpegCodec.Names(c.Codec))
+            .ToDictionary(c => c.Tensor, c => (TensorCodecs.Decoder(c.Codec), c.Codec), StringComparer.Ordinal);
+        return new CutCoding(encoders, decoders, pictures, limits ?? (_ => DecodeLimits.Default));
     }
 
     /// <summary>The frame's tensors with every coded cut tensor decoded to float32; anything unreadable is a <see cref="CutCodingException"/>.</summary>
@@ -53,6 +64,12 @@ public sealed class CutCoding
         var decoded = new List<FrameTensor>(tensors.Count);
         foreach (var tensor in tensors)
         {
+            if (_pictures.TryGetValue(tensor.Name, out var jpeg))
+            {
+                decoded.Add(DecodePicture(tensor, jpeg));
+                continue;
+            }
+
             if (!_decoders.TryGetValue(tensor.Name, out var decoder))
             {
                 decoded.Add(tensor);
@@ -78,6 +95,26 @@ public sealed class CutCoding
         }
 
         return decoded;
+    }
+
+    private FrameTensor DecodePicture(FrameTensor tensor, string codec)
+    {
+        if (tensor.ElementType != TensorProto.Types.DataType.Uint8 || tensor.Shape.Length != 1 || tensor.Shape[0] != tensor.Data.Length)
+        {
+            throw new CutCodingException(
+                $"Tensor '{tensor.Name}' arrived as {tensor.ElementType} [{string.Join(",", tensor.Shape)}], not as the {codec} the plan's first hop says: "
+                + "the ingest runs another plan.");
+        }
+
+        try
+        {
+            var pixels = JpegCodec.Decode(tensor.Data, _limits(tensor.Name));
+            return new FrameTensor(tensor.Name, TensorProto.Types.DataType.Uint8, pixels.Shape, pixels.Values);
+        }
+        catch (TensorCodecException e)
+        {
+            throw new CutCodingException($"Tensor '{tensor.Name}' does not decode as {codec}: {e.Message}", e);
+        }
     }
 
     /// <summary>The stage's outputs with every coded cut tensor replaced by its encoded buffer.</summary>

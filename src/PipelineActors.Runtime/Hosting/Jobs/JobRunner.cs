@@ -357,6 +357,9 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                 model = CutCodecPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
             }
 
+            // After the cut codecs (their plan sets every stage's decodes afresh), and on a harness's own cut too.
+            model = FirstHopPlan.Apply(model, Transfer.FirstHop.Parse(spec.FirstHop), profile);
+
             // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
             var source = hooks?.Source is { } open
                 ? open(model)

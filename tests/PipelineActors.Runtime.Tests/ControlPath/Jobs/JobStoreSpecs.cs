@@ -42,5 +42,30 @@ public sealed class JobStoreSpecs : IDisposable
         Assert.Empty(new JobStore(path).Load());
     }
 
+    [Fact]
+    public void A_jobs_codec_and_first_hop_survive_the_file_and_a_file_written_before_them_reads_as_exact_and_raw()
+    {
+        var path = Path.Combine(PrivateFiles.EnsureFolder(Path.Combine(_root, "state-fields")), "jobs.json");
+        var spec = new Protocol.JobSpec(
+            "cam-1", new string('a', 64), "blazeface.onnx", 1, "{}", "video:/tmp/v.avi", [], [], 0, 0, 0, string.Empty,
+            Akka.Actor.ActorRefs.Nobody, "int8", "jpeg:75");
+        var status = new Protocol.JobStatus("cam-1", Protocol.JobStates.Running, string.Empty, 0, 0, 0, 0, 0, 0, 0, -1, [], string.Empty, 0);
+        var store = new JobStore(path);
+        store.Save([(spec, status)]);
+
+        var loaded = Assert.Single(store.Load()).Spec;
+        Assert.Equal("int8", loaded.Codec);
+        Assert.Equal("jpeg:75", loaded.FirstHop);
+
+        // The file as the version before wrote it: no codec, no first hop.
+        var old = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!;
+        old[0]!["spec"]!.AsObject().Remove("codec");
+        old[0]!["spec"]!.AsObject().Remove("firstHop");
+        File.WriteAllText(path, old.ToJsonString());
+        var before = Assert.Single(store.Load()).Spec;
+        Assert.Equal("exact", before.Codec);
+        Assert.Equal("raw", before.FirstHop);
+    }
+
     public void Dispose() => Directory.Delete(_root, recursive: true);
 }
