@@ -20,8 +20,12 @@ public sealed record QuantizedModel(ModelProto Model, int QuantizedNodes, int Ac
 /// </summary>
 public static class ModelQuantizer
 {
-    /// <summary>The clip the activation ranges use by default: the calibration minimum and maximum.</summary>
-    public const ClipMethod DefaultClip = ClipMethod.MinMax;
+    /// <summary>
+    /// The clip the activation ranges use by default: ACIQ-Laplace, as for the int8 codec. Measured on BlazeFace over 16
+    /// Megamind.avi frames (calibrated on the 16 before): face-box F1 against float 0.74 with it, 0.60 with the
+    /// 99.99th percentile and 0.17 with plain min/max (whose wide ranges let background scores rise past the threshold).
+    /// </summary>
+    public const ClipMethod DefaultClip = Clipping.Default;
 
     /// <summary>Quantises <paramref name="model"/>, calibrated on <paramref name="frames"/> (its inputs by name).</summary>
     public static QuantizedModel Quantize(
@@ -167,17 +171,19 @@ public static class ModelQuantizer
     {
         private readonly ModelProto _model;
         private readonly string _what;
+        private readonly int _folded;
         private readonly IReadOnlyList<QdqTarget> _targets;
         private readonly IReadOnlyList<string> _activations;
 
         public StageQuantizer(ModelProto model, string what, int threads)
         {
-            _model = model;
             _what = what;
-            _targets = QdqRewrite.Targets(model, what);
-            _activations = QdqRewrite.ActivationTensors(model, _targets);
+            QdqRewrite.Targets(model, what); // nothing to quantise: refused before anything else
             OpsetUpgrade.Upgrade(model, null, what); // refuses an opset it cannot raise before any frame is run
-            Calibrator = new ActivationCalibrator(model, _activations.Concat(OpsetUpgrade.TensorsNeedingRank(model)), threads);
+            (_model, _folded) = BatchNormFolding.Fold(model);
+            _targets = QdqRewrite.Targets(_model, what);
+            _activations = QdqRewrite.ActivationTensors(_model, _targets);
+            Calibrator = new ActivationCalibrator(_model, _activations.Concat(OpsetUpgrade.TensorsNeedingRank(_model)), threads);
         }
 
         public ActivationCalibrator Calibrator { get; }
@@ -194,6 +200,7 @@ public static class ModelQuantizer
             var note = FormattableString.Invariant(
                 $"qdq int8: {_targets.Count} Conv/MatMul/Gemm nodes with int8 weights per output channel (symmetric) and int32 biases, ")
                 + FormattableString.Invariant($"{_activations.Count} activations uint8 per tensor ({clip} over {Calibrator.Frames} frames); ")
+                + (_folded > 0 ? FormattableString.Invariant($"{_folded} BatchNormalization folded into their Conv; ") : "")
                 + FormattableString.Invariant($"opset {from}{(from < OpsetUpgrade.Target ? $" raised to {OpsetUpgrade.Target}" : "")}");
             var rewritten = QdqRewrite.Rewrite(upgraded, _targets, Calibrator.Scales(clip), note);
             return new QuantizedModel(rewritten, _targets.Count, _activations.Count, from, Calibrator.Frames, note);

@@ -102,7 +102,10 @@ public static class QdqRewrite
     /// </summary>
     public static IReadOnlyList<string> ActivationTensors(ModelProto model, IReadOnlyList<QdqTarget> targets)
     {
-        var outputs = model.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        // A target whose output reaches a graph output without passing another target is a head (BlazeFace's score
+        // convolutions): its output stays float. Those logits span hundreds with the interesting ones near 0, so one
+        // uint8 scale over them loses exactly what the decoder's threshold reads.
+        var outputs = FloatPathToOutputs(model, targets);
         var readers = model.Graph.Node.SelectMany(n => n.Input.Distinct().Select(i => (Input: i, Node: n)))
             .GroupBy(p => p.Input, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(p => p.Node).ToList(), StringComparer.Ordinal);
         string? Quantised(string output)
@@ -121,6 +124,23 @@ public static class QdqRewrite
         }
 
         return [.. targets.Select(t => t.Activation).Concat(targets.Select(t => Quantised(t.Output)).OfType<string>()).Distinct()];
+    }
+
+    /// <summary>The tensors from which a graph output is reached through nodes that are not targets (graph outputs included).</summary>
+    private static HashSet<string> FloatPathToOutputs(ModelProto model, IReadOnlyList<QdqTarget> targets)
+    {
+        var targetIndices = targets.Select(t => t.Index).ToHashSet();
+        var reaching = model.Graph.Output.Select(o => o.Name).ToHashSet(StringComparer.Ordinal);
+        for (var i = model.Graph.Node.Count - 1; i >= 0; i--)
+        {
+            var node = model.Graph.Node[i];
+            if (!targetIndices.Contains(i) && node.Output.Any(reaching.Contains))
+            {
+                reaching.UnionWith(node.Input.Where(n => n.Length > 0));
+            }
+        }
+
+        return reaching;
     }
 
     /// <summary>

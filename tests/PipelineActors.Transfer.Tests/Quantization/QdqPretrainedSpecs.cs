@@ -28,8 +28,9 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
 
         var (worst, mean) = Compare(model, quantized.Model, QdqFixtures.TestPictures.Select(QdqFixtures.BlazeFaceFrame));
         output.WriteLine($"BlazeFace int8 vs float over {QdqFixtures.TestPictures.Length} unseen pictures: relative L2 of the 4 outputs mean {mean:E3}, worst {worst:E3}");
-        // Measured: worst 0.17, mean 0.13 (the score logits move most; the task measure is in the CLI's quantize specs).
-        Assert.InRange(worst, 1e-6, 0.25);
+        // Measured with the default ACIQ clip: worst 0.43, mean 0.27. Most of it is the background score logits (down to
+        // -900) being clipped, which no threshold sees; the face measure itself is asserted in the CLI's quantize specs.
+        Assert.InRange(worst, 1e-6, 0.6);
     }
 
     [Fact]
@@ -38,7 +39,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         var model = OnnxModelFile.Load(Codecs.BlazeFaceActivationSpecs.Root() + "/models/paddleocr-textdir-cls.onnx").Model;
         string[] text = ["../text/scenetext01.jpg", "../text/scenetext02.jpg", "../text/scenetext03.jpg"];
         var calibration = QdqFixtures.CalibrationPictures.Select(QdqFixtures.ClassifierFrame).ToList();
-        var quantized = ModelQuantizer.Quantize(model, calibration, "paddleocr-textdir-cls.onnx");
+        // Min/max ranges: on this classifier they kept more answers than the default ACIQ clip (measured: 8/8 against 5/8).
+        var quantized = ModelQuantizer.Quantize(model, calibration, "paddleocr-textdir-cls.onnx", Transfer.Codecs.ClipMethod.MinMax);
         output.WriteLine(quantized.Note);
         Assert.Equal(9, quantized.FromOpset);
         var kernels = ModelQuantizer.OptimizedOpTypes(quantized.Model.ToByteArray());
@@ -53,7 +55,7 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         output.WriteLine($"classifier int8 vs float over {tests.Count} unseen pictures: 0/180 agreement {agree}/{tests.Count}, "
             + $"relative L2 of the probabilities mean {mean:E3}, worst {worst:E3}");
         Assert.Equal(tests.Count, agree);
-        Assert.InRange(worst, 1e-6, 0.35); // measured: worst 0.23, mean 0.13 (of the two probabilities)
+        Assert.InRange(worst, 1e-6, 0.3); // measured: worst 0.19, mean 0.08 (of the two probabilities)
     }
 
     [Fact]
@@ -88,7 +90,7 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         var errors = QdqFixtures.TestPictures.Select(QdqFixtures.BlazeFaceFrame)
             .Select(frame => QdqFixtures.RelativeL2(whole.Run(frame), chain.Run(frame), analysis.Graph.OutputNames)).ToList();
         output.WriteLine($"BlazeFace int8 3-stage chain vs float whole model over {errors.Count} unseen pictures: relative L2 mean {errors.Average():E3}, worst {errors.Max():E3}");
-        Assert.InRange(errors.Max(), 1e-6, 0.35); // measured: worst 0.27, mean 0.16
+        Assert.InRange(errors.Max(), 1e-6, 0.6); // measured: worst 0.44, mean 0.27, as for the whole model (clipped background logits)
     }
 
     private static (double Worst, double Mean) Compare(
