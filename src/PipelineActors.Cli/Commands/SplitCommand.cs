@@ -77,7 +77,10 @@ internal static class SplitCommand
                 : latency is not null
                     ? Balancer.Balance(analysis, partCount!.Value, (from, to) => latency.CostMs(from, to), latency.Boundaries)
                     : Balancer.Balance(analysis, partCount!.Value);
-            IReadOnlyList<StageModel> stages = StageExtractor.Extract(analysis, positions);
+            var floatStages = StageExtractor.Extract(analysis, positions);
+            var (stages, note) = quantize
+                ? Int8Stages(modelPath, parse.GetValue(input), floatStages, sources, calibrationCount, threadCount)
+                : ((IReadOnlyList<StageModel>)floatStages, "");
 
             IReadOnlyList<double>? measured = null;
             if (parse.GetValue(measure))
@@ -90,13 +93,7 @@ internal static class SplitCommand
             string? verdict = null;
             if (parse.GetValue(verify))
             {
-                verdict = Verify(analysis, stages);
-            }
-
-            var note = "";
-            if (quantize)
-            {
-                (stages, note) = Int8Stages(modelPath, parse.GetValue(input), stages, sources, calibrationCount, threadCount);
+                verdict = Verify(analysis, floatStages);
             }
 
             var basis = latency is not null ? $"measured ({latency.IntraOpThreads} thread(s))" : cutList is not null ? "given cuts" : "flops";
