@@ -203,10 +203,13 @@ internal static class QuantizeCommand
             r.Top1Agreement.ToString("0.000", CultureInfo.InvariantCulture));
         console.Write(table);
         console.MarkupLine($"fidelity: {Markup.Escape(r.FidelityMeasure)}"
-            + (r.Task?.ReferenceBoxes is { } boxes ? $" ({boxes} boxes from the float model, recall {r.Task.Recall:0.000}, precision {r.Task.Precision:0.000})" : ""));
+            + (r.Task?.ReferenceBoxes is { } boxes
+                ? $" ({boxes} boxes from the float model, recall {r.Task.Recall:0.000}, precision {r.Task.Precision:0.000})"
+                : ""));
         console.MarkupLine($"[grey]{Markup.Escape(r.Note)}; ONNX Runtime runs {Markup.Escape(r.Int8Kernels)}[/]");
-        console.MarkupLine($"[grey]calibrated on {r.CalibrationFrames} frames; timed (median ms per frame, {r.Threads} thread(s), optimisations on) and "
-            + $"compared on {r.Frames} {(r.EvaluatedOnCalibrationFrames ? "frames (the calibration frames: the source had no more)" : "other frames")}[/]");
+        var compared = r.EvaluatedOnCalibrationFrames ? "frames (the calibration frames: the source had no more)" : "other frames";
+        console.MarkupLine($"[grey]calibrated on {r.CalibrationFrames} frames; timed (median ms per frame, {r.Threads} thread(s), "
+            + $"optimisations on) and compared on {r.Frames} {compared}[/]");
         console.MarkupLine($"wrote {Markup.Escape(r.Out)} (sha256 {r.Sha256[..12]}...)");
     }
 }

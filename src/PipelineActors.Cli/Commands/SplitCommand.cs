@@ -32,7 +32,8 @@ internal static class SplitCommand
         };
         var source = new Option<string[]>("--source")
         {
-            Description = $"With --int8: frames to calibrate on ({Runtime.DataPath.Sources.SourceSpec.Kinds}); the model's profile preprocesses them.",
+            Description = $"With --int8: frames to calibrate on ({Runtime.DataPath.Sources.SourceSpec.Kinds}); "
+                + "the model's profile preprocesses them.",
         };
         var frames = new Option<int>("--frames") { Description = "With --int8: frames to calibrate on.", DefaultValueFactory = _ => 16 };
         var command = new Command("split", "Cut a model into pipeline stages: one standalone ONNX model per stage and a manifest.")
@@ -149,10 +150,12 @@ internal static class SplitCommand
         var quantized = Transfer.Quantization.ModelQuantizer.QuantizeStages(
             [.. stages.Select(s => s.Model)], calibration, Path.GetFileName(modelPath), threads: threads);
         var result = stages.Select((s, i) => quantized[i] is { } q ? s with { Model = q.Model } : s).ToList();
-        var floatStages = quantized.Select((q, i) => (q, i)).Where(p => p.q is null).Select(p => p.i.ToString(CultureInfo.InvariantCulture)).ToList();
+        var floatStages = quantized.Select((q, i) => (q, i)).Where(p => p.q is null)
+            .Select(p => p.i.ToString(CultureInfo.InvariantCulture)).ToList();
         var note = string.Create(CultureInfo.InvariantCulture,
             $"int8: {quantized.Count(q => q is not null)} of {stages.Count} stages quantised (QDQ, calibrated on {calibration.Count} frames of ")
-            + $"{string.Join(" then ", sources)})" + (floatStages.Count > 0 ? $"; stage {string.Join(", ", floatStages)} has nothing to quantise and stays float" : "");
+            + $"{string.Join(" then ", sources)})"
+            + (floatStages.Count > 0 ? $"; stage {string.Join(", ", floatStages)} has nothing to quantise and stays float" : "");
         return (result, note);
     }
 

@@ -98,8 +98,9 @@ public static class ModelQuantizer
         }
     }
 
-    /// <summary>Median ms per frame over <paramref name="frames"/> with ONNX Runtime's optimisations on (its int8 fusions), after a warm-up.</summary>
-    public static double MillisecondsPerFrame(byte[] model, IReadOnlyList<IReadOnlyDictionary<string, HostTensor>> frames, int threads, int rounds = 3)
+    /// <summary>Median ms per frame over <paramref name="frames"/>, ONNX Runtime's optimisations (its int8 fusions) on, after a warm-up.</summary>
+    public static double MillisecondsPerFrame(
+        byte[] model, IReadOnlyList<IReadOnlyDictionary<string, HostTensor>> frames, int threads, int rounds = 3)
     {
         using var runner = new ModelRunner(model, threads, optimize: true);
         runner.Run(frames[0]);

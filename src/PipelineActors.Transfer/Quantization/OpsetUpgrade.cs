@@ -106,7 +106,8 @@ public static class OpsetUpgrade
     private static bool IsDefault(NodeProto node) => node.Domain is "" or "ai.onnx";
 
     /// <summary>Moves attributes to inputs 1.. in order, as constant initializers; an absent one becomes an empty input.</summary>
-    private static void AttributesToInputs(GraphProto graph, NodeProto node, Func<string, AttributeProto, TensorProto> constant, params string[] names)
+    private static void AttributesToInputs(
+        GraphProto graph, NodeProto node, Func<string, AttributeProto, TensorProto> constant, params string[] names)
     {
         var present = names.Select(n => node.Attribute.FirstOrDefault(a => a.Name == n)).ToList();
         if (present.All(a => a is null))
@@ -167,9 +168,10 @@ public static class OpsetUpgrade
         var axis = attribute?.I ?? 1;
         if (rank is not { } r || (axis != -1 && axis != r - 1))
         {
+            var rankText = rank?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown";
             throw new PipelineInputException(
-                $"'{what}' has a {node.OpType} (node '{node.Name}') over axes {axis}.. of a rank-{rank?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"} "
-                + $"tensor, which opset {Target} (needed for int8 weights per channel) would compute differently; export the model at opset {Target} or later.");
+                $"'{what}' has a {node.OpType} (node '{node.Name}') over axes {axis}.. of a rank-{rankText} tensor, which opset {Target} "
+                + $"(needed for int8 weights per channel) would compute differently; export the model at opset {Target} or later.");
         }
 
         if (attribute is null)

@@ -147,7 +147,8 @@ public static class QdqRewrite
     /// Rewrites <paramref name="model"/> (already at opset 13 or later) with <paramref name="scales"/> for every tensor
     /// <see cref="ActivationTensors"/> names; <paramref name="note"/> goes into the model's metadata.
     /// </summary>
-    public static ModelProto Rewrite(ModelProto model, IReadOnlyList<QdqTarget> targets, IReadOnlyDictionary<string, ActivationScale> scales, string note)
+    public static ModelProto Rewrite(
+        ModelProto model, IReadOnlyList<QdqTarget> targets, IReadOnlyDictionary<string, ActivationScale> scales, string note)
     {
         if (OpsetUpgrade.Opset(model) < OpsetUpgrade.Target)
         {
@@ -183,8 +184,16 @@ public static class QdqRewrite
             var values = Fresh($"{tensor}.dequantized");
             NodeProto[] pair =
             [
-                new() { Name = Fresh($"{tensor}.quantize"), OpType = "QuantizeLinear", Input = { tensor, scaleInit.Name, zeroInit.Name }, Output = { codes } },
-                new() { Name = Fresh($"{tensor}.dequantize"), OpType = "DequantizeLinear", Input = { codes, scaleInit.Name, zeroInit.Name }, Output = { values } },
+                new()
+                {
+                    Name = Fresh($"{tensor}.quantize"), OpType = "QuantizeLinear", Input = { tensor, scaleInit.Name, zeroInit.Name },
+                    Output = { codes },
+                },
+                new()
+                {
+                    Name = Fresh($"{tensor}.dequantize"), OpType = "DequantizeLinear", Input = { codes, scaleInit.Name, zeroInit.Name },
+                    Output = { values },
+                },
             ];
             if (inputs.Contains(tensor))
             {

@@ -65,7 +65,8 @@ public sealed class QuantizeCommandSpecs : IDisposable
         var written = _folder["blazeface-back-256.int8.onnx"];
         Assert.Equal(written, row.GetProperty("out").GetString());
         Assert.Equal(OnnxModelFile.Sha256Hex(File.ReadAllBytes(written)), row.GetProperty("sha256").GetString());
-        Assert.Equal(File.ReadAllText(_folder["blazeface-back-256.profile.json"]), File.ReadAllText(_folder["blazeface-back-256.int8.profile.json"]));
+        Assert.Equal(
+            File.ReadAllText(_folder["blazeface-back-256.profile.json"]), File.ReadAllText(_folder["blazeface-back-256.int8.profile.json"]));
         Assert.Empty(Directory.EnumerateFiles(_folder.Path, "*.tmp"));
         var model = OnnxModelFile.Load(written).Model;
         Assert.Contains(model.MetadataProps, p => p.Key == QdqRewrite.MetadataKey);
@@ -170,7 +171,8 @@ public sealed class QuantizeCommandSpecs : IDisposable
             Assert.Equal(expected[output].Info.Shape, actual[output].Info.Shape);
         }
 
-        Assert.True(Balancer.Balance(analysis, 3).SequenceEqual(manifest.Boundaries.Select(b => b.Position)), "the cuts are those of the float split");
+        Assert.True(
+            Balancer.Balance(analysis, 3).SequenceEqual(manifest.Boundaries.Select(b => b.Position)), "the cuts are those of the float split");
     }
 
     [Fact]

@@ -25,7 +25,8 @@ internal static class QdqFixtures
     public static Dictionary<string, HostTensor> ClassifierFrame(string file) =>
         Frame(file, "x", 192, 48, nhwc: false, bgr: true, v => ((v / 255f) - 0.5f) / 0.5f);
 
-    private static Dictionary<string, HostTensor> Frame(string file, string input, int width, int height, bool nhwc, bool bgr, Func<float, float> scale)
+    private static Dictionary<string, HostTensor> Frame(
+        string file, string input, int width, int height, bool nhwc, bool bgr, Func<float, float> scale)
     {
         var path = Path.Combine(Pictures, file);
         Assert.True(File.Exists(path), $"{path} is missing: install Debian's opencv-doc (sudo apt-get install opencv-doc).");
@@ -131,7 +132,10 @@ internal static class QdqFixtures
         return new ValueInfoProto
         {
             Name = name,
-            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = tensorShape } },
+            Type = new TypeProto
+            {
+                TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = tensorShape },
+            },
         };
     }
 
@@ -143,7 +147,8 @@ internal static class QdqFixtures
     }
 
     /// <summary>sqrt(sum (a - b)^2 / sum a^2) over the named outputs.</summary>
-    public static double RelativeL2(IReadOnlyDictionary<string, HostTensor> expected, IReadOnlyDictionary<string, HostTensor> actual, IEnumerable<string> names)
+    public static double RelativeL2(
+        IReadOnlyDictionary<string, HostTensor> expected, IReadOnlyDictionary<string, HostTensor> actual, IEnumerable<string> names)
     {
         double difference = 0, norm = 0;
         foreach (var name in names)

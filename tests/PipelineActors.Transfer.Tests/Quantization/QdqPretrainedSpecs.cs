@@ -23,11 +23,13 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         var quantized = ModelQuantizer.Quantize(model, calibration, "blazeface-back-256.onnx");
         output.WriteLine(quantized.Note);
         var kernels = ModelQuantizer.OptimizedOpTypes(quantized.Model.ToByteArray());
-        output.WriteLine($"int8 kernels after ORT's fusions: {ModelQuantizer.Int8Kernels(kernels)}; float Conv left: {kernels.GetValueOrDefault("Conv")}");
+        output.WriteLine($"int8 kernels after ORT's fusions: {ModelQuantizer.Int8Kernels(kernels)}; "
+            + $"float Conv left: {kernels.GetValueOrDefault("Conv")}");
         Assert.True(kernels.GetValueOrDefault("QLinearConv") >= quantized.QuantizedNodes * 3 / 4, ModelQuantizer.Int8Kernels(kernels));
 
         var (worst, mean) = Compare(model, quantized.Model, QdqFixtures.TestPictures.Select(QdqFixtures.BlazeFaceFrame));
-        output.WriteLine($"BlazeFace int8 vs float over {QdqFixtures.TestPictures.Length} unseen pictures: relative L2 of the 4 outputs mean {mean:E3}, worst {worst:E3}");
+        output.WriteLine($"BlazeFace int8 vs float over {QdqFixtures.TestPictures.Length} unseen pictures: "
+            + $"relative L2 of the 4 outputs mean {mean:E3}, worst {worst:E3}");
         // Measured with the default ACIQ clip: worst 0.43, mean 0.27. Most of it is the background score logits (down to
         // -900) being clipped, which no threshold sees; the face measure itself is asserted in the CLI's quantize specs.
         Assert.InRange(worst, 1e-6, 0.6);
@@ -44,7 +46,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         output.WriteLine(quantized.Note);
         Assert.Equal(9, quantized.FromOpset);
         var kernels = ModelQuantizer.OptimizedOpTypes(quantized.Model.ToByteArray());
-        output.WriteLine($"int8 kernels after ORT's fusions: {ModelQuantizer.Int8Kernels(kernels)}; float Conv left: {kernels.GetValueOrDefault("Conv")}");
+        output.WriteLine($"int8 kernels after ORT's fusions: {ModelQuantizer.Int8Kernels(kernels)}; "
+            + $"float Conv left: {kernels.GetValueOrDefault("Conv")}");
         Assert.True(kernels.GetValueOrDefault("QLinearConv") >= 1, ModelQuantizer.Int8Kernels(kernels));
 
         var tests = QdqFixtures.TestPictures.Concat(text).Select(QdqFixtures.ClassifierFrame).ToList();
@@ -89,7 +92,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         using var chain = new StageChain(quantized.Select(q => q!.Model.ToByteArray()), optimize: true);
         var errors = QdqFixtures.TestPictures.Select(QdqFixtures.BlazeFaceFrame)
             .Select(frame => QdqFixtures.RelativeL2(whole.Run(frame), chain.Run(frame), analysis.Graph.OutputNames)).ToList();
-        output.WriteLine($"BlazeFace int8 3-stage chain vs float whole model over {errors.Count} unseen pictures: relative L2 mean {errors.Average():E3}, worst {errors.Max():E3}");
+        output.WriteLine($"BlazeFace int8 3-stage chain vs float whole model over {errors.Count} unseen pictures: "
+            + $"relative L2 mean {errors.Average():E3}, worst {errors.Max():E3}");
         Assert.InRange(errors.Max(), 1e-6, 0.6); // measured: worst 0.44, mean 0.27, as for the whole model (clipped background logits)
     }
 

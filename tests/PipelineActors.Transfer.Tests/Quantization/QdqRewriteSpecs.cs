@@ -143,7 +143,8 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         }
 
         // The whole quantiser takes it too (it records the Softmax input's rank in calibration).
-        var quantized = ModelQuantizer.Quantize(model, [.. Enumerable.Range(1, 4).Select(s => QdqFixtures.Smooth("x", [1, 3, 8, 8], s))], "old.onnx");
+        var frames = Enumerable.Range(1, 4).Select(s => QdqFixtures.Smooth("x", [1, 3, 8, 8], s)).ToList();
+        var quantized = ModelQuantizer.Quantize(model, frames, "old.onnx");
         Assert.Contains("opset 9 raised to 13", quantized.Note);
         using var int8 = new ModelRunner(quantized.Model.ToByteArray(), optimize: true);
         Assert.Equal(int8.OutputNames, old.OutputNames);
