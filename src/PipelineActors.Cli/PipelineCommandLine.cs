@@ -45,6 +45,7 @@ public static class PipelineCommandLine
         root.Add(CertsCommand.Create(context));
         root.Add(CalibrateCommand.Create(context));
         root.Add(FidelityCommand.Create(context));
+        root.Add(QuantizeCommand.Create(context));
         return root;
     }
 

@@ -26,9 +26,19 @@ internal static class SplitCommand
         var runs = new Option<int>("--runs") { Description = "Timed runs per segment with --measure.", DefaultValueFactory = _ => 10 };
         var verify = new Option<bool>("--verify") { Description = "Run the whole model and the chained stages on the same input and report the difference." };
         var force = new Option<bool>("--force") { Description = "Replace the --out folder if it exists." };
+        var int8 = new Option<bool>("--int8")
+        {
+            Description = "Write each stage as int8 (QDQ), calibrated on --source frames run through the float stages before it.",
+        };
+        var source = new Option<string[]>("--source")
+        {
+            Description = $"With --int8: frames to calibrate on ({Runtime.DataPath.Sources.SourceSpec.Kinds}); "
+                + "the model's profile preprocesses them.",
+        };
+        var frames = new Option<int>("--frames") { Description = "With --int8: frames to calibrate on.", DefaultValueFactory = _ => 16 };
         var command = new Command("split", "Cut a model into pipeline stages: one standalone ONNX model per stage and a manifest.")
         {
-            model, parts, cuts, output, input, measure, profile, threads, runs, verify, force,
+            model, parts, cuts, output, input, measure, profile, threads, runs, verify, force, int8, source, frames,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -40,6 +50,16 @@ internal static class SplitCommand
             }
 
             var threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
+            var sources = parse.GetValue(source) ?? [];
+            var quantize = parse.GetValue(int8);
+            if (quantize != sources.Length > 0)
+            {
+                throw new PipelineInputException(quantize
+                    ? "--int8 needs --source SPEC: the frames to calibrate the int8 stages on."
+                    : "--source only calibrates --int8 stages; add --int8 or leave --source out.");
+            }
+
+            var calibrationCount = CutModel.CheckFrames(parse.GetValue(frames), "--frames");
             var modelPath = parse.GetValue(model)!;
             var analysis = CommonOptions.Analyze(modelPath, parse.GetValue(input));
             var profilePath = parse.GetValue(profile);
@@ -58,7 +78,10 @@ internal static class SplitCommand
                 : latency is not null
                     ? Balancer.Balance(analysis, partCount!.Value, (from, to) => latency.CostMs(from, to), latency.Boundaries)
                     : Balancer.Balance(analysis, partCount!.Value);
-            var stages = StageExtractor.Extract(analysis, positions);
+            var floatStages = StageExtractor.Extract(analysis, positions);
+            var (stages, note) = quantize
+                ? Int8Stages(modelPath, parse.GetValue(input), floatStages, sources, calibrationCount, threadCount)
+                : ((IReadOnlyList<StageModel>)floatStages, "");
 
             IReadOnlyList<double>? measured = null;
             if (parse.GetValue(measure))
@@ -71,7 +94,7 @@ internal static class SplitCommand
             string? verdict = null;
             if (parse.GetValue(verify))
             {
-                verdict = Verify(analysis, stages);
+                verdict = Verify(analysis, floatStages);
             }
 
             var basis = latency is not null ? $"measured ({latency.IntraOpThreads} thread(s))" : cutList is not null ? "given cuts" : "flops";
@@ -79,7 +102,12 @@ internal static class SplitCommand
             Render(context.Console, manifest, parse.GetValue(output)!);
             if (verdict is not null)
             {
-                context.Console.MarkupLine(Markup.Escape(verdict));
+                context.Console.MarkupLine(Markup.Escape(verdict) + (quantize ? " (checked on the float stages, before int8)" : ""));
+            }
+
+            if (note.Length > 0)
+            {
+                context.Console.MarkupLine(Markup.Escape(note));
             }
 
             return 0;
@@ -108,6 +136,27 @@ internal static class SplitCommand
         }
 
         return string.Create(CultureInfo.InvariantCulture, $"verify: chained stages vs the whole model, max |difference| / max |output|: {plain:E2} with ONNX Runtime optimizations off (bound {bound:E0}{(halfPrecision ? ", float16 boundaries" : string.Empty)}), {optimized:E2} with them on (the whole model alone moves by {wholeDrift:E2} between the two settings)");
+    }
+
+    /// <summary>
+    /// The stages in int8 QDQ form, each calibrated on real frames run through the float stages before it; a stage with
+    /// no Conv, MatMul or Gemm stays float. Names are untouched, so the stages chain as before.
+    /// </summary>
+    private static (IReadOnlyList<StageModel> Stages, string Note) Int8Stages(
+        string modelPath, string[]? inputs, IReadOnlyList<StageModel> stages, string[] sources, int frames, int threads)
+    {
+        var subject = CutModel.Load(modelPath, inputs);
+        var calibration = subject.Frames(sources, frames);
+        var quantized = Transfer.Quantization.ModelQuantizer.QuantizeStages(
+            [.. stages.Select(s => s.Model)], calibration, Path.GetFileName(modelPath), threads: threads);
+        var result = stages.Select((s, i) => quantized[i] is { } q ? s with { Model = q.Model } : s).ToList();
+        var floatStages = quantized.Select((q, i) => (q, i)).Where(p => p.q is null)
+            .Select(p => p.i.ToString(CultureInfo.InvariantCulture)).ToList();
+        var note = string.Create(CultureInfo.InvariantCulture,
+            $"int8: {quantized.Count(q => q is not null)} of {stages.Count} stages quantised (QDQ, calibrated on {calibration.Count} frames of ")
+            + $"{string.Join(" then ", sources)})"
+            + (floatStages.Count > 0 ? $"; stage {string.Join(", ", floatStages)} has nothing to quantise and stays float" : "");
+        return (result, note);
     }
 
     private static List<int> ParseCuts(string text)
