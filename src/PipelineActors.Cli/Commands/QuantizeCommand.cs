@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Google.Protobuf;
+using PipelineActors.Runtime.ControlPath.Planning;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Runtime.DataPath.Preprocessing;
