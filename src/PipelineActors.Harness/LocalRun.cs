@@ -196,12 +196,12 @@ public static partial class LocalRun
         var prepared = JobBuilder.Prepare(
             options.ModelPath, sizes, maxWorkers, store, balance, normalisation: profile is null ? null : Normalisation(profile));
         var codec = CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact);
-        if (!codec.IsExact)
+        if (codec.ChangesTheWire)
         {
             // Calibrated on the run's own source, opened a second time, as pipeline fidelity calibrates on its first frames.
             say($"calibrating the {codec.Text} codec on {options.CalibrationFrames} frame(s) of the source");
             using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
-            prepared = CutCodecPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
+            prepared = CutLayerPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
         }
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;

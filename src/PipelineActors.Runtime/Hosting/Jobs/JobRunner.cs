@@ -330,11 +330,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             }
 
             var codec = CutCodecPlan.Parse(spec.Codec);
-            if (!codec.IsExact && hooks?.Model is null) // a harness's own cut comes calibrated already
+            if (codec.ChangesTheWire && hooks?.Model is null) // a harness's own cut comes calibrated already
             {
                 // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
                 using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
-                model = CutCodecPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
+                model = CutLayerPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
             }
 
             // A clip resumes where its last run stopped; a camera's frames in between are gone (and counted as skipped).
