@@ -147,6 +147,52 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.Empty(LeftBehind());
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task Bench_with_codecs_runs_the_planned_configuration_once_per_codec_and_names_the_codec_in_every_row()
+    {
+        var model = Zoo("tinynet");
+
+        var bench = await Task.Run(() => Cli.Run(
+            "bench", "--model", model, "--emulate", "cpu=0.5;cpu=0.5,link=20", "--codecs", "exact,int8+zstd,pool2", "--frames", "20",
+            "--loop-seconds", "2", "--json"));
+
+        Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
+        using var report = JsonDocument.Parse(bench.Output);
+        var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(
+            ["planned", "planned", "planned", "equal-split", "replicas", "single"],
+            rows.Select(r => r.GetProperty("configuration").GetString()));
+        Assert.Equal(["exact", "int8+zstd", "pool2", "exact", "exact", "exact"], rows.Select(r => r.GetProperty("codec").GetString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("framesPerSecond").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.Equal(0, r.GetProperty("lost").GetInt64()));
+        // The cost model prices the exact wire: a codec's row is measured, not predicted.
+        Assert.True(rows[0].GetProperty("predictedFramesPerSecond").GetDouble() > 0);
+        Assert.Equal(JsonValueKind.Null, rows[1].GetProperty("predictedFramesPerSecond").ValueKind);
+        var links = rows.Take(3).Select(r => r.GetProperty("bytesPerFrameOnLinks").EnumerateArray().Select(b => b.GetInt64()).ToList()).ToList();
+        output.WriteLine(string.Join("; ", rows.Take(3).Select((r, i) =>
+            $"planned {r.GetProperty("codec")}: {r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
+        // Every planned run uses the same placement, so the codecs' rows cross the same links as exact, with fewer bytes where there is one.
+        Assert.All(links, l => Assert.Equal(links[0].Count, l.Count));
+        for (var hop = 0; hop < links[0].Count; hop++)
+        {
+            Assert.True(links[1][hop] < links[0][hop] && links[2][hop] < links[0][hop], $"hop {hop}: {string.Join(" / ", links.Select(l => l[hop]))}");
+        }
+
+        Assert.Empty(LeftBehind());
+    }
+
+    [Theory]
+    [InlineData(null, "--codecs compares codecs on the planned row of bench --emulate")]
+    [InlineData("cpu=0.5;cpu=0.5", "There is no codec named 'int9'")]
+    public void Bench_refuses_codecs_without_emulated_workers_or_a_bad_codec_in_one_sentence(string? emulate, string named)
+    {
+        var run = emulate is null
+            ? Cli.Run("bench", "--model", Zoo("tinynet"), "--codecs", "exact,int9")
+            : Cli.Run("bench", "--model", Zoo("tinynet"), "--emulate", emulate, "--codecs", "exact,int9");
+
+        Cli.AssertUserError(run, named);
+    }
+
     [Fact]
     public void Bench_refuses_a_worker_count_that_differs_from_the_spec_in_one_sentence()
     {
