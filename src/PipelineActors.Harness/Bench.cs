@@ -38,8 +38,8 @@ public sealed record BenchOptions
     public EmulationSpec? Emulation { get; init; }
 
     /// <summary>
-    /// With <see cref="Emulation"/>: the codecs (as <c>--codec</c> spells them) the planned configuration runs with, one row
-    /// each; the other configurations run exact.
+    /// With <see cref="Emulation"/>: the codecs (as <c>--codec</c> spells them) the planned configuration and the equal split
+    /// run with, one row each; the other configurations run exact.
     /// </summary>
     public IReadOnlyList<string> Codecs { get; init; } = [Transfer.TransferSpec.Exact];
 }
@@ -298,8 +298,10 @@ public static class Bench
 
         var rows = new List<BenchRow>();
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
-        // The planned configuration runs once per codec; the planner prices the exact wire, so only exact rows carry a prediction.
-        var runs = compared.SelectMany(c => (c == planned ? options.Codecs : [Transfer.TransferSpec.Exact]).Select(codec => (c, codec)));
+        // The planned configuration runs once per codec, and so does the equal split: the planner prices the exact wire, so its
+        // plan may keep the model on one device (no cut for a codec to work on), while the equal split always cuts. Only exact
+        // rows carry a prediction.
+        var runs = compared.SelectMany(c => (c == planned || c == equal ? options.Codecs : [Transfer.TransferSpec.Exact]).Select(codec => (c, codec)));
         foreach (var (configuration, codec) in runs)
         {
             var name = codec == Transfer.TransferSpec.Exact ? configuration.Name : $"{configuration.Name} with {codec}";
@@ -325,7 +327,7 @@ public static class Bench
             LocalRun.InputSizesFor(options.ModelPath, options.InputSizes),
             cancellation);
         var replicaFps = replicaLoops.Sum(l => l.Frames > 0 ? 1000 / l.WholeModelMs : 0);
-        rows.Insert(rows.FindIndex(r => r.Configuration == equal.Name) + 1, new BenchRow(
+        rows.Insert(rows.FindLastIndex(r => r.Configuration == equal.Name) + 1, new BenchRow(
             "replicas",
             n,
             Math.Round(replicaFps, 2),
@@ -363,8 +365,9 @@ public static class Bench
             "cuts and worker order as planned;",
             options.Codecs.Count == 1 && options.Codecs[0] == Transfer.TransferSpec.Exact
                 ? ""
-                : $"the planned configuration once per codec ({string.Join(", ", options.Codecs)}: the codec, and its layer rewritten into the stages, "
-                    + "on every cut, calibrated on 16 synthetic frames; no prediction, since the cost model prices the exact wire), the others exact;",
+                : $"the planned configuration and the equal split once per codec ({string.Join(", ", options.Codecs)}: the codec, and its layer "
+                    + "rewritten into the stages, on every cut, calibrated on 16 synthetic frames; no prediction, since the cost model prices the exact "
+                    + "wire), the others exact;",
             "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
             $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
             $"replicas: a bare loop of the whole model in every device at once for {options.LoopSeconds:0} s, frames/s summed (no frame transfer).",

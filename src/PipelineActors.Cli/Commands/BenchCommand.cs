@@ -35,8 +35,8 @@ internal static class BenchCommand
         };
         var codecs = new Option<string?>("--codecs")
         {
-            Description = "With --emulate: codecs the planned configuration runs with, one row each, comma separated, as run --codec takes them "
-                + "(e.g. exact,int8+zstd,pool2; default exact); the other configurations run exact.",
+            Description = "With --emulate: codecs the planned configuration and the equal split run with, one row each, comma separated, as "
+                + "run --codec takes them (e.g. exact,int8+zstd,pool2; default exact); the other configurations run exact.",
         };
         var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
         {

@@ -148,7 +148,7 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     }
 
     [Fact(Timeout = 240_000)]
-    public async Task Bench_with_codecs_runs_the_planned_configuration_once_per_codec_and_names_the_codec_in_every_row()
+    public async Task Bench_with_codecs_runs_the_planned_configuration_and_the_equal_split_once_per_codec_and_names_the_codec_in_every_row()
     {
         var model = Zoo("tinynet");
 
@@ -161,24 +161,32 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         using var report = JsonDocument.Parse(bench.Output);
         var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
         Assert.Equal(
-            ["planned", "planned", "planned", "equal-split", "replicas", "single"],
+            ["planned", "planned", "planned", "equal-split", "equal-split", "equal-split", "replicas", "single"],
             rows.Select(r => r.GetProperty("configuration").GetString()));
-        Assert.Equal(["exact", "int8+zstd", "pool2", "exact", "exact", "exact"], rows.Select(r => r.GetProperty("codec").GetString()));
+        Assert.Equal(
+            ["exact", "int8+zstd", "pool2", "exact", "int8+zstd", "pool2", "exact", "exact"], rows.Select(r => r.GetProperty("codec").GetString()));
         Assert.All(rows, r => Assert.True(r.GetProperty("framesPerSecond").GetDouble() > 0, r.ToString()));
         Assert.All(rows, r => Assert.Equal(0, r.GetProperty("lost").GetInt64()));
         // The cost model prices the exact wire: a codec's row is measured, not predicted.
-        Assert.True(rows[0].GetProperty("predictedFramesPerSecond").GetDouble() > 0);
-        Assert.Equal(JsonValueKind.Null, rows[1].GetProperty("predictedFramesPerSecond").ValueKind);
-        var links = rows.Take(3).Select(r => r.GetProperty("bytesPerFrameOnLinks").EnumerateArray().Select(b => b.GetInt64()).ToList()).ToList();
-        output.WriteLine(string.Join("; ", rows.Take(3).Select((r, i) =>
-            $"planned {r.GetProperty("codec")}: {r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
-        // Every planned run uses the same two-stage placement, so the codecs' rows cross the same hop as exact, with fewer bytes.
-        Assert.All(rows.Take(3), r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
-        Assert.All(links, l => Assert.Single(l));
-        for (var hop = 0; hop < links[0].Count; hop++)
+        Assert.All(rows.Where(r => r.GetProperty("codec").GetString() == "exact"), r => Assert.True(r.GetProperty("predictedFramesPerSecond").GetDouble() > 0));
+        Assert.All(rows.Where(r => r.GetProperty("codec").GetString() != "exact"), r => Assert.Equal(JsonValueKind.Null, r.GetProperty("predictedFramesPerSecond").ValueKind));
+        // Each configuration's runs use one two-stage placement, so the codecs' rows cross the same hop as exact, with fewer bytes.
+        // A run whose worker flapped on this loaded machine may end with both stages on one worker, whose frames cross no link
+        // (0 bytes): each codec must have crossed a link in at least one of the two configurations.
+        var crossed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var first in new[] { 0, 3 })
         {
-            Assert.True(links[1][hop] < links[0][hop] && links[2][hop] < links[0][hop], $"hop {hop}: {string.Join(" / ", links.Select(l => l[hop]))}");
+            var runs = rows.Skip(first).Take(3).ToList();
+            var links = runs.Select(r => r.GetProperty("bytesPerFrameOnLinks").EnumerateArray().Select(b => b.GetInt64()).ToList()).ToList();
+            output.WriteLine(string.Join("; ", runs.Select((r, i) => $"{r.GetProperty("configuration")} {r.GetProperty("codec")}: "
+                + $"{r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
+            Assert.All(runs, r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
+            Assert.All(links, l => Assert.Single(l));
+            Assert.True(links[1][0] < links[0][0] && links[2][0] < links[0][0], string.Join(" / ", links.Select(l => l[0])));
+            crossed.UnionWith(runs.Where((_, i) => links[i][0] > 0).Select(r => r.GetProperty("codec").GetString()!));
         }
+
+        Assert.Equal(["exact", "int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));
 
         Assert.Empty(LeftBehind());
     }
