@@ -301,7 +301,8 @@ public static class Bench
         // The planned configuration runs once per codec, and so does the equal split: the planner prices the exact wire, so its
         // plan may keep the model on one device (no cut for a codec to work on), while the equal split always cuts. Only exact
         // rows carry a prediction.
-        var runs = compared.SelectMany(c => (c == planned || c == equal ? options.Codecs : [Transfer.TransferSpec.Exact]).Select(codec => (c, codec)));
+        var runs = compared.SelectMany(c =>
+            (c == planned || c == equal ? options.Codecs : [Transfer.TransferSpec.Exact]).Select(codec => (c, codec)));
         foreach (var (configuration, codec) in runs)
         {
             var name = codec == Transfer.TransferSpec.Exact ? configuration.Name : $"{configuration.Name} with {codec}";
@@ -366,8 +367,8 @@ public static class Bench
             options.Codecs.Count == 1 && options.Codecs[0] == Transfer.TransferSpec.Exact
                 ? ""
                 : $"the planned configuration and the equal split once per codec ({string.Join(", ", options.Codecs)}: the codec, and its layer "
-                    + "rewritten into the stages, on every cut, calibrated on 16 synthetic frames; no prediction, since the cost model prices the exact "
-                    + "wire), the others exact;",
+                    + "rewritten into the stages, on every cut, calibrated on 16 synthetic frames; no prediction, since the cost model "
+                    + "prices the exact wire), the others exact;",
             "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
             $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
             $"replicas: a bare loop of the whole model in every device at once for {options.LoopSeconds:0} s, frames/s summed (no frame transfer).",

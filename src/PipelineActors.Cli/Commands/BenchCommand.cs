@@ -62,7 +62,8 @@ internal static class BenchCommand
             }
             if (parse.GetValue(codecs) is not null && emulation is null)
             {
-                throw new PipelineInputException("--codecs compares codecs on the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
+                throw new PipelineInputException(
+                    "--codecs compares codecs on the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
             }
 
             var compared = Codecs(parse.GetValue(codecs));
@@ -129,7 +130,9 @@ internal static class BenchCommand
 
         var codecs = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(c => Runtime.ControlPath.Planning.CutCodecPlan.Parse(c).Text).Distinct(StringComparer.Ordinal).ToList();
-        return codecs.Count > 0 ? codecs : throw new PipelineInputException("--codecs names no codec; give some, comma separated (e.g. exact,int8+zstd,pool2).");
+        return codecs.Count > 0
+            ? codecs
+            : throw new PipelineInputException("--codecs names no codec; give some, comma separated (e.g. exact,int8+zstd,pool2).");
     }
 
     private static void Render(IAnsiConsole console, BenchReport r)
@@ -157,7 +160,8 @@ internal static class BenchCommand
 
         console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
         var predicted = r.Rows.Any(row => row.PredictedFramesPerSecond is not null);
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("codec").AddColumn("frames/s", c => c.RightAligned());
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("codec")
+            .AddColumn("frames/s", c => c.RightAligned());
         if (predicted)
         {
             table.AddColumn("predicted frames/s", c => c.RightAligned()).AddColumn("measured / predicted", c => c.RightAligned());
@@ -200,7 +204,8 @@ internal static class BenchCommand
         chart.AddItem("bare loop", Math.Round(r.BareLoopFps, 1), Color.Grey);
         foreach (var row in r.Rows)
         {
-            chart.AddItem(row.Codec == Transfer.TransferSpec.Exact ? row.Configuration : $"{row.Configuration} {row.Codec}", Math.Round(row.FramesPerSecond, 1), Color.Green);
+            var label = row.Codec == Transfer.TransferSpec.Exact ? row.Configuration : $"{row.Configuration} {row.Codec}";
+            chart.AddItem(label, Math.Round(row.FramesPerSecond, 1), Color.Green);
         }
 
         foreach (var (n, fps, _) in r.Replicas)

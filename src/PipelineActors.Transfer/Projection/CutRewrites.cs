@@ -55,7 +55,9 @@ public static class CutRewrites
         long[] wireShape = [shape[0], shape[1], (shape[2] + 1) / 2, (shape[3] + 1) / 2];
         RequireOpset(upstream, 8, "pool2's MaxPool");
         RequireOpset(downstream, 9, "pool2's nearest upsampling");
-        var (up, constants) = Opset(downstream) >= 11 ? ResizeToSizes(downstream, wire, tensor, shape) : UpsampleByTwo(downstream, wire, tensor, shape);
+        var (up, constants) = Opset(downstream) >= 11
+            ? ResizeToSizes(downstream, wire, tensor, shape)
+            : UpsampleByTwo(downstream, wire, tensor, shape);
         return (Append(upstream, tensor, wire, wireShape, MaxPool2(upstream, tensor, wire, shape), [], "pool2"),
             Prepend(downstream, tensor, wire, wireShape, up, constants, "pool2"));
     }
@@ -108,7 +110,10 @@ public static class CutRewrites
         scales.FloatData.AddRange([1f, 1f, 2f, 2f]);
         var odd = shape[2] % 2 == 1 || shape[3] % 2 == 1;
         var upsampled = odd ? $"{wire}.upsampled" : tensor;
-        var up = new NodeProto { Name = $"{wire}.upsample", OpType = opset >= 10 ? "Resize" : "Upsample", Input = { wire, scales.Name }, Output = { upsampled } };
+        var up = new NodeProto
+        {
+            Name = $"{wire}.upsample", OpType = opset >= 10 ? "Resize" : "Upsample", Input = { wire, scales.Name }, Output = { upsampled },
+        };
         up.Attribute.Add(Str("mode", "nearest"));
         if (!odd)
         {

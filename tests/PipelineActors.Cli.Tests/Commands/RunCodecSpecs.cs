@@ -78,7 +78,8 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
             Assert.Equal(exactLogits.Keys.Order(), logits.Keys.Order());
             var agree = exactLogits.Count(e => e.Value.Argmax == logits[e.Key].Argmax);
             var worst = exactLogits.Max(e => Math.Max(
-                Math.Abs(logits[e.Key].Max - e.Value.Max) / Math.Abs(e.Value.Max), Math.Abs(logits[e.Key].Min - e.Value.Min) / Math.Abs(e.Value.Min)));
+                Math.Abs(logits[e.Key].Max - e.Value.Max) / Math.Abs(e.Value.Max),
+                Math.Abs(logits[e.Key].Min - e.Value.Min) / Math.Abs(e.Value.Min)));
             log.WriteLine($"{codec}: top-1 agrees with exact on {agree} of 30 frames; largest relative change of the logits' min or max {worst:P1}");
             Assert.True(agree >= 24, $"{codec}: top-1 agrees with exact on {agree} of 30 frames");
             Assert.True(worst < 0.3, $"{codec}: the logits' min or max moved by {worst:P1}");
@@ -112,7 +113,8 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
         Assert.True(run.ExitCode == 2, $"exit code {run.ExitCode}, stderr: {run.Error}");
         Assert.DoesNotContain("   at ", run.Error, StringComparison.Ordinal);
         Assert.Equal(
-            "error: pca:9 keeps more channels than 'stem.relu.output' at the cut after stage 0 of the 2-part split has (8); give pca:K with K at most 8.",
+            "error: pca:9 keeps more channels than 'stem.relu.output' at the cut after stage 0 of the 2-part split has (8); "
+                + "give pca:K with K at most 8.",
             Assert.Single(run.ErrorLines));
         Assert.DoesNotContain("cluster seed", run.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(folder["r.jsonl"]));
@@ -135,7 +137,7 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
                 return (logits.GetProperty("argmax").GetInt32(), logits.GetProperty("min").GetDouble(), logits.GetProperty("max").GetDouble());
             });
 
-    /// <summary>A run at cut 3 with <paramref name="codec"/>, its results written to <paramref name="results"/>; kept only without a recovery.</summary>
+    /// <summary>A run at cut 3 with <paramref name="codec"/>, its results written to <paramref name="results"/>; kept without a recovery.</summary>
     private JsonElement Run(string results, string codec)
     {
         // A recovery on this loaded machine may put both stages on one worker, whose frames then cross no link (0 bytes):
@@ -145,7 +147,8 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
         {
             File.Delete(results); // a results file that is there already is resumed, not rewritten
             var run = Cli.Run(
-                "run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--codec", codec, "--results", results, "--json");
+                "run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--codec", codec,
+                "--results", results, "--json");
             Assert.True(run.ExitCode == 0, run.Error + run.Output);
             report = JsonDocument.Parse(run.Output).RootElement.Clone();
             var events = report.GetProperty("events").EnumerateArray().Select(e => e.GetString()).ToList();
