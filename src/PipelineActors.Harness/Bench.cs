@@ -36,6 +36,12 @@ public sealed record BenchOptions
 
     /// <summary>Emulated devices for every pipeline run (one entry per worker, so every count in <see cref="Nodes"/> equals it).</summary>
     public EmulationSpec? Emulation { get; init; }
+
+    /// <summary>
+    /// With <see cref="Emulation"/>: the codecs (as <c>--codec</c> spells them) the planned configuration and the equal split
+    /// run with, one row each; the other configurations run exact.
+    /// </summary>
+    public IReadOnlyList<string> Codecs { get; init; } = [Transfer.TransferSpec.Exact];
 }
 
 /// <summary>One configuration's figures.</summary>
@@ -63,6 +69,9 @@ public sealed record BenchRow(
 
     /// <summary>The cost model's one-frame latency for this configuration (with <c>--emulate</c>); null otherwise.</summary>
     public double? PredictedLatencyMs { get; init; }
+
+    /// <summary>The transfer codec on every cut of the run (<c>--codecs</c>), <c>exact</c> unless the row says otherwise.</summary>
+    public string Codec { get; init; } = Transfer.TransferSpec.Exact;
 }
 
 /// <summary>How one compared configuration placed its stages, and what the cost model said of it.</summary>
@@ -289,19 +298,27 @@ public static class Bench
 
         var rows = new List<BenchRow>();
         IReadOnlyList<EmulatedWorkerRow> emulation = [];
-        foreach (var configuration in compared)
+        // The planned configuration runs once per codec, and so does the equal split: the planner prices the exact wire, so its
+        // plan may keep the model on one device (no cut for a codec to work on), while the equal split always cuts. Only exact
+        // rows carry a prediction.
+        var runs = compared.SelectMany(c =>
+            (c == planned || c == equal ? options.Codecs : [Transfer.TransferSpec.Exact]).Select(codec => (c, codec)));
+        foreach (var (configuration, codec) in runs)
         {
-            say($"{configuration.Name}: {string.Join("; ", [.. planning.Describe(configuration), .. planning.DescribeHops(configuration)])}; "
-                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s, {configuration.Figures.LatencyMs:0.0} ms a frame");
+            var name = codec == Transfer.TransferSpec.Exact ? configuration.Name : $"{configuration.Name} with {codec}";
+            say($"{name}: {string.Join("; ", [.. planning.Describe(configuration), .. planning.DescribeHops(configuration)])}; "
+                + $"predicted {configuration.PredictedFramesPerSecond:0.00} frames/s, {configuration.Figures.LatencyMs:0.0} ms a frame (exact wire)");
             var run = await LocalRun.RunAsync(
-                PipelineRun(options, n, coresFor, spec, configuration.Placement) with { Window = latency ? 1 : null },
+                PipelineRun(options, n, coresFor, spec, configuration.Placement) with { Window = latency ? 1 : null, Codec = codec },
                 cancellation);
             emulation = run.Emulation;
-            say($"{configuration.Name}: measured {run.FramesPerSecond:0.00} frames/s, p50 {run.LatencyP50Ms:0.0} ms");
+            say($"{name}: measured {run.FramesPerSecond:0.00} frames/s, p50 {run.LatencyP50Ms:0.0} ms");
+            var exact = codec == Transfer.TransferSpec.Exact;
             rows.Add(RowOf(configuration.Name, configuration.Placement.Parts, run, bare.FramesPerSecond, null) with
             {
-                PredictedFramesPerSecond = Math.Round(configuration.PredictedFramesPerSecond, 2),
-                PredictedLatencyMs = Math.Round(configuration.Figures.LatencyMs, 2),
+                PredictedFramesPerSecond = exact ? Math.Round(configuration.PredictedFramesPerSecond, 2) : null,
+                PredictedLatencyMs = exact ? Math.Round(configuration.Figures.LatencyMs, 2) : null,
+                Codec = codec,
             });
         }
 
@@ -311,7 +328,7 @@ public static class Bench
             LocalRun.InputSizesFor(options.ModelPath, options.InputSizes),
             cancellation);
         var replicaFps = replicaLoops.Sum(l => l.Frames > 0 ? 1000 / l.WholeModelMs : 0);
-        rows.Insert(2, new BenchRow(
+        rows.Insert(rows.FindLastIndex(r => r.Configuration == equal.Name) + 1, new BenchRow(
             "replicas",
             n,
             Math.Round(replicaFps, 2),
@@ -347,6 +364,11 @@ public static class Bench
             "latency is added by the application).",
             $"planned: the planner's {(latency ? "latency" : "throughput")} plan, no replicated stages (the runtime runs one stage per worker),",
             "cuts and worker order as planned;",
+            options.Codecs.Count == 1 && options.Codecs[0] == Transfer.TransferSpec.Exact
+                ? ""
+                : $"the planned configuration and the equal split once per codec ({string.Join(", ", options.Codecs)}: the codec, and its layer "
+                    + "rewritten into the stages, on every cut, calibrated on 16 synthetic frames; no prediction, since the cost model "
+                    + "prices the exact wire), the others exact;",
             "equal-split: the runtime's balanced split (equal measured cost per stage plus the transfer price), stage i on worker i;",
             $"single: the whole model on the fastest worker ({DevicePlanning.WorkerDevice(planning.FastestWorker)}) alone;",
             $"replicas: a bare loop of the whole model in every device at once for {options.LoopSeconds:0} s, frames/s summed (no frame transfer).",

@@ -209,7 +209,7 @@ public static partial class LocalRun
         CodecChoiceReport? codecChoice = null;
         if (options.Fidelity is { } budget)
         {
-            if (!codec.IsExact)
+            if (codec.ChangesTheWire)
             {
                 throw new Onnx.PipelineInputException(
                     $"--fidelity lets each hop's codec be chosen and --codec {codec.Text} fixes one for all; give one of them.");
@@ -225,12 +225,12 @@ public static partial class LocalRun
                 say($"hop {hop.Hop + 1}: {hop.Codec} ({hop.Reason})");
             }
         }
-        else if (!codec.IsExact)
+        else if (codec.ChangesTheWire)
         {
             // Calibrated on the run's own source, opened a second time, as pipeline fidelity calibrates on its first frames.
             say($"calibrating the {codec.Text} codec on {options.CalibrationFrames} frame(s) of the source");
             using var calibration = OpenSource(options, profile, prepared, options.CalibrationFrames, framesPerSecond: 0);
-            prepared = CutCodecPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
+            prepared = CutLayerPlan.Apply(prepared, codec, calibration, options.CalibrationFrames, options.IntraOpThreads);
         }
 
         // Here, before any worker starts, so a model whose source sends no picture is one sentence; the job runner applies it

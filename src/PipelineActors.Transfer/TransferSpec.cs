@@ -33,6 +33,9 @@ public sealed record TransferSpec(string Text, TransferLayer Layer, int Componen
     /// <summary>True when the wire codec is the pipeline's exact format.</summary>
     public bool IsExact => Codec == Exact;
 
+    /// <summary>False for plain <c>exact</c>: the cut tensors cross as they are, with no layer and no codec.</summary>
+    public bool ChangesTheWire => !IsExact || Layer != TransferLayer.None;
+
     public static TransferSpec Parse(string text)
     {
         var spec = (text ?? string.Empty).Trim();

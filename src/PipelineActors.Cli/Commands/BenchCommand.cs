@@ -33,9 +33,14 @@ internal static class BenchCommand
             Description = "With --emulate: what the planned row minimises, throughput (the default) or latency (then every run keeps one "
                 + "frame in flight and each device alone is a row too).",
         };
+        var codecs = new Option<string?>("--codecs")
+        {
+            Description = "With --emulate: codecs the planned configuration and the equal split run with, one row each, comma separated, as "
+                + "run --codec takes them (e.g. exact,int8+zstd,pool2; default exact); the other configurations run exact.",
+        };
         var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
         {
-            model, nodes, threads, frames, seconds, input, json, report, emulate, objective,
+            model, nodes, threads, frames, seconds, input, json, report, emulate, objective, codecs,
         };
         command.SetAction(parse => context.Guard(() =>
         {
@@ -55,6 +60,14 @@ internal static class BenchCommand
             {
                 throw new PipelineInputException("--objective chooses the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
             }
+            if (parse.GetValue(codecs) is not null && emulation is null)
+            {
+                throw new PipelineInputException(
+                    "--codecs compares codecs on the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
+            }
+
+            var compared = Codecs(parse.GetValue(codecs));
+
             if (emulation is not null)
             {
                 // The spec names each worker, so it sets the worker count; a --nodes given as well must agree with it.
@@ -83,6 +96,7 @@ internal static class BenchCommand
                 WithKillRun = parse.GetValue(report) is not null,
                 Emulation = emulation,
                 Objective = goal,
+                Codecs = compared,
             };
             var result = Bench.RunAsync(options).GetAwaiter().GetResult();
             if (parse.GetValue(report) is { } folder)
@@ -104,6 +118,21 @@ internal static class BenchCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The codecs of <c>--codecs</c>, each checked as <c>run --codec</c> checks it, in order and without repeats.</summary>
+    private static List<string> Codecs(string? text)
+    {
+        if (text is null)
+        {
+            return [Transfer.TransferSpec.Exact];
+        }
+
+        var codecs = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(c => Runtime.ControlPath.Planning.CutCodecPlan.Parse(c).Text).Distinct(StringComparer.Ordinal).ToList();
+        return codecs.Count > 0
+            ? codecs
+            : throw new PipelineInputException("--codecs names no codec; give some, comma separated (e.g. exact,int8+zstd,pool2).");
     }
 
     private static void Render(IAnsiConsole console, BenchReport r)
@@ -131,7 +160,8 @@ internal static class BenchCommand
 
         console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
         var predicted = r.Rows.Any(row => row.PredictedFramesPerSecond is not null);
-        var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("frames/s", c => c.RightAligned());
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("codec")
+            .AddColumn("frames/s", c => c.RightAligned());
         if (predicted)
         {
             table.AddColumn("predicted frames/s", c => c.RightAligned()).AddColumn("measured / predicted", c => c.RightAligned());
@@ -142,7 +172,7 @@ internal static class BenchCommand
             .AddColumn("p50 ms", c => c.RightAligned()).AddColumn("bytes/frame per link").AddColumn("CPU s/frame per node").AddColumn("memory per node").AddColumn("lost", c => c.RightAligned());
         foreach (var row in r.Rows)
         {
-            var cells = new List<string> { row.Configuration, row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture) };
+            var cells = new List<string> { row.Configuration, row.Codec, row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture) };
             if (predicted)
             {
                 cells.Add(row.PredictedFramesPerSecond?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-");
@@ -166,7 +196,7 @@ internal static class BenchCommand
 
         foreach (var (n, fps, rss) in r.Replicas)
         {
-            table.AddRow($"{n} replicas", fps.ToString("0.00", CultureInfo.InvariantCulture), (fps / r.BareLoopFps).ToString("0.00x", CultureInfo.InvariantCulture), $"{fps / r.BareLoopFps / n * 100:0.0} %", "100.0 %", "-", "-", "-", Format.Bytes(rss), "-");
+            table.AddRow($"{n} replicas", Transfer.TransferSpec.Exact, fps.ToString("0.00", CultureInfo.InvariantCulture), (fps / r.BareLoopFps).ToString("0.00x", CultureInfo.InvariantCulture), $"{fps / r.BareLoopFps / n * 100:0.0} %", "100.0 %", "-", "-", "-", Format.Bytes(rss), "-");
         }
 
         console.Write(table);
@@ -174,7 +204,8 @@ internal static class BenchCommand
         chart.AddItem("bare loop", Math.Round(r.BareLoopFps, 1), Color.Grey);
         foreach (var row in r.Rows)
         {
-            chart.AddItem(row.Configuration, Math.Round(row.FramesPerSecond, 1), Color.Green);
+            var label = row.Codec == Transfer.TransferSpec.Exact ? row.Configuration : $"{row.Configuration} {row.Codec}";
+            chart.AddItem(label, Math.Round(row.FramesPerSecond, 1), Color.Green);
         }
 
         foreach (var (n, fps, _) in r.Replicas)

@@ -63,13 +63,16 @@ public static class BenchReportWriter
         Save(plot, $"{r.Model}: busy % per stage, pipeline on {row.Nodes} worker(s)", null, "busy %", path, legend: false);
     }
 
+    /// <summary>A row's configuration, with its codec where that is not exact (bench --codecs runs the planned one per codec).</summary>
+    private static string Named(BenchRow row) => row.Codec == Transfer.TransferSpec.Exact ? row.Configuration : $"{row.Configuration} ({row.Codec})";
+
     private static void LatencyCdf(BenchReport r, string path)
     {
         var plot = new ScottPlot.Plot();
         foreach (var row in r.Rows.Where(x => x.LatencyPercentiles.Count > 0))
         {
             var line = plot.Add.Scatter(row.LatencyPercentiles.ToArray(), Enumerable.Range(0, row.LatencyPercentiles.Count).Select(p => p / 100.0).ToArray());
-            line.LegendText = row.Configuration;
+            line.LegendText = Named(row);
             line.MarkerSize = 0;
         }
 
@@ -132,7 +135,7 @@ public static class BenchReportWriter
         text.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var row in r.Rows)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {row.Configuration} | {row.FramesPerSecond:0.00} | {row.SpeedupOverBareLoop:0.00}x | {row.ScalingEfficiency * 100:0.0} % | {(row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-")} | {row.LatencyP50Ms:0.0} | {string.Join(", ", row.BytesPerFrameOnLinks)} | {string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture)))} (+{row.HeadCpuSecondsPerFrame:0.0000}) | {string.Join(", ", row.RssBytesPerNode.Select(b => b / (1 << 20)))} | {row.Lost} |");
+            text.AppendLine(CultureInfo.InvariantCulture, $"| {Named(row)} | {row.FramesPerSecond:0.00} | {row.SpeedupOverBareLoop:0.00}x | {row.ScalingEfficiency * 100:0.0} % | {(row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-")} | {row.LatencyP50Ms:0.0} | {string.Join(", ", row.BytesPerFrameOnLinks)} | {string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture)))} (+{row.HeadCpuSecondsPerFrame:0.0000}) | {string.Join(", ", row.RssBytesPerNode.Select(b => b / (1 << 20)))} | {row.Lost} |");
         }
 
         foreach (var (n, fps, rss) in r.Replicas)

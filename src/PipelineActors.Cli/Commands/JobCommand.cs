@@ -63,7 +63,7 @@ internal static class JobCommand
         {
             var transfer = Runtime.ControlPath.Planning.CutCodecPlan.Parse(parse.GetValue(codec)!);
             var budget = parse.GetValue(fidelity);
-            if (budget is not null && !transfer.IsExact)
+            if (budget is not null && transfer.ChangesTheWire)
             {
                 throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
             }

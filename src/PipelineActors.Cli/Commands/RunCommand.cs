@@ -112,7 +112,7 @@ internal static class RunCommand
                 CutCodecChoice.CheckBudget(b);
             }
 
-            if (budget is not null && !transfer.IsExact)
+            if (budget is not null && transfer.ChangesTheWire)
             {
                 throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
             }

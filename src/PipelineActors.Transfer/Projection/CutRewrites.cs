@@ -38,12 +38,14 @@ public static class CutRewrites
         var down = Conv(tensor, wire, $"{wire}.project", p.Components, p.Channels, p.Projection, p.ProjectionBias());
         var up = Conv(wire, tensor, $"{wire}.inverse", p.Channels, p.Components, p.InverseWeight(), p.Mean);
         return (Append(upstream, tensor, wire, wireShape, down.Node, down.Weights, label),
-            Prepend(downstream, tensor, wire, wireShape, up.Node, up.Weights, label));
+            Prepend(downstream, tensor, wire, wireShape, [up.Node], up.Weights, label));
     }
 
     /// <summary>
-    /// <c>pool2</c>, ScissionLite's transfer layer: a 2x2 MaxPool (stride 2, ceil mode, so odd sizes keep their last
-    /// row) after the upstream stage and a nearest Resize back to the cut's exact size before the downstream one.
+    /// <c>pool2</c>, ScissionLite's transfer layer: a 2x2 MaxPool (stride 2; odd sizes keep their last row) after the
+    /// upstream stage and a nearest upsampling back to the cut's exact size before the downstream one. From opset 11 the
+    /// upsampling is one Resize to the cut's sizes; before that, Upsample (opset 9) or Resize (opset 10) by 2, cropped
+    /// by a Slice where a size is odd, and MaxPool (without ceil_mode before opset 10) pads the odd row at the end.
     /// </summary>
     public static (ModelProto Upstream, ModelProto Downstream) Pool2(
         ModelProto upstream, ModelProto downstream, string tensor, IReadOnlyList<long>? knownShape = null)
@@ -51,12 +53,35 @@ public static class CutRewrites
         var shape = CutShape(upstream, tensor, knownShape);
         var wire = $"{tensor}.pool2";
         long[] wireShape = [shape[0], shape[1], (shape[2] + 1) / 2, (shape[3] + 1) / 2];
+        RequireOpset(upstream, 8, "pool2's MaxPool");
+        RequireOpset(downstream, 9, "pool2's nearest upsampling");
+        var (up, constants) = Opset(downstream) >= 11
+            ? ResizeToSizes(downstream, wire, tensor, shape)
+            : UpsampleByTwo(downstream, wire, tensor, shape);
+        return (Append(upstream, tensor, wire, wireShape, MaxPool2(upstream, tensor, wire, shape), [], "pool2"),
+            Prepend(downstream, tensor, wire, wireShape, up, constants, "pool2"));
+    }
 
+    private static NodeProto MaxPool2(ModelProto upstream, string tensor, string wire, long[] shape)
+    {
         var pool = new NodeProto { Name = $"{wire}.maxpool", OpType = "MaxPool", Input = { tensor }, Output = { wire } };
         pool.Attribute.Add(Ints("kernel_shape", 2, 2));
         pool.Attribute.Add(Ints("strides", 2, 2));
-        pool.Attribute.Add(new AttributeProto { Name = "ceil_mode", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        if (Opset(upstream) >= 10)
+        {
+            pool.Attribute.Add(new AttributeProto { Name = "ceil_mode", Type = AttributeProto.Types.AttributeType.Int, I = 1 });
+        }
+        else
+        {
+            // MaxPool-8 has no ceil_mode; a pad at the end of an odd axis is never the maximum, so the window sees the last row alone.
+            pool.Attribute.Add(Ints("pads", 0, 0, shape[2] % 2, shape[3] % 2));
+        }
 
+        return pool;
+    }
+
+    private static (NodeProto[] Nodes, TensorProto[] Constants) ResizeToSizes(ModelProto downstream, string wire, string tensor, long[] shape)
+    {
         var sizes = new TensorProto { Name = $"{wire}.sizes", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 4 } };
         sizes.Int64Data.AddRange(shape);
         // Opsets 11 and 12 require the roi and scales inputs even when sizes is given: empty tensors say "unused".
@@ -74,10 +99,48 @@ public static class CutRewrites
         resize.Attribute.Add(Str("mode", "nearest"));
         resize.Attribute.Add(Str("coordinate_transformation_mode", "asymmetric"));
         resize.Attribute.Add(Str("nearest_mode", "floor"));
+        return ([resize], constants);
+    }
 
-        RequireOpset(downstream, 11, "pool2's Resize with sizes");
-        return (Append(upstream, tensor, wire, wireShape, pool, [], "pool2"),
-            Prepend(downstream, tensor, wire, wireShape, resize, constants, "pool2"));
+    private static (NodeProto[] Nodes, TensorProto[] Constants) UpsampleByTwo(ModelProto downstream, string wire, string tensor, long[] shape)
+    {
+        // Both ops take scales as an input and map output pixel y to input pixel floor(y / 2): nearest, asymmetric.
+        var opset = Opset(downstream);
+        var scales = new TensorProto { Name = $"{wire}.scales", DataType = FloatType, Dims = { 4 } };
+        scales.FloatData.AddRange([1f, 1f, 2f, 2f]);
+        var odd = shape[2] % 2 == 1 || shape[3] % 2 == 1;
+        var upsampled = odd ? $"{wire}.upsampled" : tensor;
+        var up = new NodeProto
+        {
+            Name = $"{wire}.upsample", OpType = opset >= 10 ? "Resize" : "Upsample", Input = { wire, scales.Name }, Output = { upsampled },
+        };
+        up.Attribute.Add(Str("mode", "nearest"));
+        if (!odd)
+        {
+            return ([up], [scales]);
+        }
+
+        // Twice the pooled size is one row or column too many on an odd axis: the crop keeps the cut's own size.
+        var crop = new NodeProto { Name = $"{wire}.crop", OpType = "Slice", Input = { upsampled }, Output = { tensor } };
+        if (opset < 10)
+        {
+            crop.Attribute.Add(Ints("starts", 0, 0));
+            crop.Attribute.Add(Ints("ends", shape[2], shape[3]));
+            crop.Attribute.Add(Ints("axes", 2, 3));
+            return ([up, crop], [scales]);
+        }
+
+        TensorProto Bound(string name, long height, long width)
+        {
+            var bound = new TensorProto { Name = $"{wire}.crop.{name}", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 2 } };
+            bound.Int64Data.Add(height);
+            bound.Int64Data.Add(width);
+            return bound;
+        }
+
+        TensorProto[] bounds = [Bound("starts", 0, 0), Bound("ends", shape[2], shape[3]), Bound("axes", 2, 3)];
+        crop.Input.AddRange(bounds.Select(b => b.Name));
+        return ([up, crop], [scales, .. bounds]);
     }
 
     /// <summary>
@@ -118,7 +181,7 @@ public static class CutRewrites
     }
 
     private static ModelProto Prepend(
-        ModelProto downstream, string tensor, string wire, long[] wireShape, NodeProto node, IEnumerable<TensorProto> weights, string label)
+        ModelProto downstream, string tensor, string wire, long[] wireShape, NodeProto[] nodes, IEnumerable<TensorProto> weights, string label)
     {
         var model = downstream.Clone();
         RefuseTaken(model, wire);
@@ -127,7 +190,12 @@ public static class CutRewrites
             ?? throw new PipelineInputException($"The downstream stage has no input named '{tensor}'; both stages must meet at the same cut.");
         graph.Input[graph.Input.IndexOf(input)] = ValueInfo(wire, wireShape);
         graph.ValueInfo.Add(input.Clone()); // the cut tensor is now made inside the stage, with the shape it had as an input
-        graph.Node.Insert(0, node); // its only per-frame input is a graph input, so the front keeps the nodes sorted
+        // Their only per-frame input is a graph input (and each other, in order), so the front keeps the nodes sorted.
+        for (var i = 0; i < nodes.Length; i++)
+        {
+            graph.Node.Insert(i, nodes[i]);
+        }
+
         graph.Initializer.AddRange(weights);
         model.MetadataProps.Add(new StringStringEntryProto { Key = TransferKey, Value = $"{label} in: {wire} -> {tensor}" });
         return model;

@@ -147,6 +147,66 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         Assert.Empty(LeftBehind());
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task Bench_with_codecs_runs_the_planned_configuration_and_the_equal_split_once_per_codec_and_names_the_codec_in_every_row()
+    {
+        var model = Zoo("tinynet");
+
+        var bench = await Task.Run(() => Cli.Run(
+            // Two equal slow devices on a fast link: the throughput plan cuts tinynet in two, so the codecs have a hop to work on.
+            "bench", "--model", model, "--emulate", "cpu=0.25;cpu=0.25", "--codecs", "exact,int8+zstd,pool2", "--frames", "20",
+            "--loop-seconds", "2", "--json"));
+
+        Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
+        using var report = JsonDocument.Parse(bench.Output);
+        var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
+        Assert.Equal(
+            ["planned", "planned", "planned", "equal-split", "equal-split", "equal-split", "replicas", "single"],
+            rows.Select(r => r.GetProperty("configuration").GetString()));
+        Assert.Equal(
+            ["exact", "int8+zstd", "pool2", "exact", "int8+zstd", "pool2", "exact", "exact"], rows.Select(r => r.GetProperty("codec").GetString()));
+        Assert.All(rows, r => Assert.True(r.GetProperty("framesPerSecond").GetDouble() > 0, r.ToString()));
+        Assert.All(rows, r => Assert.Equal(0, r.GetProperty("lost").GetInt64()));
+        // The cost model prices the exact wire: a codec's row is measured, not predicted.
+        foreach (var row in rows)
+        {
+            var predicted = row.GetProperty("predictedFramesPerSecond");
+            var exact = row.GetProperty("codec").GetString() == "exact";
+            Assert.True(exact ? predicted.GetDouble() > 0 : predicted.ValueKind == JsonValueKind.Null, row.ToString());
+        }
+        // Each configuration's runs use one two-stage placement, so the codecs' rows cross the same hop as exact, with fewer bytes.
+        // A run whose worker flapped on this loaded machine may end with both stages on one worker, whose frames cross no link
+        // (0 bytes): each codec must have crossed a link in at least one of the two configurations.
+        var crossed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var first in new[] { 0, 3 })
+        {
+            var runs = rows.Skip(first).Take(3).ToList();
+            var links = runs.Select(r => r.GetProperty("bytesPerFrameOnLinks").EnumerateArray().Select(b => b.GetInt64()).ToList()).ToList();
+            output.WriteLine(string.Join("; ", runs.Select((r, i) => $"{r.GetProperty("configuration")} {r.GetProperty("codec")}: "
+                + $"{r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
+            Assert.All(runs, r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
+            Assert.All(links, l => Assert.Single(l));
+            Assert.True(links[1][0] < links[0][0] && links[2][0] < links[0][0], string.Join(" / ", links.Select(l => l[0])));
+            crossed.UnionWith(runs.Where((_, i) => links[i][0] > 0).Select(r => r.GetProperty("codec").GetString()!));
+        }
+
+        Assert.Equal(["exact", "int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));
+
+        Assert.Empty(LeftBehind());
+    }
+
+    [Theory]
+    [InlineData(null, "--codecs compares codecs on the planned row of bench --emulate")]
+    [InlineData("cpu=0.5;cpu=0.5", "There is no codec named 'int9'")]
+    public void Bench_refuses_codecs_without_emulated_workers_or_a_bad_codec_in_one_sentence(string? emulate, string named)
+    {
+        var run = emulate is null
+            ? Cli.Run("bench", "--model", Zoo("tinynet"), "--codecs", "exact,int9")
+            : Cli.Run("bench", "--model", Zoo("tinynet"), "--emulate", emulate, "--codecs", "exact,int9");
+
+        Cli.AssertUserError(run, named);
+    }
+
     [Fact]
     public void Bench_refuses_a_worker_count_that_differs_from_the_spec_in_one_sentence()
     {

@@ -115,6 +115,29 @@ public sealed class JobServiceSpecs : IDisposable
     }
 
     [Fact]
+    public async Task A_job_submitted_with_pool2_runs_its_rewritten_stages_on_the_node_services_with_every_frame_once_in_order()
+    {
+        // The layer is rewritten into the stage files on the ingest node; the workers fetch those files by their SHA-256.
+        StartNode("coordinator,worker");
+        StartNode("worker");
+        StartNode("ingest");
+        var results = Path.Combine(_folder, "pool2.jsonl");
+        const int frames = 60;
+
+        var submit = await Cli("job", "submit", "--name", "pooled", "--model", _model, "--frames", $"{frames}", "--fps", "20", "--codec", "pool2",
+            "--results", results);
+        Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
+        var status = await WaitForStatus("pooled", s => s.GetProperty("state").GetString() is "finished" or "failed", "the pool2 job to end");
+
+        _output.WriteLine($"pool2 job: {status}");
+        Assert.Equal("finished", status.GetProperty("state").GetString());
+        Assert.Equal((frames, frames, 0L), (status.GetProperty("framesIn").GetInt64(), status.GetProperty("resultsOut").GetInt64(),
+            status.GetProperty("failed").GetInt64()));
+        var ids = ReadResults(results).Select(l => l.GetProperty("frame").GetInt64()).ToList();
+        Assert.Equal(Enumerable.Range(0, frames).Select(i => (long)i), ids);
+    }
+
+    [Fact]
     public async Task The_coordinator_killed_while_it_hosts_a_stage_loses_no_frame_and_fails_none()
     {
         var first = StartNode("coordinator,worker");

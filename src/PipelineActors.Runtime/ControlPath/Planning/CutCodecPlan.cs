@@ -26,21 +26,10 @@ public static class CutCodecPlan
     public const int DefaultCalibrationFrames = 16;
 
     /// <summary>
-    /// Checks a codec as <c>pipeline run --codec</c> takes it: the names <c>pipeline fidelity --codec</c> accepts, without a
-    /// layer (pca:K and pool2 rewrite the stage models, which a deployed split does not do yet). Returns the codec.
+    /// Checks a codec as <c>pipeline run --codec</c> takes it: the names <c>pipeline fidelity --codec</c> accepts, a layer
+    /// (pca:K, pool2) included, which <see cref="CutLayerPlan.Apply"/> rewrites into the stage files. Returns the codec.
     /// </summary>
-    public static TransferSpec Parse(string codec)
-    {
-        var spec = TransferSpec.Parse(codec);
-        if (spec.Layer != TransferLayer.None)
-        {
-            throw new PipelineInputException(
-                $"--codec {codec} needs a layer rewritten into the stage models, which a running pipeline cannot do yet; "
-                + "give a codec alone (exact, lz4, zstd, fp16, int8, int4, with :CLIP and/or +zstd).");
-        }
-
-        return spec;
-    }
+    public static TransferSpec Parse(string codec) => TransferSpec.Parse(codec);
 
     /// <summary>
     /// <paramref name="prepared"/> with <paramref name="codec"/> on every cut; the exact codec leaves it as it is. The
@@ -48,6 +37,11 @@ public static class CutCodecPlan
     /// </summary>
     public static PreparedModel Apply(PreparedModel prepared, TransferSpec codec, IFrameSource calibration, int frames, int intraOpThreads = 1)
     {
+        if (codec.Layer != TransferLayer.None)
+        {
+            throw new ArgumentException($"{codec.Text} has a layer, which CutLayerPlan.Apply rewrites into the stages first.", nameof(codec));
+        }
+
         if (codec.IsExact)
         {
             return prepared;

@@ -350,11 +350,11 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                     choice = chosen;
                 }
             }
-            else if (CutCodecPlan.Parse(spec.Codec) is { IsExact: false } codec && hooks?.Model is null) // a harness's own cut comes calibrated already
+            else if (CutCodecPlan.Parse(spec.Codec) is { ChangesTheWire: true } codec && hooks?.Model is null) // a harness's own cut comes calibrated already
             {
                 // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
                 using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);
-                model = CutCodecPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
+                model = CutLayerPlan.Apply(model, codec, calibration, CutCodecPlan.DefaultCalibrationFrames, context.Settings.IntraOpThreads);
             }
 
             // After the cut codecs (their plan sets every stage's decodes afresh), and on a harness's own cut too.
