@@ -61,9 +61,11 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     {
         var model = Zoo("tinynet");
 
-        // No cpu= or link=: a delay alone needs no root and no namespace, and shows in every frame's latency.
+        // No cpu= or link=: a delay alone needs no root and no namespace, and shows in every frame's latency. The source plays
+        // as a clip (--fps 0), which waits for the pipeline: a live 5 fps camera skipped frames while the first plan was being
+        // placed after another spec had loaded the machine, and the frame count is not what this spec is about.
         var run = await Task.Run(() => Cli.Run(
-            "run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "5", "--emulate", ";latency=250", "--json"));
+            "run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "0", "--emulate", ";latency=250", "--json"));
 
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         using var summary = JsonDocument.Parse(run.Output);
@@ -152,11 +154,31 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
     {
         var model = Zoo("tinynet");
 
-        var bench = await Task.Run(() => Cli.Run(
-            // Two equal slow devices on a fast link: the throughput plan cuts tinynet in two, so the codecs have a hop to work on.
-            "bench", "--model", model, "--emulate", "cpu=0.25;cpu=0.25", "--codecs", "exact,int8+zstd,pool2", "--frames", "20",
-            "--loop-seconds", "2", "--json"));
+        // Eight runs on quarter-core workers: on this loaded machine a worker may flap in one of them and end it on a recovery
+        // plan, which the checks below cannot tell from a wrong codec. Such a bench is run once more, said so; every check
+        // applies to the second.
+        for (var attempt = 1; ; attempt++)
+        {
+            var bench = await Task.Run(() => Cli.Run(
+                // Two equal slow devices on a fast link: the throughput plan cuts tinynet in two, so the codecs have a hop to work on.
+                "bench", "--model", model, "--emulate", "cpu=0.25;cpu=0.25", "--codecs", "exact,int8+zstd,pool2", "--frames", "20",
+                "--loop-seconds", "2", "--json"));
+            try
+            {
+                CheckBenchWithCodecs(bench);
+                break;
+            }
+            catch (Xunit.Sdk.XunitException e) when (attempt == 1)
+            {
+                output.WriteLine($"attempt 1 did not hold, run again: {e.Message}");
+            }
+        }
 
+        Assert.Empty(LeftBehind());
+    }
+
+    private void CheckBenchWithCodecs(CliResult bench)
+    {
         Assert.True(bench.ExitCode == 0, bench.Error + bench.Output);
         using var report = JsonDocument.Parse(bench.Output);
         var rows = report.RootElement.GetProperty("rows").EnumerateArray().ToList();
@@ -174,9 +196,11 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
             var exact = row.GetProperty("codec").GetString() == "exact";
             Assert.True(exact ? predicted.GetDouble() > 0 : predicted.ValueKind == JsonValueKind.Null, row.ToString());
         }
-        // Each configuration's runs use one two-stage placement, so the codecs' rows cross the same hop as exact, with fewer bytes.
-        // A run whose worker flapped on this loaded machine may end with both stages on one worker, whose frames cross no link
-        // (0 bytes): each codec must have crossed a link in at least one of the two configurations.
+        // Each configuration's runs use one two-stage placement, so the codecs' rows cross the same hop as exact, never with more
+        // bytes: a codec goes only where it makes the cut smaller, and the measured balance may cut where tinynet carries a
+        // 175-byte vector, which stays exact. A run whose worker flapped on this loaded machine may end with both stages on one
+        // worker, whose frames cross no link (0 bytes). So each codec must have crossed a link with fewer bytes than exact in at
+        // least one of the two configurations.
         var crossed = new HashSet<string>(StringComparer.Ordinal);
         foreach (var first in new[] { 0, 3 })
         {
@@ -186,13 +210,11 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
                 + $"{r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
             Assert.All(runs, r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
             Assert.All(links, l => Assert.Single(l));
-            Assert.True(links[1][0] < links[0][0] && links[2][0] < links[0][0], string.Join(" / ", links.Select(l => l[0])));
-            crossed.UnionWith(runs.Where((_, i) => links[i][0] > 0).Select(r => r.GetProperty("codec").GetString()!));
+            Assert.True(links[1][0] <= links[0][0] && links[2][0] <= links[0][0], string.Join(" / ", links.Select(l => l[0])));
+            crossed.UnionWith(runs.Where((_, i) => i > 0 && links[i][0] > 0 && links[i][0] < links[0][0]).Select(r => r.GetProperty("codec").GetString()!));
         }
 
-        Assert.Equal(["exact", "int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));
-
-        Assert.Empty(LeftBehind());
+        Assert.Equal(["int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));
     }
 
     [Theory]
