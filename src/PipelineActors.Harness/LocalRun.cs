@@ -291,7 +291,7 @@ public static partial class LocalRun
             }
 
             say($"started {options.Workers} worker process(es){(pin ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)")}; waiting for them to join");
-            await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60));
+            await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60), Launch, say);
 
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
             if (options.Annotate is not null && profile?.Decoder is null)
@@ -629,8 +629,19 @@ public static partial class LocalRun
         return match.Success ? $"{match.Groups[1].Value}:{match.Groups[2].Value}" : null;
     }
 
-    public static async Task WaitForMembers(ActorSystem system, int workers, IReadOnlyList<NodeProcess> processes, TimeSpan timeout)
+    private static string LastLine(string output) =>
+        output.Trim().Split('\n').LastOrDefault(l => l.Trim().Length > 0)?.Trim() is { } line ? line[..Math.Min(line.Length, 200)] : "no output";
+
+    /// <param name="relaunch">
+    /// Starts worker i again when its process exited before the run began (a worker the downing judge removed in a
+    /// start-up flap under load exits, as it should); null: such an exit ends the wait with one sentence. Twice at most,
+    /// said through <paramref name="say"/>; a worker that cannot start at all still fails the run.
+    /// </param>
+    public static async Task WaitForMembers(
+        ActorSystem system, int workers, IList<NodeProcess> processes, TimeSpan timeout, Func<int, NodeProcess>? relaunch = null,
+        Action<string>? say = null)
     {
+        var relaunched = 0;
         var cluster = Akka.Cluster.Cluster.Get(system);
         // Up is not enough: over TLS the supervisor places only on workers whose certificate has proven the role, so a job
         // sent before that would be placed on fewer workers (and a planned run off its plan).
@@ -639,7 +650,15 @@ public static partial class LocalRun
         while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker) && proven.Proven(m.Address, Roles.Worker)) < workers)
         {
             var dead = processes.FirstOrDefault(p => p.HasExited);
-            if (dead is not null)
+            if (dead is not null && relaunch is not null && relaunched < 2)
+            {
+                var index = processes.IndexOf(dead);
+                say?.Invoke($"{dead.Name} exited before the run began ({LastLine(dead.Output)}); starting it again");
+                dead.Dispose();
+                processes[index] = relaunch(index);
+                relaunched++;
+            }
+            else if (dead is not null)
             {
                 throw new InvalidOperationException($"{dead.Name} exited before joining: {dead.Output.Trim()}");
             }
