@@ -62,25 +62,15 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
         var model = Zoo("tinynet");
 
         // No cpu= or link=: a delay alone needs no root and no namespace, and shows in every frame's latency. The source plays
-        // as a clip (--fps 0), which waits for the pipeline. A worker that flapped on this loaded machine may leave the run on
-        // a one-stage plan (a recovery, or a first plan made before both had reported) that never crosses the delayed
-        // worker: such a run is run again once, said so.
-        JsonElement root = default;
-        for (var attempt = 1; attempt <= 2; attempt++)
-        {
-            var run = await Task.Run(() => Cli.Run(
-                "run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "0", "--emulate", ";latency=250", "--json"));
-            Assert.True(run.ExitCode == 0, run.Error + run.Output);
-            root = JsonDocument.Parse(run.Output).RootElement.Clone();
-            var recovered = root.GetProperty("events").EnumerateArray().Any(e => e.GetString()!.Contains("(recovery)", StringComparison.Ordinal));
-            if (!recovered && root.GetProperty("parts").GetInt32() == 2)
+        // as a clip (--fps 0), which waits for the pipeline. A one-stage plan never crosses the delayed worker.
+        var root = await Task.Run(() => Cli.RunWithoutRecovery(
+            () =>
             {
-                break;
-            }
-
-            output.WriteLine($"attempt {attempt} ran {root.GetProperty("parts")} part(s) or went through a recovery plan; run again: "
-                + root.GetProperty("events"));
-        }
+                var run = Cli.Run("run", "--model", model, "--nodes", "2", "--frames", "10", "--fps", "0", "--emulate", ";latency=250", "--json");
+                Assert.True(run.ExitCode == 0, run.Error + run.Output);
+                return JsonDocument.Parse(run.Output).RootElement.Clone();
+            },
+            output.WriteLine, parts: 2));
 
         Assert.Equal(10, root.GetProperty("resultsOut").GetInt64());
         Assert.Equal(250, root.GetProperty("emulation")[1].GetProperty("latencyMs").GetDouble());

@@ -16,11 +16,13 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
     [Fact(Timeout = 180_000)]
     public async Task A_slowed_worker_gets_fewer_blocks_in_the_plan_than_the_same_worker_at_full_speed()
     {
-        var model = Zoo("tinynet");
+        // SqueezeNet, not tinynet: tinynet's blocks take 0.01 to 0.1 ms, which a loaded machine's noise outweighed in CI
+        // (worker-1 kept 4 of 16 blocks both ways); SqueezeNet's take 6 ms a frame at full speed, 39 of 65 blocks against 5.
+        var model = Zoo("squeezenet");
 
         var even = await Task.Run(() => BlocksOn(model, "cpu=1.0;cpu=1.0", "worker-1"));
         var slowed = await Task.Run(() => BlocksOn(model, "cpu=1.0;cpu=0.2", "worker-1"));
-        output.WriteLine($"tinynet: worker-1 runs {even.Blocks} of {even.Total} blocks at cpu=1.0, {slowed.Blocks} at cpu=0.2");
+        output.WriteLine($"squeezenet: worker-1 runs {even.Blocks} of {even.Total} blocks at cpu=1.0, {slowed.Blocks} at cpu=0.2");
 
         // At a fifth of a core the worker should take about a sixth of the model, against about half at full speed.
         Assert.True(even.Blocks > 0, "at full speed both workers should share the model");
@@ -32,12 +34,17 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
     {
         var model = Zoo("tinynet");
 
-        var run = await Task.Run(() => Cli.Run(
-            "run", "--model", model, "--nodes", "2", "--frames", "30", "--fps", "0", "--emulate", "cpu=0.3;cpu=1.0", "--plan", "planned", "--json"));
+        // A recovery plan is not the planner's: it puts the stages where the workers still are.
+        var root = await Task.Run(() => Cli.RunWithoutRecovery(
+            () =>
+            {
+                var run = Cli.Run(
+                    "run", "--model", model, "--nodes", "2", "--frames", "30", "--fps", "0", "--emulate", "cpu=0.3;cpu=1.0", "--plan", "planned", "--json");
+                Assert.True(run.ExitCode == 0, run.Error + run.Output);
+                return JsonDocument.Parse(run.Output).RootElement.Clone();
+            },
+            output.WriteLine));
 
-        Assert.True(run.ExitCode == 0, run.Error + run.Output);
-        using var summary = JsonDocument.Parse(run.Output);
-        var root = summary.RootElement;
         Assert.Equal(30, root.GetProperty("resultsOut").GetInt64());
         Assert.True(root.GetProperty("predictedFramesPerSecond").GetDouble() > 0);
         var planned = root.GetProperty("plannedStages").EnumerateArray().Select(s => PlannedStage().Match(s.GetString()!)).ToList();

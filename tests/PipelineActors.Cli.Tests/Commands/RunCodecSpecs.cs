@@ -140,50 +140,30 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
     /// <summary>A run at cut 3 with <paramref name="codec"/>, its results written to <paramref name="results"/>; kept without a recovery.</summary>
     private JsonElement Run(string results, string codec)
     {
-        // A recovery on this loaded machine may put both stages on one worker, whose frames then cross no link (0 bytes):
-        // such a run is run again, twice at most, and said so.
-        JsonElement report = default;
-        for (var attempt = 1; attempt <= 3; attempt++)
-        {
-            File.Delete(results); // a results file that is there already is resumed, not rewritten
-            var run = Cli.Run(
-                "run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--codec", codec,
-                "--results", results, "--json");
-            Assert.True(run.ExitCode == 0, run.Error + run.Output);
-            report = JsonDocument.Parse(run.Output).RootElement.Clone();
-            var events = report.GetProperty("events").EnumerateArray().Select(e => e.GetString()).ToList();
-            if (!events.Any(e => e!.Contains("(recovery)", StringComparison.Ordinal)))
+        // A recovery may put both stages on one worker, whose frames then cross no link (0 bytes).
+        return Cli.RunWithoutRecovery(
+            () =>
             {
-                break;
-            }
-
-            log.WriteLine($"{codec} run {attempt} recovered mid-run: {string.Join("; ", events)}");
-        }
-
-        return report;
+                File.Delete(results); // a results file that is there already is resumed, not rewritten
+                var run = Cli.Run(
+                    "run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--codec", codec,
+                    "--results", results, "--json");
+                Assert.True(run.ExitCode == 0, run.Error + run.Output);
+                return JsonDocument.Parse(run.Output).RootElement.Clone();
+            },
+            line => log.WriteLine($"{codec}: {line}"), attempts: 3);
     }
 
     private JsonElement Run(params string[] codec)
     {
-        // The spec is about the cut between two workers. On a loaded machine a worker may flap mid-run and the recovery
-        // plan put the whole model on the other one (a 1-part plan has no cut to code): such a run is run again, twice
-        // at most, and said so; every other check applies to whichever run is kept.
-        JsonElement report = default;
-        for (var attempt = 1; attempt <= 3; attempt++)
-        {
-            var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);
-            Assert.True(run.ExitCode == 0, run.Error + run.Output);
-            report = JsonDocument.Parse(run.Output).RootElement.Clone();
-            // A recovery may also keep two parts but put both on one worker, whose frames then cross no link: run again too.
-            var recovered = report.GetProperty("events").EnumerateArray().Any(e => e.GetString()!.Contains("(recovery)", StringComparison.Ordinal));
-            if (report.GetProperty("parts").GetInt32() == 2 && !recovered)
+        // The spec is about the cut between two workers; a 1-part plan has no cut to code.
+        return Cli.RunWithoutRecovery(
+            () =>
             {
-                break;
-            }
-
-            log.WriteLine($"run {attempt} ended on a {report.GetProperty("parts").GetInt32()}-part plan after a recovery: {string.Join("; ", report.GetProperty("events").EnumerateArray())}");
-        }
-
-        return report;
+                var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);
+                Assert.True(run.ExitCode == 0, run.Error + run.Output);
+                return JsonDocument.Parse(run.Output).RootElement.Clone();
+            },
+            log.WriteLine, parts: 2, attempts: 3);
     }
 }

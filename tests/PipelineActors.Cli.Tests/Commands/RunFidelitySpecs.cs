@@ -24,8 +24,10 @@ public sealed class RunFidelitySpecs(ITestOutputHelper log) : IDisposable
         var coded = Path.Combine(_folder.Path, "coded.jsonl");
         var whole = Path.Combine(_folder.Path, "whole.jsonl");
 
-        var report = await Task.Run(() => Run(model, coded, "--nodes", "2", "--cuts", "balanced:2", "--emulate", "cpu=1.0;cpu=1.0,link=20",
-            "--fidelity", Budget.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        var report = await Task.Run(() => Cli.RunWithoutRecovery(
+            () => Run(model, coded, "--nodes", "2", "--cuts", "balanced:2", "--emulate", "cpu=1.0;cpu=1.0,link=20",
+                "--fidelity", Budget.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            log.WriteLine, parts: 2));
         var reference = await Task.Run(() => Run(model, whole, "--nodes", "1"));
 
         Assert.Equal(Budget, report.GetProperty("fidelityBudget").GetDouble());

@@ -241,14 +241,16 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         ingest.Tell(Plan(0, _head), _planSender.Ref);
 
         var clock = Stopwatch.StartNew();
-        var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2));
+        var (frames, answers) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(2));
 
         var stats = Stats(ingest);
         // The camera's 15 a second, not the 30 asked for (the lower bound only says frames flowed on a loaded machine).
         var captured = stats.Accepted + stats.Skipped;
         Assert.InRange(captured / clock.Elapsed.TotalSeconds, 2.5, 22);
-        // With capture ticks at 30 a second on a 15 fps camera the mailbox grew by a second every second.
-        Assert.True(slowestAnswer < TimeSpan.FromSeconds(1), $"the ingest took {slowestAnswer.TotalMilliseconds:0} ms to answer");
+        // With capture ticks at 30 a second on a 15 fps camera the mailbox grew by a second every second, so every answer
+        // after the first second was late. One stall of the whole process (2 s once in CI, with other test projects running)
+        // is not that: the median answer and all but two must be prompt.
+        AssertPrompt(answers);
         // Frames kept going out for the whole run (the stream neither backed up nor ended). How many captures were replaced
         // before the ingest took them varied from 0 (loaded machine) to 21 of 45 (idle VM), so no bound is put on it.
         Assert.True(stats.Accepted >= frames, $"{stats.Accepted} accepted, {frames} seen by the head");
@@ -269,11 +271,11 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             ingest.Tell(Plan(0, _head), _planSender.Ref);
             _head.ExpectMsg<Frame>(TimeSpan.FromSeconds(15)); // ffmpeg has connected
 
-            var (frames, slowestAnswer) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
+            var (frames, answers) = ConfirmEveryFrameFor(ingest, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(5));
 
             var stats = Stats(ingest);
             Assert.InRange(frames + stats.Skipped, 5, 60); // the camera's 15 a second (and a little in the pipe), not 30
-            Assert.True(slowestAnswer < TimeSpan.FromSeconds(1), $"the ingest took {slowestAnswer.TotalMilliseconds:0} ms to answer");
+            AssertPrompt(answers);
             Assert.False(stats.SourceEnded);
         }
         finally
@@ -462,11 +464,20 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     /// Plays the sink for <paramref name="duration"/>: confirms each frame the head receives at once and asks the ingest for
     /// its counters after each; returns the frames seen and the slowest answer (a mailbox full of work answers late).
     /// </summary>
-    private (int Frames, TimeSpan SlowestAnswer) ConfirmEveryFrameFor(IActorRef ingest, TimeSpan duration, TimeSpan frameTimeout)
+    /// <summary>The median answer and all but two are prompt; a mailbox that backs up makes every later answer late.</summary>
+    private static void AssertPrompt(List<TimeSpan> answers)
+    {
+        var late = answers.Count(a => a > TimeSpan.FromMilliseconds(500));
+        var median = answers.Order().ElementAt(answers.Count / 2);
+        Assert.True(late <= 2, $"{late} of {answers.Count} answers took over 500 ms (slowest {answers.Max().TotalMilliseconds:0} ms)");
+        Assert.True(median < TimeSpan.FromMilliseconds(200), $"the ingest's median answer took {median.TotalMilliseconds:0} ms");
+    }
+
+    private (int Frames, List<TimeSpan> Answers) ConfirmEveryFrameFor(IActorRef ingest, TimeSpan duration, TimeSpan frameTimeout)
     {
         var clock = Stopwatch.StartNew();
         var frames = 0;
-        var slowestAnswer = TimeSpan.Zero;
+        var answers = new List<TimeSpan>();
         while (clock.Elapsed < duration)
         {
             var frame = _head.ExpectMsg<Frame>(frameTimeout);
@@ -474,10 +485,10 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
             ingest.Tell(new FrameReceived(frame.FrameId, frame.FrameId));
             var asked = Stopwatch.StartNew();
             Stats(ingest);
-            slowestAnswer = asked.Elapsed > slowestAnswer ? asked.Elapsed : slowestAnswer;
+            answers.Add(asked.Elapsed);
         }
 
-        return (frames, slowestAnswer);
+        return (frames, answers);
     }
 
     private sealed class SlowCamera(TimeSpan frameTime, double framesPerSecond) : IFrameSource
