@@ -238,60 +238,15 @@ public static partial class LocalRun
         prepared = FirstHopPlan.Apply(prepared, Transfer.FirstHop.Parse(options.FirstHop), profile);
 
         using var metrics = options.MetricsPort is { } metricsPort ? MetricsEndpoint.Start(metricsPort, options.MetricsAddress) : null;
-        // With emulated links the head binds the root end of the first link, which every worker's namespace routes to.
-        var headHost = (devices?.HeadAddress ?? System.Net.IPAddress.Loopback).ToString();
-
-        // A placement names workers by address, so each planned worker gets its port before it starts.
-        var ports = options.Placement is null ? null : Enumerable.Range(0, options.Workers).Select(_ => FreePort()).ToList();
-        var policy = options.Placement is { } planned
-            ? new PlannedPlacementPolicy(
-                planned.Workers.Select(w => $"{devices?.Workers[w].BindAddress ?? System.Net.IPAddress.Loopback}:{ports![w]}").ToList())
-            : null;
-        // The run's cluster speaks TLS like a deployed one: throwaway certificates, removed when the run ends.
-        using var certificates = ThrowawayCertificates.Create();
-        // The run's registry keeps its jobs in a folder of its own: a run never resumes another run's job, nor a service's.
-        using var state = RunStateFolder.Create();
-        await using var head = PipelineNode.Start(
-            new NodeOptions { Host = headHost, Roles = [Roles.Coordinator, Roles.Ingest], LogFile = options.LogFile, StateFolder = state.Path },
-            policy,
-            tls: certificates.Head());
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        say($"cluster seed {head.SeedUri} (TLS, throwaway certificates made in {certificates.Cost.TotalMilliseconds:0} ms); "
-            + $"watch it live with: pipeline monitor --seed {head.SeedUri} --tls {certificates.MonitorFolder}");
+        await using var cluster = await LocalCluster.StartAsync(options, devices, maxWorkers, say);
+        var head = cluster.Head;
         var monitor = options.OnSnapshot is null ? null : head.System.ActorOf(MonitorActor.Props(), "monitor");
-        var cores = Environment.ProcessorCount;
-        // A soak starts many more processes than it has workers at once, so their indices would outrun the cores.
-        var pin = options.Pin && cores >= maxWorkers + 1 && options.ChaosMinutes is null;
-        var workers = new List<NodeProcess>();
+        var workers = cluster.Workers;
         ChaosRun? chaos = null;
         LocalRunJob? released = null;
         try
         {
-            NodeProcess Launch(int i)
-            {
-                var emulated = devices?.Workers[i];
-                return NodeProcess.Start(
-                    $"worker-{i}",
-                    WorkerArgs(head.SeedUri, options, i, emulated, ports is not null && i < ports.Count ? ports[i] : null, certificates.WorkerFolder),
-                    options.CoresOf is not null ? options.CoresOf(i) : pin ? (i + 1).ToString(CultureInfo.InvariantCulture) : null,
-                    options.BinaryFolder,
-                    wrap: emulated is null ? null : emulated.Wrap);
-            }
-
-            NodeProcess LaunchAnother()
-            {
-                var worker = Launch(workers.Count);
-                workers.Add(worker);
-                return worker;
-            }
-
-            for (var i = 0; i < options.Workers; i++)
-            {
-                workers.Add(Launch(i));
-            }
-
-            say($"started {options.Workers} worker process(es){(pin ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)")}; waiting for them to join");
-            await WaitForMembers(head.System, options.Workers, workers, TimeSpan.FromSeconds(60), Launch, say);
+            await cluster.StartWorkersAsync(options.Workers, say);
 
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
             if (options.Annotate is not null && profile?.Decoder is null)
@@ -301,7 +256,7 @@ public static partial class LocalRun
 
             if (options.ChaosMinutes is { } minutes)
             {
-                chaos = ChaosRun.Create(minutes, options, head.System, workers, LaunchAnother, say);
+                chaos = ChaosRun.Create(minutes, options, head.System, workers, cluster.LaunchAnother, say);
             }
 
             // Lost, duplicated and out of order are counted where results land, by an audit that shares nothing
@@ -328,7 +283,7 @@ public static partial class LocalRun
             };
             var job = await LocalRunJob.SubmitAsync(head, options, sizes, ResultDestinationsOf(options), window, hooks);
             say($"submitted job {LocalRunJob.Name} to the cluster's job registry; see it with: pipeline job status --name {LocalRunJob.Name} "
-                + $"--seed {head.SeedUri} --tls {certificates.MonitorFolder}");
+                + $"--seed {head.SeedUri} --tls {cluster.MonitorFolder}");
             var session = await job.StartedAsync(head, TimeSpan.FromMinutes(2));
             released = job;
 
@@ -427,7 +382,7 @@ public static partial class LocalRun
                 if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
                 {
                     var victimNode = plan.Placements[plan.Placements.Count / 2].Node;
-                    var victim = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == victimNode)
+                    var victim = workers.FirstOrDefault(w => !w.HasExited && LocalCluster.NodeOf(w) == victimNode)
                         ?? throw new InvalidOperationException($"No worker process hosts {victimNode}.");
 
                     // Kill while frames are in flight, so the kill tests recovery (a fast model at a
@@ -452,13 +407,13 @@ public static partial class LocalRun
                     if (clock.Elapsed.TotalSeconds >= nextSoakKill)
                     {
                         var target = soakPlan.Placements[random.Next(soakPlan.Placements.Count)].Node;
-                        var process = workers.FirstOrDefault(w => !w.HasExited && NodeOf(w) == target);
+                        var process = workers.FirstOrDefault(w => !w.HasExited && LocalCluster.NodeOf(w) == target);
                         if (process is not null)
                         {
                             process.Kill();
                             soak.Add((soak.Count + 1, target, ingest.Accepted - (ingest.DeliveredThrough + 1), Stopwatch.GetTimestamp()));
                             say($"soak kill {soak.Count}/{options.SoakKills}: SIGKILL {process.Name} ({target}); starting a fresh worker");
-                            workers.Add(Launch(workers.Count));
+                            cluster.LaunchAnother();
                         }
 
                         nextSoakKill = null;
@@ -467,8 +422,7 @@ public static partial class LocalRun
 
                 if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2 && clock.Elapsed.TotalSeconds >= f2 + addAfter)
                 {
-                    var extra = Launch(workers.Count);
-                    workers.Add(extra);
+                    var extra = cluster.LaunchAnother();
                     added = extra.Name;
                     say($"started {extra.Name} to join the running pipeline");
                 }
@@ -482,12 +436,12 @@ public static partial class LocalRun
             var nodes = workers.Where(w => !w.HasExited).Select(w =>
             {
                 var cpu = w.CpuSeconds - workerCpuStart.GetValueOrDefault(w);
-                return new NodeRow(NodeOf(w) ?? w.Name, w.Cores, Math.Round(cpu, 2), Math.Round(cpu / frames, 4), w.RssBytes);
+                return new NodeRow(LocalCluster.NodeOf(w) ?? w.Name, w.Cores, Math.Round(cpu, 2), Math.Round(cpu / frames, 4), w.RssBytes);
             }).ToList();
             var headCpu = (Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds - headCpuStart) / frames;
             if (added is not null)
             {
-                added = NodeOf(workers[^1]) ?? added;
+                added = LocalCluster.NodeOf(workers[^1]) ?? added;
             }
 
             var soakKills = soak.Select(k =>
@@ -520,12 +474,7 @@ public static partial class LocalRun
         {
             released?.Release();
             head.JobHooks.Remove(LocalRunJob.Name);
-            chaos?.Monkey.ResumeAll(DateTime.UtcNow);
-            await Task.WhenAll(workers.Select(w => w.StopAsync(TimeSpan.FromSeconds(5))));
-            foreach (var w in workers)
-            {
-                w.Dispose();
-            }
+            chaos?.Monkey.ResumeAll(DateTime.UtcNow); // the cluster's disposal then stops the workers, then the head
         }
     }
 
@@ -544,14 +493,6 @@ public static partial class LocalRun
             throw new ArgumentException(
                 $"A placement needs one distinct worker of 0..{workers - 1} per stage and one cut fewer than stages.", nameof(placement));
         }
-    }
-
-    /// <summary>A TCP port free now (the worker binds it a moment later; its own namespace, if any, has every port free).</summary>
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The profile's normalisation as the first stage applies it to uint8 pixels: pixel * scale/std - mean/std.</summary>
@@ -576,123 +517,14 @@ public static partial class LocalRun
         return [path];
     }
 
-    /// <summary>The node arguments of a worker started by a local run; an emulated worker binds its own address and adds its delay.</summary>
-    public static IReadOnlyList<string> WorkerArgs(
-        string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null, string? tlsFolder = null)
-    {
-        var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
-        args.AddRange(tlsFolder is null ? ["--insecure"] : ["--tls", tlsFolder]);
-        if (nodePort is { } fixedPort)
-        {
-            args.AddRange(["--port", fixedPort.ToString(CultureInfo.InvariantCulture)]);
-        }
-
-        if (emulated is not null)
-        {
-            args.AddRange(["--host", emulated.BindAddress.ToString()]);
-            if (emulated.Settings.LatencyMs > 0)
-            {
-                args.AddRange(["--link-delay", emulated.Settings.LatencyMs.ToString(CultureInfo.InvariantCulture)]);
-            }
-        }
-
-        if (options.MetricsPort is { } port)
-        {
-            args.AddRange(["--metrics-port", (port + 1 + index).ToString(CultureInfo.InvariantCulture)]);
-            if (options.MetricsAddress is { } address)
-            {
-                args.AddRange(["--metrics-address", address]);
-            }
-        }
-
-        if (options.ModelCache is not null)
-        {
-            args.AddRange(["--model-cache", options.ModelCache]);
-        }
-
-        return args;
-    }
-
     private static List<EmulatedWorkerRow> EmulationRows(EmulatedDevices devices, List<NodeProcess> workers) =>
         devices.Workers.Select(w => new EmulatedWorkerRow(
             workers[w.Index].Name,
-            NodeOf(workers[w.Index]),
+            LocalCluster.NodeOf(workers[w.Index]),
             w.BindAddress.ToString(),
             w.Settings.Cpu,
             w.Settings.LinkMbit,
             w.Settings.LatencyMs)).ToList();
-
-    /// <summary>The host:port a node process reported on start.</summary>
-    public static string? NodeOf(NodeProcess process)
-    {
-        var match = NodeLine().Match(process.Output);
-        return match.Success ? $"{match.Groups[1].Value}:{match.Groups[2].Value}" : null;
-    }
-
-    private static string LastLine(string output) =>
-        output.Trim().Split('\n').LastOrDefault(l => l.Trim().Length > 0)?.Trim() is { } line ? line[..Math.Min(line.Length, 200)] : "no output";
-
-    /// <param name="relaunch">
-    /// Starts worker i again when its process exited before the run began (a worker the downing judge removed in a
-    /// start-up flap under load exits, as it should); null: such an exit ends the wait with one sentence. Twice at most,
-    /// said through <paramref name="say"/>; a worker that cannot start at all still fails the run.
-    /// </param>
-    public static async Task WaitForMembers(
-        ActorSystem system, int workers, IList<NodeProcess> processes, TimeSpan timeout, Func<int, NodeProcess>? relaunch = null,
-        Action<string>? say = null)
-    {
-        var relaunched = 0;
-        var cluster = Akka.Cluster.Cluster.Get(system);
-        // Up is not enough: over TLS the supervisor places only on workers whose certificate has proven the role, so a job
-        // sent before that would be placed on fewer workers (and a planned run off its plan).
-        var proven = PipelineActors.Runtime.Hosting.Security.ProvenRoles.Get(system);
-        var clock = Stopwatch.StartNew();
-        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker) && proven.Proven(m.Address, Roles.Worker)) < workers)
-        {
-            var dead = processes.FirstOrDefault(p => p.HasExited);
-            if (dead is not null && relaunch is not null && relaunched < 2)
-            {
-                var index = processes.IndexOf(dead);
-                say?.Invoke($"{dead.Name} exited before the run began ({LastLine(dead.Output)}); starting it again");
-                dead.Dispose();
-                processes[index] = relaunch(index);
-                relaunched++;
-            }
-            else if (dead is not null)
-            {
-                throw new InvalidOperationException($"{dead.Name} exited before joining: {dead.Output.Trim()}");
-            }
-
-            if (clock.Elapsed > timeout)
-            {
-                throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers joined within {timeout.TotalSeconds:0} s.");
-            }
-
-            await Task.Delay(100);
-        }
-
-        // And the supervisor has their first reports: a job that arrived before them was placed on fewer workers (seen
-        // under load as a 1-part plan on a 2-worker run). Best effort: a cluster without the supervisor here skips it.
-        while (clock.Elapsed < timeout)
-        {
-            try
-            {
-                var reported = await system.ActorSelection("/user/supervisor/supervisor")
-                    .Ask<PipelineActors.Runtime.ControlPath.Supervision.ReportedWorkers>(
-                        PipelineActors.Runtime.ControlPath.Supervision.GetReportedWorkers.Instance, TimeSpan.FromSeconds(2));
-                if (reported.Nodes.Count >= workers)
-                {
-                    return;
-                }
-            }
-            catch (AskTimeoutException)
-            {
-                return; // no supervisor on this node (it runs on another coordinator)
-            }
-
-            await Task.Delay(100);
-        }
-    }
 
     /// <summary>
     /// The link a split's hop crosses, as the planner prices it: a hop between two workers crosses both their shaped links, so
@@ -731,8 +563,5 @@ public static partial class LocalRun
             SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: pixels, Frames: frames, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null)),
             frames);
     }
-
-    [GeneratedRegex(@"node akka(?:\.ssl)?\.tcp://pipeline@([^:]+):(\d+)")]
-    private static partial Regex NodeLine();
 
 }

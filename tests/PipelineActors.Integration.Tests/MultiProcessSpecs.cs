@@ -56,12 +56,12 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             StartWorker(head.SeedUri, [Roles.Worker]);
         }
 
-        await LocalRun.WaitForMembers(head.System, 3, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 3, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 160);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the kill");
         var ingest = await session.IngestStatsAsync();
         var victimNode = ingest.Plan!.Placements[1].Node;
-        var victim = _processes.Single(p => LocalRun.NodeOf(p) == victimNode);
+        var victim = _processes.Single(p => LocalCluster.NodeOf(p) == victimNode);
         var killedAt = Stopwatch.GetTimestamp();
         victim.Kill();
 
@@ -82,7 +82,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     {
         var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
         StartWorker(head.SeedUri, [Roles.Worker]);
-        await LocalRun.WaitForMembers(head.System, 1, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 1, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 20, "20 results on one worker");
         Assert.Equal(1, (await session.IngestStatsAsync()).Plan!.Parts);
@@ -100,11 +100,11 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
         StartWorker(head.SeedUri, [Roles.Worker]);
         StartWorker(head.SeedUri, [Roles.Worker]);
-        await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the leave");
         var plan = (await session.IngestStatsAsync()).Plan!;
-        var leaving = _processes.Single(p => LocalRun.NodeOf(p) == plan.Placements[1].Node);
+        var leaving = _processes.Single(p => LocalCluster.NodeOf(p) == plan.Placements[1].Node);
         Assert.True(await leaving.StopAsync(TimeSpan.FromSeconds(30)), "the node left and exited on SIGTERM");
         await Finish(session);
         Assert.DoesNotContain(Akka.Cluster.Cluster.Get(head.System).State.Members, m => m.Address.Port.ToString() == plan.Placements[1].Node.Split(':')[1] && m.Status == MemberStatus.Up);
@@ -122,7 +122,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         var head = await StartHead([Roles.Ingest], seed);
         StartWorker(seed, [Roles.Worker, Roles.Coordinator]);
         StartWorker(seed, [Roles.Worker]);
-        await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 300, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the coordinator dies");
         await WaitFor(async () => (await session.IngestStatsAsync()).Plan?.Placements.Select(p => p.Node).Distinct().Count() == 2, "a plan over both workers");
@@ -167,7 +167,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             StartWorker(head.SeedUri, [Roles.Worker]);
         }
 
-        await LocalRun.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
         // Every member's views reach the head: the judge hears each worker speak, so none is taken for dead.
         await WaitFor(async () =>
         {
@@ -191,7 +191,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             if (_processes.Count(p => !p.HasExited) < 2)
             {
                 StartWorker(head.SeedUri, [Roles.Worker]);
-                await LocalRun.WaitForMembers(head.System, 2, _processes.Where(p => !p.HasExited).ToList(), TimeSpan.FromSeconds(60));
+                await LocalCluster.WaitForMembers(head.System, 2, _processes.Where(p => !p.HasExited).ToList(), TimeSpan.FromSeconds(60));
             }
         }
 

@@ -16,13 +16,9 @@ internal static class CalibrateCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Option<string>("--model") { Description = "ONNX model with its NAME.profile.json beside it.", Required = true };
-        var source = new Option<string[]>("--source")
-        {
-            Description = $"Frames to calibrate on: {Runtime.DataPath.Sources.SourceSpec.Kinds}; repeat it to read several sources in turn.",
-            Required = true,
-        };
-        var frames = new Option<int>("--frames") { Description = "Frames to calibrate on.", DefaultValueFactory = _ => 64 };
+        var model = CommonOptions.ProfiledModel();
+        var source = CommonOptions.FrameSources("Frames to calibrate on");
+        var frames = CommonOptions.Frames("Frames to calibrate on.", 64);
         var cut = new Option<string?>("--cut") { Description = "Cut positions (comma separated) or balanced:N; default: the split's in --out." };
         var parts = new Option<int?>("--parts") { Description = "Calibrate the cuts of the balanced N-part split." };
         var output = new Option<string>("--out")

@@ -39,6 +39,27 @@ internal static class CommonOptions
         DefaultValueFactory = _ => Transfer.FirstHop.Raw,
     };
 
+    /// <summary><c>--model</c> of the verbs that read real frames through the model's profile (calibrate, fidelity, quantize).</summary>
+    public static Option<string> ProfiledModel() => new("--model")
+    {
+        Description = "ONNX model with its NAME.profile.json beside it.",
+        Required = true,
+    };
+
+    /// <summary><c>--source</c> of the verbs that read real frames; <paramref name="purpose"/> says what the frames are for.</summary>
+    public static Option<string[]> FrameSources(string purpose) => new("--source")
+    {
+        Description = $"{purpose}: {Runtime.DataPath.Sources.SourceSpec.Kinds}; repeat it to read several sources in turn.",
+        Required = true,
+    };
+
+    /// <summary><c>--frames</c>: how many frames of the sources a verb reads.</summary>
+    public static Option<int> Frames(string description, int frames) => new("--frames")
+    {
+        Description = description,
+        DefaultValueFactory = _ => frames,
+    };
+
     /// <summary>Loads and analyses a model with the user's input sizes.</summary>
     public static ModelAnalysis Analyze(string modelPath, string[]? inputs) =>
         ModelAnalysis.Analyze(OnnxModelFile.Load(modelPath), InputSizes.ParseOverrides(inputs ?? []));

@@ -48,13 +48,9 @@ internal static class FidelityCommand
 
     public static Command Create(CliContext context)
     {
-        var model = new Option<string>("--model") { Description = "ONNX model with its NAME.profile.json beside it.", Required = true };
-        var source = new Option<string[]>("--source")
-        {
-            Description = $"Frames to evaluate on: {Runtime.DataPath.Sources.SourceSpec.Kinds}; repeat it to read several sources in turn.",
-            Required = true,
-        };
-        var frames = new Option<int>("--frames") { Description = "Frames evaluated.", DefaultValueFactory = _ => 32 };
+        var model = CommonOptions.ProfiledModel();
+        var source = CommonOptions.FrameSources("Frames to evaluate on");
+        var frames = CommonOptions.Frames("Frames evaluated.", 32);
         var cut = new Option<string>("--cut")
         {
             Description = "Cut positions from 'pipeline inspect' (comma separated), or balanced:N for the cuts of the balanced N-part split.",

@@ -59,17 +59,9 @@ internal static class QuantizeCommand
 
     public static Command Create(CliContext context)
     {
-        var model = new Option<string>("--model") { Description = "ONNX model with its NAME.profile.json beside it.", Required = true };
-        var source = new Option<string[]>("--source")
-        {
-            Description = $"Frames to calibrate and evaluate on: {Runtime.DataPath.Sources.SourceSpec.Kinds}; repeat it to read several in turn.",
-            Required = true,
-        };
-        var frames = new Option<int>("--frames")
-        {
-            Description = "Frames to calibrate on; the next as many (where the source has them) are timed and compared.",
-            DefaultValueFactory = _ => 16,
-        };
+        var model = CommonOptions.ProfiledModel();
+        var source = CommonOptions.FrameSources("Frames to calibrate and evaluate on");
+        var frames = CommonOptions.Frames("Frames to calibrate on; the next as many (where the source has them) are timed and compared.", 16);
         var output = new Option<string?>("--out") { Description = "Where to write the int8 model; default NAME.int8.onnx beside the model." };
         var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
         var clip = new Option<string>("--clip")

@@ -50,8 +50,8 @@ public sealed class ChaosRun
         var pause = head.Settings.Config.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause", TimeSpan.FromSeconds(3));
         var seed = options.ChaosSeed ?? Random.Shared.Next();
         var schedule = new ChaosSchedule(seed, options.Workers, options.Workers + ExtraWorkers, pause);
-        var monkey = new ChaosMonkey(schedule, TimeSpan.FromMinutes(minutes), workers, launch, LocalRun.NodeOf, say);
-        return new ChaosRun(monkey, workers, LocalRun.NodeOf);
+        var monkey = new ChaosMonkey(schedule, TimeSpan.FromMinutes(minutes), workers, launch, LocalCluster.NodeOf, say);
+        return new ChaosRun(monkey, workers, LocalCluster.NodeOf);
     }
 
     /// <summary>The run's source, made to end when the soak's minutes are over.</summary>

@@ -251,9 +251,8 @@ public static class CutCodecChoice
             }
 
             var codes = tensors.Select(name => CutCodecPlan.CutCodecFor(codec, name, statistics.GetValueOrDefault(name))).ToList();
-            var coding = CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, codes))!;
-            var decoding = CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, null,
-                [.. codes.Select(c => c.ForDecoding())]))!;
+            var coding = CutCoding.Encoding(codes);
+            var decoding = CutCoding.Decoding(codes);
             var lossless = TensorCodecs.Create(codec, statistics.GetValueOrDefault(tensors[0])).Promise.Exact;
             long bytes = 0;
             double encodeMs = 0, decodeMs = 0;
@@ -355,10 +354,8 @@ public static class CutCodecChoice
         /// <summary>Fidelity over the frames with every hop coded with its <paramref name="codes"/> (empty: exact).</summary>
         public double Fidelity(List<ChainRun> exact, List<List<CutCodec>> codes, ModelProfile? profile)
         {
-            var codings = codes.Select(c => c.Count == 0 ? ((CutCoding Encode, CutCoding Decode)?)null : (
-                CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, c))!,
-                CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, null,
-                    [.. c.Select(x => x.ForDecoding())]))!)).ToList();
+            var codings = codes.Select(c => c.Count == 0 ? ((CutCoding Encode, CutCoding Decode)?)null
+                : (CutCoding.Encoding(c), CutCoding.Decoding(c))).ToList();
             var agreement = new OutputAgreement(profile?.Decoder, profile?.Width ?? 0, profile?.Height ?? 0);
             foreach (var run in exact)
             {

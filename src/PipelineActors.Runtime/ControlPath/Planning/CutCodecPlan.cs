@@ -161,7 +161,7 @@ public static class CutCodecPlan
     /// <summary><paramref name="cut"/> when its frames over <paramref name="samples"/> take fewer bytes encoded than exact; null otherwise.</summary>
     private static CutCodec? WherePays(CutCodec cut, List<FrameTensor> samples)
     {
-        var coding = CutCoding.For(new StageSpec(0, new StageFile(string.Empty, 0), [], [], [], 0, string.Empty, [cut]))!;
+        var coding = CutCoding.Encoding([cut]);
         long exact = 0, encoded = 0;
         foreach (var tensor in samples)
         {

@@ -41,17 +41,22 @@ public sealed class CutCoding
     /// </summary>
     public static CutCoding? For(StageSpec spec, Func<string, DecodeLimits>? limits = null)
     {
-        if ((spec.Encodes?.Count ?? 0) == 0 && (spec.Decodes?.Count ?? 0) == 0)
-        {
-            return null;
-        }
+        return (spec.Encodes?.Count ?? 0) == 0 && (spec.Decodes?.Count ?? 0) == 0 ? null : Of(spec.Encodes ?? [], spec.Decodes ?? [], limits);
+    }
 
-        var encoders = (spec.Encodes ?? []).ToDictionary(
+    /// <summary>A coding that encodes the cut tensors <paramref name="codes"/> name, as their stage would: a codec measured outside a stage.</summary>
+    public static CutCoding Encoding(IReadOnlyList<CutCodec> codes) => Of(codes, [], null);
+
+    /// <summary>A coding that decodes what <see cref="Encoding"/> of the same <paramref name="codes"/> encodes.</summary>
+    public static CutCoding Decoding(IReadOnlyList<CutCodec> codes) => Of([], [.. codes.Select(c => c.ForDecoding())], null);
+
+    private static CutCoding Of(IReadOnlyList<CutCodec> encodes, IReadOnlyList<CutCodec> decodes, Func<string, DecodeLimits>? limits)
+    {
+        var encoders = encodes.ToDictionary(
             c => c.Tensor,
             c => TensorCodecs.WithQuantizers(
                 c.Codec, c.ChannelAxis, [.. c.Scales.Select((scale, i) => new ChannelQuantization(scale, c.ZeroPoints[i], 8))]),
             StringComparer.Ordinal);
-        var decodes = spec.Decodes ?? [];
         var pictures = decodes.Where(c => JpegCodec.Names(c.Codec)).ToDictionary(c => c.Tensor, c => c.Codec, StringComparer.Ordinal);
         var decoders = decodes.Where(c => !JpegCodec.Names(c.Codec))
             .ToDictionary(c => c.Tensor, c => (TensorCodecs.Decoder(c.Codec), c.Codec), StringComparer.Ordinal);
