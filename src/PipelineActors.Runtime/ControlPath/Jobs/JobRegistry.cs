@@ -50,6 +50,16 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
         });
         Receive<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => Shown(j.Status)).OrderBy(s => s.Name, StringComparer.Ordinal).ToList())));
         Receive<JobHostReport>(OnHostReport);
+        // A watched host that stops (its node downed or shut down) is lost now; unhandled, its Terminated restarted the
+        // registry (a DeathPactException), dropping the submissions it was fetching models for.
+        Receive<Terminated>(stopped =>
+        {
+            if (_hosts.TryGetValue(stopped.ActorRef, out var host))
+            {
+                LoseHost(host, "stopped");
+                Tick();
+            }
+        });
         Receive<ClusterEvent.MemberRemoved>(removed => LoseHostsOn(NodeAddress.Of(removed.Member.Address), "left the cluster"));
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<RegistryTick>(_ => Tick());
