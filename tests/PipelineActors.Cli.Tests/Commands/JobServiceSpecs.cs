@@ -458,7 +458,7 @@ public sealed class JobServiceSpecs : IDisposable
             Assert.False(line.TryGetProperty("failed", out _), line.ToString());
             var id = line.GetProperty("frame").GetInt64();
             var inputs = SyntheticSource.Pattern(_whole.Inputs, id).ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data));
-            var outputs = runner.Run(inputs).Select(kv => new Protocol.FrameTensor(kv.Key, kv.Value.Info.ElementType, kv.Value.Info.Shape, kv.Value.Data)).ToList();
+            var outputs = runner.Run(inputs).Select(kv => new HostTensor(kv.Key, kv.Value.Info.ElementType, kv.Value.Info.Shape, kv.Value.Data)).ToList();
             using var expected = JsonDocument.Parse(ResultLine.Format(new FrameOutcome(id, "synthetic", 0, 0, outputs, null)));
             foreach (var tensor in expected.RootElement.GetProperty("outputs").EnumerateObject())
             {

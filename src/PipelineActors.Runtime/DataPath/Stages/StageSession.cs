@@ -95,7 +95,7 @@ public sealed class StageSession : IDisposable
     public double WarmUp(IReadOnlyList<TensorInfo> inputs, int runs = 3)
     {
         var start = Stopwatch.GetTimestamp();
-        var tensors = inputs.Select((info, i) => new FrameTensor(info.Name, info.ElementType, info.Shape, HostTensor.Deterministic(info, 11 + i).Data)).ToList();
+        var tensors = inputs.Select((info, i) => new HostTensor(info.Name, info.ElementType, info.Shape, HostTensor.Deterministic(info, 11 + i).Data)).ToList();
         for (var i = 0; i < runs; i++)
         {
             Run(tensors);
@@ -153,7 +153,7 @@ public sealed class StageSession : IDisposable
     /// ONNX Runtime refuses) leaves nothing behind for the next frame: the shapes and buffers learnt so far are dropped,
     /// and the next frame binds its inputs and outputs anew.
     /// </summary>
-    public IReadOnlyList<FrameTensor> Run(IReadOnlyList<FrameTensor> frame)
+    public IReadOnlyList<HostTensor> Run(IReadOnlyList<HostTensor> frame)
     {
         if (Broken)
         {
@@ -195,7 +195,7 @@ public sealed class StageSession : IDisposable
         }
     }
 
-    private FrameTensor[] RunBound(IReadOnlyList<FrameTensor> frame)
+    private HostTensor[] RunBound(IReadOnlyList<HostTensor> frame)
     {
         var reshaped = false;
         for (var i = 0; i < _inputNames.Length; i++)
@@ -263,21 +263,21 @@ public sealed class StageSession : IDisposable
         return result;
     }
 
-    private FrameTensor[] Collect()
+    private HostTensor[] Collect()
     {
         using var values = _binding.GetOutputValues();
-        var result = new FrameTensor[_outputNames.Length];
+        var result = new HostTensor[_outputNames.Length];
         for (var i = 0; i < _outputNames.Length; i++)
         {
             var typeAndShape = values[i].GetTensorTypeAndShape();
             var type = (TensorProto.Types.DataType)typeAndShape.ElementDataType;
-            result[i] = new FrameTensor(_outputNames[i], type, typeAndShape.Shape, values[i].GetTensorMutableRawData().ToArray());
+            result[i] = new HostTensor(_outputNames[i], type, typeAndShape.Shape, values[i].GetTensorMutableRawData().ToArray());
         }
 
         return result;
     }
 
-    private static FrameTensor Find(IReadOnlyList<FrameTensor> frame, string name)
+    private static HostTensor Find(IReadOnlyList<HostTensor> frame, string name)
     {
         for (var i = 0; i < frame.Count; i++)
         {

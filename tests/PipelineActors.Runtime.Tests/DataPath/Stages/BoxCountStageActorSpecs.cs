@@ -56,7 +56,7 @@ public sealed class BoxCountStageActorSpecs()
         foreach (var picture in BoxCountDetector.Pictures())
         {
             var cargo = upstream.Run(new Dictionary<string, HostTensor> { [picture.Info.Name] = picture });
-            var tensors = stages[1].Emits.Select(t => new FrameTensor(t.Name, t.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data));
+            var tensors = stages[1].Emits.Select(t => new HostTensor(t.Name, t.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data));
             var frame = new Frame(id++, "camera", 1, 1_700_000_000_000_000 + id, 1, tensors.ToList());
             stage.Tell(frame);
 
