@@ -65,9 +65,6 @@ public sealed record HostTensor(string Name, TensorProto.Types.DataType ElementT
         return maxDiff == 0 ? 0 : maxDiff / Math.Max(maxAbs, double.Epsilon);
     }
 
-    public static HostTensor Deterministic(TensorInfo info, int seed)
-    {
-        using var value = OrtTensors.Deterministic(info, seed);
-        return new HostTensor(info, OrtTensors.ToBytes(value));
-    }
+    /// <summary>A reproducible input (<see cref="OrtTensors.DeterministicBytes"/>), made in managed memory.</summary>
+    public static HostTensor Deterministic(TensorInfo info, int seed) => new(info, OrtTensors.DeterministicBytes(info, seed));
 }

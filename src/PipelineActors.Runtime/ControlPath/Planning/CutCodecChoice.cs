@@ -401,7 +401,7 @@ public static class CutCodecChoice
         {
             foreach (var t in produced.Where(t => _outputSet.Contains(t.Name)))
             {
-                outputs[t.Name] = new HostTensor(new TensorInfo(t.Name, t.ElementType, t.Shape), t.Data);
+                outputs[t.Name] = t;
             }
         }
     }

@@ -149,7 +149,7 @@ public sealed class OutputAgreement(string? decoderName, int inputWidth, int inp
     }
 
     private static List<HostTensor> Frame(IReadOnlyList<string> names, IReadOnlyDictionary<string, HostTensor> outputs) =>
-        [.. names.Select(n => new HostTensor(n, outputs[n].Info.ElementType, outputs[n].Info.Shape, outputs[n].Data))];
+        [.. names.Select(n => outputs[n])];
 
     private static int ArgMax(double[] values)
     {
