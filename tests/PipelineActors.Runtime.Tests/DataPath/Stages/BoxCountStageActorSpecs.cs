@@ -50,7 +50,7 @@ public sealed class BoxCountStageActorSpecs()
         ExpectMsg<StageWiredLocally>();
 
         using var upstream = new StageChain(stages.Take(2));
-        using var alone = new ModelRunner(bytes);
+        using var alone = new OrtSession(bytes);
         var counts = new List<long>();
         var id = 0L;
         foreach (var picture in BoxCountDetector.Pictures())

@@ -17,8 +17,8 @@ namespace PipelineActors.Runtime.Tests.DataPath.Stages;
 public sealed class TinyNetStages : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("pa-stage-").FullName;
-    private readonly ModelRunner _first;
-    private readonly ModelRunner _middle;
+    private readonly OrtSession _first;
+    private readonly OrtSession _middle;
 
     public TinyNetStages()
     {
@@ -40,8 +40,8 @@ public sealed class TinyNetStages : IDisposable
             middle.Forwarded.Select(t => t.Name).ToList(),
             middle.Flops,
             $"{middle.From}..{middle.To - 1}");
-        _first = new ModelRunner(Stages[0].Model.ToByteArray());
-        _middle = new ModelRunner(bytes);
+        _first = new OrtSession(Stages[0].Model.ToByteArray());
+        _middle = new OrtSession(bytes);
     }
 
     public IReadOnlyList<StageModel> Stages { get; }
