@@ -28,7 +28,7 @@ public static class BareLoop
         var graph = new ModelGraph(OnnxModelFile.Load(modelPath).Model);
         var inputs = InputSizes.Resolve(graph, sizes);
         using var session = new StageSession(modelPath, threads);
-        var frame = inputs.Select((t, i) => new FrameTensor(t.Name, t.ElementType, t.Shape, HostTensor.Deterministic(t, 5 + i).Data)).ToList();
+        var frame = inputs.Select((t, i) => HostTensor.Deterministic(t, 5 + i)).ToList();
         session.WarmUp(inputs, runs: 5);
         var self = Process.GetCurrentProcess();
         var cpuStart = self.TotalProcessorTime;
@@ -86,7 +86,7 @@ public static class SegmentLoop
         {
             using var session = new StageSession(file, threads);
             var inputs = session.WarmUpInputs();
-            var frame = inputs.Select((t, i) => new FrameTensor(t.Name, t.ElementType, t.Shape, HostTensor.Deterministic(t, 5 + i).Data)).ToList();
+            var frame = inputs.Select((t, i) => HostTensor.Deterministic(t, 5 + i)).ToList();
             session.WarmUp(inputs, runs: 2);
             var samples = new List<double>();
             var clock = Stopwatch.StartNew();

@@ -1,19 +1,8 @@
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Protocol;
-
-/// <summary>One tensor of a frame: any ONNX element type, as raw little-endian bytes the frame owns.</summary>
-public sealed record FrameTensor(string Name, TensorProto.Types.DataType ElementType, long[] Shape, byte[] Data)
-{
-    public TensorInfo Info => new(Name, ElementType, Shape);
-
-    public bool Equals(FrameTensor? other) =>
-        other is not null && Name == other.Name && ElementType == other.ElementType && Shape.SequenceEqual(other.Shape)
-        && Data.AsSpan().SequenceEqual(other.Data);
-
-    public override int GetHashCode() => HashCode.Combine(Name, ElementType, Data.Length);
-}
 
 /// <summary>
 /// A camera frame on its way through the pipeline: immutable; each stage replaces the tensors
@@ -23,7 +12,7 @@ public sealed record FrameTensor(string Name, TensorProto.Types.DataType Element
 /// <param name="Epoch">Plan epoch the frame was sent under; stages drop frames of older epochs.</param>
 /// <param name="CaptureUnixMicros">When the source captured the frame.</param>
 /// <param name="Attempt">How many times the ingest has sent this frame (1 = first).</param>
-public sealed record Frame(long FrameId, string SourceId, long Epoch, long CaptureUnixMicros, int Attempt, IReadOnlyList<FrameTensor> Tensors)
+public sealed record Frame(long FrameId, string SourceId, long Epoch, long CaptureUnixMicros, int Attempt, IReadOnlyList<HostTensor> Tensors)
     : IFrameMessage
 {
     public long Bytes => Tensors.Sum(t => (long)t.Data.Length);

@@ -22,7 +22,7 @@ public static class WholeModelOracle
     /// </summary>
     public static void AssertMatchesWholeModel(PreparedModel model, IReadOnlyList<FrameOutcome> outcomes, bool everyOutput = false)
     {
-        using var whole = new ModelRunner(model.Analysis.Graph.Model.ToByteArray());
+        using var whole = new OrtSession(model.Analysis.Graph.Model.ToByteArray());
         foreach (var outcome in outcomes)
         {
             var inputs = SyntheticSource.Pattern(model.Inputs, outcome.FrameId).ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data));

@@ -24,8 +24,8 @@ public sealed class ResNetCut : IDisposable
         var cut = Analysis.Cuts.Single(c => c.AfterNode == CutAfter);
         Stages = StageExtractor.Extract(Analysis, [cut.Position]);
         Cargo = Assert.Single(cut.Cargo);
-        Upstream = new ModelRunner(Stages[0].Model.ToByteArray());
-        Downstream = new ModelRunner(Stages[1].Model.ToByteArray());
+        Upstream = new OrtSession(Stages[0].Model.ToByteArray());
+        Downstream = new OrtSession(Stages[1].Model.ToByteArray());
 
         Calibration = new TensorStatistics(Cargo.Name, 1, (int)Cargo.Shape[1]);
         CalibrationActivations = [.. Enumerable.Range(1, 8).Select(Activation)];
@@ -45,9 +45,9 @@ public sealed class ResNetCut : IDisposable
 
     public TensorInfo Cargo { get; }
 
-    public ModelRunner Upstream { get; }
+    public OrtSession Upstream { get; }
 
-    public ModelRunner Downstream { get; }
+    public OrtSession Downstream { get; }
 
     public TensorStatistics Calibration { get; }
 
@@ -56,7 +56,7 @@ public sealed class ResNetCut : IDisposable
     public float[] Activation(int seed) => Run(Upstream, "input", [1, 3, 224, 224], Picture(seed));
 
     /// <summary>Runs a one-input, one-output model on float32 values.</summary>
-    public static float[] Run(ModelRunner runner, string input, long[] shape, float[] values)
+    public static float[] Run(OrtSession runner, string input, long[] shape, float[] values)
     {
         var info = new TensorInfo(input, TensorProto.Types.DataType.Float, shape);
         var outputs = runner.Run(new Dictionary<string, HostTensor> { [input] = new(info, MemoryMarshal.AsBytes(values.AsSpan()).ToArray()) });

@@ -8,6 +8,7 @@ using PipelineActors.Runtime.DataPath.Sink.Decoders;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Cli.Commands;
 
@@ -60,7 +61,7 @@ public sealed class AnnotatingResultWriter(IResultWriter inner, ModelProfile pro
     };
 
     /// <summary>The frame's uint8 pixels (NCHW or NHWC, RGB or BGR as the profile says) as an RGB bitmap.</summary>
-    private SKBitmap ToBitmap(FrameTensor pixels)
+    private SKBitmap ToBitmap(HostTensor pixels)
     {
         var (width, height) = (profile.Width, profile.Height);
         var bitmap = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);

@@ -23,11 +23,11 @@ internal sealed record WireTensor(int Link, string Name, string CutTensor, ITens
 /// </summary>
 internal sealed class CodecPipeline : IDisposable
 {
-    private readonly List<ModelRunner> _stages;
+    private readonly List<OrtSession> _stages;
     private readonly List<List<WireTensor>> _links;
     private readonly IReadOnlyList<string> _outputs;
 
-    private CodecPipeline(List<ModelRunner> stages, List<List<WireTensor>> links, IReadOnlyList<string> outputs, long rawBytes)
+    private CodecPipeline(List<OrtSession> stages, List<List<WireTensor>> links, IReadOnlyList<string> outputs, long rawBytes)
     {
         _stages = stages;
         _links = links;
@@ -103,7 +103,7 @@ internal sealed class CodecPipeline : IDisposable
             wires.Add(tensors);
         }
 
-        var runners = models.Select(m => new ModelRunner(m.ToByteArray(), threads)).ToList();
+        var runners = models.Select(m => new OrtSession(m.ToByteArray(), threads)).ToList();
         var statistics = spec.IsExact || !TensorCodecs.NeedsStatistics(spec.Codec)
             ? null
             : WireStatistics(runners, wires, calibrationFrames);
@@ -154,7 +154,7 @@ internal sealed class CodecPipeline : IDisposable
         if (codec is null)
         {
             // The pipeline's exact format: zero suppression where it saves an eighth, raw bytes otherwise.
-            var suppressed = ZeroSuppression.EncodedLength(tensor.Info.ElementType, tensor.Data);
+            var suppressed = ZeroSuppression.EncodedLength(tensor.ElementType, tensor.Data);
             if (suppressed < 0)
             {
                 cost.Add(tensor.Data.Length, 0, 0);
@@ -162,18 +162,18 @@ internal sealed class CodecPipeline : IDisposable
             }
 
             var buffer = new byte[suppressed];
-            ZeroSuppression.Encode(tensor.Info.ElementType, tensor.Data, buffer);
+            ZeroSuppression.Encode(tensor.ElementType, tensor.Data, buffer);
             var encodeMs = watch.Elapsed.TotalMilliseconds;
             watch.Restart();
-            var data = ZeroSuppression.Decode(tensor.Info.ElementType, buffer, tensor.Data.Length);
+            var data = ZeroSuppression.Decode(tensor.ElementType, buffer, tensor.Data.Length);
             cost.Add(suppressed, encodeMs, watch.Elapsed.TotalMilliseconds);
             return tensor with { Data = data };
         }
 
-        var encoded = codec.Encode(MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan()), tensor.Info.Shape);
+        var encoded = codec.Encode(MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan()), tensor.Shape);
         var encodeTime = watch.Elapsed.TotalMilliseconds;
         watch.Restart();
-        var decoded = codec.Decode(encoded, DecodeLimits.For(tensor.Info.Shape));
+        var decoded = codec.Decode(encoded, DecodeLimits.For(tensor.Shape));
         var decodeTime = watch.Elapsed.TotalMilliseconds;
         cost.Add(encoded.Length, encodeTime, decodeTime);
         return new HostTensor(tensor.Info, MemoryMarshal.AsBytes(decoded.Values.AsSpan()).ToArray());
@@ -181,7 +181,7 @@ internal sealed class CodecPipeline : IDisposable
 
     /// <summary>Statistics of every float tensor on the wire over the calibration frames, run through the rewritten stages uncoded.</summary>
     private static Dictionary<string, TensorStatistics> WireStatistics(
-        List<ModelRunner> runners,
+        List<OrtSession> runners,
         List<List<(string Name, string CutTensor, bool Float)>> wires,
         IReadOnlyList<Dictionary<string, HostTensor>> frames)
     {
@@ -203,10 +203,10 @@ internal sealed class CodecPipeline : IDisposable
                 var values = MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan());
                 if (!statistics.TryGetValue(name, out var s))
                 {
-                    s = statistics[name] = new TensorStatistics(name, 1, (int)ChannelLayout.Of(tensor.Info.Shape, 1).Channels);
+                    s = statistics[name] = new TensorStatistics(name, 1, (int)ChannelLayout.Of(tensor.Shape, 1).Channels);
                 }
 
-                s.Add(values, tensor.Info.Shape);
+                s.Add(values, tensor.Shape);
             }
         }
 

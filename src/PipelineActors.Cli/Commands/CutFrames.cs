@@ -87,7 +87,7 @@ internal sealed record CutModel(string Path, ModelProfile Profile, ModelAnalysis
                     continue;
                 }
 
-                frames.Add(tensors.ToDictionary(t => t.Name, t => new HostTensor(t.Info, t.Data), StringComparer.Ordinal));
+                frames.Add(tensors.ToDictionary(t => t.Name, StringComparer.Ordinal));
                 progress?.Invoke(frames.Count);
             }
         }

@@ -124,7 +124,7 @@ internal static class FidelityCommand
 
         var outputs = subject.Analysis.Graph.OutputNames;
         var exact = new List<Dictionary<string, HostTensor>>();
-        using (var whole = new ModelRunner(subject.Analysis.Graph.Model.ToByteArray(), threads))
+        using (var whole = new OrtSession(subject.Analysis.Graph.Model.ToByteArray(), threads))
         {
             foreach (var frame in evaluated)
             {

@@ -139,8 +139,8 @@ internal static class QuantizeCommand
         var int8Ms = ModelQuantizer.MillisecondsPerFrame(int8Bytes, frames, threads);
 
         var agreement = new OutputAgreement(subject.Profile.Decoder, subject.Profile.Width, subject.Profile.Height);
-        using (var fp32 = new ModelRunner(fp32Bytes, threads, optimize: true))
-        using (var int8 = new ModelRunner(int8Bytes, threads, optimize: true))
+        using (var fp32 = new OrtSession(fp32Bytes, threads, optimize: true))
+        using (var int8 = new OrtSession(int8Bytes, threads, optimize: true))
         {
             foreach (var frame in evaluated)
             {

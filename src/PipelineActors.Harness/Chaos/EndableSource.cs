@@ -1,5 +1,6 @@
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Harness.Chaos;
 
@@ -28,7 +29,7 @@ public sealed class EndableSource(IFrameSource inner) : IFrameSource, IReportsFa
     /// <summary>Reads of the reader threads return null from now on (safe from any thread).</summary>
     public void End() => _ended = true;
 
-    public IReadOnlyList<FrameTensor>? Read() => _ended ? null : inner.Read();
+    public IReadOnlyList<HostTensor>? Read() => _ended ? null : inner.Read();
 
     public void Dispose() => inner.Dispose();
 }

@@ -148,8 +148,8 @@ public static class LatencyProfiler
     /// <summary>Median and 90th percentile latency in milliseconds, after warm-up runs (the first runs are 2-4x slower).</summary>
     public static (double MedianMs, double P90Ms) Time(byte[] model, IReadOnlyList<HostTensor> inputs, int intraOpThreads, int runs)
     {
-        using var runner = new ModelRunner(model, intraOpThreads, optimize: true);
-        var table = inputs.ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
+        using var runner = new OrtSession(model, intraOpThreads, optimize: true);
+        var table = inputs.ToDictionary(t => t.Name, StringComparer.Ordinal);
         for (var i = 0; i < 3; i++)
         {
             runner.Run(table);

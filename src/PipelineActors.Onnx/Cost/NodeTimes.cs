@@ -49,26 +49,21 @@ public sealed class NodeTimes
         runs = Math.Max(1, runs);
         var total = warmUp + runs + 1;
         var prefix = Path.Combine(Path.GetTempPath(), $"pipelineactors-profile-{Environment.ProcessId}-{Guid.NewGuid():N}");
-        using var options = OrtSessionOptions.Create(intraOpThreads, optimize: true);
-
-        // The prefix must be set before profiling is switched on, which is when the runtime reads it.
-        options.ProfileOutputPathPrefix = prefix;
-        options.EnableProfiling = true;
+        var settings = new OrtSessionSettings(intraOpThreads, optimize: true) { ProfilePrefix = prefix };
         string? file = null;
         var wall = new double[runs];
         try
         {
-            using var session = new InferenceSession(analysis.Graph.Model.ToByteArray(), options);
+            using var session = new OrtSession(analysis.Graph.Model.ToByteArray(), settings);
             var inputs = analysis.Shapes.InputSizes;
             var values = inputs.Select((t, k) => OrtTensors.Deterministic(t, 3 + k)).ToList();
             try
             {
-                using var runOptions = new RunOptions();
                 var names = inputs.Select(t => t.Name).ToList();
                 for (var i = 0; i < warmUp + runs; i++)
                 {
                     var start = Stopwatch.GetTimestamp();
-                    using (session.Run(runOptions, names, values, session.OutputNames))
+                    using (session.Run(names, values, session.OutputNames))
                     {
                     }
 

@@ -18,8 +18,11 @@ public static class OrtTensors
 
     public static byte[] ToBytes(OrtValue value) => value.GetTensorMutableRawData().ToArray();
 
-    /// <summary>A reproducible input: values in [0,1) for floats, 0..255 for bytes, small values otherwise.</summary>
-    public static OrtValue Deterministic(TensorInfo info, int seed)
+    /// <summary>A reproducible input in a runtime-owned buffer (<see cref="DeterministicBytes"/>).</summary>
+    public static OrtValue Deterministic(TensorInfo info, int seed) => FromBytes(info, DeterministicBytes(info, seed));
+
+    /// <summary>A reproducible input's bytes: values in [0,1) for floats, 0..255 for bytes, zeros otherwise.</summary>
+    public static byte[] DeterministicBytes(TensorInfo info, int seed)
     {
         var random = new Random(seed);
         var bytes = new byte[info.Bytes];
@@ -41,6 +44,6 @@ public static class OrtTensors
                 break; // zeros are valid for every other type (ids, masks, flags)
         }
 
-        return FromBytes(info, bytes);
+        return bytes;
     }
 }

@@ -10,11 +10,11 @@ namespace PipelineActors.Onnx.Stages;
 /// </summary>
 public sealed class StageChain : IDisposable
 {
-    private readonly List<ModelRunner> _runners;
+    private readonly List<OrtSession> _runners;
 
     public StageChain(IEnumerable<byte[]> stageModels, int intraOpThreads = 1, bool optimize = false)
     {
-        _runners = stageModels.Select(m => new ModelRunner(m, intraOpThreads, optimize)).ToList();
+        _runners = stageModels.Select(m => new OrtSession(m, intraOpThreads, optimize)).ToList();
     }
 
     public StageChain(IEnumerable<StageModel> stages, int intraOpThreads = 1, bool optimize = false)
@@ -69,8 +69,8 @@ public sealed class SplitVerifier
         _optimize = optimize;
         _outputs = analysis.Graph.OutputNames;
         _inputs = analysis.Shapes.InputSizes.Select((info, i) => HostTensor.Deterministic(info, seed + i))
-            .ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
-        using var whole = new ModelRunner(analysis.Graph.Model.ToByteArray(), Math.Max(1, Environment.ProcessorCount), optimize);
+            .ToDictionary(t => t.Name, StringComparer.Ordinal);
+        using var whole = new OrtSession(analysis.Graph.Model.ToByteArray(), Math.Max(1, Environment.ProcessorCount), optimize);
         _expected = whole.Run(_inputs);
     }
 

@@ -3,6 +3,7 @@ using System.Runtime.Serialization;
 using System.Text;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Protocol.Serialization;
 
@@ -57,7 +58,7 @@ public static class FrameCodec
         var attempt = r.Int32();
         var source = r.Text();
         var count = r.Count(limits.Tensors, "A frame's tensor count");
-        var tensors = new FrameTensor[count];
+        var tensors = new HostTensor[count];
         long decoded = 0;
         for (var i = 0; i < count; i++)
         {
@@ -97,7 +98,7 @@ public static class FrameCodec
                 ZeroSuppressed => ZeroSuppression.Decode(dtype, r.Bytes(r.Count(rawLength, $"The packed length of tensor '{name}'")), rawLength),
                 _ => throw new SerializationException($"Tensor '{name}' has an unknown encoding {encoding}."),
             };
-            tensors[i] = new FrameTensor(name, dtype, shape, data);
+            tensors[i] = new HostTensor(name, dtype, shape, data);
         }
 
         if (!r.AtEnd)

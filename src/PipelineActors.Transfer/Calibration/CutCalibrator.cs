@@ -51,8 +51,8 @@ public sealed class CutCalibrator : IDisposable
             {
                 var tensor = frame[statistics[i].Name];
                 var values = MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan());
-                statistics[i].Add(values, tensor.Info.Shape);
-                covariances[i]?.Add(values, tensor.Info.Shape);
+                statistics[i].Add(values, tensor.Shape);
+                covariances[i]?.Add(values, tensor.Shape);
             }
         }
 

@@ -16,7 +16,7 @@ public sealed class ActivationCalibrator : IDisposable
     /// <summary>A channel axis no tensor reaches, so that <see cref="TensorStatistics"/> keeps one channel: the whole tensor.</summary>
     private const int WholeTensor = 64;
 
-    private readonly ModelRunner _runner;
+    private readonly OrtSession _runner;
     private readonly Dictionary<string, TensorStatistics> _statistics = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _ranks = new(StringComparer.Ordinal);
     private readonly HashSet<string> _graphOutputs;
@@ -40,7 +40,7 @@ public sealed class ActivationCalibrator : IDisposable
             }
         }
 
-        _runner = new ModelRunner(exposed.ToByteArray(), intraOpThreads);
+        _runner = new OrtSession(exposed.ToByteArray(), intraOpThreads);
     }
 
     /// <summary>Frames added so far.</summary>
@@ -53,8 +53,8 @@ public sealed class ActivationCalibrator : IDisposable
         foreach (var (name, statistics) in _statistics)
         {
             var tensor = outputs.TryGetValue(name, out var output) ? output : frame[name];
-            statistics.Add(MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan()), tensor.Info.Shape);
-            _ranks[name] = tensor.Info.Shape.Length;
+            statistics.Add(MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan()), tensor.Shape);
+            _ranks[name] = tensor.Shape.Length;
         }
 
         Frames++;

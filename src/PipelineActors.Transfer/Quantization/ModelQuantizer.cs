@@ -49,7 +49,7 @@ public static class ModelQuantizer
         ClipMethod clip = DefaultClip, int threads = 1)
     {
         var quantizers = new List<StageQuantizer?>();
-        var floatRunners = new List<ModelRunner?>();
+        var floatRunners = new List<OrtSession?>();
         try
         {
             for (var i = 0; i < stages.Count; i++)
@@ -65,7 +65,7 @@ public static class ModelQuantizer
                 }
 
                 quantizers.Add(quantizer);
-                floatRunners.Add(quantizer is null ? new ModelRunner(stages[i].ToByteArray(), threads) : null);
+                floatRunners.Add(quantizer is null ? new OrtSession(stages[i].ToByteArray(), threads) : null);
             }
 
             var seen = 0;
@@ -102,7 +102,7 @@ public static class ModelQuantizer
     public static double MillisecondsPerFrame(
         byte[] model, IReadOnlyList<IReadOnlyDictionary<string, HostTensor>> frames, int threads, int rounds = 3)
     {
-        using var runner = new ModelRunner(model, threads, optimize: true);
+        using var runner = new OrtSession(model, threads, optimize: true);
         runner.Run(frames[0]);
         runner.Run(frames[0]);
         var times = new List<double>();
@@ -130,12 +130,10 @@ public static class ModelQuantizer
         var path = Path.Combine(Path.GetTempPath(), $"pipelineactors-optimized-{Environment.ProcessId}-{Guid.NewGuid():N}.onnx");
         try
         {
-            using (var options = OrtSessionOptions.Create(1, optimize: true))
-            {
-                options.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
-                options.OptimizedModelFilePath = path;
-                using var session = new InferenceSession(model, options);
-            }
+            var settings = new OrtSessionSettings(1, GraphOptimizationLevel.ORT_ENABLE_EXTENDED) { OptimizedModelPath = path };
+
+            // Opening the session is what writes the optimised model.
+            new OrtSession(model, settings).Dispose();
 
             var optimized = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
             return optimized.Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);

@@ -70,8 +70,8 @@ public sealed class QuantizeCommandSpecs : IDisposable
         Assert.Empty(Directory.EnumerateFiles(_folder.Path, "*.tmp"));
         var model = OnnxModelFile.Load(written).Model;
         Assert.Contains(model.MetadataProps, p => p.Key == QdqRewrite.MetadataKey);
-        using var runner = new ModelRunner(File.ReadAllBytes(written), optimize: true);
-        using var reference = new ModelRunner(File.ReadAllBytes(Model));
+        using var runner = new OrtSession(File.ReadAllBytes(written), optimize: true);
+        using var reference = new OrtSession(File.ReadAllBytes(Model));
         Assert.Equal(reference.OutputNames, runner.OutputNames);
     }
 
@@ -161,7 +161,7 @@ public sealed class QuantizeCommandSpecs : IDisposable
 
         // The same frames through the float whole model and through the int8 chain, matched by tensor name.
         var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(Model));
-        using var whole = new ModelRunner(File.ReadAllBytes(Model));
+        using var whole = new OrtSession(File.ReadAllBytes(Model));
         using var chain = new StageChain(stages, optimize: true);
         var frame = analysis.Shapes.InputSizes.ToDictionary(t => t.Name, t => HostTensor.Deterministic(t, 11), StringComparer.Ordinal);
         var expected = whole.Run(frame);

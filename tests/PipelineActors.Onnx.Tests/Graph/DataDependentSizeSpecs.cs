@@ -114,7 +114,7 @@ public class DataDependentSizeSpecs
     private static List<Dictionary<string, HostTensor>> AssertChainsExactly(
         ModelProto model, IReadOnlyList<StageModel> stages, IEnumerable<HostTensor> inputs)
     {
-        using var whole = new ModelRunner(model.ToByteArray());
+        using var whole = new OrtSession(model.ToByteArray());
         using var chain = new StageChain(stages);
         var results = new List<Dictionary<string, HostTensor>>();
         foreach (var input in inputs)

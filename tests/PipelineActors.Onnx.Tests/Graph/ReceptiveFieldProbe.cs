@@ -12,7 +12,7 @@ namespace PipelineActors.Onnx.Tests.Graph;
 /// </summary>
 public sealed class ReceptiveFieldProbe : IDisposable
 {
-    private readonly ModelRunner _runner;
+    private readonly OrtSession _runner;
     private readonly TensorInfo _input;
     private readonly string _target;
     private readonly float[] _baseInput;
@@ -25,7 +25,7 @@ public sealed class ReceptiveFieldProbe : IDisposable
         probe.Graph.Output.Clear();
         probe.Graph.Output.Add(new ValueInfoProto { Name = target });
         probe.Graph.ValueInfo.Clear();
-        _runner = new ModelRunner(probe.ToByteArray());
+        _runner = new OrtSession(probe.ToByteArray());
         _input = input;
         _target = target;
         var random = new Random(23);

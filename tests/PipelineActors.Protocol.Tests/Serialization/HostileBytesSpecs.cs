@@ -6,6 +6,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Protocol.Tests.Serialization;
 
@@ -90,7 +91,7 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void A_length_of_int_MaxValue_is_refused_at_once_without_allocating_it()
     {
-        var frame = new Frame(1, "camera-1", 2, 3, 1, [new FrameTensor("input", DataType.Float, [1, 4], new byte[16])]);
+        var frame = new Frame(1, "camera-1", 2, 3, 1, [new HostTensor("input", DataType.Float, [1, 4], new byte[16])]);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(frame);
         var bytes = serializer.ToBinary(frame);
 
@@ -113,7 +114,7 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
     public void A_frame_past_the_nodes_frame_limit_is_refused_even_when_its_bytes_are_all_there()
     {
         // Zero-suppressed zeros: 40 KiB on the wire decode to 1.25 MiB, past the 256 KiB limit of this node.
-        var zeros = new FrameTensor("act", DataType.Float, [1, 320, 32, 32], new byte[320 * 32 * 32 * 4]);
+        var zeros = new HostTensor("act", DataType.Float, [1, 320, 32, 32], new byte[320 * 32 * 32 * 4]);
         var frame = new Frame(5, "camera-1", 1, 1, 1, [zeros]);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(frame);
         var bytes = serializer.ToBinary(frame);

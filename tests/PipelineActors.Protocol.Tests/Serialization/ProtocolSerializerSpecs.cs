@@ -9,6 +9,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Protocol.Tests.Serialization;
 
@@ -328,15 +329,15 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
     /// <summary>One non-trivial instance of every protocol message.</summary>
     internal static IReadOnlyList<object> Samples(IActorRef local, IActorRef remote)
     {
-        var tensors = new List<FrameTensor>
+        var tensors = new List<HostTensor>
         {
             Tensor("input", DataType.Float, [1, 3, 8, 8], seed: 1),
             Tensor("token_ids", DataType.Int64, [2, 5], seed: 2),
             Tensor("mask_u8", DataType.Uint8, [1, 1, 7, 3], seed: 3),
             Tensor("keep", DataType.Bool, [4], seed: 4),
             Tensor("half", DataType.Float16, [1, 2, 3], seed: 5),
-            new FrameTensor("scalar", DataType.Float, [], BitConverter.GetBytes(2.5f)),
-            new FrameTensor("empty", DataType.Float, [0, 4], []),
+            new HostTensor("scalar", DataType.Float, [], BitConverter.GetBytes(2.5f)),
+            new HostTensor("empty", DataType.Float, [0, 4], []),
         };
         var file = new StageFile("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", 123_456_789);
         var fileB = new StageFile("ab" + new string('c', 62), 42);
@@ -407,7 +408,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         ];
     }
 
-    private static FrameTensor Tensor(string name, DataType type, long[] shape, int seed)
+    private static HostTensor Tensor(string name, DataType type, long[] shape, int seed)
     {
         var info = new Onnx.Graph.TensorInfo(name, type, shape);
         var data = new byte[info.Bytes];
@@ -420,7 +421,7 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
             }
         }
 
-        return new FrameTensor(name, type, shape, data);
+        return new HostTensor(name, type, shape, data);
     }
 
     private static IEnumerable<IActorRef> ActorRefsIn(object? value) => value switch

@@ -3,6 +3,7 @@ using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Protocol.Tests.Serialization;
 
@@ -24,7 +25,7 @@ public sealed class ZeroSuppressionSpecs
         values[2] = BitConverter.Int32BitsToSingle(0x7FC0_1234);
         values[3] = float.Epsilon;
         values[4] = float.PositiveInfinity;
-        var frame = FrameOf(new FrameTensor("layer3", DataType.Float, [1, 1024, 14, 14], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        var frame = FrameOf(new HostTensor("layer3", DataType.Float, [1, 1024, 14, 14], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
 
         var encoded = FrameCodec.Encode(frame);
         var decoded = FrameCodec.Decode(encoded);
@@ -66,14 +67,14 @@ public sealed class ZeroSuppressionSpecs
             }
         }
 
-        var frame = FrameOf(new FrameTensor("t", type, [elements], data));
+        var frame = FrameOf(new HostTensor("t", type, [elements], data));
         var encoded = FrameCodec.Encode(frame);
 
         Assert.Equal(frame, FrameCodec.Decode(encoded));
         var nonZero = Enumerable.Range(0, elements).Count(i => data.AsSpan(i * size, size).ContainsAnyExcept((byte)0));
         var suppressed = ((elements + 7) / 8) + (nonZero * size);
         var worthIt = size > 1 && suppressed <= data.Length - (data.Length / 8);
-        var header = FrameCodec.Encode(FrameOf(new FrameTensor("t", type, [elements], []))).Length;
+        var header = FrameCodec.Encode(FrameOf(new HostTensor("t", type, [elements], []))).Length;
         Assert.Equal(worthIt ? header + 4 + suppressed : header + data.Length, encoded.Length);
     }
 
@@ -86,7 +87,7 @@ public sealed class ZeroSuppressionSpecs
             values[i] = i + 1; // full groups of 8 first, then nothing but zeros
         }
 
-        var frame = FrameOf(new FrameTensor("t", DataType.Float, [4096], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        var frame = FrameOf(new HostTensor("t", DataType.Float, [4096], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
 
         Assert.Equal(frame, FrameCodec.Decode(FrameCodec.Encode(frame)));
     }
@@ -97,7 +98,7 @@ public sealed class ZeroSuppressionSpecs
         var values = new float[2048];
         values[5] = 1;
         values[700] = 2;
-        var frame = FrameOf(new FrameTensor("t", DataType.Float, [2048], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
+        var frame = FrameOf(new HostTensor("t", DataType.Float, [2048], MemoryMarshal.AsBytes(values.AsSpan()).ToArray()));
         var encoded = FrameCodec.Encode(frame);
         var bitmapStart = encoded.Length - 8 - 256; // two packed floats after a 256-byte bitmap
         encoded[bitmapStart + 10] = 0xFF;
@@ -114,8 +115,8 @@ public sealed class ZeroSuppressionSpecs
         foreach (var count in new[] { 0, 3, 600, 0, 41, 1 })
         {
             var values = Enumerable.Range(0, count * 4).Select(_ => random.NextDouble() < 0.7 ? 0f : random.NextSingle()).ToArray();
-            var boxes = new FrameTensor("boxes", DataType.Float, [count, 4], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
-            var scores = new FrameTensor("scores", DataType.Float, [count], new byte[count * 4]);
+            var boxes = new HostTensor("boxes", DataType.Float, [count, 4], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+            var scores = new HostTensor("scores", DataType.Float, [count], new byte[count * 4]);
             var frame = new Frame(count, "camera", 2, 3, 1, [boxes, scores]);
 
             var encoded = FrameCodec.Encode(frame);
@@ -130,5 +131,5 @@ public sealed class ZeroSuppressionSpecs
         Assert.Equal(sizes[0], sizes[3]);
     }
 
-    private static Frame FrameOf(FrameTensor tensor) => new(1, "camera", 2, 3, 1, [tensor]);
+    private static Frame FrameOf(HostTensor tensor) => new(1, "camera", 2, 3, 1, [tensor]);
 }

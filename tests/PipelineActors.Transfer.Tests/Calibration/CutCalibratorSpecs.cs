@@ -37,7 +37,7 @@ public sealed class CutCalibratorSpecs : IDisposable
         foreach (var position in positions)
         {
             var cargo = analysis.CutAt(position).Cargo[0];
-            using var up = new ModelRunner(StageExtractor.ExtractRange(analysis, 0, position).Model.ToByteArray());
+            using var up = new OrtSession(StageExtractor.ExtractRange(analysis, 0, position).Model.ToByteArray());
             var expected = new TensorStatistics(cargo.Name, 1, (int)cargo.Shape[1]);
             var covariance = new ChannelCovariance((int)cargo.Shape[1]);
             foreach (var frame in frames)

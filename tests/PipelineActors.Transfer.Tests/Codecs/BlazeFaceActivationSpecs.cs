@@ -33,8 +33,8 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
             .OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
         var cargo = cut.Cargo[0];
         var stages = StageExtractor.Extract(analysis, [cut.Position]);
-        using var up = new ModelRunner(stages[0].Model.ToByteArray());
-        using var down = new ModelRunner(stages[1].Model.ToByteArray());
+        using var up = new OrtSession(stages[0].Model.ToByteArray());
+        using var down = new OrtSession(stages[1].Model.ToByteArray());
 
         var statistics = new TensorStatistics(cargo.Name, 1, (int)cargo.Shape[1]);
         foreach (var file in Calibration)
@@ -74,7 +74,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
     public void On_a_pretrained_model_the_default_clip_gives_a_lower_output_error_than_the_other_clips()
     {
         var (cargo, statistics, tests, downstream) = Prepare();
-        using var down = new ModelRunner(downstream.ToByteArray());
+        using var down = new OrtSession(downstream.ToByteArray());
         foreach (var bits in new[] { 8, 4 })
         {
             var cutErrors = new Dictionary<ClipMethod, double>();
@@ -102,7 +102,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
             .OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
         var cargo = cut.Cargo[0];
         var stages = StageExtractor.Extract(analysis, [cut.Position]);
-        using var up = new ModelRunner(stages[0].Model.ToByteArray());
+        using var up = new OrtSession(stages[0].Model.ToByteArray());
         var statistics = new TensorStatistics(cargo.Name, 1, (int)cargo.Shape[1]);
         foreach (var file in Calibration)
         {
@@ -112,7 +112,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
         return (cargo, statistics, [.. Tests.Select(f => Activation(up, f, cargo.Name))], stages[1].Model);
     }
 
-    private static float[] Activation(ModelRunner up, string file, string cargo)
+    private static float[] Activation(OrtSession up, string file, string cargo)
     {
         var path = Path.Combine(Pictures, file);
         Assert.True(File.Exists(path), $"{path} is missing: install Debian's opencv-doc (sudo apt-get install opencv-doc).");
@@ -137,7 +137,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
     }
 
     /// <summary>The worst relative L2 error over the downstream stage's outputs, decoded cut tensor against exact.</summary>
-    private static double OutputsError(ModelRunner down, TensorInfo cargo, float[] exact, float[] decoded)
+    private static double OutputsError(OrtSession down, TensorInfo cargo, float[] exact, float[] decoded)
     {
         var a = down.Run(new Dictionary<string, HostTensor> { [cargo.Name] = new(cargo, MemoryMarshal.AsBytes(exact.AsSpan()).ToArray()) });
         var b = down.Run(new Dictionary<string, HostTensor> { [cargo.Name] = new(cargo, MemoryMarshal.AsBytes(decoded.AsSpan()).ToArray()) });

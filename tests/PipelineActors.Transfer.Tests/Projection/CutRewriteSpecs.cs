@@ -69,8 +69,8 @@ public sealed class CutRewriteSpecs(ResNetCut cut, ITestOutputHelper output) : I
 
         var pca = covariance.Fit(components);
         var (upstream, downstream) = CutRewrites.Pca(cut.Stages[0].Model, cut.Stages[1].Model, cut.Cargo.Name, pca);
-        using var up = new ModelRunner(upstream.ToByteArray());
-        using var down = new ModelRunner(downstream.ToByteArray());
+        using var up = new OrtSession(upstream.ToByteArray());
+        using var down = new OrtSession(downstream.ToByteArray());
         long[] wireShape = [1, components, 14, 14];
 
         Assert.Equal([$"{cut.Cargo.Name}.pca{components}"], up.OutputNames);
@@ -130,10 +130,10 @@ public sealed class CutRewriteSpecs(ResNetCut cut, ITestOutputHelper output) : I
         var cargo = Assert.Single(position.Cargo);
         var stages = StageExtractor.Extract(analysis, [position.Position]);
         var (upstream, downstream) = CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name);
-        using var exactUp = new ModelRunner(stages[0].Model.ToByteArray());
-        using var exactDown = new ModelRunner(stages[1].Model.ToByteArray());
-        using var up = new ModelRunner(upstream.ToByteArray());
-        using var down = new ModelRunner(downstream.ToByteArray());
+        using var exactUp = new OrtSession(stages[0].Model.ToByteArray());
+        using var exactDown = new OrtSession(stages[1].Model.ToByteArray());
+        using var up = new OrtSession(upstream.ToByteArray());
+        using var down = new OrtSession(downstream.ToByteArray());
         var half = (size + 1) / 2;
         long[] wireShape = [1, cargo.Shape[1], half, half];
 

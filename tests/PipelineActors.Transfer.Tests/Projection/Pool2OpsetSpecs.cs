@@ -38,7 +38,7 @@ public sealed class Pool2OpsetSpecs
         var cargo = cut.Cargo[0];
         var stages = StageExtractor.Extract(analysis, [cut.Position]);
         var input = analysis.Shapes.InputSizes[0];
-        using var exactUp = new ModelRunner(stages[0].Model.ToByteArray());
+        using var exactUp = new OrtSession(stages[0].Model.ToByteArray());
         var covariance = new ChannelCovariance((int)cargo.Shape[1]);
         foreach (var seed in new[] { 3, 4 })
         {
@@ -49,8 +49,8 @@ public sealed class Pool2OpsetSpecs
         var pca = covariance.Fit(8);
         Assert.Throws<PipelineInputException>(() => CutRewrites.Pca(stages[0].Model, stages[1].Model, cargo.Name, pca));
         var (upstream, downstream) = CutRewrites.Pca(stages[0].Model, stages[1].Model, cargo.Name, pca, cargo.Shape);
-        using var up = new ModelRunner(upstream.ToByteArray());
-        using var down = new ModelRunner(downstream.ToByteArray());
+        using var up = new OrtSession(upstream.ToByteArray());
+        using var down = new OrtSession(downstream.ToByteArray());
         var wire = up.Run(new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, 5) })[$"{cargo.Name}.pca8"];
         var outputs = down.Run(new Dictionary<string, HostTensor> { [wire.Info.Name] = wire });
 
@@ -114,10 +114,10 @@ public sealed class Pool2OpsetSpecs
         var cargo = cut.Cargo[0];
         var stages = StageExtractor.Extract(analysis, [cut.Position]);
         var (upstream, downstream) = CutRewrites.Pool2(stages[0].Model, stages[1].Model, cargo.Name, knownShape);
-        using var up = new ModelRunner(upstream.ToByteArray());
-        using var down = new ModelRunner(downstream.ToByteArray());
-        using var exactUp = new ModelRunner(stages[0].Model.ToByteArray());
-        using var exactDown = new ModelRunner(stages[1].Model.ToByteArray());
+        using var up = new OrtSession(upstream.ToByteArray());
+        using var down = new OrtSession(downstream.ToByteArray());
+        using var exactUp = new OrtSession(stages[0].Model.ToByteArray());
+        using var exactDown = new OrtSession(stages[1].Model.ToByteArray());
         var input = analysis.Shapes.InputSizes[0];
         var inputs = new Dictionary<string, HostTensor> { [input.Name] = HostTensor.Deterministic(input, 7) };
 

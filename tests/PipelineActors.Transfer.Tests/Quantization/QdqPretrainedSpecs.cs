@@ -51,8 +51,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         Assert.True(kernels.GetValueOrDefault("QLinearConv") >= 1, ModelQuantizer.Int8Kernels(kernels));
 
         var tests = QdqFixtures.TestPictures.Concat(text).Select(QdqFixtures.ClassifierFrame).ToList();
-        using var fp32 = new ModelRunner(model.ToByteArray());
-        using var int8 = new ModelRunner(quantized.Model.ToByteArray(), optimize: true);
+        using var fp32 = new OrtSession(model.ToByteArray());
+        using var int8 = new OrtSession(quantized.Model.ToByteArray(), optimize: true);
         var agree = tests.Count(f => ArgMax(fp32.Run(f)) == ArgMax(int8.Run(f)));
         var (worst, mean) = Compare(model, quantized.Model, tests);
         output.WriteLine($"classifier int8 vs float over {tests.Count} unseen pictures: 0/180 agreement {agree}/{tests.Count}, "
@@ -74,8 +74,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
         for (var i = 0; i < stages.Count; i++)
         {
             var q = quantized[i] ?? throw new InvalidOperationException($"stage {i} has Conv nodes but was not quantised");
-            using var runner = new ModelRunner(q.Model.ToByteArray(), optimize: true);
-            using var reference = new ModelRunner(stages[i].Model.ToByteArray());
+            using var runner = new OrtSession(q.Model.ToByteArray(), optimize: true);
+            using var reference = new OrtSession(stages[i].Model.ToByteArray());
             Assert.Equal(reference.InputNames, runner.InputNames);
             Assert.Equal(reference.OutputNames, runner.OutputNames);
             var kernels = ModelQuantizer.OptimizedOpTypes(q.Model.ToByteArray());
@@ -83,12 +83,12 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
             Assert.True(kernels.GetValueOrDefault("QLinearConv") >= 1);
             if (i > 0)
             {
-                using var before = new ModelRunner(quantized[i - 1]!.Model.ToByteArray());
+                using var before = new OrtSession(quantized[i - 1]!.Model.ToByteArray());
                 Assert.All(runner.InputNames, name => Assert.Contains(name, before.OutputNames.Concat(["input:0"])));
             }
         }
 
-        using var whole = new ModelRunner(file.Model.ToByteArray());
+        using var whole = new OrtSession(file.Model.ToByteArray());
         using var chain = new StageChain(quantized.Select(q => q!.Model.ToByteArray()), optimize: true);
         var errors = QdqFixtures.TestPictures.Select(QdqFixtures.BlazeFaceFrame)
             .Select(frame => QdqFixtures.RelativeL2(whole.Run(frame), chain.Run(frame), analysis.Graph.OutputNames)).ToList();
@@ -100,8 +100,8 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
     private static (double Worst, double Mean) Compare(
         Onnx.Proto.ModelProto fp32Model, Onnx.Proto.ModelProto int8Model, IEnumerable<Dictionary<string, HostTensor>> frames)
     {
-        using var fp32 = new ModelRunner(fp32Model.ToByteArray());
-        using var int8 = new ModelRunner(int8Model.ToByteArray(), optimize: true);
+        using var fp32 = new OrtSession(fp32Model.ToByteArray());
+        using var int8 = new OrtSession(int8Model.ToByteArray(), optimize: true);
         var errors = frames.Select(f => QdqFixtures.RelativeL2(fp32.Run(f), int8.Run(f), fp32.OutputNames)).ToList();
         return (errors.Max(), errors.Average());
     }

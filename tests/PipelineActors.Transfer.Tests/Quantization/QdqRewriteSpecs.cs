@@ -33,8 +33,8 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         Assert.Equal(2, kernels.GetValueOrDefault("QLinearConv"));
         Assert.False(kernels.ContainsKey("Conv"), "every Conv runs as QLinearConv");
 
-        using var fp32 = new ModelRunner(model.ToByteArray());
-        using var int8 = new ModelRunner(quantized.Model.ToByteArray(), optimize: true);
+        using var fp32 = new OrtSession(model.ToByteArray());
+        using var int8 = new OrtSession(quantized.Model.ToByteArray(), optimize: true);
         var worst = Enumerable.Range(100, 6).Select(s => QdqFixtures.Smooth("x", [1, 3, 16, 16], s))
             .Max(frame => QdqFixtures.RelativeL2(fp32.Run(frame), int8.Run(frame), ["y"]));
         output.WriteLine($"worst relative L2 of y over 6 unseen inputs: {worst:E3}");
@@ -79,7 +79,7 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         Assert.Equal(["x.dequantized", "w.dequantized", "conv.bias.dequantized"], rewritten.Node.Single(n => n.OpType == "Conv").Input);
         Assert.DoesNotContain(rewritten.Node, n => n.Input.Contains("y")); // a graph output is not quantised
 
-        using var runner = new ModelRunner(new ModelProto(model) { Graph = rewritten }.ToByteArray());
+        using var runner = new OrtSession(new ModelProto(model) { Graph = rewritten }.ToByteArray());
         var x = new float[] { 0.5f, -0.25f };
         var y = MemoryMarshal.Cast<byte, float>(runner.Run(new Dictionary<string, HostTensor>
         {
@@ -134,8 +134,8 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         Assert.Equal(3, upgraded.Graph.Node.Single(n => n.OpType == "Clip").Input.Count);
         Assert.Equal(4, upgraded.Graph.Node.Single(n => n.OpType == "Slice").Input.Count);
 
-        using var old = new ModelRunner(model.ToByteArray());
-        using var raised = new ModelRunner(upgraded.ToByteArray());
+        using var old = new OrtSession(model.ToByteArray());
+        using var raised = new OrtSession(upgraded.ToByteArray());
         foreach (var seed in new[] { 1, 2, 3 })
         {
             var frame = QdqFixtures.Smooth("x", [1, 3, 8, 8], seed);
@@ -146,7 +146,7 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         var frames = Enumerable.Range(1, 4).Select(s => QdqFixtures.Smooth("x", [1, 3, 8, 8], s)).ToList();
         var quantized = ModelQuantizer.Quantize(model, frames, "old.onnx");
         Assert.Contains("opset 9 raised to 13", quantized.Note);
-        using var int8 = new ModelRunner(quantized.Model.ToByteArray(), optimize: true);
+        using var int8 = new OrtSession(quantized.Model.ToByteArray(), optimize: true);
         Assert.Equal(int8.OutputNames, old.OutputNames);
     }
 

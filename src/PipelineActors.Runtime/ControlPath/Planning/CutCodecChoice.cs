@@ -92,7 +92,7 @@ public static class CutCodecChoice
     {
         CheckBudget(budget);
 
-        var samples = new List<IReadOnlyList<FrameTensor>>();
+        var samples = new List<IReadOnlyList<HostTensor>>();
         while (samples.Count < frames && calibration.Read() is { } sample)
         {
             samples.Add(sample);
@@ -256,7 +256,7 @@ public static class CutCodecChoice
             var lossless = TensorCodecs.Create(codec, statistics.GetValueOrDefault(tensors[0])).Promise.Exact;
             long bytes = 0;
             double encodeMs = 0, decodeMs = 0;
-            var roundTrips = new List<IReadOnlyList<FrameTensor>>();
+            var roundTrips = new List<IReadOnlyList<HostTensor>>();
             foreach (var frame in sent)
             {
                 var clock = Stopwatch.StartNew();
@@ -283,7 +283,7 @@ public static class CutCodecChoice
     }
 
     /// <summary>One frame through the exact split: what each stage sent on (its float cut tensors), and the model's outputs.</summary>
-    private sealed record ChainRun(List<IReadOnlyList<FrameTensor>> Inputs, List<List<FrameTensor>> Sent, Dictionary<string, HostTensor> Outputs);
+    private sealed record ChainRun(List<IReadOnlyList<HostTensor>> Inputs, List<List<HostTensor>> Sent, Dictionary<string, HostTensor> Outputs);
 
     /// <summary>A split's stages in sessions of their own, run as the actors run them (each stage's outputs plus what it forwards).</summary>
     private sealed class SplitChain : IDisposable
@@ -305,12 +305,12 @@ public static class CutCodecChoice
         /// <summary>The float tensors stage <paramref name="hop"/> sends on (model outputs excepted: the sink reads those).</summary>
         public List<string> CodedTensors(int hop) => _coded[hop];
 
-        public ChainRun RunExact(IReadOnlyList<FrameTensor> sample)
+        public ChainRun RunExact(IReadOnlyList<HostTensor> sample)
         {
-            var inputs = new List<IReadOnlyList<FrameTensor>>();
-            var sent = new List<List<FrameTensor>>();
+            var inputs = new List<IReadOnlyList<HostTensor>>();
+            var sent = new List<List<HostTensor>>();
             var outputs = new Dictionary<string, HostTensor>(StringComparer.Ordinal);
-            IReadOnlyList<FrameTensor> frame = sample;
+            IReadOnlyList<HostTensor> frame = sample;
             for (var i = 0; i < _split.Stages.Count; i++)
             {
                 inputs.Add(frame);
@@ -335,7 +335,7 @@ public static class CutCodecChoice
         }
 
         /// <summary>Fidelity over the frames with hop <paramref name="hop"/>'s tensors replaced by their round trips, the rest exact.</summary>
-        public double FidelityWithHop(List<ChainRun> exact, int hop, List<IReadOnlyList<FrameTensor>> roundTrips, ModelProfile? profile)
+        public double FidelityWithHop(List<ChainRun> exact, int hop, List<IReadOnlyList<HostTensor>> roundTrips, ModelProfile? profile)
         {
             var agreement = new OutputAgreement(profile?.Decoder, profile?.Width ?? 0, profile?.Height ?? 0);
             for (var f = 0; f < exact.Count; f++)
@@ -343,7 +343,7 @@ public static class CutCodecChoice
                 var run = exact[f];
                 var outputs = new Dictionary<string, HostTensor>(run.Outputs, StringComparer.Ordinal);
                 var replaced = roundTrips[f].ToDictionary(t => t.Name, StringComparer.Ordinal);
-                IReadOnlyList<FrameTensor> frame = [.. Next(hop, run).Select(t => replaced.GetValueOrDefault(t.Name, t))];
+                IReadOnlyList<HostTensor> frame = [.. Next(hop, run).Select(t => replaced.GetValueOrDefault(t.Name, t))];
                 RunFrom(hop + 1, frame, outputs, null);
                 agreement.Add(_modelOutputs, run.Outputs, outputs);
             }
@@ -370,10 +370,10 @@ public static class CutCodecChoice
         public void Dispose() => _sessions.ForEach(s => s.Dispose());
 
         /// <summary>What stage <paramref name="hop"/> hands the next stage in the exact run: its outputs plus what it forwards.</summary>
-        private static IReadOnlyList<FrameTensor> Next(int hop, ChainRun run) => hop + 1 < run.Inputs.Count ? run.Inputs[hop + 1] : [];
+        private static IReadOnlyList<HostTensor> Next(int hop, ChainRun run) => hop + 1 < run.Inputs.Count ? run.Inputs[hop + 1] : [];
 
         private void RunFrom(
-            int first, IReadOnlyList<FrameTensor> frame, Dictionary<string, HostTensor> outputs,
+            int first, IReadOnlyList<HostTensor> frame, Dictionary<string, HostTensor> outputs,
             List<(CutCoding Encode, CutCoding Decode)?>? codings)
         {
             for (var i = first; i < _split.Stages.Count; i++)
@@ -394,11 +394,11 @@ public static class CutCodecChoice
             }
         }
 
-        private void Collect(IReadOnlyList<FrameTensor> produced, Dictionary<string, HostTensor> outputs)
+        private void Collect(IReadOnlyList<HostTensor> produced, Dictionary<string, HostTensor> outputs)
         {
             foreach (var t in produced.Where(t => _outputSet.Contains(t.Name)))
             {
-                outputs[t.Name] = new HostTensor(new TensorInfo(t.Name, t.ElementType, t.Shape), t.Data);
+                outputs[t.Name] = t;
             }
         }
     }

@@ -9,6 +9,7 @@ using PipelineActors.Runtime.DataPath.Stages;
 using PipelineActors.Transfer;
 using PipelineActors.Transfer.Calibration;
 using PipelineActors.Transfer.Codecs;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.ControlPath.Planning;
 
@@ -47,7 +48,7 @@ public static class CutCodecPlan
             return prepared;
         }
 
-        var samples = new List<IReadOnlyList<FrameTensor>>();
+        var samples = new List<IReadOnlyList<HostTensor>>();
         while (samples.Count < frames && calibration.Read() is { } sample)
         {
             samples.Add(sample);
@@ -60,7 +61,7 @@ public static class CutCodecPlan
 
         var modelOutputs = prepared.Analysis.Graph.OutputNames.ToHashSet(StringComparer.Ordinal);
         var statistics = new Dictionary<string, TensorStatistics>(StringComparer.Ordinal);
-        var seen = new Dictionary<string, List<FrameTensor>>(StringComparer.Ordinal);
+        var seen = new Dictionary<string, List<HostTensor>>(StringComparer.Ordinal);
         var pays = new Dictionary<string, CutCodec?>(StringComparer.Ordinal);
         var needsStatistics = TensorCodecs.NeedsStatistics(codec.Codec);
         var splits = new List<SplitPlan>();
@@ -101,8 +102,8 @@ public static class CutCodecPlan
     /// kept in <paramref name="seen"/> (to weigh the codec against) and their statistics added to <paramref name="statistics"/>.
     /// </summary>
     private static List<List<string>> Calibrate(
-        PreparedModel prepared, SplitPlan split, List<IReadOnlyList<FrameTensor>> samples, HashSet<string> modelOutputs,
-        Dictionary<string, TensorStatistics> statistics, Dictionary<string, List<FrameTensor>> seen, bool needsStatistics, int intraOpThreads)
+        PreparedModel prepared, SplitPlan split, List<IReadOnlyList<HostTensor>> samples, HashSet<string> modelOutputs,
+        Dictionary<string, TensorStatistics> statistics, Dictionary<string, List<HostTensor>> seen, bool needsStatistics, int intraOpThreads)
     {
         var sessions = split.Stages.Select(s => new StageSession(File.ReadAllBytes(prepared.FilesBySha[s.File.Sha256]), intraOpThreads)).ToList();
         try
@@ -111,7 +112,7 @@ public static class CutCodecPlan
             var measured = new HashSet<string>(seen.Keys, StringComparer.Ordinal);
             foreach (var (sample, n) in samples.Select((s, n) => (s, n)))
             {
-                IReadOnlyList<FrameTensor> frame = sample;
+                IReadOnlyList<HostTensor> frame = sample;
                 for (var i = 0; i < split.Stages.Count - 1; i++)
                 {
                     var stage = split.Stages[i];
@@ -159,7 +160,7 @@ public static class CutCodecPlan
     }
 
     /// <summary><paramref name="cut"/> when its frames over <paramref name="samples"/> take fewer bytes encoded than exact; null otherwise.</summary>
-    private static CutCodec? WherePays(CutCodec cut, List<FrameTensor> samples)
+    private static CutCodec? WherePays(CutCodec cut, List<HostTensor> samples)
     {
         var coding = CutCoding.Encoding([cut]);
         long exact = 0, encoded = 0;

@@ -7,6 +7,7 @@ using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.DataPath.Stages;
 using PipelineActors.Transfer;
 using PipelineActors.Transfer.Projection;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.ControlPath.Planning;
 
@@ -33,7 +34,7 @@ public static class CutLayerPlan
             return CutCodecPlan.Apply(prepared, spec, calibration, frames, intraOpThreads);
         }
 
-        var samples = new List<IReadOnlyList<FrameTensor>>();
+        var samples = new List<IReadOnlyList<HostTensor>>();
         while (samples.Count < frames && calibration.Read() is { } sample)
         {
             samples.Add(sample);
@@ -54,7 +55,7 @@ public static class CutLayerPlan
         return CutCodecPlan.Apply(layered, TransferSpec.Parse(spec.Codec), replay, samples.Count, intraOpThreads);
     }
 
-    private static PreparedModel WithLayer(PreparedModel prepared, TransferSpec spec, List<IReadOnlyList<FrameTensor>> samples, int intraOpThreads)
+    private static PreparedModel WithLayer(PreparedModel prepared, TransferSpec spec, List<IReadOnlyList<HostTensor>> samples, int intraOpThreads)
     {
         var modelOutputs = prepared.Analysis.Graph.OutputNames.ToHashSet(StringComparer.Ordinal);
         var store = Path.GetDirectoryName(prepared.FilesBySha.Values.First())!;
@@ -153,7 +154,7 @@ public static class CutLayerPlan
     /// (by another split) is accumulated.
     /// </summary>
     private static Dictionary<string, long[]> Measure(
-        PreparedModel prepared, SplitPlan split, List<IReadOnlyList<FrameTensor>> samples, List<List<string>> layerTensors,
+        PreparedModel prepared, SplitPlan split, List<IReadOnlyList<HostTensor>> samples, List<List<string>> layerTensors,
         Dictionary<string, ChannelCovariance>? covariances, HashSet<string> fitted, int intraOpThreads)
     {
         var wanted = layerTensors.SelectMany(l => l).ToHashSet(StringComparer.Ordinal);
@@ -165,7 +166,7 @@ public static class CutLayerPlan
         {
             foreach (var sample in samples)
             {
-                IReadOnlyList<FrameTensor> frame = sample;
+                IReadOnlyList<HostTensor> frame = sample;
                 for (var i = 0; i < sessions.Count; i++)
                 {
                     var produced = sessions[i].Run(frame);
@@ -227,7 +228,7 @@ public static class CutLayerPlan
     }
 
     /// <summary>The calibration frames read once, given again to the codec's calibration (a source cannot be rewound).</summary>
-    private sealed class ReplayedFrames(string id, IReadOnlyList<IReadOnlyList<FrameTensor>> frames) : IFrameSource
+    private sealed class ReplayedFrames(string id, IReadOnlyList<IReadOnlyList<HostTensor>> frames) : IFrameSource
     {
         private int _next;
 
@@ -237,7 +238,7 @@ public static class CutLayerPlan
 
         public double FramesPerSecond => 0;
 
-        public IReadOnlyList<FrameTensor>? Read() => _next < frames.Count ? frames[_next++] : null;
+        public IReadOnlyList<HostTensor>? Read() => _next < frames.Count ? frames[_next++] : null;
 
         public void Dispose()
         {

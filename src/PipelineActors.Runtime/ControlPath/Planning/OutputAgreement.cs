@@ -148,8 +148,8 @@ public sealed class OutputAgreement(string? decoderName, int inputWidth, int inp
         }
     }
 
-    private static List<FrameTensor> Frame(IReadOnlyList<string> names, IReadOnlyDictionary<string, HostTensor> outputs) =>
-        [.. names.Select(n => new FrameTensor(n, outputs[n].Info.ElementType, outputs[n].Info.Shape, outputs[n].Data))];
+    private static List<HostTensor> Frame(IReadOnlyList<string> names, IReadOnlyDictionary<string, HostTensor> outputs) =>
+        [.. names.Select(n => outputs[n])];
 
     private static int ArgMax(double[] values)
     {

@@ -1,10 +1,11 @@
 using PipelineActors.Protocol;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
 /// <summary>A frame as the source gave it, before the ingest numbers it.</summary>
 /// <param name="CaptureUnixMicros">When the reader got it from the source.</param>
-public sealed record SourceFrame(IReadOnlyList<FrameTensor> Tensors, long CaptureUnixMicros);
+public sealed record SourceFrame(IReadOnlyList<HostTensor> Tensors, long CaptureUnixMicros);
 
 /// <summary>
 /// The hand-over between a source's reader and the ingest, without threads or clocks: one frame

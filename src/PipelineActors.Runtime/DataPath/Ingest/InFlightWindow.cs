@@ -1,5 +1,6 @@
 using PipelineActors.Protocol;
 using PipelineActors.Onnx.Cost;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
@@ -181,7 +182,7 @@ public sealed class InFlightWindow
     }
 
     /// <summary>Numbers a frame and keeps it until the sink holds it; the caller sends the returned frame (attempt 1).</summary>
-    public Frame Admit(string sourceId, long captureUnixMicros, IReadOnlyList<FrameTensor> tensors, TimeSpan now)
+    public Frame Admit(string sourceId, long captureUnixMicros, IReadOnlyList<HostTensor> tensors, TimeSpan now)
     {
         if (!HasCredit)
         {

@@ -8,6 +8,7 @@ using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.Hosting.Security;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Ingest;
 
@@ -445,7 +446,7 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
     /// The source's tensors as the first hop carries them: encoded once, at admission, so a re-sent or replayed frame
     /// carries the same bytes; counted for the run's report.
     /// </summary>
-    private IReadOnlyList<FrameTensor> FirstHopTensors(IReadOnlyList<FrameTensor> tensors)
+    private IReadOnlyList<HostTensor> FirstHopTensors(IReadOnlyList<HostTensor> tensors)
     {
         var sent = tensors;
         if (_firstHop is not null)

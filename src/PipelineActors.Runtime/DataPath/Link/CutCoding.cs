@@ -2,6 +2,7 @@ using System.Runtime.InteropServices;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Protocol;
 using PipelineActors.Transfer.Codecs;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Link;
 
@@ -64,9 +65,9 @@ public sealed class CutCoding
     }
 
     /// <summary>The frame's tensors with every coded cut tensor decoded to float32; anything unreadable is a <see cref="CutCodingException"/>.</summary>
-    public IReadOnlyList<FrameTensor> Decode(IReadOnlyList<FrameTensor> tensors)
+    public IReadOnlyList<HostTensor> Decode(IReadOnlyList<HostTensor> tensors)
     {
-        var decoded = new List<FrameTensor>(tensors.Count);
+        var decoded = new List<HostTensor>(tensors.Count);
         foreach (var tensor in tensors)
         {
             if (_pictures.TryGetValue(tensor.Name, out var jpeg))
@@ -91,7 +92,7 @@ public sealed class CutCoding
             try
             {
                 var values = decoder.Codec.Decode(tensor.Data, _limits(tensor.Name));
-                decoded.Add(new FrameTensor(tensor.Name, TensorProto.Types.DataType.Float, values.Shape, MemoryMarshal.AsBytes(values.Values.AsSpan()).ToArray()));
+                decoded.Add(new HostTensor(tensor.Name, TensorProto.Types.DataType.Float, values.Shape, MemoryMarshal.AsBytes(values.Values.AsSpan()).ToArray()));
             }
             catch (TensorCodecException e)
             {
@@ -102,7 +103,7 @@ public sealed class CutCoding
         return decoded;
     }
 
-    private FrameTensor DecodePicture(FrameTensor tensor, string codec)
+    private HostTensor DecodePicture(HostTensor tensor, string codec)
     {
         if (tensor.ElementType != TensorProto.Types.DataType.Uint8 || tensor.Shape.Length != 1 || tensor.Shape[0] != tensor.Data.Length)
         {
@@ -114,7 +115,7 @@ public sealed class CutCoding
         try
         {
             var pixels = JpegCodec.Decode(tensor.Data, _limits(tensor.Name));
-            return new FrameTensor(tensor.Name, TensorProto.Types.DataType.Uint8, pixels.Shape, pixels.Values);
+            return new HostTensor(tensor.Name, TensorProto.Types.DataType.Uint8, pixels.Shape, pixels.Values);
         }
         catch (TensorCodecException e)
         {
@@ -123,14 +124,14 @@ public sealed class CutCoding
     }
 
     /// <summary>The stage's outputs with every coded cut tensor replaced by its encoded buffer.</summary>
-    public IReadOnlyList<FrameTensor> Encode(IReadOnlyList<FrameTensor> tensors)
+    public IReadOnlyList<HostTensor> Encode(IReadOnlyList<HostTensor> tensors)
     {
         if (_encoders.Count == 0)
         {
             return tensors;
         }
 
-        var encoded = new List<FrameTensor>(tensors.Count);
+        var encoded = new List<HostTensor>(tensors.Count);
         foreach (var tensor in tensors)
         {
             if (!_encoders.TryGetValue(tensor.Name, out var codec) || tensor.ElementType != TensorProto.Types.DataType.Float)
@@ -140,7 +141,7 @@ public sealed class CutCoding
             }
 
             var bytes = codec.Encode(MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan()), tensor.Shape);
-            encoded.Add(new FrameTensor(tensor.Name, TensorProto.Types.DataType.Uint8, [bytes.Length], bytes));
+            encoded.Add(new HostTensor(tensor.Name, TensorProto.Types.DataType.Uint8, [bytes.Length], bytes));
         }
 
         return encoded;

@@ -1,5 +1,6 @@
 using PipelineActors.Protocol;
 using PipelineActors.Transfer.Codecs;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Link;
 
@@ -36,9 +37,9 @@ public sealed class FirstHopEncoding
     /// The source's tensors with each one the plan decodes from JPEG encoded (a uint8 tensor of the same name, shaped
     /// [bytes]); the others as they came. A tensor that is no picture the codec takes is an <see cref="ArgumentException"/>.
     /// </summary>
-    public IReadOnlyList<FrameTensor> Encode(IReadOnlyList<FrameTensor> tensors)
+    public IReadOnlyList<HostTensor> Encode(IReadOnlyList<HostTensor> tensors)
     {
-        var encoded = new List<FrameTensor>(tensors.Count);
+        var encoded = new List<HostTensor>(tensors.Count);
         foreach (var tensor in tensors)
         {
             if (!_encoders.TryGetValue(tensor.Name, out var encoder))
@@ -48,7 +49,7 @@ public sealed class FirstHopEncoding
             }
 
             var bytes = encoder.Codec.Encode(tensor.ElementType, tensor.Data, tensor.Shape, encoder.ChannelAxis);
-            encoded.Add(new FrameTensor(tensor.Name, Onnx.Proto.TensorProto.Types.DataType.Uint8, [bytes.Length], bytes));
+            encoded.Add(new HostTensor(tensor.Name, Onnx.Proto.TensorProto.Types.DataType.Uint8, [bytes.Length], bytes));
         }
 
         return encoded;

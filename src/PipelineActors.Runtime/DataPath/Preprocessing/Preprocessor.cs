@@ -47,11 +47,11 @@ public sealed class Preprocessor
     public TensorInfo Output { get; }
 
     /// <summary>The model input of one RGB24 picture, in a new array the frame owns.</summary>
-    public FrameTensor Run(ReadOnlySpan<byte> rgb, int width, int height)
+    public HostTensor Run(ReadOnlySpan<byte> rgb, int width, int height)
     {
         var data = new byte[Output.Bytes];
         Run(rgb, width, height, data);
-        return new FrameTensor(Output.Name, Output.ElementType, Output.Shape, data);
+        return new HostTensor(Output.Name, Output.ElementType, Output.Shape, data);
     }
 
     /// <summary>Writes the model input of one RGB24 picture into <paramref name="destination"/> (<see cref="Output"/>'s byte size).</summary>

@@ -5,14 +5,15 @@ using PipelineActors.Onnx.Proto;
 using PipelineActors.Protocol;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Runtime.DataPath.Link;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
 /// <summary>One frame's end: its result (outputs) or the reason it failed.</summary>
-public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<FrameTensor> Outputs, string? FailedReason)
+public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<HostTensor> Outputs, string? FailedReason)
 {
     /// <summary>The frame's first input tensor, when the job hands pixels to the sink (for drawing results on); else null.</summary>
-    public FrameTensor? Pixels { get; init; }
+    public HostTensor? Pixels { get; init; }
 }
 
 /// <summary>Receives frames' outcomes in frame order, exactly once each.</summary>

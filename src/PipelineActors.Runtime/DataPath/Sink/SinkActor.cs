@@ -7,6 +7,7 @@ using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.Hosting.Security;
 using Akka.Event;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Sink;
 
@@ -17,7 +18,7 @@ public sealed record AttachIngest(IActorRef Ingest) : INoSerializationVerificati
 /// Ingest to sink, on the same node: a frame's first input tensor, to ride on its outcome for a
 /// writer that draws results on the picture (<see cref="Ingest.IngestSettings.PixelsToSink"/>).
 /// </summary>
-public sealed record FramePixels(long FrameId, FrameTensor Pixels) : INoSerializationVerificationNeeded;
+public sealed record FramePixels(long FrameId, HostTensor Pixels) : INoSerializationVerificationNeeded;
 
 /// <summary>Ask the sink for its counters.</summary>
 public sealed class GetSinkStats
@@ -62,7 +63,7 @@ public sealed class SinkState(long firstFrameId, long span)
     /// <summary>Made by the first incarnation with the node's limits (<c>pipeline.limits</c>); kept across restarts.</summary>
     internal FrameAssembler? Assembler { get; set; }
     internal ReorderBuffer<(Frame? Frame, string? Failed)> Buffer { get; } = new(firstFrameId, span);
-    internal Dictionary<long, FrameTensor> Pixels { get; } = [];
+    internal Dictionary<long, HostTensor> Pixels { get; } = [];
     internal List<double> Latencies { get; } = [];
     internal List<(long, long, long)> Deliveries { get; } = [];
     internal IActorRef Ingest { get; set; } = ActorRefs.Nobody;

@@ -105,7 +105,7 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
     /// <summary>The full ffmpeg command line, for logs: a camera's user and password hidden.</summary>
     public string CommandLine => Hide(_program + " " + string.Join(" ", Arguments()));
 
-    public IReadOnlyList<FrameTensor>? Read()
+    public IReadOnlyList<HostTensor>? Read()
     {
         while (!_ended && !_disposed.IsCancellationRequested)
         {

@@ -5,6 +5,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Sources;
 
@@ -33,5 +34,5 @@ public interface IFrameSource : IDisposable
     bool PacesItself => false;
 
     /// <summary>The next frame's tensors (named as the first stage's inputs), or null when the source has ended.</summary>
-    IReadOnlyList<FrameTensor>? Read();
+    IReadOnlyList<HostTensor>? Read();
 }

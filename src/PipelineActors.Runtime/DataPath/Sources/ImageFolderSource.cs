@@ -58,7 +58,7 @@ public sealed class ImageFolderSource : IFrameSource, IReportsFaults
     /// <summary>The files read, in order.</summary>
     public IReadOnlyList<string> Files => _files;
 
-    public IReadOnlyList<FrameTensor>? Read()
+    public IReadOnlyList<HostTensor>? Read()
     {
         while (true)
         {

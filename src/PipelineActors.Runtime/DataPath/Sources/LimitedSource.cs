@@ -5,6 +5,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Sources;
 
@@ -29,7 +30,7 @@ public sealed class LimitedSource(IFrameSource inner, long frames, long skip = 0
 
     private SourceFaults? _noFaults;
 
-    public IReadOnlyList<FrameTensor>? Read()
+    public IReadOnlyList<HostTensor>? Read()
     {
         for (; _toSkip > 0; _toSkip--)
         {

@@ -260,7 +260,7 @@ public sealed class SyntheticCameraSource : IFrameSource
 
     public double FramesPerSecond { get; }
 
-    public IReadOnlyList<FrameTensor>? Read()
+    public IReadOnlyList<HostTensor>? Read()
     {
         if (_count is { } limit && _sequence >= limit)
         {

@@ -5,6 +5,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Sources;
 
@@ -33,7 +34,7 @@ public sealed class SyntheticSource : IFrameSource
 
     public double FramesPerSecond { get; }
 
-    public IReadOnlyList<FrameTensor>? Read()
+    public IReadOnlyList<HostTensor>? Read()
     {
         if (_count is { } limit && _sequence >= limit)
         {
@@ -44,8 +45,8 @@ public sealed class SyntheticSource : IFrameSource
     }
 
     /// <summary>The tensors of capture <paramref name="sequence"/>: diagonal stripes that move one pixel per frame.</summary>
-    public static IReadOnlyList<FrameTensor> Pattern(IReadOnlyList<TensorInfo> inputs, long sequence) =>
-        inputs.Select(info => new FrameTensor(info.Name, info.ElementType, info.Shape, Fill(info, sequence))).ToList();
+    public static IReadOnlyList<HostTensor> Pattern(IReadOnlyList<TensorInfo> inputs, long sequence) =>
+        inputs.Select(info => new HostTensor(info.Name, info.ElementType, info.Shape, Fill(info, sequence))).ToList();
 
     private static byte[] Fill(TensorInfo info, long sequence)
     {

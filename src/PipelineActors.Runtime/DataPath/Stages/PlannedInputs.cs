@@ -2,6 +2,7 @@ using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Proto;
 using PipelineActors.Protocol;
 using PipelineActors.Protocol.Serialization;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
 
@@ -103,7 +104,7 @@ public sealed class PlannedInputs
         return missing is null ? null : $"frame {frame.FrameId} lacks input '{missing}' of this stage";
     }
 
-    private string? InputRefusal(FrameTensor tensor, DeclaredInput input)
+    private string? InputRefusal(HostTensor tensor, DeclaredInput input)
     {
         if (tensor.ElementType != input.ElementType)
         {

@@ -12,6 +12,7 @@ using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.Onnx.Cost;
 using PipelineActors.Transfer.Codecs;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.DataPath.Stages;
 
@@ -220,7 +221,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
             _firstFrameAt = Stopwatch.GetTimestamp();
         }
 
-        IReadOnlyList<FrameTensor> inputs;
+        IReadOnlyList<HostTensor> inputs;
         try
         {
             inputs = _coding?.Decode(frame.Tensors) ?? frame.Tensors;
@@ -243,7 +244,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         }
 
         var start = Stopwatch.GetTimestamp();
-        IReadOnlyList<FrameTensor> produced;
+        IReadOnlyList<HostTensor> produced;
         try
         {
             produced = _session.Run(inputs);
@@ -267,7 +268,7 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         _busyMs += elapsed;
         _frames++;
 
-        var tensors = new List<FrameTensor>(produced.Count + _spec.Forwarded.Count);
+        var tensors = new List<HostTensor>(produced.Count + _spec.Forwarded.Count);
         try
         {
             tensors.AddRange(_coding?.Encode(produced) ?? produced);

@@ -1,6 +1,7 @@
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -103,7 +104,7 @@ public sealed class FramePacerSpecs
         Assert.Throws<ArgumentOutOfRangeException>(() => new FramePacer(live: false, rate, pacesItself: false));
 
     private static SourceFrame Frame(long sequence) =>
-        new([new FrameTensor("x", DataType.Int64, [1], BitConverter.GetBytes(sequence))], 0);
+        new([new HostTensor("x", DataType.Int64, [1], BitConverter.GetBytes(sequence))], 0);
 
     private static long Sequence(SourceFrame? frame) => BitConverter.ToInt64(Assert.IsType<SourceFrame>(frame).Tensors[0].Data);
 }

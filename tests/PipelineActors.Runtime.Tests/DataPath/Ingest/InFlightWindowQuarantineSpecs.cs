@@ -1,6 +1,7 @@
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -78,7 +79,7 @@ public sealed class InFlightWindowQuarantineSpecs
     }
 
     private static Frame Admit(InFlightWindow window, int ms) =>
-        window.Admit("cam", 42, [new FrameTensor("x", DataType.Float, [1], new byte[4])], At(ms));
+        window.Admit("cam", 42, [new HostTensor("x", DataType.Float, [1], new byte[4])], At(ms));
 
     private static TimeSpan At(int ms) => TimeSpan.FromMilliseconds(ms);
 }

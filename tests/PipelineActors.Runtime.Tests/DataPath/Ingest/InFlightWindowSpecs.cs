@@ -1,6 +1,7 @@
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Ingest;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -378,7 +379,7 @@ public sealed class InFlightWindowSpecs
     private static InFlightWindow Window(int size, int maxAttempts = 4) => new(size, MinDeadline, maxAttempts);
 
     private static Frame Admit(InFlightWindow window, int ms) =>
-        window.Admit("cam", 42, [new FrameTensor("x", DataType.Float, [1], new byte[4])], At(ms));
+        window.Admit("cam", 42, [new HostTensor("x", DataType.Float, [1], new byte[4])], At(ms));
 
     private static TimeSpan At(int ms) => TimeSpan.FromMilliseconds(ms);
 }

@@ -13,6 +13,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
 using PipelineActors.Runtime.Tests.DataPath.Sources;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -503,10 +504,10 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         public bool PacesItself => true;
 
-        public IReadOnlyList<FrameTensor>? Read()
+        public IReadOnlyList<HostTensor>? Read()
         {
             Thread.Sleep(frameTime);
-            return [new FrameTensor("input", DataType.Int64, [1], BitConverter.GetBytes(_sequence++))];
+            return [new HostTensor("input", DataType.Int64, [1], BitConverter.GetBytes(_sequence++))];
         }
 
         public void Dispose()
@@ -544,7 +545,7 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         public int Disposals => Volatile.Read(ref _disposals);
 
-        public IReadOnlyList<FrameTensor>? Read()
+        public IReadOnlyList<HostTensor>? Read()
         {
             Interlocked.Increment(ref _reads);
             return SyntheticSource.Pattern(Inputs, 0);
@@ -606,10 +607,10 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
 
         public static long SequenceOf(Frame frame) => BitConverter.ToInt64(frame.Tensors[0].Data);
 
-        public IReadOnlyList<FrameTensor>? Read()
+        public IReadOnlyList<HostTensor>? Read()
         {
             var sequence = Interlocked.Increment(ref _captured) - 1;
-            return [new FrameTensor("input", DataType.Int64, [1], BitConverter.GetBytes(sequence))];
+            return [new HostTensor("input", DataType.Int64, [1], BitConverter.GetBytes(sequence))];
         }
 
         public void Dispose()

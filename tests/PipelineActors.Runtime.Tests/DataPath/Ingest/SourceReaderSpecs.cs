@@ -4,6 +4,7 @@ using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Ingest;
 
@@ -226,7 +227,7 @@ public sealed class SourceReaderSpecs : Akka.TestKit.Xunit2.TestKit
 
         public static long SequenceOf(SourceFrame frame) => BitConverter.ToInt64(frame.Tensors[0].Data);
 
-        public IReadOnlyList<FrameTensor>? Read()
+        public IReadOnlyList<HostTensor>? Read()
         {
             if (Interlocked.Exchange(ref _reading, 1) == 1)
             {
@@ -252,7 +253,7 @@ public sealed class SourceReaderSpecs : Akka.TestKit.Xunit2.TestKit
                     throw new IOException("camera unplugged");
                 }
 
-                return sequence >= count ? null : [new FrameTensor("x", DataType.Int64, [1], BitConverter.GetBytes(sequence))];
+                return sequence >= count ? null : [new HostTensor("x", DataType.Int64, [1], BitConverter.GetBytes(sequence))];
             }
             finally
             {

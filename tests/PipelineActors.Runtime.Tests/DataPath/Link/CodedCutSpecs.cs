@@ -48,10 +48,10 @@ public sealed class CodedTinyNet : IDisposable
     public StageSession Session(StageSpec spec) => new(File.ReadAllBytes(Coded.FilesBySha[spec.File.Sha256]), 1);
 
     /// <summary>Frames after the calibration ones, so that no evaluated frame was calibrated on.</summary>
-    public List<IReadOnlyList<FrameTensor>> Frames(int count)
+    public List<IReadOnlyList<HostTensor>> Frames(int count)
     {
         using var source = new SyntheticSource(Exact.SourceInputs, 0, CalibrationFrames + count);
-        var frames = new List<IReadOnlyList<FrameTensor>>();
+        var frames = new List<IReadOnlyList<HostTensor>>();
         while (source.Read() is { } frame)
         {
             frames.Add(frame);
@@ -185,7 +185,7 @@ public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log) :
         ingest.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
     }
 
-    private static int ArgMax(FrameTensor tensor)
+    private static int ArgMax(HostTensor tensor)
     {
         var values = MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan());
         var best = 0;

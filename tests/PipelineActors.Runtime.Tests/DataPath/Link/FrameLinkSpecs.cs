@@ -9,6 +9,7 @@ using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
 using Xunit.Abstractions;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Link;
 
@@ -269,7 +270,7 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var data = new byte[800 * 1024];
         new Random(15).NextBytes(data);
-        var frame = new Frame(8, "camera-1", 1, 1_700_000_000_000_000, 1, [new FrameTensor("x", DataType.Float, [data.Length / 4], data)]);
+        var frame = new Frame(8, "camera-1", 1, 1_700_000_000_000_000, 1, [new HostTensor("x", DataType.Float, [data.Length / 4], data)]);
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(FrameLink.Cut(frame, _chunkBytes)[0]);
         long sent = 0, received = 0;
         for (var round = 0; round < 3; round++)
@@ -403,8 +404,8 @@ public sealed class FrameLinkSpecs : Akka.TestKit.Xunit2.TestKit
         random.NextBytes(mask);
         return new Frame(id, "camera-" + seed, 3, 1_700_000_000_000_000 + id, 1,
         [
-            new FrameTensor("features", DataType.Float, [1, floats.Length / 4], floats),
-            new FrameTensor("mask", DataType.Uint8, [mask.Length], mask),
+            new HostTensor("features", DataType.Float, [1, floats.Length / 4], floats),
+            new HostTensor("mask", DataType.Uint8, [mask.Length], mask),
         ]);
     }
 

@@ -6,6 +6,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Link;
 
@@ -187,6 +188,6 @@ public sealed class HostileChunkSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var data = new byte[bytes / 4 * 4];
         new Random(seed).NextBytes(data);
-        return new Frame(id, "camera-" + seed, 3, 1_700_000_000_000_000 + id, 1, [new FrameTensor("features", DataType.Float, [1, data.Length / 4], data)]);
+        return new Frame(id, "camera-" + seed, 3, 1_700_000_000_000_000 + id, 1, [new HostTensor("features", DataType.Float, [1, data.Length / 4], data)]);
     }
 }

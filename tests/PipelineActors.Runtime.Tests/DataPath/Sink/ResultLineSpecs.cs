@@ -4,6 +4,7 @@ using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sink.Decoders;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink;
 
@@ -59,6 +60,6 @@ public sealed class ResultLineSpecs
         Assert.Equal("-Infinity", decoded.GetProperty("score").GetString());
     }
 
-    private static FrameTensor Floats(string name, params float[] values) =>
+    private static HostTensor Floats(string name, params float[] values) =>
         new(name, DataType.Float, [1, values.Length], MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
 }

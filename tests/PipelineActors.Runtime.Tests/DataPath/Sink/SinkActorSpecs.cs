@@ -7,6 +7,7 @@ using PipelineActors.Runtime.DataPath.Link;
 using PipelineActors.Protocol.Serialization;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink;
 
@@ -134,7 +135,7 @@ public sealed class SinkActorSpecs : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public void A_frames_pixels_ride_on_its_outcome_once_and_pixels_of_a_written_frame_are_not_kept()
     {
-        var pixels = new FrameTensor("input", DataType.Uint8, [1, 3, 1, 1], [1, 2, 3]);
+        var pixels = new HostTensor("input", DataType.Uint8, [1, 3, 1, 1], [1, 2, 3]);
         _sink.Tell(new FramePixels(0, pixels));
         _sink.Tell(new FramePixels(1, pixels with { Data = [4, 5, 6] }));
         _sink.Tell(Result(0));
@@ -168,7 +169,7 @@ public sealed class SinkActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     private static Frame Result(long id, int attempt = 1) =>
-        new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt, [new FrameTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
+        new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt, [new HostTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
 
     private List<long> Written() => _writer.Snapshot().Select(o => o.FrameId).ToList();
 

@@ -10,6 +10,7 @@ using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
 using static PipelineActors.Runtime.Tests.DataPath.Sink.Destinations.ResultFiles;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink;
 
@@ -176,7 +177,7 @@ public sealed class SinkFaultSpecs : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     private static Frame Softmax(long id, params float[] p) =>
         new(id, "camera-1", 1, 1_700_000_000_000_000 + id, 1, 
-            [new FrameTensor("softmax", DataType.Float, [1, p.Length], [.. p.SelectMany(BitConverter.GetBytes)])]);
+            [new HostTensor("softmax", DataType.Float, [1, p.Length], [.. p.SelectMany(BitConverter.GetBytes)])]);
 
     /// <summary>A parent that restarts its sink on any failure (Akka's default for a top-level actor would stop it on Kill).</summary>
     private sealed class RestartingParent : ReceiveActor

@@ -336,14 +336,14 @@ public sealed class FrameSourceSpecs : IDisposable
         }
     }
 
-    private static IReadOnlyList<FrameTensor>? ReadWithin(IFrameSource source)
+    private static IReadOnlyList<HostTensor>? ReadWithin(IFrameSource source)
     {
         var read = Task.Run(source.Read);
         Assert.True(read.Wait(Patience), $"{source.Id}: Read() blocked for over {Patience.TotalSeconds} s.");
         return read.Result;
     }
 
-    private static void AssertFlat(IReadOnlyList<FrameTensor>? frame, float red, float green, float blue, float tolerance)
+    private static void AssertFlat(IReadOnlyList<HostTensor>? frame, float red, float green, float blue, float tolerance)
     {
         Assert.NotNull(frame);
         var values = MemoryMarshal.Cast<byte, float>(Assert.Single(frame).Data).ToArray();

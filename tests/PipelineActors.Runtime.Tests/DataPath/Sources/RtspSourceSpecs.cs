@@ -5,6 +5,7 @@ using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Protocol;
 using PipelineActors.TestSupport;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sources;
 
@@ -19,7 +20,7 @@ public sealed class RtspSourceSpecs
         var port = TestPorts.Free();
         using var source = SourceSpec.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
         Assert.True(source.IsLive);
-        var frames = new List<FrameTensor>();
+        var frames = new List<HostTensor>();
         var reader = Task.Run(() =>
         {
             while (frames.Count < 20)

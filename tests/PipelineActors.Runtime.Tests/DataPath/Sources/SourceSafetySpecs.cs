@@ -6,6 +6,7 @@ using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Preprocessing;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.TestSupport;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sources;
 
@@ -160,7 +161,7 @@ public sealed class SourceSafetySpecs : IDisposable
         throw new TimeoutException($"nothing listened on TCP port {port} within {patience.TotalSeconds:0} s");
     }
 
-    internal static IReadOnlyList<FrameTensor>? ReadWithin(IFrameSource source)
+    internal static IReadOnlyList<HostTensor>? ReadWithin(IFrameSource source)
     {
         var read = Task.Run(source.Read);
         Assert.True(read.Wait(Patience), $"{source.Id}: Read() blocked for over {Patience.TotalSeconds} s.");
@@ -188,7 +189,7 @@ public sealed class DashNamedFileSpecs : IDisposable
         var clip = _media.Clip("-version.mp4", seconds: 1, rate: 10);
         var folder = Path.GetDirectoryName(clip)!;
         var was = Environment.CurrentDirectory;
-        IReadOnlyList<FrameTensor>? first;
+        IReadOnlyList<HostTensor>? first;
         double? rate;
         Environment.CurrentDirectory = folder;
         try

@@ -50,13 +50,13 @@ public sealed class BoxCountStageActorSpecs()
         ExpectMsg<StageWiredLocally>();
 
         using var upstream = new StageChain(stages.Take(2));
-        using var alone = new ModelRunner(bytes);
+        using var alone = new OrtSession(bytes);
         var counts = new List<long>();
         var id = 0L;
         foreach (var picture in BoxCountDetector.Pictures())
         {
             var cargo = upstream.Run(new Dictionary<string, HostTensor> { [picture.Info.Name] = picture });
-            var tensors = stages[1].Emits.Select(t => new FrameTensor(t.Name, t.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data));
+            var tensors = stages[1].Emits.Select(t => new HostTensor(t.Name, t.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data));
             var frame = new Frame(id++, "camera", 1, 1_700_000_000_000_000 + id, 1, tensors.ToList());
             stage.Tell(frame);
 

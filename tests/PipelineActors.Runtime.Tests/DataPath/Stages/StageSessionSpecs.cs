@@ -31,13 +31,13 @@ public sealed class StageSessionSpecs : IDisposable
             OnnxModelFile.Save(s.Model, path);
             return new StageSession(path, 1);
         }).ToList();
-        using var whole = new ModelRunner(model.ToByteArray(), 1, optimize: true);
+        using var whole = new OrtSession(model.ToByteArray(), 1, optimize: true);
         try
         {
             var pictures = BoxCountDetector.Pictures();
             var frames = pictures
                 .Select((p, i) => new Frame(
-                    i, "camera", 1, 1_700_000_000_000_000 + i, 1, [new FrameTensor(p.Info.Name, p.Info.ElementType, p.Info.Shape, p.Data)]))
+                    i, "camera", 1, 1_700_000_000_000_000 + i, 1, [p]))
                 .ToList();
 
             // Stage by stage, as a pipeline runs: each session sees every frame in turn before the next stage starts,
@@ -115,10 +115,10 @@ public sealed class StageSessionSpecs : IDisposable
         Assert.False(session.Broken);
     }
 
-    private static FrameTensor Indices(params long[] indices) =>
+    private static HostTensor Indices(params long[] indices) =>
         new("index", DataType.Int64, [indices.Length], MemoryMarshal.AsBytes(indices.AsSpan()).ToArray());
 
-    private static float Sum(IReadOnlyList<FrameTensor> outputs)
+    private static float Sum(IReadOnlyList<HostTensor> outputs)
     {
         var sum = Assert.Single(outputs);
         Assert.Equal([1L], sum.Shape);

@@ -17,8 +17,8 @@ namespace PipelineActors.Runtime.Tests.DataPath.Stages;
 public sealed class TinyNetStages : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("pa-stage-").FullName;
-    private readonly ModelRunner _first;
-    private readonly ModelRunner _middle;
+    private readonly OrtSession _first;
+    private readonly OrtSession _middle;
 
     public TinyNetStages()
     {
@@ -40,8 +40,8 @@ public sealed class TinyNetStages : IDisposable
             middle.Forwarded.Select(t => t.Name).ToList(),
             middle.Flops,
             $"{middle.From}..{middle.To - 1}");
-        _first = new ModelRunner(Stages[0].Model.ToByteArray());
-        _middle = new ModelRunner(bytes);
+        _first = new OrtSession(Stages[0].Model.ToByteArray());
+        _middle = new OrtSession(bytes);
     }
 
     public IReadOnlyList<StageModel> Stages { get; }
@@ -55,7 +55,7 @@ public sealed class TinyNetStages : IDisposable
     {
         var input = Stages[0].Inputs.ToDictionary(i => i.Name, i => HostTensor.Deterministic(i, seed));
         var cargo = _first.Run(input);
-        var tensors = Stages[0].Outputs.Select(t => new FrameTensor(t.Name, cargo[t.Name].Info.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data)).ToList();
+        var tensors = Stages[0].Outputs.Select(t => new HostTensor(t.Name, cargo[t.Name].Info.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data)).ToList();
         return new Frame(frameId, "camera-" + seed, epoch, 1_700_000_000_000_000 + frameId, attempt, tensors);
     }
 

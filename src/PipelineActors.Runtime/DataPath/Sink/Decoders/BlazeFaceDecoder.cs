@@ -31,7 +31,7 @@ public sealed class BlazeFaceDecoder(double scoreThreshold = 0.5, double iouThre
 
     public string Name => "blazeface";
 
-    public object Decode(IReadOnlyList<FrameTensor> outputs, DecodeContext ctx)
+    public object Decode(IReadOnlyList<HostTensor> outputs, DecodeContext ctx)
     {
         var (scores, regressors) = Gather(outputs);
         var candidates = new List<Face>();
@@ -77,7 +77,7 @@ public sealed class BlazeFaceDecoder(double scoreThreshold = 0.5, double iouThre
     private static double Sigmoid(float logit) => 1.0 / (1.0 + Math.Exp(-logit));
 
     /// <summary>Scores and regressors in anchor order (16x16 layer, then 8x8), told apart by shape, not by name.</summary>
-    private static (float[] Scores, float[] Regressors) Gather(IReadOnlyList<FrameTensor> outputs)
+    private static (float[] Scores, float[] Regressors) Gather(IReadOnlyList<HostTensor> outputs)
     {
         var scores = new float[AnchorCentres.Length];
         var regressors = new float[AnchorCentres.Length * RegressorLength];

@@ -16,7 +16,7 @@ public interface IResultDecoder
     string Name { get; }
 
     /// <summary>Decodes one frame's outputs; boxes come back in original-image pixels.</summary>
-    object Decode(IReadOnlyList<FrameTensor> outputs, DecodeContext ctx);
+    object Decode(IReadOnlyList<HostTensor> outputs, DecodeContext ctx);
 }
 
 /// <summary>How the original image was fitted into the model input.</summary>
@@ -88,7 +88,7 @@ public sealed record Point2(double X, double Y);
 /// <summary>Reads float32 output tensors, with errors that name the tensor.</summary>
 internal static class DecoderTensors
 {
-    public static ReadOnlySpan<float> Floats(FrameTensor tensor)
+    public static ReadOnlySpan<float> Floats(HostTensor tensor)
     {
         if (tensor.ElementType != TensorProto.Types.DataType.Float)
         {
@@ -98,7 +98,7 @@ internal static class DecoderTensors
         return MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan());
     }
 
-    public static FrameTensor Single(IReadOnlyList<FrameTensor> outputs, string decoder)
+    public static HostTensor Single(IReadOnlyList<HostTensor> outputs, string decoder)
     {
         if (outputs.Count != 1)
         {

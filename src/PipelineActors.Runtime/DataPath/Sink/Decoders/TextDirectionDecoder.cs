@@ -14,10 +14,10 @@ public sealed class TextDirectionDecoder : IResultDecoder
 {
     public string Name => "paddleocr-cls";
 
-    public object Decode(IReadOnlyList<FrameTensor> outputs, DecodeContext ctx) => DecodeAll(outputs)[0];
+    public object Decode(IReadOnlyList<HostTensor> outputs, DecodeContext ctx) => DecodeAll(outputs)[0];
 
     /// <summary>One result per row of the batch.</summary>
-    public static IReadOnlyList<TextDirection> DecodeAll(IReadOnlyList<FrameTensor> outputs)
+    public static IReadOnlyList<TextDirection> DecodeAll(IReadOnlyList<HostTensor> outputs)
     {
         var tensor = DecoderTensors.Single(outputs, "paddleocr-cls");
         var p = DecoderTensors.Floats(tensor);

@@ -27,7 +27,7 @@ public sealed class TextRegionDecoder(
 {
     public string Name => "paddleocr-det";
 
-    public object Decode(IReadOnlyList<FrameTensor> outputs, DecodeContext ctx)
+    public object Decode(IReadOnlyList<HostTensor> outputs, DecodeContext ctx)
     {
         var tensor = DecoderTensors.Single(outputs, Name);
         var shape = tensor.Shape;

@@ -182,7 +182,7 @@ public sealed class DecoderUnitSpecs
         Assert.Contains("\"Regions\"", JsonSerializer.Serialize<object>(new TextRegions([new TextRegion(new Box(0, 0, 1, 1), 1)])), StringComparison.Ordinal);
     }
 
-    private static FrameTensor Tensor(string name, long[] shape, float[] values) =>
+    private static HostTensor Tensor(string name, long[] shape, float[] values) =>
         new(name, TensorProto.Types.DataType.Float, shape, MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
 
     private static float[] Filled(int n, float value) => Enumerable.Repeat(value, n).ToArray();

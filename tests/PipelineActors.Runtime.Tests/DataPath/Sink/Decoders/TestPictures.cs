@@ -34,12 +34,12 @@ internal static class TestPictures
     }
 
     /// <summary>Runs a bundled model on one float32 input and returns its outputs as frame tensors, in the model's output order.</summary>
-    public static IReadOnlyList<FrameTensor> Run(string model, string inputName, long[] shape, float[] input)
+    public static IReadOnlyList<HostTensor> Run(string model, string inputName, long[] shape, float[] input)
     {
-        using var runner = new ModelRunner(File.ReadAllBytes(Path.Combine(ModelsFolder, model)), intraOpThreads: 2);
+        using var runner = new OrtSession(File.ReadAllBytes(Path.Combine(ModelsFolder, model)), intraOpThreads: 2);
         var info = new TensorInfo(inputName, TensorProto.Types.DataType.Float, shape);
         var outputs = runner.Run(new Dictionary<string, HostTensor> { [inputName] = new(info, MemoryMarshal.AsBytes(input.AsSpan()).ToArray()) });
-        return runner.OutputNames.Select(n => new FrameTensor(n, outputs[n].Info.ElementType, outputs[n].Info.Shape, outputs[n].Data)).ToList();
+        return runner.OutputNames.Select(n => new HostTensor(n, outputs[n].Info.ElementType, outputs[n].Info.Shape, outputs[n].Data)).ToList();
     }
 
 }

@@ -3,6 +3,7 @@ using System.Text.Json;
 using PipelineActors.Protocol;
 using PipelineActors.Runtime.DataPath.Sink;
 using DataType = PipelineActors.Onnx.Proto.TensorProto.Types.DataType;
+using PipelineActors.Onnx.Inference;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sink.Destinations;
 
@@ -13,7 +14,7 @@ internal static class ResultFiles
         new(id, "camera-1", 1_700_000_000_000_000 + id, 12.5, [Logits(id)], null);
 
     /// <summary>Two logits; the first is the frame id, so each frame's outputs differ.</summary>
-    public static FrameTensor Logits(long id) =>
+    public static HostTensor Logits(long id) =>
         new("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)]);
 
     /// <summary>Reads the file through a handle of its own, as another process would, while the writer may hold it open.</summary>
