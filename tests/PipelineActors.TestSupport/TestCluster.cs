@@ -30,11 +30,13 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>How long a node may take to be Up: generous, since the test machine is shared and loaded.</summary>
     public static readonly TimeSpan UpTimeout = TimeSpan.FromSeconds(30);
 
-    private readonly string _folder;
     private readonly List<PipelineNode> _workers = [];
     private readonly List<ClusterTls> _tls = [];
 
-    private TestCluster(string folder) => _folder = folder;
+    private TestCluster(string folder) => Folder = folder;
+
+    /// <summary>The nodes' folder (model caches, logs); a test may keep its own files here too. Removed with the cluster.</summary>
+    public string Folder { get; }
 
     /// <summary>The seed node (coordinator and ingest unless the options say otherwise).</summary>
     public PipelineNode Head { get; private set; } = null!;
@@ -89,7 +91,7 @@ public sealed class TestCluster : IAsyncDisposable
         _tls.ForEach(t => t.Dispose());
         try
         {
-            Directory.Delete(_folder, recursive: true);
+            Directory.Delete(Folder, recursive: true);
         }
         catch (IOException)
         {
@@ -103,8 +105,8 @@ public sealed class TestCluster : IAsyncDisposable
         {
             Roles = roles,
             Seeds = seeds,
-            ModelCache = cache ? Path.Combine(_folder, name, "cache") : null,
-            LogFile = options.LogToFiles ? Path.Combine(_folder, $"{name}.log") : null,
+            ModelCache = cache ? Path.Combine(Folder, name, "cache") : null,
+            LogFile = options.LogToFiles ? Path.Combine(Folder, $"{name}.log") : null,
         };
         ClusterTls? tls = null;
         if (options.Certificates is { } certificates)

@@ -11,7 +11,7 @@ namespace PipelineActors.Runtime.Tests.Hosting.Security;
 /// <summary>
 /// What the exploit specs attack: tinynet in one stage on a head and one worker, streaming <see cref="Frames"/> frames at 15 fps
 /// with its first plan live, and a second actor system on 127.0.0.1 (the attacker) that reaches the nodes' ports over plain TCP.
-/// Disposing it stops the attacker, then the cluster.
+/// Disposing it stops the attacker, then the cluster, and removes the model with the cluster's folder.
 /// </summary>
 internal sealed class AttackedStream : IAsyncDisposable
 {
@@ -40,12 +40,12 @@ internal sealed class AttackedStream : IAsyncDisposable
 
     public ActorSystem Attacker { get; }
 
-    public static async Task<AttackedStream> StartAsync(string folder, string jobId)
+    public static async Task<AttackedStream> StartAsync(string jobId)
     {
-        var prepared = ZooJobs.Prepare(folder, "tinynet", parts: 1);
         var cluster = await TestCluster.StartAsync(new TestClusterOptions { Workers = 1 });
         try
         {
+            var prepared = ZooJobs.Prepare(cluster.Folder, "tinynet", parts: 1);
             var writer = new CollectingResultWriter();
             var source = new SyntheticSource(prepared.SourceInputs, 15, Frames, live: false);
             var session = IngestSession.Start(cluster.Head, prepared, source, writer, TestStreams.Settings(), jobId);

@@ -15,15 +15,14 @@ namespace PipelineActors.Runtime.Tests.Hosting.Security;
 /// Each is refused and counted, nothing reaches the attacker, and the stream's results are exactly what they would be.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class ForgedMessageSpecs(ITestOutputHelper output) : IDisposable
+public sealed class ForgedMessageSpecs(ITestOutputHelper output)
 {
     private const string JobId = "forged";
-    private readonly string _folder = Directory.CreateTempSubdirectory("pa-forged-").FullName;
 
     [Fact]
     public async Task Forged_plans_credit_deploys_and_failures_from_a_peer_are_refused_and_the_stream_is_unchanged()
     {
-        await using var stream = await AttackedStream.StartAsync(_folder, JobId);
+        await using var stream = await AttackedStream.StartAsync(JobId);
         var (attacker, session, frames) = (stream.Attacker, stream.Session, AttackedStream.Frames);
         var probe = new TestProbe(attacker, new XunitAssertions());
         var store = new TestProbe(attacker, new XunitAssertions());
@@ -68,8 +67,6 @@ public sealed class ForgedMessageSpecs(ITestOutputHelper output) : IDisposable
         await probe.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
         await store.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
-
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     private static Dictionary<string, long> Counts() =>
         new[] { "plan-not-from-supervisor", "plan-out-of-step", "credit-not-from-sink", "deploy-not-from-supervisor", "failure-not-from-ingest" }

@@ -13,15 +13,14 @@ namespace PipelineActors.Runtime.Tests.Hosting.Security;
 /// stage keeps serving, and the stream's results are exactly what they would be.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class OffPlanFrameSpecs(ITestOutputHelper output) : IDisposable
+public sealed class OffPlanFrameSpecs(ITestOutputHelper output)
 {
     private const string JobId = "off-plan";
-    private readonly string _folder = Directory.CreateTempSubdirectory("pa-off-plan-").FullName;
 
     [Fact]
     public async Task Oversized_and_wrong_rank_frames_from_a_peer_are_refused_by_the_stage_and_the_stream_is_unchanged()
     {
-        await using var stream = await AttackedStream.StartAsync(_folder, JobId);
+        await using var stream = await AttackedStream.StartAsync(JobId);
         var (plan, prepared, frames) = (stream.Plan, stream.Prepared, AttackedStream.Frames);
         var stage = ((ExtendedActorSystem)stream.Attacker).Provider.ResolveActorRef(plan.Heads[0].Path.ToString());
         Assert.Equal(stream.Worker.Address, stage.Path.Address);
@@ -45,8 +44,6 @@ public sealed class OffPlanFrameSpecs(ITestOutputHelper output) : IDisposable
         Assert.Equal(2, after["frame-past-plan"] - before["frame-past-plan"]);
         Assert.Equal(1, after["frame-off-plan"] - before["frame-off-plan"]);
     }
-
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     private static Dictionary<string, long> Counts() =>
         new[] { "frame-past-plan", "frame-off-plan" }.ToDictionary(r => r, MessageGuard.RefusedSoFar);
