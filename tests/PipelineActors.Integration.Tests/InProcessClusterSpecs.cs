@@ -20,7 +20,8 @@ public sealed class InProcessClusterSpecs(ITestOutputHelper output) : IDisposabl
 
         const int frames = 30;
         var writer = new CollectingResultWriter();
-        var session = IngestSession.Start(cluster.Head, prepared, new SyntheticSource(prepared.SourceInputs, 0, frames), writer, TestStreams.Settings(), "t1");
+        var source = new SyntheticSource(prepared.SourceInputs, 0, frames);
+        var session = IngestSession.Start(cluster.Head, prepared, source, writer, TestStreams.Settings(), "t1");
         var ingest = await TestStreams.FinishAsync(session, TimeSpan.FromSeconds(90), output);
 
         Assert.Equal(2, ingest.Plan!.Parts);

@@ -27,8 +27,8 @@ public sealed class MetricsEndpointSpecs : IDisposable
         var prepared = ZooJobs.Prepare(_folder, "tinynet", parts: 2, byFlops: true);
         await using var cluster = await TestCluster.StartAsync(
             new TestClusterOptions { HeadRoles = [Roles.Coordinator, Roles.Ingest, Roles.Worker], LogToFiles = true });
-        var session = IngestSession.Start(
-            cluster.Head, prepared, new SyntheticSource(prepared.SourceInputs, 0, 25), new NullResultWriter(), TestStreams.Settings(window: 2), "metrics");
+        var source = new SyntheticSource(prepared.SourceInputs, 0, 25);
+        var session = IngestSession.Start(cluster.Head, prepared, source, new NullResultWriter(), TestStreams.Settings(window: 2), "metrics");
         Assert.Same(session.Completed, await Task.WhenAny(session.Completed, Task.Delay(TimeSpan.FromSeconds(60))));
 
         using var http = new HttpClient();

@@ -54,7 +54,8 @@ public sealed class TestClusterSpecs
     [Fact]
     public async Task A_head_that_hosts_stages_forms_a_cluster_of_its_own_with_a_model_cache_in_the_clusters_folder()
     {
-        await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { HeadRoles = [Roles.Coordinator, Roles.Ingest, Roles.Worker] });
+        var options = new TestClusterOptions { HeadRoles = [Roles.Coordinator, Roles.Ingest, Roles.Worker] };
+        await using var cluster = await TestCluster.StartAsync(options);
 
         Assert.Empty(cluster.Workers);
         Assert.NotNull(cluster.Head.Agent);
