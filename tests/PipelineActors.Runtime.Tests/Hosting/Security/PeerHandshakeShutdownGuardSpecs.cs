@@ -30,7 +30,8 @@ public sealed class PeerHandshakeShutdownGuardSpecs : IDisposable
     {
         await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { Workers = 1, Certificates = _certificates });
         var (head, worker) = (cluster.Head, cluster.Workers[0]);
-        await WaitFor(() => Cluster.Get(head.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2);
+        await Poll.UntilAsync(
+            () => Cluster.Get(head.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(30), "timed out");
 
         // What Akka's transport runs when the handshake it started fails on its side.
         var reason = (CoordinatedShutdown.Reason)Activator.CreateInstance(
@@ -54,14 +55,4 @@ public sealed class PeerHandshakeShutdownGuardSpecs : IDisposable
     }
 
     public void Dispose() => _certificates.Dispose();
-
-    private static async Task WaitFor(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "timed out");
-            await Task.Delay(100);
-        }
-    }
 }
