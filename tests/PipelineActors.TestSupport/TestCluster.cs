@@ -75,27 +75,49 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Shuts every node down (workers last started first, the head last), then drops their TLS and folder.</summary>
+    /// <summary>
+    /// Shuts every node down (the worker started last first, the head last), then drops their TLS and folder; as nested
+    /// <c>await using</c> would, a node whose shutdown throws does not keep the others running.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var worker in Enumerable.Reverse(_workers))
-        {
-            await worker.DisposeAsync();
-        }
-
-        if (Head is not null)
-        {
-            await Head.DisposeAsync();
-        }
-
-        _tls.ForEach(t => t.Dispose());
         try
         {
-            Directory.Delete(Folder, recursive: true);
+            await ShutDownWorkersAsync(_workers.Count - 1);
         }
-        catch (IOException)
+        finally
         {
-            // A log file may still be open for a moment while a system stops; the temp folder is the system's to clean then.
+            if (Head is not null)
+            {
+                await Head.DisposeAsync();
+            }
+
+            _tls.ForEach(t => t.Dispose());
+            try
+            {
+                Directory.Delete(Folder, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A log file may still be open for a moment while a system stops; the temp folder is the system's to clean then.
+            }
+        }
+    }
+
+    private async Task ShutDownWorkersAsync(int last)
+    {
+        if (last < 0)
+        {
+            return;
+        }
+
+        try
+        {
+            await _workers[last].DisposeAsync();
+        }
+        finally
+        {
+            await ShutDownWorkersAsync(last - 1);
         }
     }
 
