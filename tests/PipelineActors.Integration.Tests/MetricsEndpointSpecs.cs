@@ -1,16 +1,8 @@
 using System.Net.Http;
-using PipelineActors.Onnx.Zoo;
-using PipelineActors.Onnx;
-using PipelineActors.Onnx.Inference;
-using PipelineActors.Harness;
-using PipelineActors.Runtime.Hosting;
-using PipelineActors.Runtime.DataPath.Sources;
-using PipelineActors.Runtime.DataPath.Preprocessing;
-using PipelineActors.Runtime.DataPath.Ingest;
-using PipelineActors.Runtime.ControlPath.Planning;
-using PipelineActors.Onnx.Stages;
 using PipelineActors.Runtime.DataPath.Monitoring.Metrics;
 using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.Hosting;
 using PipelineActors.TestSupport;
 
 namespace PipelineActors.Integration.Tests;
@@ -32,12 +24,11 @@ public sealed class MetricsEndpointSpecs : IDisposable
     {
         var port = TestPorts.Free();
         using var endpoint = MetricsEndpoint.Start(port, "127.0.0.1");
-        var modelPath = Path.Combine(_folder, "tinynet.onnx");
-        OnnxModelFile.Save(ModelZoo.Build("tinynet"), modelPath);
-        var prepared = JobBuilder.Prepare(modelPath, null, 2, Path.Combine(_folder, "store"), (a, parts) => Onnx.Cuts.Balancer.Balance(a, parts));
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest, Roles.Worker], ModelCache = Path.Combine(_folder, "cache"), LogFile = Path.Combine(_folder, "head.log") });
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        var session = IngestSession.Start(head, prepared, new SyntheticSource(prepared.SourceInputs, 0, 25), new NullResultWriter(), new IngestSettings(2, TimeSpan.FromSeconds(3), 4, 65536), "metrics");
+        var prepared = ZooJobs.Prepare(_folder, "tinynet", parts: 2, byFlops: true);
+        await using var cluster = await TestCluster.StartAsync(
+            new TestClusterOptions { HeadRoles = [Roles.Coordinator, Roles.Ingest, Roles.Worker], LogToFiles = true });
+        var source = new SyntheticSource(prepared.SourceInputs, 0, 25);
+        var session = IngestSession.Start(cluster.Head, prepared, source, new NullResultWriter(), TestStreams.Settings(window: 2), "metrics");
         Assert.Same(session.Completed, await Task.WhenAny(session.Completed, Task.Delay(TimeSpan.FromSeconds(60))));
 
         using var http = new HttpClient();
@@ -61,5 +52,4 @@ public sealed class MetricsEndpointSpecs : IDisposable
         {
         }
     }
-
 }

@@ -1,18 +1,11 @@
 using System.Text.Json;
 using PipelineActors.Cli.Commands;
-using PipelineActors.Onnx.Zoo;
-using Spectre.Console.Testing;
-using PipelineActors.Onnx;
-using PipelineActors.Onnx.Inference;
-using PipelineActors.Harness;
-using PipelineActors.Runtime.Hosting;
-using PipelineActors.Runtime.DataPath.Sources;
-using PipelineActors.Runtime.DataPath.Preprocessing;
-using PipelineActors.Runtime.DataPath.Ingest;
-using PipelineActors.Runtime.ControlPath.Planning;
-using PipelineActors.Onnx.Stages;
 using PipelineActors.Runtime.DataPath.Monitoring;
 using PipelineActors.Runtime.DataPath.Sink;
+using PipelineActors.Runtime.DataPath.Sources;
+using PipelineActors.Runtime.Hosting;
+using PipelineActors.TestSupport;
+using Spectre.Console.Testing;
 
 namespace PipelineActors.Cli.Tests.Commands;
 
@@ -91,16 +84,11 @@ public sealed class MonitorCommandSpecs : IDisposable
     [Fact]
     public async Task Once_json_prints_a_snapshot_of_a_running_three_node_cluster()
     {
-        var modelPath = Path.Combine(_folder, "tinynet.onnx");
-        OnnxModelFile.Save(ModelZoo.Build("tinynet"), modelPath);
-        var prepared = JobBuilder.Prepare(modelPath, null, 2, Path.Combine(_folder, "store"), (a, parts) => Onnx.Cuts.Balancer.Balance(a, parts));
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest], LogFile = Path.Combine(_folder, "head.log") });
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        await using var workerA = PipelineNode.Start(new NodeOptions { Roles = [Roles.Worker], Seeds = [head.SeedUri], ModelCache = Path.Combine(_folder, "a"), LogFile = Path.Combine(_folder, "a.log") });
-        await using var workerB = PipelineNode.Start(new NodeOptions { Roles = [Roles.Worker], Seeds = [head.SeedUri], ModelCache = Path.Combine(_folder, "b"), LogFile = Path.Combine(_folder, "b.log") });
-        await workerA.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        await workerB.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        var session = IngestSession.Start(head, prepared, new SyntheticSource(prepared.SourceInputs, 20, 2_000, live: false), new NullResultWriter(), new IngestSettings(3, TimeSpan.FromSeconds(3), 4, 65536), "monitored");
+        var prepared = ZooJobs.Prepare(_folder, "tinynet", parts: 2, byFlops: true);
+        await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { Workers = 2, LogToFiles = true });
+        var head = cluster.Head;
+        var source = new SyntheticSource(prepared.SourceInputs, 20, 2_000, live: false);
+        var session = IngestSession.Start(head, prepared, source, new NullResultWriter(), TestStreams.Settings(window: 3), "monitored");
 
         var result = await Task.Run(() => Cli.Run("monitor", "--seed", head.SeedUri, "--insecure", "--once", "--json", "--wait", "30"));
 

@@ -1,11 +1,6 @@
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using Akka.Cluster;
-using PipelineActors.Onnx;
-using PipelineActors.Onnx.Stages;
-using PipelineActors.Onnx.Zoo;
-using PipelineActors.Runtime.ControlPath.Planning;
-using PipelineActors.Runtime.DataPath.Ingest;
 using PipelineActors.Runtime.DataPath.Sink;
 using PipelineActors.Runtime.DataPath.Sources;
 using PipelineActors.Runtime.Hosting;
@@ -27,21 +22,14 @@ public sealed class HostileConnectionSpecs(ITestOutputHelper output) : IDisposab
     [Fact]
     public async Task Noise_huge_lengths_and_truncated_frames_at_both_ports_leave_the_nodes_up_and_the_stream_whole()
     {
-        var modelPath = Path.Combine(_folder, "tinynet.onnx");
-        OnnxModelFile.Save(ModelZoo.Build("tinynet"), modelPath);
-        var prepared = JobBuilder.Prepare(modelPath, null, 1, Path.Combine(_folder, "store"));
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest] });
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        await using var worker = PipelineNode.Start(new NodeOptions
-        {
-            Roles = [Roles.Worker], Seeds = [head.SeedUri], ModelCache = Path.Combine(_folder, "cache"),
-        });
-        await worker.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
+        var prepared = ZooJobs.Prepare(_folder, "tinynet", parts: 1);
+        await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { Workers = 1 });
+        var (head, worker) = (cluster.Head, cluster.Workers[0]);
 
         const int frames = 60;
         var writer = new CollectingResultWriter();
         var source = new SyntheticSource(prepared.SourceInputs, 12, frames, live: false);
-        var session = IngestSession.Start(head, prepared, source, writer, new IngestSettings(4, TimeSpan.FromSeconds(3), 4, 65536), "hostile");
+        var session = IngestSession.Start(head, prepared, source, writer, TestStreams.Settings(), "hostile");
 
         var random = new Random(21);
         var sent = 0;
@@ -62,15 +50,10 @@ public sealed class HostileConnectionSpecs(ITestOutputHelper output) : IDisposab
             }
         });
 
-        var done = await Task.WhenAny(session.Completed, Task.Delay(TimeSpan.FromSeconds(120)));
+        var finished = TestStreams.FinishAsync(session, TimeSpan.FromSeconds(120), output);
         await attack;
-        foreach (var e in (await session.IngestStatsAsync()).Events)
-        {
-            output.WriteLine(e.Text);
-        }
-
         output.WriteLine($"{sent} hostile bytes over 100 connections");
-        Assert.True(done == session.Completed, "the run did not complete in time");
+        await finished;
         WholeModelOracle.AssertExactlyOnceInOrder(writer.Snapshot(), frames);
         WholeModelOracle.AssertMatchesWholeModel(prepared, writer.Snapshot());
         foreach (var node in new[] { head, worker })

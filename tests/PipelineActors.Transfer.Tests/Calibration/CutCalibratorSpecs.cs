@@ -5,6 +5,7 @@ using PipelineActors.Onnx.Inference;
 using PipelineActors.Onnx.Stages;
 using PipelineActors.Transfer.Calibration;
 using PipelineActors.Transfer.Projection;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Transfer.Tests.Calibration;
 
@@ -69,7 +70,7 @@ public sealed class CutCalibratorSpecs : IDisposable
     }
 
     private static ModelAnalysis BlazeFace() =>
-        ModelAnalysis.Analyze(OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "blazeface-back-256.onnx")));
+        ModelAnalysis.Analyze(OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx")));
 
     public void Dispose()
     {

@@ -9,6 +9,7 @@ using PipelineActors.Transfer.Codecs;
 using StbImageSharp;
 using Xunit.Abstractions;
 using PipelineActors.Onnx.Inference;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Transfer.Tests.Codecs;
 
@@ -27,7 +28,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
     [Fact]
     public void On_a_pretrained_model_and_real_pictures_the_codecs_meet_their_nature_and_the_figures_are_printed()
     {
-        var model = OnnxModelFile.Load(Path.Combine(Root(), "models", "blazeface-back-256.onnx"));
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx"));
         var analysis = ModelAnalysis.Analyze(model);
         var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4)
             .OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
@@ -96,7 +97,7 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
 
     private static (TensorInfo Cargo, TensorStatistics Statistics, float[][] Tests, ModelProto Downstream) Prepare()
     {
-        var model = OnnxModelFile.Load(Path.Combine(Root(), "models", "blazeface-back-256.onnx"));
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx"));
         var analysis = ModelAnalysis.Analyze(model);
         var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4)
             .OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
@@ -155,16 +156,5 @@ public sealed class BlazeFaceActivationSpecs(ITestOutputHelper output)
         }
 
         return Math.Sqrt(diff / Math.Max(norm, double.Epsilon));
-    }
-
-    internal static string Root()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PipelineActors.sln")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("Cannot find the repository root above the test binaries.");
     }
 }

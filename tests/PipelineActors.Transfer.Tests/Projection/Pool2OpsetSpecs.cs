@@ -21,7 +21,7 @@ public sealed class Pool2OpsetSpecs
     [Fact]
     public void On_opset_12_the_pool2_rewrite_loads_and_the_downstream_stage_sees_the_pooled_tensor_upsampled()
     {
-        var model = OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "blazeface-back-256.onnx"));
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx"));
         Assert.Equal(12, model.Model.OpsetImport.Where(o => o.Domain is "" or "ai.onnx").Max(o => o.Version));
         var analysis = ModelAnalysis.Analyze(model);
         var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4).OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
@@ -32,7 +32,7 @@ public sealed class Pool2OpsetSpecs
     public void On_a_model_with_dynamic_input_sizes_and_opset_9_pca_and_pool2_take_the_analysed_shape_and_load()
     {
         // The PaddleOCR classifier declares x[?,3,?,?] (its stages declare symbolic dims at the cut) and imports opset 9.
-        var model = OnnxModelFile.Load(Path.Combine(Codecs.BlazeFaceActivationSpecs.Root(), "models", "paddleocr-textdir-cls.onnx"));
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("paddleocr-textdir-cls.onnx"));
         var analysis = ModelAnalysis.Analyze(model, new Dictionary<string, long[]> { ["x"] = [1, 3, 48, 192] });
         var cut = analysis.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4).OrderBy(c => Math.Abs(c.FlopsShare - 0.5)).First();
         var cargo = cut.Cargo[0];

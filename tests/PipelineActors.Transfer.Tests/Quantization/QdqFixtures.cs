@@ -3,6 +3,7 @@ using Google.Protobuf;
 using PipelineActors.Onnx.Graph;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.TestSupport;
 using StbImageSharp;
 
 namespace PipelineActors.Transfer.Tests.Quantization;
@@ -78,8 +79,8 @@ internal static class QdqFixtures
         var model = new ModelProto { IrVersion = 8, ProducerName = "test", Graph = new GraphProto { Name = "conv-gemm" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
         var graph = model.Graph;
-        graph.Input.Add(Value("x", [1, 3, 16, 16]));
-        graph.Output.Add(Value("y", [1, 10]));
+        graph.Input.Add(OnnxBuilder.ValueInfo("x", TensorProto.Types.DataType.Float, 1, 3, 16, 16));
+        graph.Output.Add(OnnxBuilder.ValueInfo("y", TensorProto.Types.DataType.Float, 1, 10));
         Add(graph, Tensor("w1", [8, 3, 3, 3], random), Tensor("b1", [8], random), Tensor("w2", [16, 8, 3, 3], random), Tensor("b2", [16], random),
             Tensor("w3", [10, 16], random), Tensor("b3", [10], random));
         graph.Node.Add(Conv("x", "w1", "b1", "c1", 1));
@@ -104,8 +105,8 @@ internal static class QdqFixtures
             node.Input.Add(b);
         }
 
-        node.Attribute.Add(Ints("strides", stride, stride));
-        node.Attribute.Add(Ints("pads", 1, 1, 1, 1));
+        node.Attribute.Add(OnnxBuilder.Ints("strides", stride, stride));
+        node.Attribute.Add(OnnxBuilder.Pads(1));
         return node;
     }
 
@@ -117,33 +118,13 @@ internal static class QdqFixtures
         return Floats(name, dims, values);
     }
 
+    /// <summary>Values in float_data, not raw_data as <see cref="OnnxBuilder.FloatTensor"/> writes: the rewrite reads both.</summary>
     public static TensorProto Floats(string name, long[] dims, float[] values)
     {
         var tensor = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float };
         tensor.Dims.AddRange(dims);
         tensor.FloatData.AddRange(values);
         return tensor;
-    }
-
-    public static ValueInfoProto Value(string name, long[] shape)
-    {
-        var tensorShape = new TensorShapeProto();
-        tensorShape.Dim.AddRange(shape.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
-        return new ValueInfoProto
-        {
-            Name = name,
-            Type = new TypeProto
-            {
-                TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = tensorShape },
-            },
-        };
-    }
-
-    public static AttributeProto Ints(string name, params long[] values)
-    {
-        var attribute = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Ints };
-        attribute.Ints.AddRange(values);
-        return attribute;
     }
 
     /// <summary>sqrt(sum (a - b)^2 / sum a^2) over the named outputs.</summary>

@@ -5,6 +5,7 @@ using PipelineActors.Onnx.Inference;
 using PipelineActors.Onnx.Stages;
 using PipelineActors.Transfer.Quantization;
 using Xunit.Abstractions;
+using PipelineActors.TestSupport;
 
 namespace PipelineActors.Transfer.Tests.Quantization;
 
@@ -18,7 +19,7 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
     [Fact]
     public void BlazeFace_quantised_runs_on_int8_kernels_and_its_outputs_stay_within_the_measured_bound()
     {
-        var model = OnnxModelFile.Load(Codecs.BlazeFaceActivationSpecs.Root() + "/models/blazeface-back-256.onnx").Model;
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx")).Model;
         var calibration = QdqFixtures.CalibrationPictures.Select(QdqFixtures.BlazeFaceFrame).ToList();
         var quantized = ModelQuantizer.Quantize(model, calibration, "blazeface-back-256.onnx");
         output.WriteLine(quantized.Note);
@@ -38,7 +39,7 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
     [Fact]
     public void The_PaddleOCR_classifier_quantised_from_opset_9_keeps_every_0_or_180_answer_and_stays_within_the_measured_bound()
     {
-        var model = OnnxModelFile.Load(Codecs.BlazeFaceActivationSpecs.Root() + "/models/paddleocr-textdir-cls.onnx").Model;
+        var model = OnnxModelFile.Load(RepositoryFiles.Model("paddleocr-textdir-cls.onnx")).Model;
         string[] text = ["../text/scenetext01.jpg", "../text/scenetext02.jpg", "../text/scenetext03.jpg"];
         var calibration = QdqFixtures.CalibrationPictures.Select(QdqFixtures.ClassifierFrame).ToList();
         // Min/max ranges: on this classifier they kept more answers than the default ACIQ clip (measured: 8/8 against 5/8).
@@ -64,7 +65,7 @@ public sealed class QdqPretrainedSpecs(ITestOutputHelper output)
     [Fact]
     public void The_quantised_stages_of_BlazeFace_split_in_three_load_chain_by_name_and_stay_within_the_measured_bound_of_float()
     {
-        var file = OnnxModelFile.Load(Codecs.BlazeFaceActivationSpecs.Root() + "/models/blazeface-back-256.onnx");
+        var file = OnnxModelFile.Load(RepositoryFiles.Model("blazeface-back-256.onnx"));
         var analysis = ModelAnalysis.Analyze(file);
         var stages = StageExtractor.Extract(analysis, Balancer.Balance(analysis, 3));
         Assert.Equal(3, stages.Count);

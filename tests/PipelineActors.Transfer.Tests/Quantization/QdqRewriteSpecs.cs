@@ -3,6 +3,7 @@ using Google.Protobuf;
 using PipelineActors.Onnx;
 using PipelineActors.Onnx.Inference;
 using PipelineActors.Onnx.Proto;
+using PipelineActors.TestSupport;
 using PipelineActors.Transfer.Quantization;
 using Xunit.Abstractions;
 
@@ -57,11 +58,11 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         // In the rewritten model: the same scales, zero points 0, DequantizeLinear on axis 0, bias as int32 at input x weight scale.
         var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "tiny" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
-        model.Graph.Input.Add(QdqFixtures.Value("x", [1, 1, 1, 2]));
-        model.Graph.Output.Add(QdqFixtures.Value("y", [1, 2, 1, 1]));
+        model.Graph.Input.Add(OnnxBuilder.ValueInfo("x", TensorProto.Types.DataType.Float, 1, 1, 1, 2));
+        model.Graph.Output.Add(OnnxBuilder.ValueInfo("y", TensorProto.Types.DataType.Float, 1, 2, 1, 1));
         QdqFixtures.Add(model.Graph, QdqFixtures.Floats("w", [2, 1, 1, 2], [1.0f, 0.1f, -2.0f, 0.5f]), QdqFixtures.Floats("b", [2], [0.3f, -0.2f]));
         var conv = new NodeProto { Name = "conv", OpType = "Conv", Input = { "x", "w", "b" }, Output = { "y" } };
-        conv.Attribute.Add(QdqFixtures.Ints("kernel_shape", 1, 2));
+        conv.Attribute.Add(OnnxBuilder.Ints("kernel_shape", 1, 2));
         model.Graph.Node.Add(conv);
         var targets = QdqRewrite.Targets(model, "tiny");
         var input = ActivationScale.For(-1, 1.55); // scale 0.01, zero point 100
@@ -95,8 +96,8 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
     {
         var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "relu" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
-        model.Graph.Input.Add(QdqFixtures.Value("x", [1, 4]));
-        model.Graph.Output.Add(QdqFixtures.Value("y", [1, 4]));
+        model.Graph.Input.Add(OnnxBuilder.ValueInfo("x", TensorProto.Types.DataType.Float, 1, 4));
+        model.Graph.Output.Add(OnnxBuilder.ValueInfo("y", TensorProto.Types.DataType.Float, 1, 4));
         model.Graph.Node.Add(new NodeProto { OpType = "Relu", Input = { "x" }, Output = { "y" } });
 
         var error = Assert.Throws<PipelineInputException>(() => ModelQuantizer.Quantize(model, [], "relu.onnx"));
@@ -110,8 +111,8 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "old" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 9 });
         var graph = model.Graph;
-        graph.Input.Add(QdqFixtures.Value("x", [1, 3, 8, 8]));
-        graph.Output.Add(QdqFixtures.Value("y", [1, 4]));
+        graph.Input.Add(OnnxBuilder.ValueInfo("x", TensorProto.Types.DataType.Float, 1, 3, 8, 8));
+        graph.Output.Add(OnnxBuilder.ValueInfo("y", TensorProto.Types.DataType.Float, 1, 4));
         QdqFixtures.Add(graph, QdqFixtures.Tensor("w", [4, 3, 3, 3], random), QdqFixtures.Tensor("m", [4, 4], random));
         graph.Node.Add(QdqFixtures.Conv("x", "w", null, "c", 1));
         var clip = new NodeProto { Name = "clip", OpType = "Clip", Input = { "c" }, Output = { "k" } };
@@ -119,9 +120,9 @@ public sealed class QdqRewriteSpecs(ITestOutputHelper output)
         clip.Attribute.Add(new AttributeProto { Name = "max", Type = AttributeProto.Types.AttributeType.Float, F = 0.5f });
         graph.Node.Add(clip);
         var slice = new NodeProto { Name = "slice", OpType = "Slice", Input = { "k" }, Output = { "s" } };
-        slice.Attribute.Add(QdqFixtures.Ints("starts", 1, 2));
-        slice.Attribute.Add(QdqFixtures.Ints("ends", 7, long.MaxValue));
-        slice.Attribute.Add(QdqFixtures.Ints("axes", 2, 3));
+        slice.Attribute.Add(OnnxBuilder.Ints("starts", 1, 2));
+        slice.Attribute.Add(OnnxBuilder.Ints("ends", 7, long.MaxValue));
+        slice.Attribute.Add(OnnxBuilder.Ints("axes", 2, 3));
         graph.Node.Add(slice);
         graph.Node.Add(new NodeProto { Name = "pool", OpType = "GlobalAveragePool", Input = { "s" }, Output = { "p" } });
         graph.Node.Add(new NodeProto { Name = "flatten", OpType = "Flatten", Input = { "p" }, Output = { "f" } });

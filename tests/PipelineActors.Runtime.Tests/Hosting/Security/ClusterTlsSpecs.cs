@@ -7,6 +7,7 @@ using Akka.Configuration;
 using Akka.Remote.Transport.DotNetty;
 using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.Hosting.Security;
+using PipelineActors.TestSupport;
 using Xunit.Abstractions;
 
 namespace PipelineActors.Runtime.Tests.Hosting.Security;
@@ -34,7 +35,7 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
         var workerTls = Tls("w1", Roles.Worker);
         var worker = Start(workerTls.Setup(Node([Roles.Worker], SeedOf(seed))));
 
-        await WaitUntilAsync(() => UpCount(seed) == 2 && UpCount(worker) == 2, JoinTimeout, "the two TLS nodes did not form a cluster");
+        await Poll.UntilAsync(() => UpCount(seed) == 2 && UpCount(worker) == 2, JoinTimeout, "the two TLS nodes did not form a cluster");
 
         Assert.Equal("akka.ssl.tcp", Akka.Cluster.Cluster.Get(seed).SelfAddress.Protocol);
         Assert.Equal("akka.ssl.tcp", Akka.Cluster.Cluster.Get(worker).SelfAddress.Protocol);
@@ -102,7 +103,7 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
         var honestTls = Tls("w1", Roles.Worker);
         var honest = Start(honestTls.Setup(Node([Roles.Worker], SeedOf(seed))));
         Guard(honest, honestTls);
-        await WaitUntilAsync(() => UpCount(seed) == 2, JoinTimeout, "the honest worker did not join");
+        await Poll.UntilAsync(() => UpCount(seed) == 2, JoinTimeout, "the honest worker did not join");
 
         // A certificate from the right CA that grants monitor only, on a node that claims worker.
         var liarTls = Tls("m1", Roles.Monitor);
@@ -112,7 +113,7 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
 
         // Removed means it had been a member: TLS let it in and a guard threw it out. (Which guard downs it first, the
         // seed's or the honest worker's, varies; the seed may see it go from Joining straight to Down.)
-        await WaitUntilAsync(() => events.Contains($"removed {liarAddress}"), JoinTimeout, "the seed never removed the member that claimed worker");
+        await Poll.UntilAsync(() => events.Contains($"removed {liarAddress}"), JoinTimeout, "the seed never removed the member that claimed worker");
         await liar.WhenTerminated.WaitAsync(JoinTimeout);
 
         // The honest worker proved its role and is still there.
@@ -131,7 +132,7 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
         var mute = Start(Tls("w1", Roles.Worker).Setup(Node([Roles.Worker], SeedOf(seed))));
         var muteAddress = Akka.Cluster.Cluster.Get(mute).SelfAddress;
 
-        await WaitUntilAsync(() => events.Contains($"removed {muteAddress}"), JoinTimeout, "the seed never removed the member that sent no proof");
+        await Poll.UntilAsync(() => events.Contains($"removed {muteAddress}"), JoinTimeout, "the seed never removed the member that sent no proof");
         Assert.Contains($"up {muteAddress}", events);
         Assert.Equal(1, UpCount(seed));
     }
@@ -166,7 +167,7 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
         var seed = Start(tls.Setup(Node([Roles.Coordinator])));
         var cluster = Akka.Cluster.Cluster.Get(seed);
         cluster.Join(cluster.SelfAddress);
-        await WaitUntilAsync(() => UpCount(seed) == 1, JoinTimeout, "the seed did not come up");
+        await Poll.UntilAsync(() => UpCount(seed) == 1, JoinTimeout, "the seed did not come up");
         return (seed, tls);
     }
 
@@ -236,15 +237,5 @@ public sealed class ClusterTlsSpecs(ITestOutputHelper output) : IAsyncLifetime
                 ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                 typeof(ClusterEvent.MemberUp),
                 typeof(ClusterEvent.MemberRemoved));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, failure);
-            await Task.Delay(100);
-        }
     }
 }

@@ -1,15 +1,6 @@
-using Akka.Actor;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
-using PipelineActors.Onnx;
-using PipelineActors.Onnx.Stages;
-using PipelineActors.Onnx.Zoo;
 using PipelineActors.Protocol;
-using PipelineActors.Runtime.ControlPath.Planning;
-using PipelineActors.Runtime.DataPath.Ingest;
-using PipelineActors.Runtime.DataPath.Sink;
-using PipelineActors.Runtime.DataPath.Sources;
-using PipelineActors.Runtime.Hosting;
 using PipelineActors.Runtime.Hosting.Security;
 using PipelineActors.TestSupport;
 using Xunit.Abstractions;
@@ -24,113 +15,60 @@ namespace PipelineActors.Runtime.Tests.Hosting.Security;
 /// Each is refused and counted, nothing reaches the attacker, and the stream's results are exactly what they would be.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class ForgedMessageSpecs(ITestOutputHelper output) : IDisposable
+public sealed class ForgedMessageSpecs(ITestOutputHelper output)
 {
     private const string JobId = "forged";
-    private readonly string _folder = Directory.CreateTempSubdirectory("pa-forged-").FullName;
 
     [Fact]
     public async Task Forged_plans_credit_deploys_and_failures_from_a_peer_are_refused_and_the_stream_is_unchanged()
     {
-        var modelPath = Path.Combine(_folder, "tinynet.onnx");
-        OnnxModelFile.Save(ModelZoo.Build("tinynet"), modelPath);
-        var prepared = JobBuilder.Prepare(modelPath, null, 1, Path.Combine(_folder, "store"));
+        await using var stream = await AttackedStream.StartAsync(JobId);
+        var (attacker, session, frames) = (stream.Attacker, stream.Session, AttackedStream.Frames);
+        var probe = new TestProbe(attacker, new XunitAssertions());
+        var store = new TestProbe(attacker, new XunitAssertions());
+        var ingest = stream.Remote(session.Ingest, stream.Head);
+        var sink = stream.Remote(session.Sink, stream.Head);
+        var agent = stream.Remote(stream.Worker.Agent!, stream.Worker);
+        var spoofedSupervisor = stream.Remote(stream.Head.Supervisor, stream.Head);
+        var before = Counts();
 
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest] });
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        await using var worker = PipelineNode.Start(new NodeOptions
-        {
-            Roles = [Roles.Worker], Seeds = [head.SeedUri], ModelCache = Path.Combine(_folder, "cache"),
-        });
-        await worker.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
+        // 1. Every camera frame to the attacker, for ever: refused as not from the supervisor's node, and, with that node
+        //    forged as the sender, refused again for its epoch.
+        ingest.Tell(new PlanActivated(JobId, long.MaxValue, 1, [probe.Ref], [], PlanReason.Recovery), probe.Ref);
+        ingest.Tell(new PlanActivated(JobId, long.MaxValue, 1, [probe.Ref], [], PlanReason.Recovery), spoofedSupervisor);
 
-        const int frames = 60;
-        var writer = new CollectingResultWriter();
-        var source = new SyntheticSource(prepared.SourceInputs, 15, frames, live: false);
-        var session = IngestSession.Start(head, prepared, source, writer, new IngestSettings(4, TimeSpan.FromSeconds(3), 4, 65536), JobId);
-        await WaitForPlanAsync(session);
+        // 2. Unbounded credit (every unconfirmed frame dropped, then memory without bound).
+        ingest.Tell(new FrameReceived(0, long.MaxValue), probe.Ref);
 
-        var attacker = ActorSystem.Create(PipelineConfig.SystemName, TestNodes.Config(Roles.Worker));
-        try
-        {
-            var probe = new TestProbe(attacker, new XunitAssertions());
-            var store = new TestProbe(attacker, new XunitAssertions());
-            var ingest = Remote(attacker, session.Ingest, head);
-            var sink = Remote(attacker, session.Sink, head);
-            var agent = Remote(attacker, worker.Agent!, worker);
-            var spoofedSupervisor = Remote(attacker, head.Supervisor, head);
-            var before = Counts();
+        // 3. A worker made to fetch the attacker's "model" from the attacker's store and load it in ONNX Runtime.
+        var file = new StageFile(new string('e', 64), 1_000);
+        agent.Tell(new DeployStage(JobId, 1, 1, new StageSpec(0, file, ["x"], ["y"], [], 1, "0..1"), store.Ref), probe.Ref);
+        agent.Tell(new PrefetchFiles(JobId, [file], store.Ref), probe.Ref);
+        agent.Tell(new StopStage(JobId, 1, 0), probe.Ref);
 
-            // 1. Every camera frame to the attacker, for ever: refused as not from the supervisor's node, and, with that node
-            //    forged as the sender, refused again for its epoch.
-            ingest.Tell(new PlanActivated(JobId, long.MaxValue, 1, [probe.Ref], [], PlanReason.Recovery), probe.Ref);
-            ingest.Tell(new PlanActivated(JobId, long.MaxValue, 1, [probe.Ref], [], PlanReason.Recovery), spoofedSupervisor);
+        // 4. Results thrown away: a frame the ingest never gave up on, failed at the sink.
+        sink.Tell(new FrameFailed(frames - 1, "forged"), probe.Ref);
 
-            // 2. Unbounded credit (every unconfirmed frame dropped, then memory without bound).
-            ingest.Tell(new FrameReceived(0, long.MaxValue), probe.Ref);
+        var stats = await TestStreams.FinishAsync(session, TimeSpan.FromSeconds(120), output);
+        WholeModelOracle.AssertExactlyOnceInOrder(stream.Writer.Snapshot(), frames);
+        WholeModelOracle.AssertMatchesWholeModel(stream.Prepared, stream.Writer.Snapshot());
+        Assert.InRange(stats.Epoch, 0, 1_000);
+        Assert.DoesNotContain(stats.Plans, p => p.Epoch == long.MaxValue);
+        Assert.Equal(0, stats.Failed);
 
-            // 3. A worker made to fetch the attacker's "model" from the attacker's store and load it in ONNX Runtime.
-            var file = new StageFile(new string('e', 64), 1_000);
-            agent.Tell(new DeployStage(JobId, 1, 1, new StageSpec(0, file, ["x"], ["y"], [], 1, "0..1"), store.Ref), probe.Ref);
-            agent.Tell(new PrefetchFiles(JobId, [file], store.Ref), probe.Ref);
-            agent.Tell(new StopStage(JobId, 1, 0), probe.Ref);
+        var after = Counts();
+        Assert.Equal(1, after["plan-not-from-supervisor"] - before["plan-not-from-supervisor"]);
+        Assert.Equal(1, after["plan-out-of-step"] - before["plan-out-of-step"]);
+        Assert.Equal(1, after["credit-not-from-sink"] - before["credit-not-from-sink"]);
+        Assert.Equal(3, after["deploy-not-from-supervisor"] - before["deploy-not-from-supervisor"]);
+        Assert.Equal(1, after["failure-not-from-ingest"] - before["failure-not-from-ingest"]);
 
-            // 4. Results thrown away: a frame the ingest never gave up on, failed at the sink.
-            sink.Tell(new FrameFailed(frames - 1, "forged"), probe.Ref);
-
-            var done = await Task.WhenAny(session.Completed, Task.Delay(TimeSpan.FromSeconds(120)));
-            var stats = await session.IngestStatsAsync();
-            foreach (var e in stats.Events)
-            {
-                output.WriteLine(e.Text);
-            }
-
-            Assert.True(done == session.Completed, "the run did not complete in time");
-            WholeModelOracle.AssertExactlyOnceInOrder(writer.Snapshot(), frames);
-            WholeModelOracle.AssertMatchesWholeModel(prepared, writer.Snapshot());
-            Assert.InRange(stats.Epoch, 0, 1_000);
-            Assert.DoesNotContain(stats.Plans, p => p.Epoch == long.MaxValue);
-            Assert.Equal(0, stats.Failed);
-
-            var after = Counts();
-            Assert.Equal(1, after["plan-not-from-supervisor"] - before["plan-not-from-supervisor"]);
-            Assert.Equal(1, after["plan-out-of-step"] - before["plan-out-of-step"]);
-            Assert.Equal(1, after["credit-not-from-sink"] - before["credit-not-from-sink"]);
-            Assert.Equal(3, after["deploy-not-from-supervisor"] - before["deploy-not-from-supervisor"]);
-            Assert.Equal(1, after["failure-not-from-ingest"] - before["failure-not-from-ingest"]);
-
-            // Nothing came back to the attacker: no frame, no acknowledgement, no deploy answer, no fetch of its file.
-            await probe.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
-            await store.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
-        }
-        finally
-        {
-            await attacker.Terminate();
-        }
+        // Nothing came back to the attacker: no frame, no acknowledgement, no deploy answer, no fetch of its file.
+        await probe.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(500));
+        await store.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
-
-    public void Dispose() => Directory.Delete(_folder, recursive: true);
 
     private static Dictionary<string, long> Counts() =>
         new[] { "plan-not-from-supervisor", "plan-out-of-step", "credit-not-from-sink", "deploy-not-from-supervisor", "failure-not-from-ingest" }
             .ToDictionary(r => r, MessageGuard.RefusedSoFar);
-
-    /// <summary>The attacker's ref to an actor of <paramref name="node"/>, by the path anyone can read off a port and a name.</summary>
-    private static IActorRef Remote(ActorSystem attacker, IActorRef actor, PipelineNode node) =>
-        ((ExtendedActorSystem)attacker).Provider.ResolveActorRef(actor.Path.ToStringWithAddress(node.Address));
-
-    private static async Task WaitForPlanAsync(IngestSession session)
-    {
-        for (var i = 0; i < 300; i++)
-        {
-            if ((await session.IngestStatsAsync()).Plan is not null)
-            {
-                return;
-            }
-
-            await Task.Delay(200);
-        }
-
-        Assert.Fail("no plan went live within a minute");
-    }
 }

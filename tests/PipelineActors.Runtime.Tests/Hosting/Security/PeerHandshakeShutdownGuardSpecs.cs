@@ -28,11 +28,10 @@ public sealed class PeerHandshakeShutdownGuardSpecs : IDisposable
     [Fact]
     public async Task An_up_member_outlives_a_shutdown_over_a_peers_handshake_and_still_leaves_when_asked()
     {
-        await using var head = PipelineNode.Start(new NodeOptions { Roles = [Roles.Coordinator, Roles.Ingest] }, tls: _certificates.Tls(Roles.Coordinator, Roles.Ingest));
-        await head.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        var worker = PipelineNode.Start(new NodeOptions { Roles = [Roles.Worker], Seeds = [head.SeedUri] }, tls: _certificates.Tls(Roles.Worker));
-        await worker.WaitUntilUpAsync(TimeSpan.FromSeconds(30));
-        await WaitFor(() => Cluster.Get(head.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2);
+        await using var cluster = await TestCluster.StartAsync(new TestClusterOptions { Workers = 1, Certificates = _certificates });
+        var (head, worker) = (cluster.Head, cluster.Workers[0]);
+        await Poll.UntilAsync(
+            () => Cluster.Get(head.System).State.Members.Count(m => m.Status == MemberStatus.Up) == 2, TimeSpan.FromSeconds(30), "timed out");
 
         // What Akka's transport runs when the handshake it started fails on its side.
         var reason = (CoordinatedShutdown.Reason)Activator.CreateInstance(
@@ -53,18 +52,7 @@ public sealed class PeerHandshakeShutdownGuardSpecs : IDisposable
         // Asked to go for real, it goes: it leaves and its system stops.
         await head.ShutDown().WaitAsync(TimeSpan.FromSeconds(60));
         await head.System.WhenTerminated.WaitAsync(TimeSpan.FromSeconds(30));
-        await worker.DisposeAsync();
     }
 
     public void Dispose() => _certificates.Dispose();
-
-    private static async Task WaitFor(Func<bool> condition)
-    {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < until, "timed out");
-            await Task.Delay(100);
-        }
-    }
 }

@@ -68,7 +68,7 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
         }
 
         // Every one acknowledged before the broker goes, so none is in doubt (QoS 1 is at least once).
-        Assert.True(await WaitFor(() => results.Counters()[0].Written == 50, TimeSpan.FromSeconds(20)));
+        await Poll.UntilAsync(() => results.Counters()[0].Written == 50, TimeSpan.FromSeconds(20), "50 results were not written");
         _broker.Stop();
 
         var clock = Stopwatch.StartNew();
@@ -80,7 +80,10 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
         var writeTime = clock.Elapsed;
         output.WriteLine($"50 writes with the broker away: {writeTime.TotalMilliseconds:0.0} ms");
         Assert.True(writeTime < TimeSpan.FromMilliseconds(500), $"50 writes with the broker away took {writeTime.TotalMilliseconds:0} ms");
-        Assert.True(await WaitFor(() => _events.Events.Any(e => e.Contains("cannot publish", StringComparison.Ordinal)), TimeSpan.FromSeconds(10)));
+        await Poll.UntilAsync(
+            () => _events.Events.Any(e => e.Contains("cannot publish", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(10),
+            "no 'cannot publish' event");
         Assert.Equal(50L, results.Counters()[0].Waiting);
 
         _broker.Restart();
@@ -92,7 +95,10 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
             + $"{string.Join(",", Enumerable.Range(0, 100).Except(subscriber.Messages.Select(m => (int)IdOf(m))))}; "
             + $"events: {string.Join(" | ", _events.Events)}; broker log: {KeepLog()}");
         output.WriteLine($"broker back to the 50 queued results received: {back.Elapsed.TotalMilliseconds:0} ms (retry-max 500 ms)");
-        Assert.True(await WaitFor(() => _events.Events.Any(e => e.Contains("publishing again", StringComparison.Ordinal)), TimeSpan.FromSeconds(5)));
+        await Poll.UntilAsync(
+            () => _events.Events.Any(e => e.Contains("publishing again", StringComparison.Ordinal)),
+            TimeSpan.FromSeconds(5),
+            "no 'publishing again' event");
         await Task.Delay(300);
         Assert.Equal(Enumerable.Range(0, 100).Select(i => (long)i), subscriber.Messages.Select(IdOf));
         var counters = results.Counters()[0];
@@ -134,7 +140,7 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
         using var results = Open($"mqtt://camera-board:wrong-{Password}@{_broker.Host}:{_broker.Port}", "cam-1");
         results.Write(Outcome(0));
 
-        Assert.True(await WaitFor(() => !_events.Events.IsEmpty, TimeSpan.FromSeconds(10)));
+        await Poll.UntilAsync(() => !_events.Events.IsEmpty, TimeSpan.FromSeconds(10), "no event");
         var refused = Assert.Single(_events.Events);
         Assert.Contains("cannot publish", refused, StringComparison.Ordinal);
         Assert.Contains("the broker refused the connection (NotAuthorized)", refused, StringComparison.Ordinal);
@@ -156,15 +162,4 @@ public sealed class MqttResultsSpecs(ITestOutputHelper output) : IDisposable
         MqttSettings.From(TestNodes.Config("pipeline.mqtt { retry-min = 100ms, retry-max = 500ms, drain-timeout = 5s }", Roles.Ingest));
 
     private ResultDestinationSet Open(string spec, string job) => ResultDestinations.Open([spec], job, new ResultContext(Settings(), _events.Report));
-
-    private static async Task<bool> WaitFor(Func<bool> condition, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition() && clock.Elapsed < timeout)
-        {
-            await Task.Delay(50);
-        }
-
-        return condition();
-    }
 }
