@@ -164,7 +164,8 @@ public sealed class DevicePlanning
     public DevicePlanning WithCodecs(IReadOnlyDictionary<int, IReadOnlyList<PlanCodec>> codecs, double budget)
     {
         var blocks = Problem.Blocks.Select((b, k) => codecs.TryGetValue(k, out var c) ? b with { Codecs = c } : b).ToList();
-        var problem = new PlanProblem(Problem.InputBytes, blocks, Problem.Devices, Problem.Links, Problem.DefaultLink, Problem.Sink, Problem.Model, budget);
+        var problem = new PlanProblem(Problem.InputBytes, blocks, Problem.Devices, Problem.Links, Problem.DefaultLink, Problem.Sink,
+            Problem.Model, budget);
         return new DevicePlanning(Analysis, Times, problem, _points, Speeds) { Segments = Segments };
     }
 

@@ -100,13 +100,15 @@ public sealed partial class LocalCluster : IAsyncDisposable
         return new LocalCluster(options, devices, ports, certificates, state, head, pinned);
     }
 
-    /// <summary>Starts worker <paramref name="index"/> (its emulated device, planned port and core, if any); not added to <see cref="Workers"/>.</summary>
+    /// <summary>Starts worker <paramref name="index"/> (its emulated device, planned port and core, if any); not added to <see
+    /// cref="Workers"/>.</summary>
     public NodeProcess Launch(int index)
     {
         var emulated = _devices?.Workers[index];
         return NodeProcess.Start(
             $"worker-{index}",
-            WorkerArgs(Head.SeedUri, _options, index, emulated, _ports is not null && index < _ports.Count ? _ports[index] : null, _certificates.WorkerFolder),
+            WorkerArgs(Head.SeedUri, _options, index, emulated, _ports is not null && index < _ports.Count ? _ports[index] : null,
+                _certificates.WorkerFolder),
             _options.CoresOf is not null ? _options.CoresOf(index) : Pinned ? (index + 1).ToString(CultureInfo.InvariantCulture) : null,
             _options.BinaryFolder,
             wrap: emulated is null ? null : emulated.Wrap);
@@ -149,7 +151,8 @@ public sealed partial class LocalCluster : IAsyncDisposable
     public static IReadOnlyList<string> WorkerArgs(
         string seed, LocalRunOptions options, int index = 0, EmulatedWorker? emulated = null, int? nodePort = null, string? tlsFolder = null)
     {
-        var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads", options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
+        var args = new List<string> { "--seeds", seed, "--roles", Roles.Worker, "--threads",
+            options.IntraOpThreads.ToString(CultureInfo.InvariantCulture) };
         args.AddRange(tlsFolder is null ? ["--insecure"] : ["--tls", tlsFolder]);
         if (nodePort is { } fixedPort)
         {
@@ -204,7 +207,8 @@ public sealed partial class LocalCluster : IAsyncDisposable
         // sent before that would be placed on fewer workers (and a planned run off its plan).
         var proven = ProvenRoles.Get(system);
         var clock = Stopwatch.StartNew();
-        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker) && proven.Proven(m.Address, Roles.Worker)) < workers)
+        while (cluster.State.Members.Count(m => m.Status == MemberStatus.Up && m.HasRole(Roles.Worker)
+            && proven.Proven(m.Address, Roles.Worker)) < workers)
         {
             var dead = processes.FirstOrDefault(p => p.HasExited);
             if (dead is not null && relaunch is not null && relaunched < 2)
@@ -222,7 +226,8 @@ public sealed partial class LocalCluster : IAsyncDisposable
 
             if (clock.Elapsed > timeout)
             {
-                throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers joined within {timeout.TotalSeconds:0} s.");
+                throw new TimeoutException($"Only {cluster.State.Members.Count(m => m.HasRole(Roles.Worker))} of {workers} workers "
+                    + $"joined within {timeout.TotalSeconds:0} s.");
             }
 
             await Task.Delay(100);

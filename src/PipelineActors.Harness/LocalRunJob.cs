@@ -56,7 +56,8 @@ internal sealed class LocalRunJob
             NodeAddress.Of(head.Address));
         var model = head.System.ActorOf(
             ModelStoreActor.Props(new Dictionary<string, string> { [spec.ModelSha256] = Path.GetFullPath(options.ModelPath) }), "run-model");
-        var submit = new SubmitJob(spec with { ModelStore = model, Codec = options.Codec ?? Transfer.TransferSpec.Exact, FirstHop = options.FirstHop });
+        var submit = new SubmitJob(spec with { ModelStore = model, Codec = options.Codec ?? Transfer.TransferSpec.Exact,
+            FirstHop = options.FirstHop });
         var answer = await head.Jobs.Ask<JobSubmitted>(submit, TimeSpan.FromMinutes(2));
         if (answer.Error.Length > 0)
         {

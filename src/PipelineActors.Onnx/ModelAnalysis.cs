@@ -81,7 +81,8 @@ public sealed class ModelAnalysis
         {
             throw new PipelineInputException(position < 1 || position >= NodeCount
                 ? $"There is no cut {position}: cut positions run from 1 to {NodeCount - 1} (see 'pipeline inspect')."
-                : $"There is no cut {position}: a tensor that crosses it cannot be carried between stages (see 'pipeline inspect' for the cuts there are).");
+                : $"There is no cut {position}: a tensor that crosses it cannot be carried between stages (see 'pipeline inspect' for "
+                    + $"the cuts there are).");
         }
 
         return cut;

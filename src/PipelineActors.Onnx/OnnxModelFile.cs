@@ -41,7 +41,8 @@ public sealed record OnnxModelFile(string Path, ModelProto Model, string Sha256,
         }
         catch (InvalidProtocolBufferException)
         {
-            throw new PipelineInputException($"'{what}' is not an ONNX model (it does not parse as ONNX protobuf; the file may be truncated or of another format).");
+            throw new PipelineInputException($"'{what}' is not an ONNX model (it does not parse as ONNX protobuf; the file may be "
+                + $"truncated or of another format).");
         }
 
         if (model.Graph is null || model.Graph.Node.Count == 0 || model.IrVersion <= 0)
@@ -84,7 +85,8 @@ public sealed record OnnxModelFile(string Path, ModelProto Model, string Sha256,
         if (external is not null)
         {
             throw new PipelineInputException(
-                $"'{what}' keeps weights in external data files (tensor '{external.Name}'), which PipelineActors does not support; save the model with all weights inside the .onnx file.");
+                $"'{what}' keeps weights in external data files (tensor '{external.Name}'), which PipelineActors does not support; save "
+                    + $"the model with all weights inside the .onnx file.");
         }
     }
 }

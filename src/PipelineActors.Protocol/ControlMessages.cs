@@ -53,7 +53,8 @@ public sealed record PipelineJob(
 /// <summary>Ingest to supervisor: the job has ended (its source is done, or it was stopped); its stages can go.</summary>
 public sealed record JobEnded(string JobId) : IControlMessage;
 
-/// <summary>Ingest to supervisor: the plan of <see cref="Epoch"/> (or a newer one) is in use; the supervisor stops re-sending it (review R8).</summary>
+/// <summary>Ingest to supervisor: the plan of <see cref="Epoch"/> (or a newer one) is in use; the supervisor stops re-sending it (review
+/// R8).</summary>
 public sealed record PlanAcknowledged(string JobId, long Epoch) : IControlMessage;
 
 /// <summary>Supervisor to ingest: the job is known.</summary>
@@ -99,5 +100,6 @@ public sealed record StopStage(string JobId, int Parts, int Index, string Sha256
 public sealed record StagePlacement(int Index, IActorRef Stage, string Node, string Layers, long Flops);
 
 /// <summary>Supervisor to ingest: the plan for <see cref="Epoch"/> is wired end to end; send frames to <see cref="Heads"/>.</summary>
-public sealed record PlanActivated(string JobId, long Epoch, int Parts, IReadOnlyList<IActorRef> Heads, IReadOnlyList<StagePlacement> Placements, PlanReason Reason)
+public sealed record PlanActivated(string JobId, long Epoch, int Parts, IReadOnlyList<IActorRef> Heads,
+    IReadOnlyList<StagePlacement> Placements, PlanReason Reason)
     : IControlMessage;

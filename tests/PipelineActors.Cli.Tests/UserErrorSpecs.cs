@@ -45,7 +45,8 @@ public sealed class UserErrorSpecs(TinyNetFile tinynet) : IClassFixture<TinyNetF
     }
 
     [Theory]
-    [InlineData("picture.png", new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0 })]
+    [InlineData("picture.png", new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 1,
+        0, 0, 0, 1, 8, 6, 0, 0, 0 })]
     [InlineData("notes.txt", new byte[] { (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o', (byte)'\n' })]
     public void A_file_of_another_format_is_not_an_onnx_model(string name, byte[] bytes)
     {

@@ -115,8 +115,10 @@ public sealed class DeviceStageTimesSpecs : IDisposable
         var analysis = ModelAnalysis.Analyze(OnnxModelFile.Load(model));
         var cut = analysis.Cuts.Select(c => c.Position).First(p => p > 0 && p < analysis.NodeCount);
         var segments = Directory.CreateDirectory(Path.Combine(_folder, "segments")).FullName;
-        File.WriteAllBytes(Path.Combine(segments, "segment-00.onnx"), Google.Protobuf.MessageExtensions.ToByteArray(StageExtractor.ExtractRange(analysis, 0, cut).Model));
-        File.WriteAllBytes(Path.Combine(segments, "segment-01.onnx"), Google.Protobuf.MessageExtensions.ToByteArray(StageExtractor.ExtractRange(analysis, cut, analysis.NodeCount).Model));
+        File.WriteAllBytes(Path.Combine(segments, "segment-00.onnx"),
+            Google.Protobuf.MessageExtensions.ToByteArray(StageExtractor.ExtractRange(analysis, 0, cut).Model));
+        File.WriteAllBytes(Path.Combine(segments, "segment-01.onnx"),
+            Google.Protobuf.MessageExtensions.ToByteArray(StageExtractor.ExtractRange(analysis, cut, analysis.NodeCount).Model));
 
         var results = SegmentLoop.Run(segments, threads: 1, seconds: 0.1);
 

@@ -38,7 +38,9 @@ public sealed class MetricsEndpointSpecs : IDisposable
             Assert.Contains(name, text, StringComparison.Ordinal);
         }
 
-        var delivered = text.Split('\n').First(l => l.StartsWith("pipeline_results_delivered", StringComparison.Ordinal) && !l.StartsWith("pipeline_results_delivered_", StringComparison.Ordinal) || l.StartsWith("pipeline_results_delivered_total", StringComparison.Ordinal));
+        var delivered = text.Split('\n').First(l => l.StartsWith("pipeline_results_delivered", StringComparison.Ordinal)
+            && !l.StartsWith("pipeline_results_delivered_", StringComparison.Ordinal)
+                || l.StartsWith("pipeline_results_delivered_total", StringComparison.Ordinal));
         Assert.True(double.Parse(delivered.Split(' ')[^1], System.Globalization.CultureInfo.InvariantCulture) >= 25, delivered);
     }
 

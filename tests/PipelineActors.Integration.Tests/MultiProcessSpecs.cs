@@ -107,7 +107,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         var leaving = _processes.Single(p => LocalCluster.NodeOf(p) == plan.Placements[1].Node);
         Assert.True(await leaving.StopAsync(TimeSpan.FromSeconds(30)), "the node left and exited on SIGTERM");
         await Finish(session);
-        Assert.DoesNotContain(Akka.Cluster.Cluster.Get(head.System).State.Members, m => m.Address.Port.ToString() == plan.Placements[1].Node.Split(':')[1] && m.Status == MemberStatus.Up);
+        Assert.DoesNotContain(Akka.Cluster.Cluster.Get(head.System).State.Members,
+            m => m.Address.Port.ToString() == plan.Placements[1].Node.Split(':')[1] && m.Status == MemberStatus.Up);
         Assert.True((await session.IngestStatsAsync()).Plan!.Epoch > plan.Epoch, "the stage moved to the worker that stayed");
         AssertExactlyOnceInOrderAndCorrect(writer, (int)(await session.IngestStatsAsync()).Accepted);
     }
@@ -125,7 +126,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
         var (session, writer) = Stream(head, frames: 300, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the coordinator dies");
-        await WaitFor(async () => (await session.IngestStatsAsync()).Plan?.Placements.Select(p => p.Node).Distinct().Count() == 2, "a plan over both workers");
+        await WaitFor(async () => (await session.IngestStatsAsync()).Plan?.Placements.Select(p => p.Node).Distinct().Count() == 2,
+            "a plan over both workers");
         // Under load the second worker may be ready a moment after the first plan went live, and the rebalance onto it
         // replays what was in flight: count only what happens from the kill on.
         var before = await session.IngestStatsAsync();
@@ -140,7 +142,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
 
         // The singleton restarts on the other coordinator node and adopts the running plan from
         // the workers' reports instead of redeploying it.
-        await WaitFor(async () => (await session.IngestStatsAsync()).Events.Any(e => e.Text.Contains("adopted", StringComparison.Ordinal)), "the new supervisor to adopt the plan");
+        await WaitFor(async () => (await session.IngestStatsAsync()).Events.Any(e => e.Text.Contains("adopted", StringComparison.Ordinal)),
+            "the new supervisor to adopt the plan");
         var adoptedAfter = TimeSpan.FromSeconds((Stopwatch.GetTimestamp() - killedAt) / (double)Stopwatch.Frequency);
         _output.WriteLine($"plan adopted {adoptedAfter.TotalMilliseconds:0} ms after the coordinator died");
         await Finish(session);
@@ -171,7 +174,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         // Every member's views reach the head: the judge hears each worker speak, so none is taken for dead.
         await WaitFor(async () =>
         {
-            var views = await head.System.ActorSelection(DowningActor.Path).Ask<ReachabilityViews>(GetReachabilityViews.Instance, TimeSpan.FromSeconds(5));
+            var views = await head.System.ActorSelection(DowningActor.Path).Ask<ReachabilityViews>(GetReachabilityViews.Instance,
+                TimeSpan.FromSeconds(5));
             return views.Views.Count >= 3;
         }, "views from every member at the head");
 
@@ -266,7 +270,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     {
         var writer = new CollectingResultWriter();
         var settings = new IngestSettings(4, TimeSpan.FromSeconds(2), 6, 65536);
-        var session = IngestSession.Start(head, _model, new SyntheticSource(_model.SourceInputs, framesPerSecond, frames, live: false), writer, settings, "test");
+        var session = IngestSession.Start(head, _model, new SyntheticSource(_model.SourceInputs, framesPerSecond, frames, live: false),
+            writer, settings, "test");
         return (session, writer);
     }
 

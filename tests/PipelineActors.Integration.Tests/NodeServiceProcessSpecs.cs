@@ -51,7 +51,8 @@ public sealed class NodeServiceProcessSpecs
     public async Task The_bench_loop_mode_given_a_missing_model_says_so_in_one_sentence()
     {
         var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--bench-loop", "/nonexistent/model.onnx", "--seconds", "1" })
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--bench-loop", "/nonexistent/model.onnx",
+            "--seconds", "1" })
         {
             info.ArgumentList.Add(arg);
         }
@@ -143,7 +144,8 @@ public sealed class NodeServiceProcessSpecs
             var info = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var arg in new[]
             {
-                Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--insecure", "--port", port, "--seeds", $"akka.tcp://pipeline@127.0.0.1:{port}",
+                Path.Combine(AppContext.BaseDirectory,
+                    "pipeline-node.dll"), "--insecure", "--port", port, "--seeds", $"akka.tcp://pipeline@127.0.0.1:{port}",
             })
             {
                 info.ArgumentList.Add(arg);

@@ -48,7 +48,8 @@ public sealed class CostModelSpecs
         var exact = TwoDevices();
         var problem = new PlanProblem(
             exact.InputBytes,
-            [exact.Blocks[0] with { Codecs = [new PlanCodec("int8", 25_000, 2, 1, 0.995), new PlanCodec("int4", 12_000, 2, 1, 0.95)] }, exact.Blocks[1]],
+            [exact.Blocks[0] with { Codecs = [new PlanCodec("int8", 25_000, 2, 1, 0.995), new PlanCodec("int4", 12_000, 2, 1, 0.95)] },
+                exact.Blocks[1]],
             exact.Devices,
             exact.Links,
             fidelityBudget: budget);

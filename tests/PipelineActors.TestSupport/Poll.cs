@@ -6,7 +6,8 @@ namespace PipelineActors.TestSupport;
 /// <summary>Waits for what other threads make true (a cluster's membership, a broker's log), checking every 50 ms.</summary>
 public static class Poll
 {
-    /// <summary>Returns once <paramref name="condition"/> holds; fails the test with <paramref name="failure"/> after <paramref name="timeout"/>.</summary>
+    /// <summary>Returns once <paramref name="condition"/> holds; fails the test with <paramref name="failure"/> after <paramref
+    /// name="timeout"/>.</summary>
     public static async Task UntilAsync(Func<bool> condition, TimeSpan timeout, string failure)
     {
         var clock = Stopwatch.StartNew();

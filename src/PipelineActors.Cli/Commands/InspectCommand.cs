@@ -63,7 +63,8 @@ internal static class InspectCommand
         foreach (var o in model.Graph.Output)
         {
             var info = analysis.Shapes.TryGet(o.Name, out var t) ? t : null;
-            io.AddRow("output", Markup.Escape(o.Name), info?.TypeName ?? "?", Markup.Escape(InputSizes.Describe(o)), Markup.Escape(info?.ShapeText ?? "?"));
+            io.AddRow("output", Markup.Escape(o.Name), info?.TypeName ?? "?", Markup.Escape(InputSizes.Describe(o)),
+                Markup.Escape(info?.ShapeText ?? "?"));
         }
 
         console.Write(io);
@@ -72,7 +73,8 @@ internal static class InspectCommand
         var parameters = model.Graph.Initializer.Concat(analysis.Graph.ConstantNodes.SelectMany(n => n.Attribute).Where(a => a.T is not null).Select(a => a.T)).ToList();
         var parameterCount = parameters.Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d));
         console.MarkupLine($"per-frame nodes {analysis.NodeCount} ({Markup.Escape(string.Join(", ", ops))}); constant nodes {analysis.Graph.ConstantNodes.Count}");
-        console.MarkupLine($"parameters {Format.Count(parameterCount)} ({Format.Bytes(Onnx.Cost.CostModel.ParameterBytes(parameters))}); per frame {Format.Count(analysis.TotalFlops)}FLOPs, {Format.Count(analysis.TotalMacs)}MACs");
+        console.MarkupLine($"parameters {Format.Count(parameterCount)} ({Format.Bytes(Onnx.Cost.CostModel.ParameterBytes(parameters))}); "
+            + $"per frame {Format.Count(analysis.TotalFlops)}FLOPs, {Format.Count(analysis.TotalMacs)}MACs");
 
         var table = new Table().Border(TableBorder.Simple)
             .AddColumn("cut", c => c.RightAligned())
@@ -95,7 +97,9 @@ internal static class InspectCommand
         }
 
         console.Write(table);
-        console.MarkupLine($"{cuts.Count} cuts listed ({analysis.Cuts.Count(c => c.IsSingleTensor)} of {analysis.Cuts.Count} carry one tensor); 'on the wire': zero-suppressed size, estimated from the zeros in one calibration run on a synthetic input; 'input rows/row': model-input rows one row of the carried tensor depends on. Analysed in {elapsed.TotalSeconds:0.0} s.");
+        console.MarkupLine($"{cuts.Count} cuts listed ({analysis.Cuts.Count(c => c.IsSingleTensor)} of {analysis.Cuts.Count} carry one "
+            + $"tensor); 'on the wire': zero-suppressed size, estimated from the zeros in one calibration run on a synthetic input; "
+            + $"'input rows/row': model-input rows one row of the carried tensor depends on. Analysed in {elapsed.TotalSeconds:0.0} s.");
     }
 
     private static object ToJson(OnnxModelFile file, ModelAnalysis analysis, List<Onnx.Cuts.Cut> cuts) => new
@@ -107,7 +111,8 @@ internal static class InspectCommand
         opsets = file.Model.OpsetImport.ToDictionary(o => string.IsNullOrEmpty(o.Domain) ? "ai.onnx" : o.Domain, o => o.Version),
         weights = file.Model.MetadataProps.FirstOrDefault(m => m.Key == "pipelineactors.weights")?.Value,
         inputs = analysis.Shapes.InputSizes.Select(Tensor),
-        outputs = analysis.Graph.OutputNames.Select(o => analysis.Shapes.TryGet(o, out var t) ? Tensor(t) : new { name = o, dtype = "?", shape = Array.Empty<long>(), bytes = 0L }),
+        outputs = analysis.Graph.OutputNames.Select(o => analysis.Shapes.TryGet(o, out var t) ? Tensor(t)
+            : new { name = o, dtype = "?", shape = Array.Empty<long>(), bytes = 0L }),
         nodes = analysis.NodeCount,
         constantNodes = analysis.Graph.ConstantNodes.Count,
         opCounts = analysis.Graph.Order.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count()),
@@ -126,7 +131,8 @@ internal static class InspectCommand
         }),
     };
 
-    private static object Tensor(TensorInfo t) => new { name = t.Name, dtype = t.TypeName, shape = t.Shape, bytes = t.Bytes, zeroShare = Math.Round(t.ZeroShare, 4) };
+    private static object Tensor(TensorInfo t)
+        => new { name = t.Name, dtype = t.TypeName, shape = t.Shape, bytes = t.Bytes, zeroShare = Math.Round(t.ZeroShare, 4) };
 
     private static string Producer(ModelProto model) =>
         string.IsNullOrEmpty(model.ProducerName) ? "(unnamed)" : $"{model.ProducerName} {model.ProducerVersion}".Trim();

@@ -34,14 +34,20 @@ internal static class JobCommand
     {
         var join = new JoinOptions();
         var name = NameOption();
-        var model = new Option<string>("--model") { Description = "The ONNX model (its .profile.json beside it, if the source needs one).", Required = true };
-        var source = new Option<string>("--source") { Description = $"Frame source: {Runtime.DataPath.Sources.SourceSpec.Kinds}.", DefaultValueFactory = _ => "synthetic" };
-        var results = new Option<string[]>("--results") { Description = "A result destination: a JSON-lines file (appended to), '-' for stdout; repeat for several.", AllowMultipleArgumentsPerToken = false };
-        var ingest = new Option<string?>("--ingest") { Description = "The ingest node (HOST:PORT) that runs the job's ingest and sink; default: any ingest node." };
+        var model = new Option<string>("--model") { Description = "The ONNX model (its .profile.json beside it, if the source needs one).",
+            Required = true };
+        var source = new Option<string>("--source") { Description = $"Frame source: {Runtime.DataPath.Sources.SourceSpec.Kinds}.",
+            DefaultValueFactory = _ => "synthetic" };
+        var results = new Option<string[]>("--results") { Description = "A result destination: a JSON-lines file (appended to), '-' for "
+            + "stdout; repeat for several.", AllowMultipleArgumentsPerToken = false };
+        var ingest = new Option<string?>("--ingest") { Description = "The ingest node (HOST:PORT) that runs the job's ingest and sink; "
+            + "default: any ingest node." };
         var input = CommonOptions.Input();
         var window = new Option<int>("--window") { Description = "Frames in flight at most (0: workers + 1).", DefaultValueFactory = _ => 0 };
-        var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 0 };
-        var frames = new Option<long>("--frames") { Description = "Frames to take from the source (0: until it ends).", DefaultValueFactory = _ => 0 };
+        var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.",
+            DefaultValueFactory = _ => 0 };
+        var frames = new Option<long>("--frames") { Description = "Frames to take from the source (0: until it ends).",
+            DefaultValueFactory = _ => 0 };
         var codec = new Option<string>("--codec")
         {
             Description = "Codec on every cut tensor between stages, as pipeline run --codec takes it (int8 and int4 calibrated on the job's "
@@ -54,7 +60,8 @@ internal static class JobCommand
                 + "measured on the job's first frames, is at least this (e.g. 0.99); not with --codec.",
         };
         var firstHop = CommonOptions.FirstHop();
-        var command = new Command("submit", "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
+        var command = new Command("submit",
+            "Run a job on the cluster: the model reaches the cluster by SHA-256, then the job runs without this command.")
         {
             name, model, source, results, ingest, input, window, fps, frames, codec, fidelity, firstHop,
         };
@@ -65,7 +72,8 @@ internal static class JobCommand
             var budget = parse.GetValue(fidelity);
             if (budget is not null && transfer.ChangesTheWire)
             {
-                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
+                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for "
+                    + $"all; give one of them.");
             }
 
             var spec = JobSpecs.ForModel(
@@ -86,7 +94,8 @@ internal static class JobCommand
             {
                 // The registry fetches the model from this process before it answers: the job then needs nobody here.
                 var path = Path.GetFullPath(parse.GetValue(model)!);
-                var store = node.System.ActorOf(ModelStoreActor.Props(new Dictionary<string, string> { [spec.ModelSha256] = path }), "submitted-model");
+                var store = node.System.ActorOf(ModelStoreActor.Props(new Dictionary<string, string> { [spec.ModelSha256] = path }),
+                    "submitted-model");
                 var timeout = TimeSpan.FromSeconds(60 + (spec.ModelBytes / (1 << 20)));
                 var answer = await Ask<JobSubmitted>(node, new SubmitJob(spec with { ModelStore = store }), timeout, "submit");
                 if (answer.Error.Length > 0)
@@ -143,8 +152,10 @@ internal static class JobCommand
     {
         var join = new JoinOptions();
         var name = NameOption();
-        var json = new Option<bool>("--json") { Description = "Print the status as one JSON object (state, framesIn, resultsOut, skipped, failed, ...)." };
-        var command = new Command("status", "Show one job: state, frames in, results out, skipped, failed, throughput, latency p50/p95, the plan.") { name, json };
+        var json = new Option<bool>("--json") { Description = "Print the status as one JSON object (state, framesIn, resultsOut, "
+            + "skipped, failed, ...)." };
+        var command = new Command("status",
+            "Show one job: state, frames in, results out, skipped, failed, throughput, latency p50/p95, the plan.") { name, json };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() => WithClusterAsync(join, parse, "job client", async node =>
         {
@@ -174,7 +185,8 @@ internal static class JobCommand
     {
         var join = new JoinOptions();
         var name = NameOption();
-        var wait = new Option<double>("--wait") { Description = "Seconds to wait for the frames in flight to drain (0: do not wait).", DefaultValueFactory = _ => 60 };
+        var wait = new Option<double>("--wait") { Description = "Seconds to wait for the frames in flight to drain (0: do not wait).",
+            DefaultValueFactory = _ => 60 };
         var command = new Command("stop", "Stop a job: what is in flight drains first, then the job's stages stop.") { name, wait };
         join.AddTo(command);
         command.SetAction(parse => context.Guard(() => WithClusterAsync(join, parse, "job client", async node =>
@@ -194,14 +206,16 @@ internal static class JobCommand
                 job = await Find(node, jobName);
             }
 
+            var (framesIn, resultsOut, failed) = (Count(job.FramesIn), Count(job.ResultsOut), Count(job.Failed));
             context.Console.MarkupLineInterpolated(
-                $"job [bold]{jobName}[/] {job.State}: {Count(job.FramesIn)} frames in, {Count(job.ResultsOut)} results out, {Count(job.Failed)} failed");
+                $"job [bold]{jobName}[/] {job.State}: {framesIn} frames in, {resultsOut} results out, {failed} failed");
             return 0;
         }).GetAwaiter().GetResult()));
         return command;
     }
 
-    private static Option<string> NameOption() => new("--name") { Description = "The job's name: 1 to 64 letters, digits, '-' or '_'.", Required = true };
+    private static Option<string> NameOption()
+        => new("--name") { Description = "The job's name: 1 to 64 letters, digits, '-' or '_'.", Required = true };
 
     private static async Task<JobStatus> Find(PipelineNode node, string name)
     {
@@ -244,17 +258,20 @@ internal static class JobCommand
     /// <summary>How a verb joins the cluster: the seed, and the address it is reached at when the cluster is on other machines.</summary>
     private sealed class JoinOptions
     {
-        public Option<string> Seed { get; } = new("--seed") { Description = "A seed node of the cluster, e.g. akka.ssl.tcp://pipeline@10.0.0.10:4053.", Required = true };
+        public Option<string> Seed { get; } = new("--seed") { Description = "A seed node of the cluster, e.g. "
+            + "akka.ssl.tcp://pipeline@10.0.0.10:4053.", Required = true };
 
         public ClientTransport Transport { get; } = new();
 
         public Option<string?> Host { get; } = new("--host") { Description = "Address to bind (default: the one that routes to the seed)." };
 
-        public Option<string?> PublicHost { get; } = new("--public-host") { Description = "Address the cluster reaches this command at, behind NAT." };
+        public Option<string?> PublicHost { get; } = new("--public-host") { Description = "Address the cluster reaches this command at, "
+            + "behind NAT." };
 
         public Option<int> Port { get; } = new("--port") { Description = "Port to bind (0: any free one).", DefaultValueFactory = _ => 0 };
 
-        public Option<double> JoinTimeout { get; } = new("--join-timeout") { Description = "Seconds to wait to join the cluster.", DefaultValueFactory = _ => 20 };
+        public Option<double> JoinTimeout { get; } = new("--join-timeout") { Description = "Seconds to wait to join the cluster.",
+            DefaultValueFactory = _ => 20 };
 
         public void AddTo(Command command)
         {

@@ -104,7 +104,8 @@ internal static class MonitorCommand
 
     private static async Task<int> Run(CliContext context, MonitorSettings settings)
     {
-        var node = await ClientNode.JoinAsync(settings.Seed, settings.Host, settings.PublicHost, settings.Port, settings.JoinTimeout, "monitor", settings.Transport);
+        var node = await ClientNode.JoinAsync(settings.Seed, settings.Host, settings.PublicHost, settings.Port, settings.JoinTimeout,
+            "monitor", settings.Transport);
         await using (node)
         {
             var joined = Stopwatch.StartNew();

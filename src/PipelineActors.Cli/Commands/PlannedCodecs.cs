@@ -49,7 +49,8 @@ internal static class PlannedCodecs
         return planning.WithCodecs(codecs, budget);
     }
 
-    /// <summary>The blocks whose output is measured: in each of <see cref="MeasuredCuts"/> spans of equal compute, the one with fewest bytes.</summary>
+    /// <summary>The blocks whose output is measured: in each of <see cref="MeasuredCuts"/> spans of equal compute, the one with fewest
+    /// bytes.</summary>
     private static List<int> Spans(PlanProblem problem)
     {
         // The model's end is not a cut (the sink reads the outputs exact); compute shares from any worker's times.

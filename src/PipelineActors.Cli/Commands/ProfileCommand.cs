@@ -15,9 +15,11 @@ internal static class ProfileCommand
         var model = CommonOptions.Model();
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();
-        var runs = new Option<int>("--runs") { Description = "Timed runs per segment after 3 warm-up runs (the median is kept).", DefaultValueFactory = _ => 10 };
+        var runs = new Option<int>("--runs") { Description = "Timed runs per segment after 3 warm-up runs (the median is kept).",
+            DefaultValueFactory = _ => 10 };
         var output = new Option<string?>("--out") { Description = "Save the profile as JSON for 'pipeline split --profile'." };
-        var command = new Command("profile", "Measure what each segment between cuts costs in ONNX Runtime: every node timed inside one session over the whole model.")
+        var command = new Command("profile",
+            "Measure what each segment between cuts costs in ONNX Runtime: every node timed inside one session over the whole model.")
         {
             model, input, threads, runs, output,
         };
@@ -84,7 +86,9 @@ internal static class ProfileCommand
         }
 
         console.Write(table);
-        console.MarkupLine($"whole model {profile.WholeModelMs:0.00} ms; sum of {profile.Segments.Count} segments {total:0.00} ms ({profile.IntraOpThreads} intra-op thread(s), median of {profile.Runs} runs after warm-up; {Markup.Escape(profile.Method ?? LatencyProfile.SegmentsMethod)})");
+        console.MarkupLine($"whole model {profile.WholeModelMs:0.00} ms; sum of {profile.Segments.Count} segments {total:0.00} ms "
+            + $"({profile.IntraOpThreads} intra-op thread(s), median of {profile.Runs} runs after warm-up; "
+            + $"{Markup.Escape(profile.Method ?? LatencyProfile.SegmentsMethod)})");
     }
 
     private sealed class Progress(ProgressTask task) : IProgress<(int Done, int Total)>

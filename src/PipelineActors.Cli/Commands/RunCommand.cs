@@ -27,19 +27,25 @@ internal static class RunCommand
         var nodes = new Option<int>("--nodes") { Description = "Worker processes to start (each hosts one stage).", DefaultValueFactory = _ => 3 };
         var model = new Option<string?>("--model") { Description = $"ONNX model to run (default: the bundled {DefaultModel})." };
         var frames = new Option<long>("--frames") { Description = "Frames the source produces.", DefaultValueFactory = _ => 300 };
-        var source = new Option<string>("--source") { Description = $"Frame source: {SourceSpec.Kinds}; all but synthetic go through ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
-        var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.", DefaultValueFactory = _ => 30 };
+        var source = new Option<string>("--source") { Description = $"Frame source: {SourceSpec.Kinds}; all but synthetic go through "
+            + $"ffmpeg or the picture decoder and the model's profile.", DefaultValueFactory = _ => "synthetic" };
+        var fps = new Option<double>("--fps") { Description = "Camera rate of the source; 0 = as fast as the pipeline takes frames.",
+            DefaultValueFactory = _ => 30 };
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();
         var window = new Option<int?>("--window") { Description = "Frames in flight at most (default: workers + 1)." };
-        var kill = new Option<double?>("--kill-worker-after") { Description = "SIGKILL the worker hosting the middle stage this many seconds after the first result." };
+        var kill = new Option<double?>("--kill-worker-after") { Description = "SIGKILL the worker hosting the middle stage this many "
+            + "seconds after the first result." };
         var add = new Option<double?>("--add-worker-after") { Description = "Start one more worker this many seconds after the first result." };
-        var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random times (3-7 s apart) in one stream, replacing each." };
+        var soak = new Option<int>("--soak-kills") { Description = "Soak test: SIGKILL this many random stage-hosting workers at random "
+            + "times (3-7 s apart) in one stream, replacing each." };
         var results = new Option<string?>("--results") { Description = "Write one JSON line per frame to this file ('-' for stdout)." };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object." };
-        var annotate = new Option<string?>("--annotate") { Description = "Write each frame with the detector's boxes drawn on it as PNG into this folder." };
+        var annotate = new Option<string?>("--annotate") { Description = "Write each frame with the detector's boxes drawn on it as PNG "
+            + "into this folder." };
         var dashboard = new Option<bool>("--monitor") { Description = "Show the live monitoring dashboard in place of the progress line." };
-        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics (workers on the following ports)." };
+        var metricsPort = new Option<int?>("--metrics-port") { Description = "Serve Prometheus metrics at http://HOST:PORT/metrics "
+            + "(workers on the following ports)." };
         var metricsAddress = new Option<string?>("--metrics-address")
         {
             Description = $"Address the metrics bind (default {MetricsEndpoint.DefaultAddress}, this machine only; 0.0.0.0 for all).",
@@ -74,7 +80,8 @@ internal static class RunCommand
                 + "whose fidelity against the exact model, measured first on frames of the source, is at least this (e.g. 0.99); not with --codec.",
         };
         var firstHop = CommonOptions.FirstHop();
-        var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker processes host the stages.")
+        var command = new Command("run", "Run the model as a pipeline on a local cluster (127.0.0.1): this process ingests, N worker "
+            + "processes host the stages.")
         {
             nodes, model, frames, source, fps, input, threads, window, kill, add, soak, results, json, metricsPort, metricsAddress, dashboard,
             annotate, emulate, plan, chaos, chaosSeed, cuts, codec, fidelity, firstHop,
@@ -114,7 +121,8 @@ internal static class RunCommand
 
             if (budget is not null && transfer.ChangesTheWire)
             {
-                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for all; give one of them.");
+                throw new PipelineInputException($"--fidelity lets each hop's codec be chosen and --codec {transfer.Text} fixes one for "
+                    + $"all; give one of them.");
             }
 
             var hop = Transfer.FirstHop.Parse(parse.GetValue(firstHop));
@@ -125,7 +133,8 @@ internal static class RunCommand
             {
                 if (planned)
                 {
-                    throw new PipelineInputException("--cuts fixes where the model is cut and --plan planned lets the planner choose; give one of them.");
+                    throw new PipelineInputException("--cuts fixes where the model is cut and --plan planned lets the planner choose; "
+                        + "give one of them.");
                 }
 
                 var analysis = ModelAnalysis.Analyze(modelFile, InputSizes.ParseOverrides(parse.GetValue(input) ?? []));
@@ -133,7 +142,8 @@ internal static class RunCommand
                 if (positions.Count + 1 != parse.GetValue(nodes))
                 {
                     throw new PipelineInputException(
-                        $"--cuts {cutText} makes {positions.Count + 1} stages, one per worker, so it needs --nodes {positions.Count + 1}, not {parse.GetValue(nodes)}.");
+                        $"--cuts {cutText} makes {positions.Count + 1} stages, one per worker, so it needs --nodes "
+                            + $"{positions.Count + 1}, not {parse.GetValue(nodes)}.");
                 }
 
                 fixedCuts = new StagePlacement(positions, [.. Enumerable.Range(0, positions.Count + 1)]);
@@ -189,12 +199,14 @@ internal static class RunCommand
                     {
                         // Fidelity needs real frames and the model's profile; without them the hops are still chosen within the
                         // budget once the plan is made, but the planner cuts on exact bytes.
-                        options.Progress?.Invoke("the planner cuts on exact bytes: weighing codecs at every cut needs a real source and the model's profile");
+                        options.Progress?.Invoke("the planner cuts on exact bytes: weighing codecs at every cut needs a real source and "
+                            + "the model's profile");
                     }
                     else
                     {
                         planning = PlannedCodecs.Measure(
-                            planning, modelPath, parse.GetValue(input) ?? [], options.Source, fidelityBudget, options.IntraOpThreads, options.Progress);
+                            planning, modelPath, parse.GetValue(input)
+                                ?? [], options.Source, fidelityBudget, options.IntraOpThreads, options.Progress);
                     }
                 }
 
@@ -270,7 +282,8 @@ internal static class RunCommand
 
             if (options.KillWorkerAfterSeconds is not null && report.InFlightAtKill is not > 0)
             {
-                throw new PipelineInputException("No frame was in flight when the worker was killed, so the run shows nothing about recovery; raise --fps or --frames.");
+                throw new PipelineInputException("No frame was in flight when the worker was killed, so the run shows nothing about "
+                    + "recovery; raise --fps or --frames.");
             }
 
             return report.Clean ? 0 : 1;
@@ -294,12 +307,14 @@ internal static class RunCommand
         if (!double.IsFinite(minutes.Value) || minutes <= 0 || minutes > Harness.Chaos.ChaosRun.MaximumMinutes)
         {
             throw new PipelineInputException(
-                $"--chaos takes minutes above 0 and at most {Harness.Chaos.ChaosRun.MaximumMinutes:0}, not {minutes.Value.ToString(CultureInfo.InvariantCulture)}.");
+                $"--chaos takes minutes above 0 and at most {Harness.Chaos.ChaosRun.MaximumMinutes:0}, not "
+                    + $"{minutes.Value.ToString(CultureInfo.InvariantCulture)}.");
         }
 
         if (kill is not null || add is not null || soakKills > 0)
         {
-            throw new PipelineInputException("--chaos kills, pauses, adds and removes workers itself; drop --kill-worker-after, --add-worker-after and --soak-kills.");
+            throw new PipelineInputException("--chaos kills, pauses, adds and removes workers itself; drop --kill-worker-after, "
+                + "--add-worker-after and --soak-kills.");
         }
     }
 
@@ -316,7 +331,8 @@ internal static class RunCommand
         void Row(string k, string v) => summary.AddRow(k, v);
         Row("model", Markup.Escape(r.Model));
         Row("codec on the cuts", Markup.Escape(r.Codec));
-        Row("first hop (bytes per frame)", $"{Markup.Escape(r.FirstHop)} ({Format.Bytes(r.FirstHopBytesPerFrame)}; raw {Format.Bytes(r.FirstHopRawBytesPerFrame)})");
+        Row("first hop (bytes per frame)",
+            $"{Markup.Escape(r.FirstHop)} ({Format.Bytes(r.FirstHopBytesPerFrame)}; raw {Format.Bytes(r.FirstHopRawBytesPerFrame)})");
         Row("workers / stages", $"{r.Workers} / {r.Parts}");
         Row("frames in", r.FramesIn.ToString(CultureInfo.InvariantCulture));
         Row("results out", r.ResultsOut.ToString(CultureInfo.InvariantCulture));
@@ -339,8 +355,10 @@ internal static class RunCommand
         if (r.SoakKills.Count > 0)
         {
             var recovered = r.SoakKills.Where(k => k.RecoveryMs is not null).Select(k => k.RecoveryMs!.Value).Order().ToList();
-            Row("soak kills (SIGKILL, random worker, random time)", $"{r.SoakKills.Count}, {r.SoakKills.Count(k => k.InFlight > 0)} with frames in flight");
-            Row("soak: recovery to a result via the new plan (min / median / max)", recovered.Count == 0 ? "-" : $"{recovered[0]:0} / {recovered[recovered.Count / 2]:0} / {recovered[^1]:0} ms");
+            Row("soak kills (SIGKILL, random worker, random time)",
+                $"{r.SoakKills.Count}, {r.SoakKills.Count(k => k.InFlight > 0)} with frames in flight");
+            Row("soak: recovery to a result via the new plan (min / median / max)", recovered.Count == 0 ? "-"
+                : $"{recovered[0]:0} / {recovered[recovered.Count / 2]:0} / {recovered[^1]:0} ms");
         }
 
         if (r.AddedNode is not null)
@@ -456,7 +474,8 @@ internal static class RunCommand
         console.Write(memory);
     }
 
-    private static readonly string ChaosRunSampleSeconds = Harness.Chaos.ChaosRun.SampleInterval.TotalSeconds.ToString("0", CultureInfo.InvariantCulture);
+    private static readonly string ChaosRunSampleSeconds = Harness.Chaos.ChaosRun.SampleInterval.TotalSeconds.ToString("0",
+        CultureInfo.InvariantCulture);
 
     private static string Color(long value) => value == 0 ? "[green]0[/]" : $"[red]{value}[/]";
 }

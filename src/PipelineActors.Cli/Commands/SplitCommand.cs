@@ -19,12 +19,15 @@ internal static class SplitCommand
         var input = CommonOptions.Input();
         var threads = CommonOptions.Threads();
         var parts = new Option<int?>("--parts") { Description = "Number of stages; the balancer picks the cuts that minimise the slowest stage." };
-        var cuts = new Option<string?>("--cuts") { Description = "Explicit cut positions from 'pipeline inspect', comma separated (e.g. 40,95,140)." };
+        var cuts = new Option<string?>("--cuts") { Description = "Explicit cut positions from 'pipeline inspect', comma separated (e.g. "
+            + "40,95,140)." };
         var output = new Option<string>("--out") { Description = "Folder for stage-NN.onnx and manifest.json.", Required = true };
-        var measure = new Option<bool>("--measure") { Description = "Balance on latency measured in ONNX Runtime instead of FLOPs, and time each stage." };
+        var measure = new Option<bool>("--measure") { Description = "Balance on latency measured in ONNX Runtime instead of FLOPs, and "
+            + "time each stage." };
         var profile = new Option<string?>("--profile") { Description = "Balance on a profile saved by 'pipeline profile --out'." };
         var runs = new Option<int>("--runs") { Description = "Timed runs per segment with --measure.", DefaultValueFactory = _ => 10 };
-        var verify = new Option<bool>("--verify") { Description = "Run the whole model and the chained stages on the same input and report the difference." };
+        var verify = new Option<bool>("--verify") { Description = "Run the whole model and the chained stages on the same input and "
+            + "report the difference." };
         var force = new Option<bool>("--force") { Description = "Replace the --out folder if it exists." };
         var int8 = new Option<bool>("--int8")
         {
@@ -87,7 +90,8 @@ internal static class SplitCommand
             if (parse.GetValue(measure))
             {
                 measured = stages.Select(s => LatencyProfiler.Time(
-                    s.Model.ToByteArray(), s.Inputs.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), threadCount, parse.GetValue(runs)).MedianMs).ToList();
+                    s.Model.ToByteArray(), s.Inputs.Select((t, k) => HostTensor.Deterministic(t, 3
+                        + k)).ToList(), threadCount, parse.GetValue(runs)).MedianMs).ToList();
             }
 
             // Verify before writing anything: a split that does not chain leaves no folder behind.
@@ -98,7 +102,8 @@ internal static class SplitCommand
             }
 
             var basis = latency is not null ? $"measured ({latency.IntraOpThreads} thread(s))" : cutList is not null ? "given cuts" : "flops";
-            var manifest = SplitWriter.Write(analysis, stages, parse.GetValue(output)!, Path.GetFileName(modelPath), basis, measured, parse.GetValue(force));
+            var manifest = SplitWriter.Write(analysis, stages, parse.GetValue(output)!, Path.GetFileName(modelPath), basis, measured,
+                parse.GetValue(force));
             Render(context.Console, manifest, parse.GetValue(output)!);
             if (verdict is not null)
             {
@@ -132,7 +137,8 @@ internal static class SplitCommand
         var bound = halfPrecision ? 1e-2 : 1e-5;
         if (!(plain <= bound))
         {
-            throw new PipelineInputException($"The chained stages differ from the whole model by {plain:E2} (relative, bound {bound:E0}); nothing was written. Please report this model.");
+            throw new PipelineInputException($"The chained stages differ from the whole model by {plain:E2} (relative, bound "
+                + $"{bound:E0}); nothing was written. Please report this model.");
         }
 
         return string.Create(CultureInfo.InvariantCulture, $"verify: chained stages vs the whole model, max |difference| / max |output|: {plain:E2} with ONNX Runtime optimizations off (bound {bound:E0}{(halfPrecision ? ", float16 boundaries" : string.Empty)}), {optimized:E2} with them on (the whole model alone moves by {wholeDrift:E2} between the two settings)");
@@ -211,6 +217,7 @@ internal static class SplitCommand
         }
 
         console.Write(table);
-        console.MarkupLine($"wrote {manifest.Stages.Count} stages and {SplitManifest.FileName} to {Markup.Escape(folder)} (balanced on {Markup.Escape(manifest.CostBasis)})");
+        console.MarkupLine($"wrote {manifest.Stages.Count} stages and {SplitManifest.FileName} to {Markup.Escape(folder)} (balanced on "
+            + $"{Markup.Escape(manifest.CostBasis)})");
     }
 }

@@ -33,7 +33,8 @@ internal static class ZooCommand
             OnnxModelFile.Save(model, path);
             var parameters = model.Graph.Initializer.Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d));
             context.Console.MarkupLine(
-                $"wrote {Markup.Escape(path)}: {Markup.Escape(which)}, {Format.Count(parameters)} parameters, {Format.Bytes(new FileInfo(path).Length)} in {clock.Elapsed.TotalSeconds:0.0} s [yellow](random weights: not trained)[/]");
+                $"wrote {Markup.Escape(path)}: {Markup.Escape(which)}, {Format.Count(parameters)} parameters, "
+                    + $"{Format.Bytes(new FileInfo(path).Length)} in {clock.Elapsed.TotalSeconds:0.0} s [yellow](random weights: not trained)[/]");
             return 0;
         }));
         return command;

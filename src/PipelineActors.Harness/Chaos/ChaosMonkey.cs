@@ -124,7 +124,8 @@ public sealed class ChaosMonkey
         }
 
         var healthy = Healthy();
-        var state = new ChaosState(Running().Count, healthy.Count, _replacementsDue.Count + _stopping.Count(s => s.Value.StartAgain), _pausedUntil.Count);
+        var state = new ChaosState(Running().Count, healthy.Count, _replacementsDue.Count + _stopping.Count(s => s.Value.StartAgain),
+            _pausedUntil.Count);
         var action = _schedule.Next(state);
         if (action is null)
         {
@@ -217,7 +218,8 @@ public sealed class ChaosMonkey
                     Leaves++;
                 }
 
-                Log(nowUtc, again ? "restart" : "leave", victim.Name, _nodeOf(victim), again ? "SIGTERM; starts again once it has left" : "SIGTERM for good");
+                Log(nowUtc, again ? "restart" : "leave", victim.Name, _nodeOf(victim), again ? "SIGTERM; starts again once it has left"
+                    : "SIGTERM for good");
                 return;
             }
 

@@ -60,12 +60,14 @@ public sealed class ChaosSchedule
     {
         if (nominalWorkers < 1 || maximumWorkers < nominalWorkers)
         {
-            throw new ArgumentOutOfRangeException(nameof(maximumWorkers), $"Chaos needs 1 <= nominal ({nominalWorkers}) <= maximum ({maximumWorkers}) workers.");
+            throw new ArgumentOutOfRangeException(nameof(maximumWorkers),
+                $"Chaos needs 1 <= nominal ({nominalWorkers}) <= maximum ({maximumWorkers}) workers.");
         }
 
         if (minimumGapSeconds <= 0 || maximumGapSeconds < minimumGapSeconds)
         {
-            throw new ArgumentOutOfRangeException(nameof(maximumGapSeconds), $"Chaos needs 0 < minimum ({minimumGapSeconds}) <= maximum ({maximumGapSeconds}) gap.");
+            throw new ArgumentOutOfRangeException(nameof(maximumGapSeconds),
+                $"Chaos needs 0 < minimum ({minimumGapSeconds}) <= maximum ({maximumGapSeconds}) gap.");
         }
 
         _random = new Random(seed);

@@ -34,7 +34,8 @@ public sealed record LatencyProfile(
     /// <summary>How the segments were timed (<see cref="NodesMethod"/> or <see cref="SegmentsMethod"/>); null in older files.</summary>
     public string? Method { get; init; }
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     /// <summary>Positions where segments meet (cut positions the measured balancer may use).</summary>
     [JsonIgnore]
@@ -67,12 +68,14 @@ public sealed record LatencyProfile(
 
         if (analysis.SourceSha256 is not null && profile.ModelSha256 != analysis.SourceSha256)
         {
-            throw new PipelineInputException($"Profile '{path}' was measured on another model (SHA-256 differs); run 'pipeline profile' on this one.");
+            throw new PipelineInputException($"Profile '{path}' was measured on another model (SHA-256 differs); run 'pipeline profile' "
+                + $"on this one.");
         }
 
         if (profile.Segments[^1].To != analysis.NodeCount)
         {
-            throw new PipelineInputException($"Profile '{path}' does not cover this model's {analysis.NodeCount} nodes; run 'pipeline profile' again.");
+            throw new PipelineInputException($"Profile '{path}' does not cover this model's {analysis.NodeCount} nodes; run 'pipeline "
+                + $"profile' again.");
         }
 
         return profile;
@@ -107,7 +110,8 @@ public static class LatencyProfiler
         var segments = new List<SegmentTiming>();
         for (var i = 0; i + 1 < bounds.Count; i++)
         {
-            segments.Add(new SegmentTiming(bounds[i], bounds[i + 1], nodes.SumMedianMs(bounds[i], bounds[i + 1]), nodes.SumP90Ms(bounds[i], bounds[i + 1])));
+            segments.Add(new SegmentTiming(bounds[i], bounds[i + 1], nodes.SumMedianMs(bounds[i], bounds[i + 1]),
+                nodes.SumP90Ms(bounds[i], bounds[i + 1])));
         }
 
         return Profile(analysis, intraOpThreads, runs, nodes.WholeModelMs, segments, LatencyProfile.NodesMethod);
@@ -121,12 +125,14 @@ public static class LatencyProfiler
         for (var i = 0; i + 1 < bounds.Count; i++)
         {
             var stage = StageExtractor.ExtractRange(analysis, bounds[i], bounds[i + 1]);
-            var (median, p90) = Time(stage.Model.ToByteArray(), stage.Inputs.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), intraOpThreads, runs);
+            var (median, p90) = Time(stage.Model.ToByteArray(), stage.Inputs.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(),
+                intraOpThreads, runs);
             segments.Add(new SegmentTiming(bounds[i], bounds[i + 1], median, p90));
             progress?.Report((i + 1, total));
         }
 
-        var (wholeMs, _) = Time(analysis.Graph.Model.ToByteArray(), analysis.Shapes.InputSizes.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), intraOpThreads, runs);
+        var (wholeMs, _) = Time(analysis.Graph.Model.ToByteArray(),
+            analysis.Shapes.InputSizes.Select((t, k) => HostTensor.Deterministic(t, 3 + k)).ToList(), intraOpThreads, runs);
         progress?.Report((total, total));
         return Profile(analysis, intraOpThreads, runs, wholeMs, segments, LatencyProfile.SegmentsMethod);
     }
@@ -134,7 +140,8 @@ public static class LatencyProfiler
     /// <summary>0, the given cut positions, and the node count: the edges of the segments.</summary>
     private static List<int> Bounds(ModelAnalysis analysis, IEnumerable<int> cuts) => [0, .. cuts, analysis.NodeCount];
 
-    private static LatencyProfile Profile(ModelAnalysis analysis, int intraOpThreads, int runs, double wholeMs, IReadOnlyList<SegmentTiming> segments, string method) =>
+    private static LatencyProfile Profile(ModelAnalysis analysis, int intraOpThreads, int runs, double wholeMs,
+        IReadOnlyList<SegmentTiming> segments, string method) =>
         new(
             LatencyProfile.CurrentFormat,
             analysis.SourceSha256,

@@ -42,7 +42,8 @@ public sealed class NodeTimes
 
     public double SumP90Ms(int from, int to) => Sum(_p90Ms, from, to);
 
-    /// <summary>Profiles 3 warm-up runs and <paramref name="runs"/> timed ones; null where under <see cref="MinimumAttributed"/> of the time maps to nodes.</summary>
+    /// <summary>Profiles 3 warm-up runs and <paramref name="runs"/> timed ones; null where under <see cref="MinimumAttributed"/> of the
+    /// time maps to nodes.</summary>
     public static NodeTimes? Measure(ModelAnalysis analysis, int intraOpThreads, int runs, IProgress<(int Done, int Total)>? progress = null)
     {
         const int warmUp = 3;

@@ -55,7 +55,8 @@ public static class Balancer
     /// Dynamic programme over split points. Without a limit it minimises the largest stage cost;
     /// with one, it minimises the accumulated objective among splits whose stages all fit under it.
     /// </summary>
-    private static double Solve(int pointCount, int parts, Func<int, int, int, double> cost, Func<double, int, int, double> accumulate, double limit, out List<int> chosen)
+    private static double Solve(int pointCount, int parts, Func<int, int, int, double> cost, Func<double, int, int, double> accumulate,
+        double limit, out List<int> chosen)
     {
         var last = pointCount - 1;
         var minimiseMax = double.IsPositiveInfinity(limit);

@@ -81,7 +81,8 @@ public static class InputSizes
 
             if (declared is null)
             {
-                throw new PipelineInputException($"Model input '{input.Name}' has no declared shape; give one with --input {input.Name}=1,3,224,224.");
+                throw new PipelineInputException($"Model input '{input.Name}' has no declared shape; give one with --input "
+                    + $"{input.Name}=1,3,224,224.");
             }
 
             var shape = new long[declared.Count];
@@ -110,10 +111,12 @@ public static class InputSizes
 
     public static string Describe(ValueInfoProto input)
     {
-        var dims = input.Type?.TensorType?.Shape?.Dim.Select(d => d.HasDimValue ? d.DimValue.ToString(CultureInfo.InvariantCulture) : (d.HasDimParam ? d.DimParam : "?"));
+        var dims = input.Type?.TensorType?.Shape?.Dim.Select(d => d.HasDimValue ? d.DimValue.ToString(CultureInfo.InvariantCulture)
+            : (d.HasDimParam ? d.DimParam : "?"));
         return dims is null ? input.Name : $"{input.Name}[{string.Join(",", dims)}]";
     }
 
     private static string SuggestSize(List<TensorShapeProto.Types.Dimension> declared) =>
-        string.Join(",", declared.Select((d, i) => d.HasDimValue && d.DimValue > 0 ? d.DimValue : (i == 0 ? 1 : (declared.Count == 4 && i == 1 ? 3 : 640))));
+        string.Join(",", declared.Select((d, i) => d.HasDimValue && d.DimValue > 0 ? d.DimValue
+            : (i == 0 ? 1 : (declared.Count == 4 && i == 1 ? 3 : 640))));
 }

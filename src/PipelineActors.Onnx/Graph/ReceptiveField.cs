@@ -321,7 +321,8 @@ public static class ReceptiveField
         var nearestMode = isUpsample ? "simple" : StringAttribute(node, "nearest_mode") ?? "round_prefer_floor";
 
         // ONNX Runtime maps with the given scale when there is one, else with out / in.
-        var scalesName = node.OpType == "Resize" && opset >= 11 ? (node.Input.Count > 2 ? node.Input[2] : "") : (node.Input.Count > 1 ? node.Input[1] : "");
+        var scalesName = node.OpType == "Resize" && opset >= 11 ? (node.Input.Count > 2 ? node.Input[2] : "")
+            : (node.Input.Count > 1 ? node.Input[1] : "");
         var scales = scalesName.Length > 0 ? ConstantFloats(graph, scalesName) : null;
         var scale = scales is not null && scales.Count > axis ? scales[axis] : (float)outRows / inRows;
         if (node.OpType == "Upsample" && node.Attribute.FirstOrDefault(a => a.Name == "scales") is { } attribute && attribute.Floats.Count > axis)

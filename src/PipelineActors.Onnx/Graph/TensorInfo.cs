@@ -68,7 +68,8 @@ public static class WireSize
         _ => throw new ArgumentException($"{type} elements are not zero-suppressed.", nameof(type)),
     };
 
-    /// <summary>The suppressed size of <paramref name="rawBytes"/> holding <paramref name="nonZero"/> non-zero elements, or -1 where it travels raw.</summary>
+    /// <summary>The suppressed size of <paramref name="rawBytes"/> holding <paramref name="nonZero"/> non-zero elements, or -1 where it
+    /// travels raw.</summary>
     public static long Suppressed(TensorProto.Types.DataType type, long rawBytes, long nonZero)
     {
         var size = SuppressibleElementBytes(type);

@@ -52,7 +52,8 @@ public static class PixelInput
         graph.Initializer.Add(PerChannel(scaleName, normalisation.Scale, normalisation.ChannelAxis));
         graph.Initializer.Add(PerChannel(offsetName, normalisation.Offset, normalisation.ChannelAxis));
         var cast = new NodeProto { OpType = "Cast", Name = castName, Input = { input }, Output = { castName } };
-        cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float });
+        cast.Attribute.Add(new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int,
+            I = (long)TensorProto.Types.DataType.Float });
         var mul = new NodeProto { OpType = "Mul", Name = scaleName, Input = { castName, scaleName }, Output = { scaledName } };
         var add = new NodeProto { OpType = "Add", Name = offsetName, Input = { scaledName, offsetName }, Output = { floatName } };
         graph.Node.Insert(0, add);
@@ -67,7 +68,8 @@ public static class PixelInput
                 var init = graph.Initializer.First(i => i.Name == name);
                 var shape = new TensorShapeProto();
                 shape.Dim.AddRange(init.Dims.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
-                graph.Input.Add(new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = shape } } });
+                graph.Input.Add(new ValueInfoProto { Name = name,
+                    Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1, Shape = shape } } });
             }
         }
 

@@ -55,7 +55,8 @@ public sealed record SplitManifest(
     public const string CurrentFormat = "pipelineactors.split/1";
     public const string FileName = "manifest.json";
 
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
@@ -70,7 +71,8 @@ public sealed record SplitManifest(
         try
         {
             var manifest = JsonSerializer.Deserialize<SplitManifest>(File.ReadAllText(path), Json);
-            return manifest is { Format: CurrentFormat } ? manifest : throw new PipelineInputException($"'{path}' is not a manifest written by 'pipeline split'.");
+            return manifest is { Format: CurrentFormat } ? manifest
+                : throw new PipelineInputException($"'{path}' is not a manifest written by 'pipeline split'.");
         }
         catch (JsonException e)
         {
@@ -103,7 +105,8 @@ public static class SplitWriter
 
         if (Directory.Exists(target) && Directory.EnumerateFileSystemEntries(target).Any() && !overwrite)
         {
-            throw new PipelineInputException($"--out '{outFolder}' already exists and is not empty; choose a new folder or add --force to replace it.");
+            throw new PipelineInputException($"--out '{outFolder}' already exists and is not empty; choose a new folder or add --force "
+                + $"to replace it.");
         }
 
         // --force deletes the folder, so it may only replace what an earlier split wrote: with
@@ -114,7 +117,8 @@ public static class SplitWriter
         if (foreign is not null)
         {
             throw new PipelineInputException(
-                $"--out '{outFolder}' holds '{foreign}', which 'pipeline split' did not write; --force replaces only an earlier split's folder, so choose a new folder.");
+                $"--out '{outFolder}' holds '{foreign}', which 'pipeline split' did not write; --force replaces only an earlier split's "
+                    + $"folder, so choose a new folder.");
         }
 
         var parent = Path.GetDirectoryName(target)!;

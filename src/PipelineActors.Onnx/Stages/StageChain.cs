@@ -83,7 +83,8 @@ public sealed class SplitVerifier
         var worst = 0.0;
         foreach (var name in _outputs)
         {
-            worst = Math.Max(worst, actual.TryGetValue(name, out var got) ? HostTensor.RelativeDifference(_expected[name], got) : double.PositiveInfinity);
+            worst = Math.Max(worst, actual.TryGetValue(name, out var got) ? HostTensor.RelativeDifference(_expected[name], got)
+                : double.PositiveInfinity);
         }
 
         return worst;

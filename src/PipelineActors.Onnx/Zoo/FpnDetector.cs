@@ -24,7 +24,8 @@ internal static class FpnDetector
         var p4 = g.Add("fpn.p4", g.Conv("fpn.lateral4", c4, PyramidChannels, kernel: 1, bias: true), g.ResizeNearest("fpn.up5", p5, 2));
         g.Output(Head(g, "head_coarse", p4, 4), "boxes_coarse");
 
-        var p3 = g.Add("fpn.p3", g.Conv("fpn.lateral3", c3, PyramidChannels, kernel: 1, bias: true), g.ConvTranspose("fpn.up4", p4, PyramidChannels, kernel: 2, stride: 2));
+        var p3 = g.Add("fpn.p3", g.Conv("fpn.lateral3", c3, PyramidChannels, kernel: 1, bias: true),
+            g.ConvTranspose("fpn.up4", p4, PyramidChannels, kernel: 2, stride: 2));
         var p2 = g.Add("fpn.p2", g.Conv("fpn.lateral2", c2, PyramidChannels, kernel: 1, bias: true), g.ResizeNearest("fpn.up3", p3, 2));
         g.Output(Head(g, "head_heatmap", p2, HeatmapClasses), "heatmap");
     }

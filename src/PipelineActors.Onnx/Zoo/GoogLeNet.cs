@@ -37,7 +37,8 @@ internal static class GoogLeNet
         g.Output(g.Gemm("fc", x, 1000), "logits");
     }
 
-    private static ZooTensor Inception(ZooGraphBuilder g, string name, ZooTensor x, int ch1x1, int ch3x3Reduce, int ch3x3, int ch5x5Reduce, int ch5x5, int poolProjection)
+    private static ZooTensor Inception(ZooGraphBuilder g, string name, ZooTensor x, int ch1x1, int ch3x3Reduce, int ch3x3, int ch5x5Reduce,
+        int ch5x5, int poolProjection)
     {
         var branch1 = BasicConv(g, $"{name}.branch1", x, ch1x1, kernel: 1);
         var branch2 = BasicConv(g, $"{name}.branch2.1", BasicConv(g, $"{name}.branch2.0", x, ch3x3Reduce, kernel: 1), ch3x3, kernel: 3, pad: 1);

@@ -71,7 +71,8 @@ internal sealed class ZooGraphBuilder
     }
 
     /// <summary>Conv with He-normal weights; <paramref name="weightViaIdentity"/> mimics exporters that route a weight through Identity.</summary>
-    public ZooTensor Conv(string name, ZooTensor x, int outChannels, int kernel, int stride = 1, int pad = 0, int group = 1, bool bias = false, bool weightViaIdentity = false)
+    public ZooTensor Conv(string name, ZooTensor x, int outChannels, int kernel, int stride = 1, int pad = 0, int group = 1,
+        bool bias = false, bool weightViaIdentity = false)
     {
         var inPerGroup = x.Channels / group;
         var weight = HeNormal($"{name}.weight", inPerGroup * kernel * kernel, outChannels, inPerGroup, kernel, kernel);
@@ -94,7 +95,8 @@ internal sealed class ZooGraphBuilder
             Ints("dilations", 1, 1),
             Int("group", group),
         };
-        return Node("Conv", name, inputs, attributes, FloatType, [x.Shape[0], outChannels, Spatial(x.Shape[2], kernel, stride, pad, false), Spatial(x.Shape[3], kernel, stride, pad, false)]);
+        return Node("Conv", name, inputs, attributes, FloatType,
+            [x.Shape[0], outChannels, Spatial(x.Shape[2], kernel, stride, pad, false), Spatial(x.Shape[3], kernel, stride, pad, false)]);
     }
 
     /// <summary>ConvTranspose (PyTorch weight layout [in, out, k, k]) that upsamples by <paramref name="stride"/>.</summary>
@@ -117,7 +119,8 @@ internal sealed class ZooGraphBuilder
         var bias = Initializer($"{name}.bias", 0f, 0.02f, c);
         var mean = Initializer($"{name}.running_mean", 0f, 0.02f, c);
         var variance = Initializer($"{name}.running_var", 1f, 0.05f, c);
-        return Node("BatchNormalization", name, [x.Name, scale, bias, mean, variance], [Float("epsilon", epsilon), Float("momentum", 0.9f)], FloatType, x.Shape);
+        return Node("BatchNormalization", name, [x.Name, scale, bias, mean, variance], [Float("epsilon", epsilon), Float("momentum", 0.9f)],
+            FloatType, x.Shape);
     }
 
     public ZooTensor Relu(string name, ZooTensor x) => Node("Relu", name, [x.Name], [], FloatType, x.Shape);
@@ -210,7 +213,8 @@ internal sealed class ZooGraphBuilder
             attributes.Add(Int("ceil_mode", 1));
         }
 
-        return Node(opType, name, [x.Name], attributes, FloatType, [x.Shape[0], x.Shape[1], Spatial(x.Shape[2], kernel, stride, pad, ceilMode), Spatial(x.Shape[3], kernel, stride, pad, ceilMode)]);
+        return Node(opType, name, [x.Name], attributes, FloatType,
+            [x.Shape[0], x.Shape[1], Spatial(x.Shape[2], kernel, stride, pad, ceilMode), Spatial(x.Shape[3], kernel, stride, pad, ceilMode)]);
     }
 
     private static long Spatial(long size, int kernel, int stride, int pad, bool ceilMode)
@@ -226,7 +230,8 @@ internal sealed class ZooGraphBuilder
         return steps + 1;
     }
 
-    private ZooTensor Node(string opType, string name, IEnumerable<string> inputs, IEnumerable<AttributeProto> attributes, int elementType, long[] shape)
+    private ZooTensor Node(string opType, string name, IEnumerable<string> inputs, IEnumerable<AttributeProto> attributes, int elementType,
+        long[] shape)
     {
         var output = Claim($"{name}.output");
         var node = new NodeProto { Name = Claim(name), OpType = opType, Output = { output } };

@@ -184,7 +184,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
             r.ReadInt32(),
             r.ReadInt64(),
             ReadList(r, x => x.ReadSha256()),
-            ReadList(r, x => Within(new HostedStage(x.ReadString(), x.ReadParts(), x.ReadIndex(), ReadRef(x), x.ReadEpoch(), x.ReadSha256(emptyAllowed: true))))),
+            ReadList(r, x => Within(new HostedStage(x.ReadString(), x.ReadParts(), x.ReadIndex(), ReadRef(x), x.ReadEpoch(),
+                x.ReadSha256(emptyAllowed: true))))),
         PrefetchManifest => new PrefetchFiles(r.ReadString(), ReadList(r, ReadFile), ReadRef(r)),
         DeployManifest => Within(new DeployStage(r.ReadString(), r.ReadEpoch(), r.ReadParts(), ReadSpec(r), ReadRef(r))),
         DeployedManifest => Within(new StageDeployed(r.ReadString(), r.ReadEpoch(), r.ReadParts(), r.ReadIndex(), ReadRef(r), r.ReadDouble())),
@@ -295,7 +296,8 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         w.Write(f.Bytes);
     }
 
-    private static StageFile ReadFile(WireReader r) => new(r.ReadSha256(), WireLimits.Check(r.ReadInt64(), r.Limits.FileBytes, "A stage file's length"));
+    private static StageFile ReadFile(WireReader r)
+        => new(r.ReadSha256(), WireLimits.Check(r.ReadInt64(), r.Limits.FileBytes, "A stage file's length"));
 
     private static void WriteSpec(BinaryWriter w, StageSpec s)
     {
@@ -361,6 +363,7 @@ public sealed class ControlSerializer : SerializerWithStringManifest
         var split = new SplitPlan(r.ReadParts(), ReadList(r, ReadSpec));
         return split.Stages.Count == split.Parts && split.Stages.Select((s, i) => s.Index == i).All(x => x)
             ? split
-            : throw new System.Runtime.Serialization.SerializationException($"A {split.Parts}-part split lists {split.Stages.Count} stages out of order or count.");
+            : throw new System.Runtime.Serialization.SerializationException($"A {split.Parts}-part split lists {split.Stages.Count} "
+                + $"stages out of order or count.");
     }
 }

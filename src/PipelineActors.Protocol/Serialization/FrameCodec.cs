@@ -88,7 +88,8 @@ public static class FrameCodec
             if (bits > 0 && rawLength != ((elements * bits) + 7) / 8)
             {
                 throw new SerializationException(
-                    $"Tensor '{name}' of frame {id} carries {rawLength} bytes, not the {((elements * bits) + 7) / 8} its shape [{string.Join(",", shape)}] takes.");
+                    $"Tensor '{name}' of frame {id} carries {rawLength} bytes, not the {((elements * bits) + 7) / 8} its shape "
+                        + $"[{string.Join(",", shape)}] takes.");
             }
 
             decoded += rawLength;

@@ -104,7 +104,8 @@ public sealed class FrameSerializer : SerializerWithStringManifest
             case ReceivedManifest:
                 if (bytes.Length != WireFormat.HeaderBytes + 16)
                 {
-                    throw WireFields.Malformed(nameof(FrameSerializer), manifest, bytes.Length, new InvalidDataException("a confirmation is 17 bytes"));
+                    throw WireFields.Malformed(nameof(FrameSerializer), manifest, bytes.Length,
+                        new InvalidDataException("a confirmation is 17 bytes"));
                 }
 
                 var body = bytes.AsSpan(WireFormat.HeaderBytes);
@@ -141,7 +142,8 @@ public sealed class FrameSerializer : SerializerWithStringManifest
     {
         if (bytes.Length < ChunkHeaderBytes)
         {
-            throw WireFields.Malformed(nameof(FrameSerializer), ChunkManifest, bytes.Length, new InvalidDataException("shorter than a chunk's header"));
+            throw WireFields.Malformed(nameof(FrameSerializer), ChunkManifest, bytes.Length,
+                new InvalidDataException("shorter than a chunk's header"));
         }
 
         var header = bytes.AsSpan();
@@ -177,7 +179,8 @@ public sealed class FrameSerializer : SerializerWithStringManifest
         : chunk.Payload.Length < 1 || chunk.TotalBytes < 0 || chunk.Offset < 0 || chunk.Offset > chunk.TotalBytes - chunk.Payload.Length
             ? $"chunk {chunk.Index} of frame {chunk.FrameId} puts {chunk.Payload.Length} bytes at {chunk.Offset} of a {chunk.TotalBytes}-byte frame"
         : chunk.TotalBytes > limits.FrameBytes
-            ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame, past this node's limit of {limits.FrameBytes}"
+            ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame, past this node's limit of "
+                + $"{limits.FrameBytes}"
         : chunk.Count > chunk.TotalBytes
             ? $"frame {chunk.FrameId} of {chunk.TotalBytes} bytes cannot be {chunk.Count} chunks of a byte or more"
         : null;

@@ -149,7 +149,8 @@ public sealed class JobSerializer : SerializerWithStringManifest
         var fps = r.ReadDouble();
         return double.IsFinite(fps) && fps is >= 0 and <= 10_000
             ? fps
-            : throw new System.Runtime.Serialization.SerializationException($"A job's frame rate is {fps}; give 0 (as fast as frames are taken) to 10000.");
+            : throw new System.Runtime.Serialization.SerializationException($"A job's frame rate is {fps}; give 0 (as fast as frames are "
+                + $"taken) to 10000.");
     }
 
     private static void WriteStatus(BinaryWriter w, JobStatus s)

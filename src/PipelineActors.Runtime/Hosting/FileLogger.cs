@@ -35,7 +35,8 @@ public sealed class FileLogger : ReceiveActor, IRequiresMessageQueue<ILoggerMess
         }
 
         Receive<InitializeLogger>(_ => Sender.Tell(new LoggerInitialized()));
-        Receive<LogEvent>(e => _writer?.WriteLine($"{e.Timestamp:O} {e.LogLevel()} {e.LogSource} {e.Message}{(e.Cause is null ? string.Empty : " " + e.Cause.Message)}"));
+        Receive<LogEvent>(e => _writer?.WriteLine($"{e.Timestamp:O} {e.LogLevel()} {e.LogSource} "
+            + $"{e.Message}{(e.Cause is null ? string.Empty : " " + e.Cause.Message)}"));
     }
 
     protected override void PostStop() => _writer?.Dispose();

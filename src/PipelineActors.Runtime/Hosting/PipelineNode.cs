@@ -63,7 +63,8 @@ public sealed class PipelineNode : IAsyncDisposable
         // Checked before the ActorSystem starts: a bad value is one sentence here, not a failure deep inside an actor.
         var settings = PipelineSettings.From(config);
         var declared = options.Roles.Contains(Roles.Ingest) ? DeclaredJob.From(config, node: string.Empty) : [];
-        var system = tls is null ? ActorSystem.Create(PipelineConfig.SystemName, config) : ActorSystem.Create(PipelineConfig.SystemName, tls.Setup(config));
+        var system = tls is null ? ActorSystem.Create(PipelineConfig.SystemName, config)
+            : ActorSystem.Create(PipelineConfig.SystemName, tls.Setup(config));
         if (tls is not null)
         {
             system.ActorOf(CertificateRoleGuard.Props(tls), CertificateRoleGuard.Name);
@@ -87,7 +88,8 @@ public sealed class PipelineNode : IAsyncDisposable
         }
 
         var proxy = system.ActorOf(
-            ClusterSingletonProxy.Props("/user/supervisor", ClusterSingletonProxySettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName("supervisor")),
+            ClusterSingletonProxy.Props("/user/supervisor",
+                ClusterSingletonProxySettings.Create(system).WithRole(Roles.Coordinator).WithSingletonName("supervisor")),
             "supervisor-proxy");
 
         if (options.Roles.Contains(Roles.Coordinator))

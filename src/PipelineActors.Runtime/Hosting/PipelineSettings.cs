@@ -63,7 +63,8 @@ public sealed record PipelineSettings(
         Require(chunk >= 4096, $"pipeline.chunk-bytes is {chunk}; give at least 4096 bytes.");
         Require(
             chunk + ChunkOverheadBytes <= frame,
-            $"pipeline.chunk-bytes ({chunk}) plus {ChunkOverheadBytes} bytes of header must fit akka.remote.dot-netty.tcp.maximum-frame-size ({frame}); "
+            $"pipeline.chunk-bytes ({chunk}) plus {ChunkOverheadBytes} bytes of header must fit "
+                + $"akka.remote.dot-netty.tcp.maximum-frame-size ({frame}); "
             + "lower the chunk size or raise the frame size.");
         Require(deadline > TimeSpan.Zero, $"pipeline.ingest.min-deadline is {deadline}; give a positive time such as 1500ms.");
         Require(attempts >= 1, $"pipeline.ingest.max-attempts is {attempts}; give at least 1.");

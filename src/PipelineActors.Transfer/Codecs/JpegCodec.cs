@@ -55,7 +55,8 @@ public sealed class JpegCodec
     public static bool Names(string? spec) =>
         spec == Prefix || (spec?.StartsWith(Prefix + ":", StringComparison.Ordinal) ?? false);
 
-    /// <summary>The codec <c>jpeg</c> or <c>jpeg:Q</c> names; another text or a quality outside 1..100 is a <see cref="PipelineInputException"/>.</summary>
+    /// <summary>The codec <c>jpeg</c> or <c>jpeg:Q</c> names; another text or a quality outside 1..100 is a <see
+    /// cref="PipelineInputException"/>.</summary>
     public static JpegCodec Parse(string spec)
     {
         if (spec == Prefix)
@@ -67,7 +68,8 @@ public sealed class JpegCodec
             || !int.TryParse(spec.AsSpan(Prefix.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var quality)
             || quality is < 1 or > 100)
         {
-            throw new PipelineInputException($"'{spec}' is not a JPEG codec: write jpeg or jpeg:Q with Q a quality from 1 to 100 (jpeg means jpeg:{DefaultQuality}).");
+            throw new PipelineInputException($"'{spec}' is not a JPEG codec: write jpeg or jpeg:Q with Q a quality from 1 to 100 (jpeg "
+                + $"means jpeg:{DefaultQuality}).");
         }
 
         return new JpegCodec(quality);

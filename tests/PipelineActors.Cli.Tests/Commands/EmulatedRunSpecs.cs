@@ -213,7 +213,8 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
             Assert.All(runs, r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
             Assert.All(links, l => Assert.Single(l));
             Assert.True(links[1][0] <= links[0][0] && links[2][0] <= links[0][0], string.Join(" / ", links.Select(l => l[0])));
-            crossed.UnionWith(runs.Where((_, i) => i > 0 && links[i][0] > 0 && links[i][0] < links[0][0]).Select(r => r.GetProperty("codec").GetString()!));
+            crossed.UnionWith(runs.Where((_, i) => i > 0 && links[i][0] > 0
+                && links[i][0] < links[0][0]).Select(r => r.GetProperty("codec").GetString()!));
         }
 
         Assert.Equal(["int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));

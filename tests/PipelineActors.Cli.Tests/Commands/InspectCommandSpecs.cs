@@ -94,7 +94,9 @@ public sealed class InspectCommandSpecs(TinyNetFile tinynet) : IClassFixture<Tin
         {
             var shape = new TensorShapeProto();
             shape.Dim.AddRange(dims.Select(d => new TensorShapeProto.Types.Dimension { DimValue = d }));
-            return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float, Shape = shape } } };
+            return new ValueInfoProto { Name = name,
+                Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float,
+                    Shape = shape } } };
         }
 
         static NodeProto Node(string op, string name, string[] inputs, string output)

@@ -147,18 +147,22 @@ public sealed class JobServiceSpecs : IDisposable
         var results = Path.Combine(_folder, "handover.jsonl");
         const int frames = 240;
 
-        var submit = await Cli("job", "submit", "--name", "handover", "--model", _model, "--frames", $"{frames}", "--fps", "20", "--results", results);
+        var submit = await Cli("job", "submit", "--name", "handover", "--model", _model, "--frames", $"{frames}", "--fps", "20",
+            "--results", results);
         Assert.True(submit.ExitCode == 0, submit.Error + submit.Output);
         var before = await WaitForStatus("handover", s => s.GetProperty("resultsOut").GetInt64() >= 40, "40 results before the kill");
-        Assert.Contains(before.GetProperty("plan").EnumerateArray(), p => p.GetString()!.Contains($"127.0.0.1{PortOf(first)}", StringComparison.Ordinal));
+        Assert.Contains(before.GetProperty("plan").EnumerateArray(),
+            p => p.GetString()!.Contains($"127.0.0.1{PortOf(first)}", StringComparison.Ordinal));
 
         // The oldest coordinator holds the supervisor and the job registry, and hosts a stage of the live plan.
         var killedAt = DateTimeOffset.UtcNow;
         first.Kill();
         _seed = secondSeed;
-        var status = await WaitForStatus("handover", s => s.GetProperty("state").GetString() == "finished", "the job to finish on the other coordinator");
+        var status = await WaitForStatus("handover", s => s.GetProperty("state").GetString() == "finished",
+            "the job to finish on the other coordinator");
 
-        Assert.Equal((frames, frames, 0L), (status.GetProperty("framesIn").GetInt64(), status.GetProperty("resultsOut").GetInt64(), status.GetProperty("failed").GetInt64()));
+        Assert.Equal((frames, frames, 0L),
+            (status.GetProperty("framesIn").GetInt64(), status.GetProperty("resultsOut").GetInt64(), status.GetProperty("failed").GetInt64()));
         var lines = ReadResults(results);
         AssertEveryFrameOnceInOrderAndCorrect(lines, 0, frames);
         _output.WriteLine($"longest gap between results after the coordinator kill: {LongestGapMs(lines, killedAt):0} ms");
@@ -302,7 +306,8 @@ public sealed class JobServiceSpecs : IDisposable
         while (clock.Elapsed < Bound)
         {
             var status = await Cli("job", "status", "--name", "gate", "--json");
-            if (status.ExitCode == 0 && JsonDocument.Parse(status.Output).RootElement.Clone() is var json && json.GetProperty("state").GetString() == "failed")
+            if (status.ExitCode == 0 && JsonDocument.Parse(status.Output).RootElement.Clone() is var json
+                && json.GetProperty("state").GetString() == "failed")
             {
                 failed = json;
                 break;

@@ -81,7 +81,8 @@ public sealed class MonitorProcessSpecs
         {
             await WaitForLine(node, "node akka.ssl.tcp://", TimeSpan.FromSeconds(30));
 
-            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--tls", certificates.Issue("monitor"), "--once", "--json", "--wait", "15");
+            var json = await Run("pipeline.dll", "monitor", "--seed", seed, "--tls", certificates.Issue("monitor"), "--once", "--json",
+                "--wait", "15");
 
             Assert.True(json.ExitCode == 0, json.Error);
             using var snapshot = JsonDocument.Parse(json.Output);

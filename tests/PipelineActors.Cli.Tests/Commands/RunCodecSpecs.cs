@@ -123,7 +123,8 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
     [Fact]
     public void Job_submit_refuses_a_codec_it_cannot_use_before_it_joins_the_cluster()
     {
-        var submit = Cli.Run("job", "submit", "--name", "cam-1", "--model", tinynet.Path, "--codec", "int9", "--seed", "akka.ssl.tcp://pipeline@127.0.0.1:9");
+        var submit = Cli.Run("job", "submit", "--name", "cam-1", "--model", tinynet.Path, "--codec", "int9", "--seed",
+            "akka.ssl.tcp://pipeline@127.0.0.1:9");
 
         Cli.AssertUserError(submit, "There is no codec named 'int9'");
     }
@@ -160,7 +161,8 @@ public sealed class RunCodecSpecs(TinyNetFile tinynet, ITestOutputHelper log) : 
         return Cli.RunWithoutRecovery(
             () =>
             {
-                var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json", .. codec]);
+                var run = Cli.Run(["run", "--model", tinynet.Path, "--nodes", "2", "--cuts", "3", "--frames", "30", "--fps", "0", "--json",
+                    .. codec]);
                 Assert.True(run.ExitCode == 0, run.Error + run.Output);
                 return JsonDocument.Parse(run.Output).RootElement.Clone();
             },

@@ -18,7 +18,8 @@ public sealed class RunCommandSpecs : IDisposable
         var annotated = Path.Combine(_folder, "annotated");
         var model = Path.Combine(AppContext.BaseDirectory, "models", "blazeface-back-256.onnx");
 
-        var run = Cli.Run("run", "--model", model, "--source", $"images:{pictures}", "--frames", "1", "--fps", "0", "--nodes", "2", "--results", results, "--annotate", annotated, "--json");
+        var run = Cli.Run("run", "--model", model, "--source", $"images:{pictures}", "--frames", "1", "--fps", "0", "--nodes", "2",
+            "--results", results, "--annotate", annotated, "--json");
 
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         using var summary = JsonDocument.Parse(run.Output);

@@ -70,7 +70,8 @@ public sealed class RunFidelitySpecs(ITestOutputHelper log) : IDisposable
 
     private static JsonElement Run(string model, string results, params string[] flags)
     {
-        var run = Cli.Run(["run", "--model", model, "--source", Clip, "--frames", $"{Frames}", "--fps", "0", "--json", "--results", results, .. flags]);
+        var run = Cli.Run(["run", "--model", model, "--source", Clip, "--frames", $"{Frames}", "--fps", "0", "--json", "--results", results,
+            .. flags]);
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         var report = JsonDocument.Parse(run.Output).RootElement.Clone();
         Assert.Equal(Frames, report.GetProperty("resultsOut").GetInt64());
@@ -84,7 +85,8 @@ public sealed class RunFidelitySpecs(ITestOutputHelper log) : IDisposable
         .ToDictionary(
             r => r.GetProperty("frame").GetInt64(),
             r => r.GetProperty("blazeface").GetProperty("faces").EnumerateArray().Select(f => f.GetProperty("box"))
-                .Select(b => new[] { b.GetProperty("x").GetDouble(), b.GetProperty("y").GetDouble(), b.GetProperty("width").GetDouble(), b.GetProperty("height").GetDouble() })
+                .Select(b => new[] { b.GetProperty("x").GetDouble(), b.GetProperty("y").GetDouble(), b.GetProperty("width").GetDouble(),
+                    b.GetProperty("height").GetDouble() })
                 .ToList());
 
     /// <summary>F1 of boxes matched one to one at IoU >= 0.5 (greedy, best first), over all frames: the measure the budget holds.</summary>
@@ -96,7 +98,8 @@ public sealed class RunFidelitySpecs(ITestOutputHelper log) : IDisposable
             var actual = coded[frame];
             referenceBoxes += expected.Count;
             codedBoxes += actual.Count;
-            var pairs = expected.SelectMany((e, i) => actual.Select((a, j) => (IoU: IoU(e, a), i, j))).Where(p => p.IoU >= 0.5).OrderByDescending(p => p.IoU);
+            var pairs = expected.SelectMany((e,
+                i) => actual.Select((a, j) => (IoU: IoU(e, a), i, j))).Where(p => p.IoU >= 0.5).OrderByDescending(p => p.IoU);
             var (usedE, usedA) = (new HashSet<int>(), new HashSet<int>());
             foreach (var (_, i, j) in pairs)
             {

@@ -20,7 +20,8 @@ public sealed class RunFirstHopSpecs(ITestOutputHelper log) : IDisposable
     private const long FacePixels = 256 * 256 * 3;
     private const long ClassifierPixels = 3 * 48 * 192;
 
-    private static readonly string[] Faces = ["basketball1.png", "basketball2.png", "left06.jpg", "messi5.jpg", "right06.jpg", "text_defocus.jpg", "fruits.jpg", "baboon.jpg"];
+    private static readonly string[] Faces = ["basketball1.png", "basketball2.png", "left06.jpg", "messi5.jpg", "right06.jpg",
+        "text_defocus.jpg", "fruits.jpg", "baboon.jpg"];
 
     private readonly TempFolder _folder = new();
 
@@ -174,7 +175,8 @@ public sealed class RunFirstHopSpecs(ITestOutputHelper log) : IDisposable
         }
 
         var recall = expected == 0 ? 0 : (double)matched / expected;
-        log.WriteLine($"{kind}: {matched} of {expected} confident raw faces found on JPEG (recall {recall:P0}), mean IoU {(ious.Count == 0 ? 0 : ious.Average()):0.000}");
+        log.WriteLine($"{kind}: {matched} of {expected} confident raw faces found on JPEG (recall {recall:P0}), mean IoU "
+            + $"{(ious.Count == 0 ? 0 : ious.Average()):0.000}");
         Assert.True(expected >= minimumFaces, $"{kind}: only {expected} confident faces on raw pixels");
         Assert.True(recall >= 0.8, $"{kind}: recall {recall:P0}");
         Assert.True(ious.Average() >= 0.75, $"{kind}: mean IoU {ious.Average():0.000}");
@@ -240,7 +242,8 @@ public sealed class RunFirstHopSpecs(ITestOutputHelper log) : IDisposable
         line.GetProperty("blazeface").GetProperty("faces").EnumerateArray().Select(f =>
         {
             var b = f.GetProperty("box");
-            return (new[] { b.GetProperty("x").GetDouble(), b.GetProperty("y").GetDouble(), b.GetProperty("width").GetDouble(), b.GetProperty("height").GetDouble() },
+            return (new[] { b.GetProperty("x").GetDouble(), b.GetProperty("y").GetDouble(), b.GetProperty("width").GetDouble(),
+                b.GetProperty("height").GetDouble() },
                 f.GetProperty("score").GetDouble());
         }).ToList();
 

@@ -50,7 +50,8 @@ public class ChaosScheduleSpecs
             Assert.Equal(Enum.GetValues<ChaosActionKind>().Order(), actions.Take(5).Select(a => a.Kind).Distinct().Order());
             foreach (var kind in Enum.GetValues<ChaosActionKind>())
             {
-                Assert.True(actions.Skip(5).Count(a => a.Kind == kind) > 20, $"seed {seed}: {kind} {actions.Count(a => a.Kind == kind)} times in 400");
+                Assert.True(actions.Skip(5).Count(a => a.Kind == kind) > 20,
+                    $"seed {seed}: {kind} {actions.Count(a => a.Kind == kind)} times in 400");
             }
         }
     }

@@ -78,7 +78,8 @@ public class BalancerSpecs(ITestOutputHelper output)
         var fast = firstSpeed > secondSpeed ? analysis.FlopsBetween(0, cut) : analysis.FlopsBetween(cut, analysis.NodeCount);
         var slow = analysis.FlopsBetween(0, analysis.NodeCount) - fast;
         var best = analysis.Cuts.Min(c => Time(c.Position));
-        output.WriteLine($"speeds {firstSpeed}:{secondSpeed} -> cut {cut}, fast stage {fast} vs slow stage {slow} FLOPs (ratio {(double)fast / slow:F2}); time {Time(cut):F0}, best {best:F0}");
+        output.WriteLine($"speeds {firstSpeed}:{secondSpeed} -> cut {cut}, fast stage {fast} vs slow stage {slow} FLOPs (ratio "
+            + $"{(double)fast / slow:F2}); time {Time(cut):F0}, best {best:F0}");
 
         // squeezenet's cuts are coarse, so "about twice" is as near as its cuts allow: the weighted optimum
         Assert.InRange(Time(cut), best, best * (1 + Tolerance));

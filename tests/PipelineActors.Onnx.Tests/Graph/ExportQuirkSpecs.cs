@@ -131,7 +131,8 @@ public class ExportQuirkSpecs
         g.Graph.Initializer.Add(g.RandomTensor("scales_value", [4]));
         g.Graph.Initializer[^1].ClearRawData();
         g.Graph.Initializer[^1].FloatData.AddRange([1f, 1f, 2f, 2f]);
-        g.Node("Resize", ["clipped", "", "scales_value"], ["up"], new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("nearest") });
+        g.Node("Resize", ["clipped", "", "scales_value"], ["up"],
+            new AttributeProto { Name = "mode", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("nearest") });
         g.Graph.Initializer.Add(OnnxBuilder.Int64Tensor("axes", [2, 3], 2));
         g.Node("ReduceSum", ["up", "axes"], ["y"]); // opset 13 moved axes to an input
         g.Output("y");
@@ -164,10 +165,12 @@ public class ExportQuirkSpecs
         g.Node("Greater", ["mean", "zero"], ["cond"]);
         var thenBranch = new GraphProto { Name = "then" };
         thenBranch.Node.Add(new NodeProto { OpType = "Sigmoid", Input = { "outer" }, Output = { "then_out" } }); // reads an outer tensor
-        thenBranch.Output.Add(new ValueInfoProto { Name = "then_out", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        thenBranch.Output.Add(new ValueInfoProto { Name = "then_out",
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
         var elseBranch = new GraphProto { Name = "else" };
         elseBranch.Node.Add(new NodeProto { OpType = "Neg", Input = { "outer" }, Output = { "else_out" } });
-        elseBranch.Output.Add(new ValueInfoProto { Name = "else_out", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        elseBranch.Output.Add(new ValueInfoProto { Name = "else_out",
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
         g.Node("If", ["cond"], ["branch"], OnnxBuilder.Subgraph("then_branch", thenBranch), OnnxBuilder.Subgraph("else_branch", elseBranch));
         g.Conv("branch", 2, 2, kernel: 3, pad: 1, output: "y");
         g.Output("y");

@@ -133,7 +133,8 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
 
         var tiny = ModelAnalysis.Analyze(ModelZoo.Build("tinynet"));
         Assert.Null(ReceptiveField.RowsOfInputPerRow(tiny.Graph, tiny.Shapes, "logits"));
-        Assert.All(tiny.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4 && c.Cargo[0].Shape[2] == 1), c => Assert.Null(c.ReceptiveRows));
+        Assert.All(tiny.Cuts.Where(c => c.IsSingleTensor && c.Cargo[0].Shape.Length == 4 && c.Cargo[0].Shape[2] == 1),
+            c => Assert.Null(c.ReceptiveRows));
     }
 
     [Theory]
@@ -163,14 +164,16 @@ public class ReceptiveFieldSpecs(ITestOutputHelper output)
         using var probe = new ReceptiveFieldProbe(model, input, target);
         var rows = probe.TargetRows;
         var middle = rows / 2;
-        var bands = new (long First, long Last)[] { (0, 0), (0, 1), (1, 1), (middle, middle), (middle, middle + 1), (rows - 2, rows - 1), (rows - 1, rows - 1), (0, rows - 1) }
+        var bands = new (long First, long Last)[] { (0, 0), (0, 1), (1, 1), (middle, middle), (middle, middle + 1), (rows - 2, rows - 1),
+            (rows - 1, rows - 1), (0, rows - 1) }
             .Select(b => (Math.Clamp(b.First, 0, rows - 1), Math.Clamp(b.Last, 0, rows - 1)))
             .Distinct();
         foreach (var (first, last) in bands)
         {
             var range = ReceptiveField.InputRows(analysis.Graph, analysis.Shapes, target, first, last, input.Name);
             Assert.True(range is not null, $"{target} rows {first}..{last}: no receptive field.");
-            output.WriteLine($"{target} rows {first}..{last} of {rows} <- input rows {range.Value.First}..{range.Value.Last} of {probe.InputRows(range.Value.Axis)}");
+            output.WriteLine($"{target} rows {first}..{last} of {rows} <- input rows {range.Value.First}..{range.Value.Last} of "
+                + $"{probe.InputRows(range.Value.Axis)}");
             probe.AssertExact(range.Value, first, last);
         }
     }

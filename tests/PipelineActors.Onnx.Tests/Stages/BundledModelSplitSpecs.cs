@@ -24,7 +24,8 @@ public class BundledModelSplitSpecs(ITestOutputHelper output)
             worst = Math.Max(worst, difference);
         }
 
-        output.WriteLine($"{file}: {analysis.Cuts.Count} cuts ({analysis.Cuts.Count(c => c.IsSingleTensor)} single-tensor) of {analysis.NodeCount} nodes, worst relative difference {worst:E2}");
+        output.WriteLine($"{file}: {analysis.Cuts.Count} cuts ({analysis.Cuts.Count(c => c.IsSingleTensor)} single-tensor) of "
+            + $"{analysis.NodeCount} nodes, worst relative difference {worst:E2}");
     }
 
     [Theory]

@@ -29,7 +29,8 @@ public class ZooModelSplitSpecs(ITestOutputHelper output)
             Assert.True(difference <= Tolerance, $"{name} cut {cut.Position} after {cut.AfterNode}: relative difference {difference:E2}");
         }
 
-        output.WriteLine($"{name}: {cuts.Count} of {analysis.Cuts.Count} cuts checked ({analysis.Cuts.Count(c => c.IsSingleTensor)} single-tensor), {analysis.NodeCount} nodes");
+        output.WriteLine($"{name}: {cuts.Count} of {analysis.Cuts.Count} cuts checked ({analysis.Cuts.Count(c => c.IsSingleTensor)} "
+            + $"single-tensor), {analysis.NodeCount} nodes");
         var optimizedVerifier = new SplitVerifier(analysis, optimize: true);
         for (var parts = 2; parts <= 8; parts++)
         {

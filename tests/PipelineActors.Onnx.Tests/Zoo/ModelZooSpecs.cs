@@ -60,9 +60,11 @@ public class ModelZooSpecs(ZooModelCache cache, ITestOutputHelper output) : ICla
     public void Each_model_runs_in_onnx_runtime_with_finite_outputs_that_depend_on_the_input(string name)
     {
         var built = cache.Get(name);
-        output.WriteLine($"{name}: built in {built.BuildTime.TotalMilliseconds:F0} ms, {built.Bytes.Length / 1e6:F1} MB, {ParameterCount(built.Model) / 1e6:F3}M parameters");
+        output.WriteLine($"{name}: built in {built.BuildTime.TotalMilliseconds:F0} ms, {built.Bytes.Length / 1e6:F1} MB, "
+            + $"{ParameterCount(built.Model) / 1e6:F3}M parameters");
 
-        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, IntraOpNumThreads = 1,
+            InterOpNumThreads = 1 };
         using var session = new InferenceSession(built.Bytes, options);
         var watch = Stopwatch.StartNew();
         var first = Run(session, built.Model, inputSeed: 11);
@@ -139,7 +141,8 @@ public class ModelZooSpecs(ZooModelCache cache, ITestOutputHelper output) : ICla
         var weights = built.Model.Graph.Initializer.Where(i => !i.RawData.IsEmpty).ToDictionary(i => i.Name);
         var otherWeights = other.Graph.Initializer.Where(i => !i.RawData.IsEmpty).ToList();
         Assert.Equal(weights.Count, otherWeights.Count);
-        Assert.All(otherWeights, w => Assert.False(w.RawData.Span.SequenceEqual(weights[w.Name].RawData.Span), $"{name}: {w.Name} is the same under seeds 1 and 2."));
+        Assert.All(otherWeights, w => Assert.False(w.RawData.Span.SequenceEqual(weights[w.Name].RawData.Span),
+            $"{name}: {w.Name} is the same under seeds 1 and 2."));
     }
 
     [Theory]
@@ -166,7 +169,8 @@ public class ModelZooSpecs(ZooModelCache cache, ITestOutputHelper output) : ICla
     public void Mobilenetv2_depthwise_convs_have_one_group_per_channel()
     {
         var graph = cache.Get("mobilenetv2").Model.Graph;
-        var shapes = graph.ValueInfo.Concat(graph.Input).Where(v => v.Type.TensorType.Shape.Dim.Count == 4).ToDictionary(v => v.Name, v => v.Type.TensorType.Shape.Dim[1].DimValue);
+        var shapes = graph.ValueInfo.Concat(graph.Input).Where(v => v.Type.TensorType.Shape.Dim.Count == 4).ToDictionary(v => v.Name,
+            v => v.Type.TensorType.Shape.Dim[1].DimValue);
         var depthwise = graph.Node.Where(n => n.OpType == "Conv" && n.Attribute.Single(a => a.Name == "group").I > 1).ToList();
         Assert.Equal(17, depthwise.Count);
         Assert.All(depthwise, n => Assert.Equal(shapes[n.Input[0]], n.Attribute.Single(a => a.Name == "group").I));
@@ -205,7 +209,8 @@ public class ModelZooSpecs(ZooModelCache cache, ITestOutputHelper output) : ICla
         return found;
     }
 
-    /// <summary>Elements of float initializers that are learned: BatchNorm running statistics and op constants (Clip bounds, Resize scales) are not.</summary>
+    /// <summary>Elements of float initializers that are learned: BatchNorm running statistics and op constants (Clip bounds, Resize scales)
+    /// are not.</summary>
     private static long ParameterCount(ModelProto model)
     {
         var graph = model.Graph;

@@ -65,7 +65,8 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var random = new Random(7);
         var serializers = ProtocolSerializerSpecs.Samples(TestActor, TestActor)
-            .Select(m => (Serializer: (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m), Manifest: ((SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m)).Manifest(m)))
+            .Select(m => (Serializer: (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m),
+                Manifest: ((SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(m)).Manifest(m)))
             .ToList();
         var cases = 0;
         foreach (var (serializer, manifest) in serializers)
@@ -136,7 +137,8 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
 
         Assert.Contains("limit", Refusal(serializer, huge), StringComparison.Ordinal);
         Assert.Contains("cannot be 2147483647 chunks", Refusal(serializer, countless), StringComparison.Ordinal);
-        Assert.Contains("puts 0 bytes", Refusal(serializer, new FrameChunk(1, 1, 1, 0, 2, 0, 100, ReadOnlyMemory<byte>.Empty)), StringComparison.Ordinal);
+        Assert.Contains("puts 0 bytes", Refusal(serializer, new FrameChunk(1, 1, 1, 0, 2, 0, 100, ReadOnlyMemory<byte>.Empty)),
+            StringComparison.Ordinal);
     }
 
     [Theory]
@@ -159,7 +161,8 @@ public sealed class HostileBytesSpecs : Akka.TestKit.Xunit2.TestKit
         foreach (var message in forged)
         {
             var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerFor(message);
-            var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(serializer.ToBinary(message), serializer.Manifest(message)));
+            var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(serializer.ToBinary(message),
+                serializer.Manifest(message)));
             Assert.Contains("is not a SHA-256", error.Message, StringComparison.Ordinal);
         }
     }

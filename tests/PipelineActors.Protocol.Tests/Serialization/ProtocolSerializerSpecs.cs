@@ -249,7 +249,8 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         forged[^("reshuffle".Length + 1)] = (byte)"reshuffle".Length;
 
         // A SerializationException, which Akka.Remote drops with a log line; another exception type could fail the association.
-        var error = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => serializer.FromBinary(forged, serializer.Manifest(plan)));
+        var error = Assert.Throws<System.Runtime.Serialization.SerializationException>(() => serializer.FromBinary(forged,
+            serializer.Manifest(plan)));
         Assert.Contains("'reshuffle'", error.Message, StringComparison.Ordinal);
     }
 
@@ -343,8 +344,10 @@ public sealed class ProtocolSerializerSpecs : Akka.TestKit.Xunit2.TestKit
         var fileB = new StageFile("ab" + new string('c', 62), 42);
         // A coded cut: the sending stage carries the int8 quantisers' calibration, the receiving one only the codec's name.
         var int8 = new CutCodec("block.relu1", "int8+zstd", 1, [0.5f, float.Epsilon, 1e30f], [0, 7, 255]);
-        var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)", [int8, new("stem.relu", "fp16", 1, [], [])]);
-        var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty, Decodes: [int8.ForDecoding()]);
+        var specA = new StageSpec(0, file, ["input"], ["stem.relu", "block.relu1"], [], 1_234_567, "0..4 (stem.conv .. block.relu1)",
+            [int8, new("stem.relu", "fp16", 1, [], [])]);
+        var specB = new StageSpec(1, fileB, ["stem.relu", "block.relu1"], ["logits"], ["stem.relu", "ünïcødé"], long.MaxValue, string.Empty,
+            Decodes: [int8.ForDecoding()]);
         // The first hop: the first stage decodes the source's pictures from JPEG (channels on axis 3, NHWC).
         var specJpeg = specA with { Decodes = [new CutCodec("input", "jpeg:90", 3, [], [])] };
         var splits = new List<SplitPlan> { new(1, [specA]), new(2, [specA, specB]), new(2, [specJpeg, specB]) };

@@ -31,7 +31,8 @@ public sealed class PipelineSettingsSpecs
         Assert.EndsWith(Path.Combine("pipelineactors", "models"), settings.ModelCacheFolder, StringComparison.Ordinal);
         Assert.Equal(0, settings.CacheMaxBytes);
         Assert.Equal(Protocol.Serialization.WireLimits.Default, settings.Limits.Wire);
-        Assert.Equal((1_000_000L, 64, TimeSpan.FromSeconds(30)), (settings.Limits.EpochStep, settings.Limits.PartialFramesPerSender, settings.Limits.PartialFrameTimeout));
+        Assert.Equal((1_000_000L, 64, TimeSpan.FromSeconds(30)),
+            (settings.Limits.EpochStep, settings.Limits.PartialFramesPerSender, settings.Limits.PartialFrameTimeout));
     }
 
     [Fact]

@@ -114,7 +114,8 @@ public sealed class JobBook
     /// What a host says it runs. A job the book does not know is adopted from the host's spec (the registry moved or lost
     /// its state); a job the book has given to another live host is to be halted on this one (returned).
     /// </summary>
-    public IReadOnlyList<string> Report(JobHostView host, IReadOnlyList<JobStatus> statuses, IReadOnlyList<JobSpec> specs, Func<IActorRef, bool> isLive)
+    public IReadOnlyList<string> Report(JobHostView host, IReadOnlyList<JobStatus> statuses, IReadOnlyList<JobSpec> specs, Func<IActorRef,
+        bool> isLive)
     {
         var halt = new List<string>();
         foreach (var status in statuses)
@@ -168,7 +169,8 @@ public sealed class JobBook
             job.Since = lastSeen;
             if (job.StopRequested)
             {
-                job.Status = job.Status with { State = JobStates.Stopped, Detail = "its ingest node left while it stopped", UpdatedUnixMs = UnixMs(lastSeen) };
+                job.Status = job.Status with { State = JobStates.Stopped, Detail = "its ingest node left while it stopped",
+                    UpdatedUnixMs = UnixMs(lastSeen) };
                 continue;
             }
 

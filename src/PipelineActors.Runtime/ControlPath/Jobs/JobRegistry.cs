@@ -48,7 +48,8 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
                 Tick();
             }
         });
-        Receive<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => Shown(j.Status)).OrderBy(s => s.Name, StringComparer.Ordinal).ToList())));
+        Receive<ListJobs>(_ => Sender.Tell(new JobList(_book.Jobs.Select(j => Shown(j.Status)).OrderBy(s => s.Name,
+            StringComparer.Ordinal).ToList())));
         Receive<JobHostReport>(OnHostReport);
         // A watched host that stops (its node downed or shut down) is lost now; unhandled, its Terminated restarted the
         // registry (a DeathPactException), dropping the submissions it was fetching models for.
@@ -84,7 +85,8 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
             Event($"read {_book.Jobs.Count} job(s) from {_store.Path}");
         }
 
-        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberRemoved));
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.MemberRemoved));
         Timers.StartPeriodicTimer("tick", RegistryTick.Instance, TimeSpan.FromSeconds(1));
     }
 
@@ -95,7 +97,8 @@ public sealed class JobRegistry : ReceiveActor, IWithTimers
         var spec = submit.Spec;
         if (!JobBook.IsValidName(spec.Name) || spec.ModelSha256.Length != 64 || !spec.ModelSha256.All(char.IsAsciiHexDigit))
         {
-            Sender.Tell(new JobSubmitted(spec.Name, $"The job name '{spec.Name}' or its model's SHA-256 is not valid; use 1 to 64 letters, digits, '-' or '_'."));
+            Sender.Tell(new JobSubmitted(spec.Name,
+                $"The job name '{spec.Name}' or its model's SHA-256 is not valid; use 1 to 64 letters, digits, '-' or '_'."));
             return;
         }
 

@@ -33,12 +33,14 @@ public sealed class JobStore(string path)
         }
     }
 
-    /// <summary>Replaces the file whole (mode 0600, by a rename); a camera password in a spec is in it unless the spec names an environment variable.</summary>
+    /// <summary>Replaces the file whole (mode 0600, by a rename); a camera password in a spec is in it unless the spec names an environment
+    /// variable.</summary>
     public void Save(IReadOnlyList<(JobSpec Spec, JobStatus Status)> jobs)
     {
         // The jobs hold camera URLs with their passwords: the folder is this user's alone (0700), as the cache is.
         Hosting.PrivateFiles.EnsureFolder(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(Path))!);
-        Hosting.PrivateFiles.ReplaceWhole(Path, JsonSerializer.SerializeToUtf8Bytes(jobs.Select(j => new Entry(SpecFields.Of(j.Spec), j.Status)).ToList(), Json));
+        Hosting.PrivateFiles.ReplaceWhole(Path,
+            JsonSerializer.SerializeToUtf8Bytes(jobs.Select(j => new Entry(SpecFields.Of(j.Spec), j.Status)).ToList(), Json));
     }
 
     private sealed record Entry(SpecFields Spec, JobStatus Status);

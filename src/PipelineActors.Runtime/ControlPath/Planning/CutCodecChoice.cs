@@ -72,7 +72,8 @@ public static class CutCodecChoice
         var text = codec[Prefix.Length..];
         budget = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var b)
             ? CheckBudget(b)
-            : throw new Onnx.PipelineInputException($"'{codec}' is not a fidelity budget; give fidelity:F with F above 0 and at most 1 (e.g. fidelity:0.99).");
+            : throw new Onnx.PipelineInputException($"'{codec}' is not a fidelity budget; give fidelity:F with F above 0 and at most 1 "
+                + $"(e.g. fidelity:0.99).");
         return true;
     }
 
@@ -144,7 +145,8 @@ public static class CutCodecChoice
                     .MinBy(h => options[h][chosen[h]].Option.Fidelity);
                 var current = options[worst][chosen[worst]].Option;
                 chosen[worst] = options[worst].FindIndex(o => o.Option.Lossless || o.Option.Fidelity > current.Fidelity);
-                say?.Invoke($"{split.Parts}-part split measured {fidelity:0.0000} with every hop coded: hop {worst + 1} steps up from {current.Codec}");
+                say?.Invoke($"{split.Parts}-part split measured {fidelity:0.0000} with every hop coded: hop {worst + 1} steps up from "
+                    + $"{current.Codec}");
             }
 
             splitFidelity[split.Parts] = fidelity;

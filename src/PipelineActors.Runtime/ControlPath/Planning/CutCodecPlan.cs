@@ -178,7 +178,8 @@ public static class CutCodecPlan
     {
         if (TensorCodecs.Create(codec, statistics) is QuantizedCodec quantized)
         {
-            return new CutCodec(tensor, codec, quantized.ChannelAxis, [.. quantized.Channels.Select(c => c.Scale)], [.. quantized.Channels.Select(c => c.ZeroPoint)]);
+            return new CutCodec(tensor, codec, quantized.ChannelAxis, [.. quantized.Channels.Select(c => c.Scale)],
+                [.. quantized.Channels.Select(c => c.ZeroPoint)]);
         }
 
         return new CutCodec(tensor, codec, 1, [], []);

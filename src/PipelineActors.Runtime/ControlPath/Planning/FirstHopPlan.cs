@@ -63,7 +63,8 @@ public static class FirstHopPlan
         return prepared with { Splits = splits };
     }
 
-    /// <summary>JPEG on the first hop needs the model's profile (the picture's layout): its absence is a <see cref="PipelineInputException"/>.</summary>
+    /// <summary>JPEG on the first hop needs the model's profile (the picture's layout): its absence is a <see
+    /// cref="PipelineInputException"/>.</summary>
     public static void RequireProfile(FirstHop hop, ModelProfile? profile)
     {
         if (!hop.IsRaw && profile is null)

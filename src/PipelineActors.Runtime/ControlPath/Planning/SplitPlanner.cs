@@ -14,7 +14,8 @@ namespace PipelineActors.Runtime.ControlPath.Planning;
 
 /// <summary>A model prepared for a run: its balanced split for every worker count, and where each stage file is.</summary>
 /// <param name="SourceInputs">What the source sends: the model's inputs, image inputs as uint8 pixels.</param>
-public sealed record PreparedModel(ModelAnalysis Analysis, IReadOnlyList<SplitPlan> Splits, IReadOnlyDictionary<string, string> FilesBySha, IReadOnlyList<TensorInfo> SourceInputs)
+public sealed record PreparedModel(ModelAnalysis Analysis, IReadOnlyList<SplitPlan> Splits, IReadOnlyDictionary<string, string> FilesBySha,
+    IReadOnlyList<TensorInfo> SourceInputs)
 {
     /// <summary>The whole model's inputs (what a frame holds as the model sees it).</summary>
     public IReadOnlyList<TensorInfo> Inputs => Analysis.Shapes.InputSizes;
@@ -107,7 +108,8 @@ public static class JobBuilder
                 var model = stage.Model;
                 if (stage.Index == 0 && pixels)
                 {
-                    var view = new StageSpecView(stage.Inputs.Select(t => t.Name).ToList(), stage.Outputs.Select(t => t.Name).ToList(), stage.Forwarded.Select(t => t.Name).ToList());
+                    var view = new StageSpecView(stage.Inputs.Select(t => t.Name).ToList(), stage.Outputs.Select(t => t.Name).ToList(),
+                        stage.Forwarded.Select(t => t.Name).ToList());
                     foreach (var input in analysis.Shapes.InputSizes.Where(i => PixelInput.Applies(i, view)))
                     {
                         model = PixelInput.Adapt(model, input.Name, normalisation ?? PixelNormalisation.Default(input));
@@ -126,7 +128,9 @@ public static class JobBuilder
                 }
 
                 files[sha] = path;
-                var layers = string.Create(CultureInfo.InvariantCulture, $"{stage.From}..{stage.To - 1} ({Short(analysis.Graph.Order[stage.From].Name)} .. {Short(analysis.Graph.Order[stage.To - 1].Name)})");
+                var layers = string.Create(CultureInfo.InvariantCulture,
+                    $"{stage.From}..{stage.To - 1} ({Short(analysis.Graph.Order[stage.From].Name)} .. "
+                        + $"{Short(analysis.Graph.Order[stage.To - 1].Name)})");
                 specs.Add(new StageSpec(
                     stage.Index,
                     new StageFile(sha, bytes.LongLength),

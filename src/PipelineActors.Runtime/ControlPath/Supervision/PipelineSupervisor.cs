@@ -200,7 +200,8 @@ public sealed class PipelineSupervisor : ReceiveActor, IWithTimers
                     return;
                 case WorkerReachable back when _unreachableSince.Remove(back.Node):
                     Timers.Cancel($"unreachable-{back.Node}");
-                    Event($"worker {NodeAddress.Of(back.Node)} was unreachable for under {_settings.UnreachableAfter.TotalMilliseconds:0} ms; its stages stay");
+                    Event($"worker {NodeAddress.Of(back.Node)} was unreachable for under "
+                        + $"{_settings.UnreachableAfter.TotalMilliseconds:0} ms; its stages stay");
                     return;
                 case WorkerLost lost:
                     _unreachableSince.Remove(lost.Node);

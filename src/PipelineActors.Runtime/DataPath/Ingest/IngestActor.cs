@@ -203,7 +203,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
             // Credit comes from the job's sink, on this node: a peer's confirmation would drop frames it never saw.
             if (!MessageGuard.FromThisNode(Sender))
             {
-                MessageGuard.Refuse(_log, "credit-not-from-sink", $"ingest of job {_job.JobId}: a confirmation of frame {received.FrameId} from {Sender.Path}");
+                MessageGuard.Refuse(_log, "credit-not-from-sink",
+                    $"ingest of job {_job.JobId}: a confirmation of frame {received.FrameId} from {Sender.Path}");
                 return;
             }
 
@@ -315,7 +316,8 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
 
         if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
         {
-            MessageGuard.Refuse(_log, "acceptance-not-from-supervisor", $"ingest of job {_job.JobId}: accepted by {Sender.Path}, not the supervisor's node");
+            MessageGuard.Refuse(_log, "acceptance-not-from-supervisor",
+                $"ingest of job {_job.JobId}: accepted by {Sender.Path}, not the supervisor's node");
             return;
         }
 
@@ -349,13 +351,15 @@ public sealed class IngestActor : ReceiveActor, IWithTimers
         // this node does not yet see as the oldest coordinator).
         if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
         {
-            MessageGuard.Refuse(_log, "plan-not-from-supervisor", $"ingest of job {_job.JobId}: plan epoch {plan.Epoch} from {Sender.Path}, not the supervisor's node");
+            MessageGuard.Refuse(_log, "plan-not-from-supervisor",
+                $"ingest of job {_job.JobId}: plan epoch {plan.Epoch} from {Sender.Path}, not the supervisor's node");
             return;
         }
 
         if (plan.JobId != _job.JobId || !_limits.EpochWithinStep(plan.Epoch, _window.Epoch))
         {
-            MessageGuard.Refuse(_log, "plan-out-of-step", $"ingest of job {_job.JobId}: plan of job {plan.JobId} epoch {plan.Epoch} after epoch {_window.Epoch}");
+            MessageGuard.Refuse(_log, "plan-out-of-step",
+                $"ingest of job {_job.JobId}: plan of job {plan.JobId} epoch {plan.Epoch} after epoch {_window.Epoch}");
             return;
         }
 

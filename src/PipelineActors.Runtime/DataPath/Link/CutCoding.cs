@@ -45,7 +45,8 @@ public sealed class CutCoding
         return (spec.Encodes?.Count ?? 0) == 0 && (spec.Decodes?.Count ?? 0) == 0 ? null : Of(spec.Encodes ?? [], spec.Decodes ?? [], limits);
     }
 
-    /// <summary>A coding that encodes the cut tensors <paramref name="codes"/> name, as their stage would: a codec measured outside a stage.</summary>
+    /// <summary>A coding that encodes the cut tensors <paramref name="codes"/> name, as their stage would: a codec measured outside a
+    /// stage.</summary>
     public static CutCoding Encoding(IReadOnlyList<CutCodec> codes) => Of(codes, [], null);
 
     /// <summary>A coding that decodes what <see cref="Encoding"/> of the same <paramref name="codes"/> encodes.</summary>
@@ -64,7 +65,8 @@ public sealed class CutCoding
         return new CutCoding(encoders, decoders, pictures, limits ?? (_ => DecodeLimits.Default));
     }
 
-    /// <summary>The frame's tensors with every coded cut tensor decoded to float32; anything unreadable is a <see cref="CutCodingException"/>.</summary>
+    /// <summary>The frame's tensors with every coded cut tensor decoded to float32; anything unreadable is a <see
+    /// cref="CutCodingException"/>.</summary>
     public IReadOnlyList<HostTensor> Decode(IReadOnlyList<HostTensor> tensors)
     {
         var decoded = new List<HostTensor>(tensors.Count);
@@ -92,7 +94,8 @@ public sealed class CutCoding
             try
             {
                 var values = decoder.Codec.Decode(tensor.Data, _limits(tensor.Name));
-                decoded.Add(new HostTensor(tensor.Name, TensorProto.Types.DataType.Float, values.Shape, MemoryMarshal.AsBytes(values.Values.AsSpan()).ToArray()));
+                decoded.Add(new HostTensor(tensor.Name, TensorProto.Types.DataType.Float, values.Shape,
+                    MemoryMarshal.AsBytes(values.Values.AsSpan()).ToArray()));
             }
             catch (TensorCodecException e)
             {

@@ -74,7 +74,8 @@ public sealed record ModelProfile(
         var path = PathFor(modelPath);
         if (!File.Exists(path))
         {
-            throw new PipelineInputException($"Model '{modelPath}' has no profile; write '{path}' saying its input name, size, layout, channel order and normalisation.");
+            throw new PipelineInputException($"Model '{modelPath}' has no profile; write '{path}' saying its input name, size, layout, "
+                + $"channel order and normalisation.");
         }
 
         return Load(path);
@@ -208,7 +209,8 @@ public sealed record ModelProfile(
 
         if (SizeMultiple < 1 || Height % SizeMultiple != 0 || Width % SizeMultiple != 0)
         {
-            throw new PipelineInputException($"'{origin}': this model needs height and width that are multiples of {SizeMultiple}, not {Height}x{Width}.");
+            throw new PipelineInputException($"'{origin}': this model needs height and width that are multiples of {SizeMultiple}, not "
+                + $"{Height}x{Width}.");
         }
 
         if (Std.Any(s => s == 0f || !float.IsFinite(s)) || Mean.Any(m => !float.IsFinite(m)) || !float.IsFinite(Scale) || Scale == 0f)
@@ -249,12 +251,14 @@ public sealed record ModelProfile(
 
         if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() != 3)
         {
-            throw new PipelineInputException($"'{origin}': \"{name}\" must be a number or three numbers (one per channel, in the model's channel order).");
+            throw new PipelineInputException($"'{origin}': \"{name}\" must be a number or three numbers (one per channel, in the model's "
+                + $"channel order).");
         }
 
         return value.EnumerateArray().Select(v => Number(v, name, origin)).ToArray();
     }
 
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"{Input} {Layout} {Channels} {Height}x{Width} (x*{Scale}-[{string.Join(",", Mean)}])/[{string.Join(",", Std)}]");
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Input} {Layout} {Channels} {Height}x{Width} (x*{Scale}-[{string.Join(",", Mean)}])/[{string.Join(",", Std)}]");
 }

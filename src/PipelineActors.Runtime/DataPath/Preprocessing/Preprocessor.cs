@@ -139,7 +139,8 @@ public sealed class Preprocessor
         }
     }
 
-    /// <summary>For each output column (or row): the two source pixels it lies between and the weight of the second (half-pixel centres, edges clamped).</summary>
+    /// <summary>For each output column (or row): the two source pixels it lies between and the weight of the second (half-pixel centres,
+    /// edges clamped).</summary>
     private sealed class Taps
     {
         public Taps(int source, int output)

@@ -10,7 +10,8 @@ using PipelineActors.Onnx.Inference;
 namespace PipelineActors.Runtime.DataPath.Sink;
 
 /// <summary>One frame's end: its result (outputs) or the reason it failed.</summary>
-public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs, IReadOnlyList<HostTensor> Outputs, string? FailedReason)
+public sealed record FrameOutcome(long FrameId, string SourceId, long CaptureUnixMicros, double LatencyMs,
+    IReadOnlyList<HostTensor> Outputs, string? FailedReason)
 {
     /// <summary>The frame's first input tensor, when the job hands pixels to the sink (for drawing results on); else null.</summary>
     public HostTensor? Pixels { get; init; }
@@ -114,7 +115,8 @@ public static class ResultLine
 }
 
 /// <summary>One JSON object per line (<see cref="ResultLine"/>) on a text writer: stdout, or a stream the caller owns.</summary>
-public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null, Decoders.DecodeContext? context = null) : IResultWriter
+public sealed class JsonLinesResultWriter(TextWriter writer, bool ownsWriter = true, Decoders.IResultDecoder? decoder = null,
+    Decoders.DecodeContext? context = null) : IResultWriter
 {
     public void Write(FrameOutcome outcome) => writer.WriteLine(ResultLine.Format(outcome, decoder, context));
 

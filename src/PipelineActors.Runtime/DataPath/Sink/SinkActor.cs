@@ -41,7 +41,9 @@ public sealed class GetSinkCounters
 }
 
 /// <summary>The sink's counters; latencies in milliseconds, capture to delivery, for the most recent frames (bounded).</summary>
-public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered, IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks, long Epoch)> Deliveries)
+public sealed record SinkStats(long Delivered, long Failed, long DuplicatesDropped, long OutOfOrder, long NextExpected, int Buffered,
+    IReadOnlyList<double> LatenciesMs, long FirstDeliveryTicks, long LastDeliveryTicks, IReadOnlyList<(long FrameId, long Ticks,
+        long Epoch)> Deliveries)
 {
     /// <summary>Latency p50, p95 and p99 of the most recent frames (up to 1,000), in milliseconds.</summary>
     public double[] RecentLatencyMs { get; init; } = [0, 0, 0];
@@ -143,7 +145,8 @@ public sealed class SinkActor : ReceiveActor
             // Only the job's ingest gives up on a frame, and it runs on this node: a peer cannot discard results.
             if (!MessageGuard.FromThisNode(Sender))
             {
-                MessageGuard.Refuse(Context.GetLogger(), "failure-not-from-ingest", $"{_eventSource}: frame {failed.FrameId} failed by {Sender.Path}");
+                MessageGuard.Refuse(Context.GetLogger(), "failure-not-from-ingest",
+                    $"{_eventSource}: frame {failed.FrameId} failed by {Sender.Path}");
                 return;
             }
 

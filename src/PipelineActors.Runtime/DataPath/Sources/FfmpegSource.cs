@@ -27,7 +27,8 @@ public sealed record FfmpegInput(string Id, IReadOnlyList<string> InputArguments
 /// <summary>Where ffmpeg is and how hard a live source tries to get it going again.</summary>
 /// <param name="MaxRestarts">Restarts in a row without a frame in between before the source gives up.</param>
 /// <param name="FirstRestartDelay">Wait before the first restart; doubled each time, up to <paramref name="MaxRestartDelay"/>.</param>
-public sealed record FfmpegOptions(string Program = "ffmpeg", int MaxRestarts = 5, TimeSpan? FirstRestartDelay = null, TimeSpan? MaxRestartDelay = null)
+public sealed record FfmpegOptions(string Program = "ffmpeg", int MaxRestarts = 5, TimeSpan? FirstRestartDelay = null,
+    TimeSpan? MaxRestartDelay = null)
 {
     public TimeSpan FirstDelay => FirstRestartDelay ?? TimeSpan.FromMilliseconds(500);
 
@@ -224,7 +225,8 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             catch (Win32Exception e)
             {
                 process.Dispose();
-                throw new PipelineInputException($"Cannot start ffmpeg ('{_program}') for {Id}: {e.Message}; install ffmpeg (Debian: apt-get install ffmpeg).", e);
+                throw new PipelineInputException($"Cannot start ffmpeg ('{_program}') for {Id}: {e.Message}; install ffmpeg (Debian: "
+                    + $"apt-get install ffmpeg).", e);
             }
 
             process.BeginErrorReadLine();
@@ -304,7 +306,8 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
                     match = TbrPattern().Match(line);
                 }
 
-                if (match.Success && double.TryParse(match.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate) && rate > 0)
+                if (match.Success && double.TryParse(match.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var rate)
+                    && rate > 0)
                 {
                     Volatile.Write(ref _detectedRate, rate);
                 }
@@ -382,21 +385,24 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
 /// <summary>Finding ffmpeg and asking ffprobe about a file.</summary>
 public static class Ffmpeg
 {
-    /// <summary>The full path of <paramref name="program"/> (a path, or a name looked up on PATH); a one-sentence error when it is not installed.</summary>
+    /// <summary>The full path of <paramref name="program"/> (a path, or a name looked up on PATH); a one-sentence error when it is not
+    /// installed.</summary>
     public static string Locate(string program)
     {
         if (program.Contains(Path.DirectorySeparatorChar, StringComparison.Ordinal))
         {
             return File.Exists(program)
                 ? program
-                : throw new PipelineInputException($"ffmpeg was not found at '{program}'; install ffmpeg (Debian: apt-get install ffmpeg) to read video, network and V4L2 sources.");
+                : throw new PipelineInputException($"ffmpeg was not found at '{program}'; install ffmpeg (Debian: apt-get install "
+                    + $"ffmpeg) to read video, network and V4L2 sources.");
         }
 
         var found = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty)
             .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
             .Select(dir => Path.Combine(dir, program))
             .FirstOrDefault(File.Exists);
-        return found ?? throw new PipelineInputException($"'{program}' is not installed (not found on PATH); install ffmpeg (Debian: apt-get install ffmpeg) to read video, network and V4L2 sources.");
+        return found ?? throw new PipelineInputException($"'{program}' is not installed (not found on PATH); install ffmpeg (Debian: "
+            + $"apt-get install ffmpeg) to read video, network and V4L2 sources.");
     }
 
     /// <summary>The average frame rate of a video file's first video stream, from ffprobe (installed with ffmpeg); null if it cannot tell.</summary>

@@ -46,7 +46,8 @@ public static partial class SourceCredentials
         if (outside.Contains("${", StringComparison.Ordinal))
         {
             throw new Onnx.PipelineInputException(
-                $"Source '{Redact(url)}' refers to an environment variable outside its user:password part; only credentials come from the ingest node's environment.");
+                $"Source '{Redact(url)}' refers to an environment variable outside its user:password part; only credentials come from "
+                    + $"the ingest node's environment.");
         }
 
         var expanded = Reference().Replace(info!.Value, reference =>
@@ -55,7 +56,8 @@ public static partial class SourceCredentials
             var value = variable(name);
             return string.IsNullOrEmpty(value)
                 ? throw new Onnx.PipelineInputException(
-                    $"Source '{Redact(url)}' takes its credentials from environment variable {name}, which is not set on ingest node {Environment.MachineName}; "
+                    $"Source '{Redact(url)}' takes its credentials from environment variable {name}, which is not set on ingest node "
+                        + $"{Environment.MachineName}; "
                     + "set it in that node's environment (its service unit) and submit the job again.")
                 : Uri.EscapeDataString(value);
         });

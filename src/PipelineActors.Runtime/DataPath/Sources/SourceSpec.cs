@@ -22,7 +22,8 @@ public sealed record FrameSourceOptions(bool Uint8Pixels = false, long? Frames =
 /// </summary>
 public static class SourceSpec
 {
-    public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://...[?listen], http://... (MJPEG) or v4l2:/dev/videoN";
+    public const string Kinds = "synthetic[:WxH][@FPS], images:DIR[?loop], video:FILE[?realtime], rtsp://...[?listen], http://... "
+        + "(MJPEG) or v4l2:/dev/videoN";
 
     /// <summary>What ffmpeg may open for a file or device: the file itself and its output pipe, nothing a playlist names.</summary>
     public const string FileProtocols = "file,pipe";
@@ -51,7 +52,8 @@ public static class SourceSpec
         if (spec.StartsWith("images:", StringComparison.Ordinal))
         {
             var (path, query) = Split(spec["images:".Length..], spec, "loop", "fps");
-            return new ImageFolderSource(path, new Preprocessor(profile, options.Uint8Pixels), query.ContainsKey("loop"), Rate(query, spec) ?? 0, spec);
+            return new ImageFolderSource(path, new Preprocessor(profile, options.Uint8Pixels), query.ContainsKey("loop"), Rate(query, spec)
+                ?? 0, spec);
         }
 
         if (spec.StartsWith("video:", StringComparison.Ordinal))
@@ -76,7 +78,8 @@ public static class SourceSpec
             string[] input = realtime
                 ? ["-protocol_whitelist", FileProtocols, "-re", "-i", file]
                 : ["-protocol_whitelist", FileProtocols, "-i", file];
-            return new FfmpegSource(new FfmpegInput(spec, input, IsLive: realtime, Restart: false, rate ?? 0), new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
+            return new FfmpegSource(new FfmpegInput(spec, input, IsLive: realtime, Restart: false, rate ?? 0),
+                new Preprocessor(profile, options.Uint8Pixels), ffmpeg);
         }
 
         if (spec.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("rtsps://", StringComparison.OrdinalIgnoreCase))
@@ -95,13 +98,15 @@ public static class SourceSpec
 
             // A stalled camera must end ffmpeg (and so be restarted) rather than block for ever; timeout is in microseconds.
             // ${NAME} in the user information is expanded here, on the node that starts ffmpeg, and only into its arguments.
-            string[] input = ["-protocol_whitelist", RtspProtocols, "-rtsp_transport", "tcp", "-timeout", "5000000", "-i", SourceCredentials.ExpandEnvironment(spec)];
+            string[] input = ["-protocol_whitelist", RtspProtocols, "-rtsp_transport", "tcp", "-timeout", "5000000", "-i",
+                SourceCredentials.ExpandEnvironment(spec)];
             return Camera(shown, input, profile, options, ffmpeg);
         }
 
         if (spec.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || spec.StartsWith("https://", StringComparison.OrdinalIgnoreCase))
         {
-            string[] input = ["-protocol_whitelist", HttpProtocols, "-rw_timeout", "5000000", "-f", "mpjpeg", "-i", SourceCredentials.ExpandEnvironment(spec)];
+            string[] input = ["-protocol_whitelist", HttpProtocols, "-rw_timeout", "5000000", "-f", "mpjpeg", "-i",
+                SourceCredentials.ExpandEnvironment(spec)];
             return Camera(shown, input, profile, options, ffmpeg);
         }
 
@@ -143,7 +148,8 @@ public static class SourceSpec
         var at = rest.IndexOf('@', StringComparison.Ordinal);
         var sizeText = at >= 0 ? rest[..at] : rest;
         var rate = options.FramesPerSecond ?? 0;
-        if (at >= 0 && !(double.TryParse(rest[(at + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out rate) && rate >= 0 && double.IsFinite(rate)))
+        if (at >= 0 && !(double.TryParse(rest[(at + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out rate) && rate >= 0
+            && double.IsFinite(rate)))
         {
             throw new PipelineInputException($"'{spec}': the rate after '@' must be a number of frames per second, 0 or more.");
         }
@@ -156,7 +162,8 @@ public static class SourceSpec
         }
 
         var parts = sizeText.Split('x');
-        if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var width) || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out var height)
+        if (parts.Length != 2 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var width)
+            || !int.TryParse(parts[1], CultureInfo.InvariantCulture, out var height)
             || width < 1 || height < 1 || width > 16384 || height > 16384)
         {
             throw new PipelineInputException($"'{spec}': the size must be WIDTHxHEIGHT in pixels, such as synthetic:640x480@30.");

@@ -60,7 +60,8 @@ public sealed class PlannedInputs
 
     /// <summary>Why a chunk cannot belong to a frame of this plan (null when it can): one sentence for the log.</summary>
     public string? ChunkRefusal(FrameChunk chunk) =>
-        chunk.TotalBytes > FrameBytes ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame; this stage's plan needs at most {FrameBytes}"
+        chunk.TotalBytes > FrameBytes ? $"chunk {chunk.Index} of frame {chunk.FrameId} belongs to a {chunk.TotalBytes}-byte frame; this "
+            + $"stage's plan needs at most {FrameBytes}"
         : chunk.Count > FrameChunks ? $"frame {chunk.FrameId} claims {chunk.Count} chunks; a frame of this stage's plan takes at most {FrameChunks}"
         : null;
 
@@ -120,7 +121,8 @@ public sealed class PlannedInputs
 
         if (tensor.Shape.Length != dimensions.Length)
         {
-            return $"input '{input.Name}' has rank {tensor.Shape.Length} ({tensor.Info.ShapeText}); the stage takes rank {dimensions.Length} ({Declared(input)})";
+            return $"input '{input.Name}' has rank {tensor.Shape.Length} ({tensor.Info.ShapeText}); the stage takes rank "
+                + $"{dimensions.Length} ({Declared(input)})";
         }
 
         var elements = 1L;
@@ -143,7 +145,8 @@ public sealed class PlannedInputs
         }
 
         var bytes = tensor.Info.Bytes;
-        return tensor.Data.Length == bytes ? null : $"input '{input.Name}' has {tensor.Data.Length} bytes; its shape {tensor.Info.ShapeText} needs {bytes}";
+        return tensor.Data.Length == bytes ? null
+            : $"input '{input.Name}' has {tensor.Data.Length} bytes; its shape {tensor.Info.ShapeText} needs {bytes}";
     }
 
     /// <summary>The bytes an input takes at most: its shape's where the model fixes every dimension, else this node's limit.</summary>
@@ -152,7 +155,8 @@ public sealed class PlannedInputs
             ? Math.Min(_node.FrameBytes, new TensorInfo(input.Name, input.ElementType, dimensions).Bytes)
             : _node.FrameBytes;
 
-    private static string Declared(DeclaredInput input) => input.Dimensions is null ? "any shape" : "[" + string.Join(",", input.Dimensions.Select(d => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?")) + "]";
+    private static string Declared(DeclaredInput input) => input.Dimensions is null ? "any shape"
+        : "[" + string.Join(",", input.Dimensions.Select(d => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?")) + "]";
 
     // A tensor name is the peer's text: a line in the log, not a page.
     private static string Shown(string name) => name.Length <= 80 ? name : name[..80] + "...";

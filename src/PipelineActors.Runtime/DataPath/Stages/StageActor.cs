@@ -80,7 +80,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         {
             if (!MessageGuard.FromSupervisorNode(Context.System, Sender))
             {
-                MessageGuard.Refuse(_log, "wiring-not-from-supervisor", $"stage {_spec.Index}/{_parts}: wiring for epoch {wire.Epoch} from {Sender.Path}, not the supervisor's node");
+                MessageGuard.Refuse(_log, "wiring-not-from-supervisor",
+                    $"stage {_spec.Index}/{_parts}: wiring for epoch {wire.Epoch} from {Sender.Path}, not the supervisor's node");
                 return;
             }
 
@@ -238,7 +239,8 @@ public sealed class StageActor : ReceiveActor, IWithTimers
         var decoded = ReferenceEquals(inputs, frame.Tensors) ? frame : frame with { Tensors = inputs };
         if (_planned?.Refusal(decoded) is { } offPlan)
         {
-            MessageGuard.Refuse(_log, decoded.Bytes > _planned.FrameBytes ? "frame-past-plan" : "frame-off-plan", $"stage {_spec.Index}/{_parts}: {offPlan}");
+            MessageGuard.Refuse(_log, decoded.Bytes > _planned.FrameBytes ? "frame-past-plan" : "frame-off-plan",
+                $"stage {_spec.Index}/{_parts}: {offPlan}");
             Reject(frame.FrameId, frame.Epoch, frame.Attempt, offPlan);
             return;
         }

@@ -156,7 +156,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             return true;
         }
 
-        MessageGuard.Refuse(_log, "deploy-not-from-supervisor", $"worker: {what} ({message.GetType().Name}) from {Sender.Path}, not the supervisor's node");
+        MessageGuard.Refuse(_log, "deploy-not-from-supervisor",
+            $"worker: {what} ({message.GetType().Name}) from {Sender.Path}, not the supervisor's node");
         return false;
     }
 
@@ -254,7 +255,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             }
             else
             {
-                replyTo.Tell(new StageDeployFailed(request.JobId, request.Epoch, request.Parts, request.Spec.Index, $"fetching the stage file failed: {fetched.Error}"));
+                replyTo.Tell(new StageDeployFailed(request.JobId, request.Epoch, request.Parts, request.Spec.Index,
+                    $"fetching the stage file failed: {fetched.Error}"));
             }
         }
     }
@@ -265,7 +267,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _threads,
         GC.GetGCMemoryInfo().TotalAvailableMemoryBytes,
         _cache.CachedHashes(),
-        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.JobId, kv.Key.Parts, kv.Key.Index, kv.Value.Actor, kv.Value.WiredEpoch, kv.Value.Sha256)).ToList());
+        _stages.Where(kv => kv.Value.Ready).Select(kv => new HostedStage(kv.Key.JobId, kv.Key.Parts, kv.Key.Index, kv.Value.Actor,
+            kv.Value.WiredEpoch, kv.Value.Sha256)).ToList());
 
     private sealed class StageEntry(IActorRef actor, string sha256)
     {

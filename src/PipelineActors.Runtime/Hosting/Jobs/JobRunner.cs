@@ -20,7 +20,8 @@ namespace PipelineActors.Runtime.Hosting.Jobs;
 /// <param name="Cache">The node's model cache (the job's whole model lands here by SHA-256).</param>
 /// <param name="StagesFolder">Where the run writes the model's stage files, which the node serves to workers.</param>
 /// <param name="Results">Where a job's result destinations report trouble, with the node's MQTT settings.</param>
-public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder, Func<string, ResultContext> Results)
+public sealed record JobRunContext(PipelineSettings Settings, IActorRef Supervisor, ModelCache Cache, string StagesFolder, Func<string,
+    ResultContext> Results)
 {
     /// <summary>What an in-process harness changes in a job's runs (<c>pipeline run</c>); empty on a service node.</summary>
     public JobRunHookTable Hooks { get; init; } = new();
@@ -56,7 +57,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         _node = NodeAddress.Of(Akka.Cluster.Cluster.Get(Context.System).SelfAddress);
         _names = $"{run.Spec.Name}-{runNumber}";
         _hooks = context.Hooks.For(run.Spec.Name);
-        _status = new JobStatus(run.Spec.Name, JobStates.Starting, _node, 0, 0, run.SkippedBefore, 0, 0, 0, 0, run.FirstId - 1, [], "fetching the model", Now());
+        _status = new JobStatus(run.Spec.Name, JobStates.Starting, _node, 0, 0, run.SkippedBefore, 0, 0, 0, 0, run.FirstId - 1, [],
+            "fetching the model", Now());
 
         Receive<FileFetched>(fetched =>
         {
@@ -164,7 +166,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
             settings = settings with { EndsJob = false }; // the stages stay until the harness has read them; the runner ends the job
         }
 
-        var session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings, _run.Spec.Name, _names);
+        var session = IngestSession.Start(Context, _context.Supervisor, prepared.Model, prepared.Source, prepared.Results, settings,
+            _run.Spec.Name, _names);
         _session = session;
         _status = _status with { State = JobStates.Running, LastId = prepared.FirstId - 1, Detail = string.Empty };
         _hooks?.Started?.Invoke(session);
@@ -293,7 +296,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
         public static Prepared Make(JobSpec spec, JobRunContext context, int maxParts, long firstId, JobRunHooks? hooks)
         {
             var modelPath = context.Cache.PathOf(spec.ModelSha256);
-            var profile = string.IsNullOrWhiteSpace(spec.ProfileJson) ? null : ModelProfile.Parse(spec.ProfileJson, $"the profile of job {spec.Name}");
+            var profile = string.IsNullOrWhiteSpace(spec.ProfileJson) ? null
+                : ModelProfile.Parse(spec.ProfileJson, $"the profile of job {spec.Name}");
             var synthetic = spec.Source.StartsWith("synthetic", StringComparison.Ordinal);
             if (profile is null && !synthetic)
             {
@@ -350,7 +354,8 @@ public sealed class JobRunner : ReceiveActor, IWithTimers
                     choice = chosen;
                 }
             }
-            else if (CutCodecPlan.Parse(spec.Codec) is { ChangesTheWire: true } codec && hooks?.Model is null) // a harness's own cut comes calibrated already
+            // a harness's own cut comes calibrated already
+            else if (CutCodecPlan.Parse(spec.Codec) is { ChangesTheWire: true } codec && hooks?.Model is null)
             {
                 // Calibrated on the job's source opened a second time, from its start, as pipeline run does.
                 using var calibration = Open(0, CutCodecPlan.DefaultCalibrationFrames, 0);

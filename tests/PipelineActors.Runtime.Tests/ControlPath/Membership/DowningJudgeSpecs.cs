@@ -119,8 +119,10 @@ public sealed class DowningJudgeSpecs
     {
         var keeperSide = new DowningJudge(Stable);
         var otherSide = new DowningJudge(Stable);
-        var fromK = Picture(self: K, members: [K, W1, Coordinator2, W3], unreachable: [Coordinator2, W3], silent: [Coordinator2, W3], observations: [(K, Coordinator2), (K, W3), (W1, W3)]);
-        var fromC2 = Picture(self: Coordinator2, members: [K, W1, Coordinator2, W3], unreachable: [K, W1], silent: [K, W1], observations: [(Coordinator2, K), (W3, W1)]);
+        var fromK = Picture(self: K, members: [K, W1, Coordinator2, W3], unreachable: [Coordinator2, W3], silent: [Coordinator2, W3],
+            observations: [(K, Coordinator2), (K, W3), (W1, W3)]);
+        var fromC2 = Picture(self: Coordinator2, members: [K, W1, Coordinator2, W3], unreachable: [K, W1], silent: [K, W1],
+            observations: [(Coordinator2, K), (W3, W1)]);
 
         keeperSide.Judge(fromK, At(0));
         otherSide.Judge(fromC2, At(0));
@@ -147,7 +149,8 @@ public sealed class DowningJudgeSpecs
     {
         using var system = ActorSystem.Create(PipelineConfig.SystemName, TestNodes.Config(Roles.Worker));
         var views = new ReachabilityViews([
-            new ReachabilityView(new MemberId("akka.ssl.tcp://pipeline@127.0.0.1:4711", 17), 42, [new MemberId("akka.ssl.tcp://pipeline@127.0.0.1:4712", -3)]),
+            new ReachabilityView(new MemberId("akka.ssl.tcp://pipeline@127.0.0.1:4711", 17), 42,
+                [new MemberId("akka.ssl.tcp://pipeline@127.0.0.1:4712", -3)]),
             new ReachabilityView(new MemberId("akka.ssl.tcp://pipeline@127.0.0.1:4712", -3), 7, []),
         ]);
 

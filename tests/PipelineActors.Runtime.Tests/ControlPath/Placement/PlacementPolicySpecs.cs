@@ -13,7 +13,8 @@ public sealed class PlacementPolicySpecs
     private static readonly BalancedSplitPolicy Policy = new();
 
     private static readonly IReadOnlyList<SplitPlan> Splits =
-        Enumerable.Range(1, 3).Select(p => new SplitPlan(p, Enumerable.Range(0, p).Select(i => new StageSpec(i, new StageFile($"{p}-{i}", 1), [], [], [], 1, string.Empty)).ToList())).ToList();
+        Enumerable.Range(1, 3).Select(p => new SplitPlan(p,
+            Enumerable.Range(0, p).Select(i => new StageSpec(i, new StageFile($"{p}-{i}", 1), [], [], [], 1, string.Empty)).ToList())).ToList();
 
     private static Address Node(int port) => new("akka.tcp", "pipeline", "127.0.0.1", port);
 

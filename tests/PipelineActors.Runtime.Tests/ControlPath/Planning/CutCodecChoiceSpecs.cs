@@ -97,12 +97,14 @@ public sealed class CutCodecChoiceSpecs(BlazeFaceTwoParts blazeface, ITestOutput
         var hop = slowReport.Hops.Single(h => h.Parts == 2);
         foreach (var option in hop.Options)
         {
-            log.WriteLine($"{option.Codec}: {option.BytesPerFrame:0} B, encode {option.EncodeMs:0.00} ms, decode {option.DecodeMs:0.00} ms, fidelity {option.Fidelity:0.0000}");
+            log.WriteLine($"{option.Codec}: {option.BytesPerFrame:0} B, encode {option.EncodeMs:0.00} ms, decode {option.DecodeMs:0.00} "
+                + $"ms, fidelity {option.Fidelity:0.0000}");
         }
 
         log.WriteLine($"20 Mbit/s: {hop.Codec} ({hop.Reason}); 10 Gbit/s: {fastReport.Hops.Single().Codec}");
         Assert.NotEqual("exact", hop.Codec);
-        Assert.True(hop.BytesPerFrame < hop.ExactBytesPerFrame / 3, $"{hop.Codec} sends {hop.BytesPerFrame:0} B against {hop.ExactBytesPerFrame:0} B exact");
+        Assert.True(hop.BytesPerFrame < hop.ExactBytesPerFrame / 3,
+            $"{hop.Codec} sends {hop.BytesPerFrame:0} B against {hop.ExactBytesPerFrame:0} B exact");
         Assert.True(hop.Fidelity >= budget && slowReport.SplitFidelity[2] >= budget, $"hop {hop.Fidelity}, split {slowReport.SplitFidelity[2]}");
         Assert.Equal("F1 of face boxes matched one to one at IoU >= 0.5 with the exact model's", slowReport.Measure);
 

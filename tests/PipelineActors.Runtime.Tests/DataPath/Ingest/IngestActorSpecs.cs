@@ -109,7 +109,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var failed = _sink.ExpectMsg<FrameFailed>(TimeSpan.FromSeconds(5));
 
         Assert.Equal([1, 2, 3], attempts.Select(a => a.Attempt));
-        Assert.All(attempts.Skip(1).Zip(attempts), p => Assert.True(p.First.At - p.Second.At >= deadline * 0.9, $"re-sent after {(p.First.At - p.Second.At).TotalMilliseconds:0} ms"));
+        Assert.All(attempts.Skip(1).Zip(attempts),
+            p => Assert.True(p.First.At - p.Second.At >= deadline * 0.9, $"re-sent after {(p.First.At - p.Second.At).TotalMilliseconds:0} ms"));
         Assert.Equal(0, failed.FrameId);
         Assert.Contains("after 3 attempts", failed.Reason, StringComparison.Ordinal);
         _head.ExpectNoMsg(TimeSpan.FromMilliseconds(400));
@@ -185,9 +186,11 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         var sequence = sent.Concat(sentLater).Select(NumberedLiveSource.SequenceOf).ToList();
         Assert.True(sequence.Zip(sequence.Skip(1)).All(p => p.Second > p.First), $"captures sent out of order: {string.Join(", ", sequence)}");
         Assert.Equal(0, sequence[0]); // the camera starts with the first plan; its first capture is frame 0
-        Assert.True(sequence[2] - sequence[1] >= 5, $"frame 2 should be the newest capture, not the one after frame 1 ({string.Join(", ", sequence)})");
+        Assert.True(sequence[2] - sequence[1] >= 5,
+            $"frame 2 should be the newest capture, not the one after frame 1 ({string.Join(", ", sequence)})");
         // Every capture the camera made between frames 1 and 2 was replaced while waiting, and is counted as skipped.
-        Assert.True(stats.Skipped >= sequence[2] - sequence[1] - 1, $"only {stats.Skipped} skipped of {capturedAfter} ({string.Join(", ", sequence)})");
+        Assert.True(stats.Skipped >= sequence[2] - sequence[1] - 1,
+            $"only {stats.Skipped} skipped of {capturedAfter} ({string.Join(", ", sequence)})");
         Assert.Equal(4, stats.Accepted);
         Assert.InRange(stats.Accepted + stats.Skipped, capturedBefore - 1, capturedAfter); // every capture is sent, skipped, or the one waiting
     }
@@ -199,7 +202,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
         // frees the window for frame 1, and the run completes when both have an outcome.
         var writer = new CollectingResultWriter();
         var sink = Sys.ActorOf(SinkActor.Props(writer));
-        var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 2), sink, _supervisor.Ref, Job(sink, 1), new IngestSettings(1, TimeSpan.FromMilliseconds(400), 1, 65536), _observer.Ref));
+        var ingest = Sys.ActorOf(IngestActor.Props(new SyntheticSource(Inputs, 0, 2), sink, _supervisor.Ref, Job(sink, 1),
+            new IngestSettings(1, TimeSpan.FromMilliseconds(400), 1, 65536), _observer.Ref));
         sink.Tell(new AttachIngest(ingest));
         ingest.Tell(Plan(0, _head), _planSender.Ref);
 
@@ -425,7 +429,8 @@ public sealed class IngestActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     private IActorRef StartIngest(IFrameSource source, int window, TimeSpan deadline, int maxAttempts) =>
-        Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, window), new IngestSettings(window, deadline, maxAttempts, 65536), _observer.Ref));
+        Sys.ActorOf(IngestActor.Props(source, _sink.Ref, _supervisor.Ref, Job(_sink.Ref, window),
+            new IngestSettings(window, deadline, maxAttempts, 65536), _observer.Ref));
 
     private static PipelineJob Job(IActorRef sink, int window) => new("job-1", [], ActorRefs.Nobody, ActorRefs.Nobody, sink, window);
 

@@ -18,7 +18,8 @@ using Xunit.Abstractions;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Link;
 
-/// <summary>tinynet prepared for two workers with int8 on its cut, calibrated on synthetic frames, as <c>pipeline run --codec int8</c> does.</summary>
+/// <summary>tinynet prepared for two workers with int8 on its cut, calibrated on synthetic frames, as <c>pipeline run --codec int8</c>
+/// does.</summary>
 public sealed class CodedTinyNet : IDisposable
 {
     public const int CalibrationFrames = 8;
@@ -69,7 +70,8 @@ public sealed class CodedTinyNet : IDisposable
 /// rejects that frame and keeps serving.
 /// </summary>
 [Collection(ClusterCollection.Name)]
-public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log) : Akka.TestKit.Xunit2.TestKit(TestNodes.Config(Roles.Worker), PipelineConfig.SystemName),
+public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log)
+    : Akka.TestKit.Xunit2.TestKit(TestNodes.Config(Roles.Worker), PipelineConfig.SystemName),
     IClassFixture<CodedTinyNet>
 {
     [Fact]
@@ -79,7 +81,8 @@ public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log) :
 
         Assert.NotEmpty(first.Encodes!);
         Assert.All(first.Encodes!, c => Assert.Equal("int8", c.Codec));
-        Assert.All(first.Encodes!, c => Assert.True(c.Scales.Length > 1 && c.Scales.Length == c.ZeroPoints.Length, $"{c.Tensor}: {c.Scales.Length} scales"));
+        Assert.All(first.Encodes!, c => Assert.True(c.Scales.Length > 1 && c.Scales.Length == c.ZeroPoints.Length,
+            $"{c.Tensor}: {c.Scales.Length} scales"));
         Assert.Equal(first.Encodes!.Select(c => c.Tensor).Order(), second.Decodes!.Select(c => c.Tensor).Order());
         Assert.All(second.Decodes!, c => Assert.Empty(c.Scales));
         Assert.Null(second.Encodes);
@@ -140,7 +143,8 @@ public sealed class CodedCutSpecs(CodedTinyNet tinynet, ITestOutputHelper log) :
             + $"top-1 agreement {agreement:P1}, relative L2 mean {relativeL2.Average():E2} max {relativeL2.Max():E2}");
         Assert.True(agreement >= 0.95, $"top-1 agreement {agreement:P1} over {frames.Count} frames (relative L2 mean {relativeL2.Average():E2})");
         Assert.True(relativeL2.Average() < 0.05, $"mean relative L2 {relativeL2.Average():E2}, max {relativeL2.Max():E2}");
-        Assert.True(ratio >= 3, $"the cut took {exactBytes / frames.Count} bytes a frame exact and {codedBytes / frames.Count} with int8 ({ratio:F2}x)");
+        Assert.True(ratio >= 3, $"the cut took {exactBytes / frames.Count} bytes a frame exact and {codedBytes / frames.Count} with int8 "
+            + $"({ratio:F2}x)");
     }
 
     [Fact]

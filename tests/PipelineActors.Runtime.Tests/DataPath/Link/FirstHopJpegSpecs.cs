@@ -65,7 +65,8 @@ public sealed class FirstHopJpegSpecs(FirstHopModels models) : Akka.TestKit.Xuni
         var classifier = FirstHopPlan.Apply(models.Classifier, FirstHop.Parse("jpeg"), models.ClassifierProfile);
 
         Assert.Equal([1, 2, 3], face.Splits.Select(s => s.Parts));
-        foreach (var (prepared, profile, axis, codec) in new[] { (face, models.FaceProfile, 3, "jpeg:75"), (classifier, models.ClassifierProfile, 1, "jpeg:90") })
+        foreach (var (prepared, profile, axis, codec) in new[] { (face, models.FaceProfile, 3, "jpeg:75"),
+            (classifier, models.ClassifierProfile, 1, "jpeg:90") })
         {
             foreach (var split in prepared.Splits)
             {
@@ -96,7 +97,8 @@ public sealed class FirstHopJpegSpecs(FirstHopModels models) : Akka.TestKit.Xuni
         var asFloats = Assert.Throws<PipelineInputException>(() =>
             FirstHopPlan.Apply(floats, FirstHop.Parse("jpeg:80"), models.ClassifierProfile with { Input = floats.SourceInputs[0].Name }));
 
-        Assert.Equal("--first-hop jpeg:90 needs the model's .profile.json beside it (it says the picture's layout); without one use --first-hop raw.", noProfile.Message);
+        Assert.Equal("--first-hop jpeg:90 needs the model's .profile.json beside it (it says the picture's layout); without one use "
+            + "--first-hop raw.", noProfile.Message);
         Assert.StartsWith($"--first-hop jpeg:80 needs the source to send the model's picture '{floats.SourceInputs[0].Name}' as uint8 pixels", asFloats.Message);
         Assert.Contains("float32", asFloats.Message);
         Assert.EndsWith("use --first-hop raw.", asFloats.Message);

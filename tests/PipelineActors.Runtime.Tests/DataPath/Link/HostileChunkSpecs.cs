@@ -188,6 +188,7 @@ public sealed class HostileChunkSpecs : Akka.TestKit.Xunit2.TestKit
     {
         var data = new byte[bytes / 4 * 4];
         new Random(seed).NextBytes(data);
-        return new Frame(id, "camera-" + seed, 3, 1_700_000_000_000_000 + id, 1, [new HostTensor("features", DataType.Float, [1, data.Length / 4], data)]);
+        return new Frame(id, "camera-" + seed, 3, 1_700_000_000_000_000 + id, 1,
+            [new HostTensor("features", DataType.Float, [1, data.Length / 4], data)]);
     }
 }

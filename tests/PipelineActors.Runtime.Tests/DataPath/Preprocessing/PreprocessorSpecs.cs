@@ -15,7 +15,8 @@ public sealed class PreprocessorSpecs
     // A 2x2 RGB picture: (10,20,30) (40,50,60) / (70,80,90) (100,110,120).
     private static readonly byte[] Tiny = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120];
 
-    private static ModelProfile Profile(TensorLayout layout, ChannelOrder channels, float scale, float[] mean, float[] std, int height = 2, int width = 2) =>
+    private static ModelProfile Profile(TensorLayout layout, ChannelOrder channels, float scale, float[] mean, float[] std, int height = 2,
+        int width = 2) =>
         new("x", height, width, layout, channels, scale, mean, std);
 
     private static float[] Floats(byte[] data) => MemoryMarshal.Cast<byte, float>(data).ToArray();
@@ -161,19 +162,22 @@ public sealed class PreprocessorSpecs
     [InlineData("paddleocr-textdir-cls", "x", 48, 192, TensorLayout.Nchw, ChannelOrder.Bgr, "paddleocr-cls")]
     [InlineData("paddleocr-text-det", "x", 640, 640, TensorLayout.Nchw, ChannelOrder.Bgr, "paddleocr-det")]
     [InlineData("blazeface-back-256", "input:0", 256, 256, TensorLayout.Nhwc, ChannelOrder.Rgb, "blazeface")]
-    public void The_bundled_models_profiles_match_models_readme_and_name_a_real_input(string model, string input, int height, int width, TensorLayout layout, ChannelOrder channels, string decoder)
+    public void The_bundled_models_profiles_match_models_readme_and_name_a_real_input(string model, string input, int height, int width,
+        TensorLayout layout, ChannelOrder channels, string decoder)
     {
         var path = Path.Combine(RepositoryFiles.Root, "models", model + ".onnx");
         var profile = ModelProfile.ForModel(path);
 
-        Assert.Equal((input, height, width, layout, channels, decoder), (profile.Input, profile.Height, profile.Width, profile.Layout, profile.Channels, profile.Decoder));
+        Assert.Equal((input, height, width, layout, channels, decoder),
+            (profile.Input, profile.Height, profile.Width, profile.Layout, profile.Channels, profile.Decoder));
         var graph = OnnxModelFile.Load(path).Model.Graph;
         var declared = Assert.Single(graph.Input, i => i.Name == input);
         var dims = declared.Type.TensorType.Shape.Dim.Select(d => d.HasDimValue ? d.DimValue : -1).ToArray();
         Assert.Equal(4, dims.Length);
         for (var i = 0; i < 4; i++)
         {
-            Assert.True(dims[i] < 0 || dims[i] == profile.Shape[i], $"{model}: profile shape [{string.Join(",", profile.Shape)}] does not fit the model's [{string.Join(",", dims)}].");
+            Assert.True(dims[i] < 0 || dims[i] == profile.Shape[i],
+                $"{model}: profile shape [{string.Join(",", profile.Shape)}] does not fit the model's [{string.Join(",", dims)}].");
         }
     }
 

@@ -169,7 +169,8 @@ public sealed class SinkActorSpecs : Akka.TestKit.Xunit2.TestKit
     }
 
     private static Frame Result(long id, int attempt = 1) =>
-        new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt, [new HostTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
+        new(id, "camera-1", 1, 1_700_000_000_000_000 + id, attempt,
+            [new HostTensor("logits", DataType.Float, [1, 2], [.. BitConverter.GetBytes((float)id), .. BitConverter.GetBytes(-1f)])]);
 
     private List<long> Written() => _writer.Snapshot().Select(o => o.FrameId).ToList();
 

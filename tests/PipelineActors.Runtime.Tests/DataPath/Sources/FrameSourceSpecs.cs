@@ -14,7 +14,8 @@ using PipelineActors.TestSupport;
 
 namespace PipelineActors.Runtime.Tests.DataPath.Sources;
 
-/// <summary>Every kind of source on media that ffmpeg makes itself: files, folders of pictures, an MJPEG camera on 127.0.0.1, and the faults of each.</summary>
+/// <summary>Every kind of source on media that ffmpeg makes itself: files, folders of pictures, an MJPEG camera on 127.0.0.1, and the
+/// faults of each.</summary>
 public sealed class FrameSourceSpecs : IDisposable
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(15);
@@ -162,7 +163,8 @@ public sealed class FrameSourceSpecs : IDisposable
             Assert.NotNull(ReadWithin(source));
         }
 
-        Assert.True(clock.Elapsed > TimeSpan.FromMilliseconds(200), $"10 frames of a 30 fps clip played in real time took only {clock.ElapsedMilliseconds} ms.");
+        Assert.True(clock.Elapsed > TimeSpan.FromMilliseconds(200),
+            $"10 frames of a 30 fps clip played in real time took only {clock.ElapsedMilliseconds} ms.");
 
         var pid = source.ProcessId ?? throw new InvalidOperationException("ffmpeg is not running.");
         using (var ffmpeg = Process.GetProcessById(pid))
@@ -202,7 +204,8 @@ public sealed class FrameSourceSpecs : IDisposable
     {
         var port = TestPorts.Free();
         var server = Media.ServeMjpeg(port);
-        var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 20, FirstRestartDelay: TimeSpan.FromMilliseconds(100), MaxRestartDelay: TimeSpan.FromMilliseconds(400)));
+        var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(MaxRestarts: 20, FirstRestartDelay: TimeSpan.FromMilliseconds(100),
+            MaxRestartDelay: TimeSpan.FromMilliseconds(400)));
         using var source = (FfmpegSource)SourceSpec.Parse($"http://127.0.0.1:{port}/feed.mjpg", Face, options);
         try
         {
@@ -298,7 +301,8 @@ public sealed class FrameSourceSpecs : IDisposable
         File.WriteAllBytes(clip, [0]);
         var options = new FrameSourceOptions(Ffmpeg: new FfmpegOptions(Program: "ffmpeg-not-installed-here"));
 
-        foreach (var spec in new[] { "video:" + clip, $"video:{clip}?realtime", "rtsp://127.0.0.1:1/cam", "http://127.0.0.1:1/feed.mjpg", "v4l2:/dev/video0" })
+        foreach (var spec in new[] { "video:" + clip, $"video:{clip}?realtime", "rtsp://127.0.0.1:1/cam", "http://127.0.0.1:1/feed.mjpg",
+            "v4l2:/dev/video0" })
         {
             var error = Assert.Throws<PipelineInputException>(() => SourceSpec.Parse(spec, Face, options));
             Assert.Contains("ffmpeg", error.Message, StringComparison.Ordinal);

@@ -52,7 +52,8 @@ public sealed class Media : IDisposable
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new InvalidOperationException("These tests need ffmpeg on PATH and it is not installed; install it (Debian: apt-get install ffmpeg). .ci/run does this.", e);
+            throw new InvalidOperationException("These tests need ffmpeg on PATH and it is not installed; install it (Debian: apt-get "
+                + "install ffmpeg). .ci/run does this.", e);
         }
     }
 
@@ -60,7 +61,8 @@ public sealed class Media : IDisposable
     public string Clip(string name = "clip.mp4", double seconds = 2, int rate = 30, string size = "320x240")
     {
         var path = Path.Combine(Folder, name);
-        Run("-f", "lavfi", "-i", $"testsrc=size={size}:rate={rate}", "-t", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "-pix_fmt", "yuv420p", path);
+        Run("-f", "lavfi", "-i", $"testsrc=size={size}:rate={rate}", "-t",
+            seconds.ToString(System.Globalization.CultureInfo.InvariantCulture), "-pix_fmt", "yuv420p", path);
         return path;
     }
 
@@ -76,7 +78,8 @@ public sealed class Media : IDisposable
 
     /// <summary>ffmpeg serving a test pattern as MJPEG over HTTP on 127.0.0.1 in real time, to one client.</summary>
     public static Process ServeMjpeg(int port, int rate = 25, double seconds = 20) =>
-        Start("-re", "-f", "lavfi", "-i", $"testsrc=size=320x240:rate={rate}", "-t", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        Start("-re", "-f", "lavfi", "-i", $"testsrc=size=320x240:rate={rate}", "-t",
+            seconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-q:v", "5", "-f", "mpjpeg", "-listen", "1", $"http://127.0.0.1:{port}/feed.mjpg");
 
     public static void Stop(Process process)

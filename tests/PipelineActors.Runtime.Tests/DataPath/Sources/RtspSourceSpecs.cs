@@ -18,7 +18,8 @@ public sealed class RtspSourceSpecs
     public async Task An_rtsp_source_in_listen_mode_takes_frames_an_encoder_pushes_to_it()
     {
         var port = TestPorts.Free();
-        using var source = SourceSpec.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face, new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
+        using var source = SourceSpec.Parse($"rtsp://127.0.0.1:{port}/live?listen", Face,
+            new FrameSourceOptions(Uint8Pixels: true, FramesPerSecond: 30));
         Assert.True(source.IsLive);
         var frames = new List<HostTensor>();
         var reader = Task.Run(() =>
@@ -47,7 +48,8 @@ public sealed class RtspSourceSpecs
                 RedirectStandardOutput = true,
                 UseShellExecute = false,
             };
-            foreach (var arg in new[] { "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", "5", "-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp", $"rtsp://127.0.0.1:{port}/live" })
+            foreach (var arg in new[] { "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+                "-t", "5", "-c:v", "mpeg4", "-f", "rtsp", "-rtsp_transport", "tcp", $"rtsp://127.0.0.1:{port}/live" })
             {
                 push.ArgumentList.Add(arg);
             }

@@ -43,7 +43,8 @@ public sealed class PlannedInputsSpecs : IClassFixture<TinyNetStages>
 
         var flat = input with { Shape = [input.Shape.Aggregate(1L, (a, d) => a * d)] };
         Assert.Contains("rank 1", _planned.Refusal(With(flat)), StringComparison.Ordinal);
-        var halved = input with { Shape = input.Shape.Select((d, i) => i == input.Shape.Length - 1 ? d * 2 : d).ToArray(), Data = new byte[input.Data.Length * 2] };
+        var halved = input with { Shape = input.Shape.Select((d, i) => i == input.Shape.Length - 1 ? d * 2 : d).ToArray(),
+            Data = new byte[input.Data.Length * 2] };
         Assert.Contains("has shape", _planned.Refusal(With(halved)), StringComparison.Ordinal);
         var retyped = input with { ElementType = TensorProto.Types.DataType.Int32 };
         Assert.Contains("the stage takes", _planned.Refusal(With(retyped)), StringComparison.Ordinal);
@@ -58,7 +59,8 @@ public sealed class PlannedInputsSpecs : IClassFixture<TinyNetStages>
     public void A_frame_past_the_plans_bytes_is_refused_whole_and_as_chunks_before_it_is_put_together()
     {
         var frame = _stages.FrameFor(0, 1, seed: 3);
-        var padding = new HostTensor(_stages.Middle.Inputs[0], TensorProto.Types.DataType.Uint8, [_planned.FrameBytes], new byte[_planned.FrameBytes]);
+        var padding = new HostTensor(_stages.Middle.Inputs[0], TensorProto.Types.DataType.Uint8, [_planned.FrameBytes],
+            new byte[_planned.FrameBytes]);
         Assert.Contains("needs at most", _planned.Refusal(frame with { Tensors = [.. frame.Tensors, padding] }), StringComparison.Ordinal);
 
         // Under this node's limit of 128 MiB, past the plan's: refused on its first chunk, before anything is held for it.
@@ -76,13 +78,15 @@ public sealed class PlannedInputsSpecs : IClassFixture<TinyNetStages>
         var spec = new StageSpec(0, new StageFile(new string('a', 64), 1), ["x"], ["y"], [], 1, "0..1");
         var node = WireLimits.Default with { FrameBytes = 1 << 20 };
         var planned = new PlannedInputs(spec, [new DeclaredInput("x", TensorProto.Types.DataType.Float, [-1, 3])], node);
-        Frame FrameOf(long rows) => new(0, "camera", 1, 0, 1, [new HostTensor("x", TensorProto.Types.DataType.Float, [rows, 3], new byte[rows * 12])]);
+        Frame FrameOf(long rows) => new(0, "camera", 1, 0, 1,
+            [new HostTensor("x", TensorProto.Types.DataType.Float, [rows, 3], new byte[rows * 12])]);
 
         Assert.Equal(node.FrameBytes, planned.FrameBytes);
         Assert.Null(planned.Refusal(FrameOf(1)));
         Assert.Null(planned.Refusal(FrameOf(20_000)));
         Assert.Null(planned.Refusal(FrameOf(0))); // no boxes after NonMaxSuppression
-        Assert.NotNull(planned.Refusal(new Frame(0, "camera", 1, 0, 1, [new HostTensor("x", TensorProto.Types.DataType.Float, [2, 4], new byte[32])])));
+        Assert.NotNull(planned.Refusal(new Frame(0, "camera", 1, 0, 1,
+            [new HostTensor("x", TensorProto.Types.DataType.Float, [2, 4], new byte[32])])));
         Assert.Contains("needs at most", planned.Refusal(FrameOf(100_000)), StringComparison.Ordinal);
         var unknown = new PlannedInputs(spec, [new DeclaredInput("x", TensorProto.Types.DataType.Float, null)], node);
         Assert.Null(unknown.Refusal(FrameOf(5)));

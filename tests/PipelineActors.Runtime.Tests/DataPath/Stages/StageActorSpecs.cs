@@ -29,7 +29,8 @@ public abstract class StageActorTestKit(Config config, TinyNetStages stages) : A
         return stage;
     }
 
-    /// <summary>Wires <paramref name="stage"/> for <paramref name="epoch"/>; the wiring is confirmed to the supervisor and reported to the parent.</summary>
+    /// <summary>Wires <paramref name="stage"/> for <paramref name="epoch"/>; the wiring is confirmed to the supervisor and reported to the
+    /// parent.</summary>
     protected void Wire(IActorRef stage, long epoch, IActorRef successor, IActorRef ingest)
     {
         var supervisor = CreateTestProbe();
@@ -39,10 +40,12 @@ public abstract class StageActorTestKit(Config config, TinyNetStages stages) : A
         Assert.Equal(epoch, local.Epoch);
     }
 
-    /// <summary>The output carries the input's identity, the stage's outputs as ONNX Runtime computes them, then the forwarded tensors unchanged.</summary>
+    /// <summary>The output carries the input's identity, the stage's outputs as ONNX Runtime computes them, then the forwarded tensors
+    /// unchanged.</summary>
     protected void AssertOutputOf(Frame input, Frame output)
     {
-        Assert.Equal((input.FrameId, input.SourceId, input.Epoch, input.CaptureUnixMicros, input.Attempt), (output.FrameId, output.SourceId, output.Epoch, output.CaptureUnixMicros, output.Attempt));
+        Assert.Equal((input.FrameId, input.SourceId, input.Epoch, input.CaptureUnixMicros, input.Attempt),
+            (output.FrameId, output.SourceId, output.Epoch, output.CaptureUnixMicros, output.Attempt));
         Assert.Equal(Stages.Middle.Outputs.Concat(Stages.Middle.Forwarded), output.Tensors.Select(t => t.Name));
         var expected = Stages.Expected(input);
         foreach (var name in Stages.Middle.Outputs)
@@ -304,7 +307,8 @@ public sealed class StageActorSpecs(TinyNetStages stages) : StageActorTestKit(Te
 /// </summary>
 [Collection(ClusterCollection.Name)]
 public sealed class StageActorSerializationSpecs(TinyNetStages stages)
-    : StageActorTestKit(TestNodes.Config("akka.actor.serialize-messages = on\nakka.actor.serialize-creators = off", Roles.Worker), stages), IClassFixture<TinyNetStages>
+    : StageActorTestKit(TestNodes.Config("akka.actor.serialize-messages = on\nakka.actor.serialize-creators = off", Roles.Worker),
+        stages), IClassFixture<TinyNetStages>
 {
     [Fact]
     public void Frames_wiring_and_stats_survive_serialization_and_results_are_not_overwritten_by_the_next_frame()

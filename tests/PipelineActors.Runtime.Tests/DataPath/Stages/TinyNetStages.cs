@@ -55,7 +55,8 @@ public sealed class TinyNetStages : IDisposable
     {
         var input = Stages[0].Inputs.ToDictionary(i => i.Name, i => HostTensor.Deterministic(i, seed));
         var cargo = _first.Run(input);
-        var tensors = Stages[0].Outputs.Select(t => new HostTensor(t.Name, cargo[t.Name].Info.ElementType, cargo[t.Name].Info.Shape, cargo[t.Name].Data)).ToList();
+        var tensors = Stages[0].Outputs.Select(t => new HostTensor(t.Name, cargo[t.Name].Info.ElementType, cargo[t.Name].Info.Shape,
+            cargo[t.Name].Data)).ToList();
         return new Frame(frameId, "camera-" + seed, epoch, 1_700_000_000_000_000 + frameId, attempt, tensors);
     }
 

@@ -30,7 +30,8 @@ public sealed class OffPlanFrameSpecs(ITestOutputHelper output)
         // The stage's input as the source sends it, so only what the spec names is wrong.
         var input = prepared.SourceInputs[0];
         var scale = Math.Max(8, 180_000 / (int)input.Bytes);
-        var oversized = new HostTensor(input.Name, input.ElementType, input.Shape.Select((d, i) => i == 0 ? d * scale : d).ToArray(), new byte[input.Bytes * scale]);
+        var oversized = new HostTensor(input.Name, input.ElementType, input.Shape.Select((d, i) => i == 0 ? d * scale : d).ToArray(),
+            new byte[input.Bytes * scale]);
         var flat = new HostTensor(input.Name, input.ElementType, [input.ElementCount], new byte[input.Bytes]);
         stage.Tell(new Frame(1_000_000, "forged", plan.Epoch, 0, 1, [oversized]));
         stage.Tell(new FrameChunk(1_000_001, plan.Epoch, 1, 0, 2, 0, 50 << 20, new byte[4096]));

@@ -38,7 +38,8 @@ public sealed record DowningDecision(UniqueAddress Member, string Reason);
 /// once that has held for <c>stable-after</c>, unless it is the keeper.</item>
 /// <item>A dead keeper is downed only if it is alone on its side, this side has two counted members or more (as
 /// Akka's keep-oldest with down-if-alone does) and one of them can stand in for it (another ingest or coordinator);
-/// with no stand-in this side waits for the keeper to come back (and, behind a partition, for the keeper's side to down it). If the keeper is not alone, its side is taken to be
+/// with no stand-in this side waits for the keeper to come back (and, behind a partition, for the keeper's side to down it). If the keeper
+/// is not alone, its side is taken to be
 /// alive behind a partition, and this node downs itself (the side without the camera is the one to go).</item>
 /// <item>An observation between two members that both still speak (one-way or two-way, a flaky link or a stale
 /// failure detector after a pause) downs the lower-ranked of the two once it has held for <c>stable-after</c>.</item>

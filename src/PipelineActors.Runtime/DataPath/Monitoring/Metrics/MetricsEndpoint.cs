@@ -103,7 +103,8 @@ public sealed class MetricsEndpoint : IDisposable
 
         var collector = _collectors.GetOrAdd(instrument.Name, _ => instrument switch
         {
-            Histogram<double> => Prometheus.Metrics.CreateHistogram(instrument.Name, instrument.Description ?? instrument.Name, new HistogramConfiguration { LabelNames = names, Buckets = MillisecondBuckets }),
+            Histogram<double> => Prometheus.Metrics.CreateHistogram(instrument.Name, instrument.Description ?? instrument.Name,
+                new HistogramConfiguration { LabelNames = names, Buckets = MillisecondBuckets }),
             UpDownCounter<long> => Prometheus.Metrics.CreateGauge(instrument.Name, instrument.Description ?? instrument.Name, names),
             _ => (Collector)Prometheus.Metrics.CreateCounter(instrument.Name, instrument.Description ?? instrument.Name, names),
         });

@@ -117,7 +117,8 @@ public sealed class BlazeFaceDecoder(double scoreThreshold = 0.5, double iouThre
         if (seen != 15)
         {
             var shapes = string.Join(", ", outputs.Select(o => $"{o.Name} [{string.Join(",", o.Shape)}]"));
-            throw new PipelineInputException($"The 'blazeface' decoder needs scores [1,512,1], [1,384,1] and regressors [1,512,16], [1,384,16], but the model gave {shapes}; pick a decoder that matches the model.");
+            throw new PipelineInputException($"The 'blazeface' decoder needs scores [1,512,1], [1,384,1] and regressors [1,512,16], "
+                + $"[1,384,16], but the model gave {shapes}; pick a decoder that matches the model.");
         }
 
         return (scores, regressors);

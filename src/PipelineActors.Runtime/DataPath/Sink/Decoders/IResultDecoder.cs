@@ -92,7 +92,8 @@ internal static class DecoderTensors
     {
         if (tensor.ElementType != TensorProto.Types.DataType.Float)
         {
-            throw new PipelineInputException($"Output '{tensor.Name}' is {tensor.Info.TypeName}, but the decoder reads float32 tensors; pick a decoder that matches the model.");
+            throw new PipelineInputException($"Output '{tensor.Name}' is {tensor.Info.TypeName}, but the decoder reads float32 tensors; "
+                + $"pick a decoder that matches the model.");
         }
 
         return MemoryMarshal.Cast<byte, float>(tensor.Data.AsSpan());
@@ -102,7 +103,8 @@ internal static class DecoderTensors
     {
         if (outputs.Count != 1)
         {
-            throw new PipelineInputException($"The '{decoder}' decoder expects one output tensor but the model gave {outputs.Count}; pick a decoder that matches the model.");
+            throw new PipelineInputException($"The '{decoder}' decoder expects one output tensor but the model gave {outputs.Count}; "
+                + $"pick a decoder that matches the model.");
         }
 
         return outputs[0];

@@ -98,7 +98,8 @@ public sealed class DecoderUnitSpecs
     [Fact]
     public void BlazeFace_names_the_shapes_it_needs_when_given_another_models_outputs()
     {
-        var error = Assert.Throws<PipelineInputException>(() => new BlazeFaceDecoder().Decode([Tensor("softmax", [1, 2], [0.5f, 0.5f])], new DecodeContext(1, 1, 256, 256)));
+        var error = Assert.Throws<PipelineInputException>(() => new BlazeFaceDecoder().Decode([Tensor("softmax", [1, 2], [0.5f, 0.5f])],
+            new DecodeContext(1, 1, 256, 256)));
         Assert.Contains("[1,512,16]", error.Message, StringComparison.Ordinal);
     }
 
@@ -158,7 +159,8 @@ public sealed class DecoderUnitSpecs
         var ctx = new DecodeContext(100, 20, 192, 48);
 
         Assert.Equal(new TextDirection(0, 0, 0.75), Rounded((TextDirection)decoder.Decode([Tensor("softmax_0.tmp_0", [1, 2], [0.75f, 0.25f])], ctx)));
-        Assert.Equal(new TextDirection(1, 180, 0.875), Rounded((TextDirection)decoder.Decode([Tensor("softmax_0.tmp_0", [1, 2], [0.125f, 0.875f])], ctx)));
+        Assert.Equal(new TextDirection(1, 180, 0.875),
+            Rounded((TextDirection)decoder.Decode([Tensor("softmax_0.tmp_0", [1, 2], [0.125f, 0.875f])], ctx)));
     }
 
     [Fact]
@@ -179,7 +181,8 @@ public sealed class DecoderUnitSpecs
         var json = JsonSerializer.Serialize<object>(faces);
 
         Assert.Equal("{\"Faces\":[{\"Box\":{\"X\":1,\"Y\":2,\"Width\":3,\"Height\":4},\"Score\":0.5,\"Keypoints\":[{\"X\":1.5,\"Y\":2.5}]}]}", json);
-        Assert.Contains("\"Regions\"", JsonSerializer.Serialize<object>(new TextRegions([new TextRegion(new Box(0, 0, 1, 1), 1)])), StringComparison.Ordinal);
+        Assert.Contains("\"Regions\"", JsonSerializer.Serialize<object>(new TextRegions([new TextRegion(new Box(0, 0, 1, 1), 1)])),
+            StringComparison.Ordinal);
     }
 
     private static HostTensor Tensor(string name, long[] shape, float[] values) =>

@@ -42,7 +42,8 @@ public sealed class PictureDecodingSpecs(ITestOutputHelper output)
 
         Assert.NotEmpty(faces);
         var best = faces[0];
-        Assert.True(best.Box.IoU(MessiFace) >= 0.5, $"Best face {best.Box} has IoU {best.Box.IoU(MessiFace):0.000} with the hand-measured {MessiFace}.");
+        Assert.True(best.Box.IoU(MessiFace) >= 0.5,
+            $"Best face {best.Box} has IoU {best.Box.IoU(MessiFace):0.000} with the hand-measured {MessiFace}.");
         Assert.Single(faces, f => f.Box.IoU(MessiFace) > 0);
         // Keypoints: the eyes and nose tip lie inside the measured face.
         foreach (var k in best.Keypoints.Take(3))
@@ -93,7 +94,8 @@ public sealed class PictureDecodingSpecs(ITestOutputHelper output)
         var ctx = new DecodeContext(crop.Width, crop.Height, 192, 48);
 
         var upright = (TextDirection)decoder.Decode(TestPictures.Run("paddleocr-textdir-cls.onnx", "x", [1, 3, 48, 192], ClassifierInput(crop)), ctx);
-        var turned = (TextDirection)decoder.Decode(TestPictures.Run("paddleocr-textdir-cls.onnx", "x", [1, 3, 48, 192], ClassifierInput(crop.Rotate180())), ctx);
+        var turned = (TextDirection)decoder.Decode(TestPictures.Run("paddleocr-textdir-cls.onnx", "x", [1, 3, 48, 192],
+            ClassifierInput(crop.Rotate180())), ctx);
         output.WriteLine($"{word}: upright {upright}, turned {turned}");
 
         Assert.Equal((0, 0), (upright.Class, upright.Angle));

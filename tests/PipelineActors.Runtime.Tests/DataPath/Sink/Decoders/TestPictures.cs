@@ -26,7 +26,8 @@ internal static class TestPictures
         var path = Path.Combine(OpenCvExamples, relativePath);
         if (!File.Exists(path))
         {
-            throw new FileNotFoundException($"Test picture {path} is missing; install Debian's opencv-doc (apt-get install -y opencv-doc), as .ci/run does.", path);
+            throw new FileNotFoundException($"Test picture {path} is missing; install Debian's opencv-doc (apt-get install -y "
+                + $"opencv-doc), as .ci/run does.", path);
         }
 
         var decoded = ImageResult.FromMemory(File.ReadAllBytes(path), ColorComponents.RedGreenBlue);

@@ -112,7 +112,8 @@ public sealed class JsonLinesFileSpecs(ITestOutputHelper output) : IDisposable
             }
         }
 
-        output.WriteLine($"20,000 lines written, synced and closed in {clock.Elapsed.TotalMilliseconds:0} ms ({20_000 / clock.Elapsed.TotalSeconds:0} lines/s)");
+        output.WriteLine($"20,000 lines written, synced and closed in {clock.Elapsed.TotalMilliseconds:0} ms "
+            + $"({20_000 / clock.Elapsed.TotalSeconds:0} lines/s)");
         Assert.Equal(Enumerable.Range(0, 20_000).Select(i => (long)i), Ids(File.ReadAllText(File1)));
     }
 
