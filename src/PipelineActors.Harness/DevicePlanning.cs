@@ -306,7 +306,8 @@ public sealed class DevicePlanning
                 var each = string.Join(", ", t.MeanMs.Select((ms, i) => string.Create(
                     CultureInfo.InvariantCulture, $"nodes {t.Bounds[i]}..{t.Bounds[i + 1] - 1} {ms:0.0} ms")));
                 say(string.Create(
-                    CultureInfo.InvariantCulture, $"{WorkerDevice(t.Worker)} segments{(t.Cached ? " (cached)" : "")}: {each}; sum {t.TotalMs:0.0} ms"));
+                    CultureInfo.InvariantCulture,
+                    $"{WorkerDevice(t.Worker)} segments{(t.Cached ? " (cached)" : "")}: {each}; sum {t.TotalMs:0.0} ms"));
             }
         }
 

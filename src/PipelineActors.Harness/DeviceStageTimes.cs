@@ -37,7 +37,8 @@ public sealed record DeviceTimesKey(string ModelSha256, double? Cpu, int IntraOp
 
     /// <summary>The cache file's name: the model's SHA prefix (to find a model's entries by eye) and a hash of the whole key.</summary>
     public string FileName =>
-        $"{ModelSha256[..Math.Min(12, ModelSha256.Length)].ToLowerInvariant()}-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical)))[..16]}.json";
+        $"{ModelSha256[..Math.Min(12, ModelSha256.Length)].ToLowerInvariant()}-"
+        + $"{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Canonical)))[..16]}.json";
 
     /// <summary>Input size overrides as one invariant string, sorted by name so the same sizes give the same key.</summary>
     public static string DescribeInputSizes(IReadOnlyDictionary<string, long[]>? sizes) => sizes is not { Count: > 0 }

@@ -130,7 +130,8 @@ public sealed partial class LocalCluster : IAsyncDisposable
             _workers.Add(Launch(i));
         }
 
-        say($"started {count} worker process(es){(Pinned ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)")}; waiting for them to join");
+        var pinning = Pinned ? ", each pinned to its own core" : " (not pinned: fewer cores than nodes)";
+        say($"started {count} worker process(es){pinning}; waiting for them to join");
         await WaitForMembers(Head.System, count, _workers, TimeSpan.FromSeconds(60), Launch, say);
     }
 

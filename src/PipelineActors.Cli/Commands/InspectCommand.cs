@@ -70,9 +70,11 @@ internal static class InspectCommand
         console.Write(io);
 
         var ops = analysis.Graph.Order.GroupBy(n => n.OpType).OrderByDescending(g => g.Count()).Select(g => $"{g.Key} {g.Count()}");
-        var parameters = model.Graph.Initializer.Concat(analysis.Graph.ConstantNodes.SelectMany(n => n.Attribute).Where(a => a.T is not null).Select(a => a.T)).ToList();
+        var constants = analysis.Graph.ConstantNodes.SelectMany(n => n.Attribute).Where(a => a.T is not null).Select(a => a.T);
+        var parameters = model.Graph.Initializer.Concat(constants).ToList();
         var parameterCount = parameters.Sum(t => t.Dims.Aggregate(1L, (a, d) => a * d));
-        console.MarkupLine($"per-frame nodes {analysis.NodeCount} ({Markup.Escape(string.Join(", ", ops))}); constant nodes {analysis.Graph.ConstantNodes.Count}");
+        console.MarkupLine(
+            $"per-frame nodes {analysis.NodeCount} ({Markup.Escape(string.Join(", ", ops))}); constant nodes {analysis.Graph.ConstantNodes.Count}");
         console.MarkupLine($"parameters {Format.Count(parameterCount)} ({Format.Bytes(Onnx.Cost.CostModel.ParameterBytes(parameters))}); "
             + $"per frame {Format.Count(analysis.TotalFlops)}FLOPs, {Format.Count(analysis.TotalMacs)}MACs");
 

@@ -173,7 +173,7 @@ internal static class JobCommand
             grid.AddRow("frames in / results out", $"{Count(job.FramesIn)} / {Count(job.ResultsOut)}");
             grid.AddRow("skipped / failed", $"{Count(job.Skipped)} / {Count(job.Failed)}");
             grid.AddRow("throughput", $"{job.FramesPerSecond.ToString("0.0", CultureInfo.InvariantCulture)} frames/s");
-            grid.AddRow("latency p50 / p95", $"{job.LatencyP50Ms.ToString("0", CultureInfo.InvariantCulture)} / {job.LatencyP95Ms.ToString("0", CultureInfo.InvariantCulture)} ms");
+            grid.AddRow("latency p50 / p95", string.Create(CultureInfo.InvariantCulture, $"{job.LatencyP50Ms:0} / {job.LatencyP95Ms:0} ms"));
             grid.AddRow("plan", job.Plan.Count == 0 ? "none live" : Markup.Escape(string.Join("\n", job.Plan)));
             context.Console.Write(grid);
             return 0;

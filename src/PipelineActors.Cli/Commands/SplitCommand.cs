@@ -141,7 +141,12 @@ internal static class SplitCommand
                 + $"{bound:E0}); nothing was written. Please report this model.");
         }
 
-        return string.Create(CultureInfo.InvariantCulture, $"verify: chained stages vs the whole model, max |difference| / max |output|: {plain:E2} with ONNX Runtime optimizations off (bound {bound:E0}{(halfPrecision ? ", float16 boundaries" : string.Empty)}), {optimized:E2} with them on (the whole model alone moves by {wholeDrift:E2} between the two settings)");
+        var boundaries = halfPrecision ? ", float16 boundaries" : string.Empty;
+        return string.Create(
+            CultureInfo.InvariantCulture,
+            $"verify: chained stages vs the whole model, max |difference| / max |output|: {plain:E2} with ONNX Runtime optimizations off "
+            + $"(bound {bound:E0}{boundaries}), {optimized:E2} with them on "
+            + $"(the whole model alone moves by {wholeDrift:E2} between the two settings)");
     }
 
     /// <summary>

@@ -30,7 +30,8 @@ public static class Balancer
         if (parts - 1 > cuts.Count)
         {
             throw new PipelineInputException(
-                $"--parts {parts} is more than this model allows: it has {cuts.Count} cut{(cuts.Count == 1 ? "" : "s")}, so at most {cuts.Count + 1} parts.");
+                $"--parts {parts} is more than this model allows: it has {cuts.Count} cut{(cuts.Count == 1 ? "" : "s")}, "
+                + $"so at most {cuts.Count + 1} parts.");
         }
 
         if (speeds is not null && speeds.Count != parts)

@@ -99,7 +99,8 @@ internal static class CodecHeader
         if (source[2] != (byte)elementType)
         {
             throw new TensorCodecException(
-                $"The {codec} tensor declares element type {source[2]}; only {(elementType == TensorProto.Types.DataType.Float ? "float32" : "uint8")} ({(int)elementType}) is encoded.");
+                $"The {codec} tensor declares element type {source[2]}; only "
+                + $"{(elementType == TensorProto.Types.DataType.Float ? "float32" : "uint8")} ({(int)elementType}) is encoded.");
         }
 
         int rank = source[3];

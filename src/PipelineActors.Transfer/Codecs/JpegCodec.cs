@@ -84,7 +84,8 @@ public sealed class JpegCodec
         if (elementType != TensorProto.Types.DataType.Uint8)
         {
             throw new ArgumentException(
-                $"The jpeg codec encodes uint8 image tensors only; this tensor is {Onnx.Graph.ElementTypes.NameOf(elementType)}.", nameof(elementType));
+                $"The jpeg codec encodes uint8 image tensors only; this tensor is {Onnx.Graph.ElementTypes.NameOf(elementType)}.",
+                nameof(elementType));
         }
 
         var image = Geometry.Of(shape, channelAxis) is { } g

@@ -91,7 +91,8 @@ public static class CutCodecPlan
         [.. split.Stages.Select(stage =>
         {
             IReadOnlyList<CutCodec> own = stage.Index < encodes.Count ? encodes[stage.Index] : [];
-            var upstream = encodes.Take(stage.Index).SelectMany(e => e).Where(c => stage.Inputs.Contains(c.Tensor)).Select(c => c.ForDecoding()).ToList();
+            var upstream = encodes.Take(stage.Index).SelectMany(e => e).Where(c => stage.Inputs.Contains(c.Tensor))
+                .Select(c => c.ForDecoding()).ToList();
             // None is null, as the wire reads it back: the exact wire.
             return stage with { Encodes = own.Count > 0 ? [.. own] : null, Decodes = upstream.Count > 0 ? upstream : null };
         })];

@@ -303,7 +303,8 @@ public sealed class JobSupervisor : ReceiveActor, IWithTimers
             _workers.Forget(live.Target.Parts, index, node);
         }
 
-        Event($"stage(s) {string.Join(", ", missing.Select(i => $"{i}/{live.Target.Parts}"))} stopped on {NodeAddress.Of(node)}, which is up; redeploying");
+        var stages = string.Join(", ", missing.Select(i => $"{i}/{live.Target.Parts}"));
+        Event($"stage(s) {stages} stopped on {NodeAddress.Of(node)}, which is up; redeploying");
         _lostAt ??= Stopwatch.GetTimestamp();
         StartDeployment(live.Target, PlanReason.Recovery);
     }

@@ -111,7 +111,8 @@ public sealed class CutCoding
         if (tensor.ElementType != TensorProto.Types.DataType.Uint8 || tensor.Shape.Length != 1 || tensor.Shape[0] != tensor.Data.Length)
         {
             throw new CutCodingException(
-                $"Tensor '{tensor.Name}' arrived as {tensor.ElementType} [{string.Join(",", tensor.Shape)}], not as the {codec} the plan's first hop says: "
+                $"Tensor '{tensor.Name}' arrived as {tensor.ElementType} [{string.Join(",", tensor.Shape)}], "
+                + $"not as the {codec} the plan's first hop says: "
                 + "the ingest runs another plan.");
         }
 

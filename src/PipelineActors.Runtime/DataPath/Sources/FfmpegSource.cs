@@ -154,13 +154,17 @@ public sealed partial class FfmpegSource : IFrameSource, IReportsFaults
             _failuresInARow++;
             if (_failuresInARow > _options.MaxRestarts)
             {
-                Faults.Report($"ffmpeg reading {Id} {Exited(exit, count)}; gave up after {_options.MaxRestarts} restarts without a frame. {LastLines()}".TrimEnd(), ended: true);
+                var gaveUp = $"ffmpeg reading {Id} {Exited(exit, count)}; gave up after {_options.MaxRestarts} restarts without a frame. ";
+                Faults.Report((gaveUp + LastLines()).TrimEnd(), ended: true);
                 _ended = true;
                 break;
             }
 
-            var delay = TimeSpan.FromTicks(Math.Min(_options.MaxDelay.Ticks, _options.FirstDelay.Ticks << Math.Min(_failuresInARow - 1, 20)));
-            Faults.Report($"ffmpeg reading {Id} {Exited(exit, count)}; restart {_failuresInARow} of {_options.MaxRestarts} in {delay.TotalSeconds:0.##} s. {LastLines()}".TrimEnd());
+            var delay = TimeSpan.FromTicks(
+                Math.Min(_options.MaxDelay.Ticks, _options.FirstDelay.Ticks << Math.Min(_failuresInARow - 1, 20)));
+            var restart = $"ffmpeg reading {Id} {Exited(exit, count)}; "
+                + $"restart {_failuresInARow} of {_options.MaxRestarts} in {delay.TotalSeconds:0.##} s. ";
+            Faults.Report((restart + LastLines()).TrimEnd());
             _disposed.Token.WaitHandle.WaitOne(delay);
         }
 

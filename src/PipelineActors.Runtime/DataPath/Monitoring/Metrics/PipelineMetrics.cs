@@ -43,7 +43,8 @@ public static class PipelineMetrics
         "pipeline_rejected_messages",
         "messages",
         "Messages dropped on arrival: from a sender that may not send them, or with values past this node's limits, by reason.");
-    private static readonly Lazy<UpDownCounter<long>> InFlightCounter = new(() => Meter.CreateUpDownCounter<long>("pipeline_frames_in_flight", "frames", "Frames the ingest has sent and not yet seen confirmed."));
+    private static readonly Lazy<UpDownCounter<long>> InFlightCounter = new(() => Meter.CreateUpDownCounter<long>(
+        "pipeline_frames_in_flight", "frames", "Frames the ingest has sent and not yet seen confirmed."));
 
     /// <summary>Frames in flight at the ingest (the end-to-end queue depth).</summary>
     public static UpDownCounter<long> InFlight => InFlightCounter.Value;

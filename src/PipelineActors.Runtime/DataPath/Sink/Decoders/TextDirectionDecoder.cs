@@ -23,7 +23,8 @@ public sealed class TextDirectionDecoder : IResultDecoder
         var p = DecoderTensors.Floats(tensor);
         if (tensor.Shape.Length != 2 || tensor.Shape[1] != 2 || p.Length == 0)
         {
-            throw new PipelineInputException($"Output '{tensor.Name}' has shape [{string.Join(",", tensor.Shape)}], not [N,2]; the 'paddleocr-cls' decoder reads the text-direction classifier's softmax.");
+            throw new PipelineInputException($"Output '{tensor.Name}' has shape [{string.Join(",", tensor.Shape)}], not [N,2]; "
+                + "the 'paddleocr-cls' decoder reads the text-direction classifier's softmax.");
         }
 
         var results = new List<TextDirection>(p.Length / 2);

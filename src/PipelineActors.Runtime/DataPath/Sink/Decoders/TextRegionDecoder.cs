@@ -33,7 +33,8 @@ public sealed class TextRegionDecoder(
         var shape = tensor.Shape;
         if (shape.Length != 4 || shape[0] != 1 || shape[1] != 1)
         {
-            throw new PipelineInputException($"Output '{tensor.Name}' has shape [{string.Join(",", shape)}], not [1,1,H,W]; the 'paddleocr-det' decoder reads DBNet's probability map.");
+            throw new PipelineInputException($"Output '{tensor.Name}' has shape [{string.Join(",", shape)}], not [1,1,H,W]; "
+                + "the 'paddleocr-det' decoder reads DBNet's probability map.");
         }
 
         var height = (int)shape[2];
