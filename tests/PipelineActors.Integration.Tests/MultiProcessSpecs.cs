@@ -190,7 +190,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             victim.Signal("CONT");
             // Long enough for the judge to act on anything it saw (stable-after and a view interval, twice over).
             await Task.Delay(TimeSpan.FromSeconds(5));
-            _output.WriteLine($"paused {victim.Name} for {seconds} s: it {(victim.HasExited ? "was downed and exited" : "stayed")}; head {cluster.SelfMember.Status}");
+            var fate = victim.HasExited ? "was downed and exited" : "stayed";
+            _output.WriteLine($"paused {victim.Name} for {seconds} s: it {fate}; head {cluster.SelfMember.Status}");
             Assert.Equal(MemberStatus.Up, cluster.SelfMember.Status);
             if (_processes.Count(p => !p.HasExited) < 2)
             {

@@ -17,7 +17,8 @@ public sealed class NodeServiceProcessSpecs
         string[] args =
         [
             Path.Combine(AppContext.BaseDirectory, "pipeline-node.dll"), "--roles", "worker", "--port", port,
-            "--seeds", $"akka.ssl.tcp://pipeline@127.0.0.1:{port}", "--parent-pid", parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--seeds", $"akka.ssl.tcp://pipeline@127.0.0.1:{port}", "--parent-pid",
+                parent.Id.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "--tls", certificates.Issue("worker"),
         ];
         foreach (var arg in args)

@@ -73,7 +73,8 @@ public sealed class PlanTableSpecs
     /// <summary>The example with a codec on b0's output and a fidelity budget.</summary>
     public static readonly string WithCodecs = Example
         .Replace("\"weightBytes\": 9408 }",
-            "\"weightBytes\": 9408, \"codecs\": [ { \"name\": \"int8\", \"outputBytes\": 90000, \"encodeMs\": 2, \"decodeMs\": 1, \"fidelity\": 0.995 } ] }",
+            "\"weightBytes\": 9408, \"codecs\": [ { \"name\": \"int8\", \"outputBytes\": 90000, \"encodeMs\": 2, \"decodeMs\": 1, "
+            + "\"fidelity\": 0.995 } ] }",
             StringComparison.Ordinal)
         .Replace("\"sink\": \"cam\" }", "\"sink\": \"cam\", \"fidelity\": 0.99 }", StringComparison.Ordinal);
 

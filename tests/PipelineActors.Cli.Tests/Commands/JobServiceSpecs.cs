@@ -205,7 +205,9 @@ public sealed class JobServiceSpecs : IDisposable
         var lines = ReadResults(results);
         var firstAfter = lines.First(l => l.GetProperty("frame").GetInt64() == resumedAt);
         var delivered = (firstAfter.GetProperty("capture_us").GetInt64() / 1000.0) + firstAfter.GetProperty("latency_ms").GetDouble();
-        _output.WriteLine($"ingest node killed: first result from {moved.GetProperty("node").GetString()} {delivered - killedAt.ToUnixTimeMilliseconds():0} ms after the kill; ids resumed at {resumedAt} after {lastBefore}");
+        var movedTo = moved.GetProperty("node").GetString();
+        _output.WriteLine($"ingest node killed: first result from {movedTo} {delivered - killedAt.ToUnixTimeMilliseconds():0} ms after the kill; "
+            + $"ids resumed at {resumedAt} after {lastBefore}");
     }
 
     [Fact]
@@ -285,7 +287,7 @@ public sealed class JobServiceSpecs : IDisposable
 
     [Fact]
     [System.Runtime.Versioning.SupportedOSPlatform("linux")]
-    public async Task A_camera_password_shows_in_no_status_list_or_node_output_the_jobs_file_is_0600_and_a_missing_variable_fails_its_job_in_one_sentence()
+    public async Task A_camera_password_shows_in_no_status_list_or_node_output_the_jobs_file_is_0600_and_a_missing_variable_fails_the_job()
     {
         StartNode("coordinator,ingest,worker");
         var port = TestPorts.Free(); // nothing listens there: ffmpeg fails to connect, and its errors quote the URL

@@ -25,7 +25,8 @@ public sealed class MonitorProcessSpecs
         var seed = $"akka.ssl.tcp://pipeline@127.0.0.1:{port}";
         var monitorTls = certificates.Issue("monitor");
         using var node = Start(
-            "pipeline-node.dll", "--roles", "coordinator,worker", "--port", port, "--seeds", seed, "--tls", certificates.Issue("coordinator", "worker"));
+            "pipeline-node.dll", "--roles", "coordinator,worker", "--port", port, "--seeds", seed, "--tls",
+                certificates.Issue("coordinator", "worker"));
         try
         {
             await WaitForLine(node, "node akka.ssl.tcp://", TimeSpan.FromSeconds(30));

@@ -39,7 +39,8 @@ public sealed partial class PlannedRunSpecs(ITestOutputHelper output) : IDisposa
             () =>
             {
                 var run = Cli.Run(
-                    "run", "--model", model, "--nodes", "2", "--frames", "30", "--fps", "0", "--emulate", "cpu=0.3;cpu=1.0", "--plan", "planned", "--json");
+                    "run", "--model", model, "--nodes", "2", "--frames", "30", "--fps", "0", "--emulate", "cpu=0.3;cpu=1.0", "--plan",
+                        "planned", "--json");
                 Assert.True(run.ExitCode == 0, run.Error + run.Output);
                 return JsonDocument.Parse(run.Output).RootElement.Clone();
             },

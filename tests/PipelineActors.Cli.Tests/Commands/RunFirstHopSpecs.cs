@@ -186,14 +186,16 @@ public sealed class RunFirstHopSpecs(ITestOutputHelper log) : IDisposable
     {
         var results = _folder[$"results-{Guid.NewGuid():N}.jsonl"];
         var run = Cli.Run(
-            "run", "--model", model, "--nodes", nodes.ToString(CultureInfo.InvariantCulture), "--frames", frames.ToString(CultureInfo.InvariantCulture),
+            "run", "--model", model, "--nodes", nodes.ToString(CultureInfo.InvariantCulture), "--frames",
+                frames.ToString(CultureInfo.InvariantCulture),
             "--fps", "0", "--source", source, "--first-hop", hop, "--results", results, "--json");
         Assert.True(run.ExitCode == 0, run.Error + run.Output);
         var report = JsonDocument.Parse(run.Output).RootElement.Clone();
         var lines = File.ReadAllLines(results).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
         Assert.True(lines.Count >= (minimumResults ?? frames), $"{source} {hop}: {lines.Count} results of {frames} frames");
-        log.WriteLine($"{Path.GetFileName(model)} from {source.Split(':')[0]} with {hop}: first hop {report.GetProperty("firstHopBytesPerFrame")} bytes a frame, "
-            + $"encode {report.GetProperty("firstHopEncodeMsPerFrame")} ms, stage 0 in {report.GetProperty("stages")[0].GetProperty("bytesInPerFrame")} bytes");
+        var (firstHopBytes, encodeMs) = (report.GetProperty("firstHopBytesPerFrame"), report.GetProperty("firstHopEncodeMsPerFrame"));
+        log.WriteLine($"{Path.GetFileName(model)} from {source.Split(':')[0]} with {hop}: first hop {firstHopBytes} bytes a frame, "
+            + $"encode {encodeMs} ms, stage 0 in {report.GetProperty("stages")[0].GetProperty("bytesInPerFrame")} bytes");
         return new RunOutcome(report, lines);
     }
 

@@ -129,6 +129,9 @@ public sealed partial class SplitCommandSpecs(TinyNetFile tinynet) : IClassFixtu
         Assert.Equal(2, SplitManifest.Load(_temp["out"]).Stages.Count);
     }
 
-    [GeneratedRegex(@"max \|difference\| / max \|output\|: (?<plain>[0-9.E+-]+) with ONNX Runtime optimizations off \([^)]*\), (?<optimized>[0-9.E+-]+) with them on", RegexOptions.Singleline)]
+    [GeneratedRegex(
+        @"max \|difference\| / max \|output\|: (?<plain>[0-9.E+-]+) with ONNX Runtime optimizations off \([^)]*\), "
+        + @"(?<optimized>[0-9.E+-]+) with them on",
+        RegexOptions.Singleline)]
     private static partial Regex VerifyLine();
 }

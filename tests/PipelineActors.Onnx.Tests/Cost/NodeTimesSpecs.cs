@@ -52,7 +52,8 @@ public class NodeTimesSpecs(ITestOutputHelper output)
         // One warm-up run and three timed ones, as the runtime writes them (Chrome trace events).
         var events = new StringBuilder("[");
         void Event(string category, string name, long ts, long dur) =>
-            events.Append(events.Length > 1 ? "," : "").Append($$"""{"cat":"{{category}}","pid":1,"tid":1,"dur":{{dur}},"ts":{{ts}},"ph":"X","name":"{{name}}","args":{} }""");
+            events.Append(events.Length > 1 ? "," : "")
+                .Append($$"""{"cat":"{{category}}","pid":1,"tid":1,"dur":{{dur}},"ts":{{ts}},"ph":"X","name":"{{name}}","args":{} }""");
         foreach (var (start, scale) in new[] { (0L, 9L), (1000L, 1L), (2000L, 3L), (3000L, 2L) })
         {
             Event("Session", "model_run", start, 900);

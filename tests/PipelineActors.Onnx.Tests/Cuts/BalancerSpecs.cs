@@ -39,7 +39,8 @@ public class BalancerSpecs(ITestOutputHelper output)
         var splits = Combinations(positions, parts - 1).Select(c => (Cuts: c, Slowest: Slowest(analysis, c), Bytes: Bytes(analysis, c))).ToList();
         var optimum = splits.Min(s => s.Slowest);
         var fewestBytes = splits.Where(s => s.Slowest <= optimum * (1 + Tolerance)).Min(s => s.Bytes);
-        output.WriteLine($"{model} in {parts}: {splits.Count} splits, optimum {optimum}, balancer [{string.Join(",", chosen)}] slowest {Slowest(analysis, chosen)}, {Bytes(analysis, chosen)} bytes (fewest {fewestBytes})");
+        output.WriteLine($"{model} in {parts}: {splits.Count} splits, optimum {optimum}, balancer [{string.Join(",", chosen)}] "
+            + $"slowest {Slowest(analysis, chosen)}, {Bytes(analysis, chosen)} bytes (fewest {fewestBytes})");
 
         Assert.InRange(Slowest(analysis, chosen), optimum, optimum * (1 + Tolerance));
         Assert.Equal(fewestBytes, Bytes(analysis, chosen));

@@ -63,7 +63,8 @@ public class CutOrderIndependenceSpecs(ITestOutputHelper output)
     {
         var hoisted = graph.Node.Where(n => n.OpType is "Constant" or "Identity").ToList();
         var rest = graph.Node.Where(n => n.OpType is not ("Constant" or "Identity")).ToList();
-        var available = graph.Input.Select(i => i.Name).Concat(graph.Initializer.Select(i => i.Name)).Concat(hoisted.SelectMany(n => n.Output)).ToHashSet(StringComparer.Ordinal);
+        var available = graph.Input.Select(i => i.Name).Concat(graph.Initializer.Select(i => i.Name)).Concat(hoisted.SelectMany(n => n.Output))
+            .ToHashSet(StringComparer.Ordinal);
         var result = new List<NodeProto>(hoisted);
         while (rest.Count > 0)
         {

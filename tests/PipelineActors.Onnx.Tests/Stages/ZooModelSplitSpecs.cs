@@ -38,7 +38,9 @@ public class ZooModelSplitSpecs(ITestOutputHelper output)
             var stages = StageExtractor.Extract(analysis, positions);
             var plain = verifier.Check(stages);
             Assert.True(plain <= Tolerance, $"{name} in {parts} parts [{string.Join(",", positions)}]: relative difference {plain:E2}");
-            output.WriteLine($"{name} {parts} parts at [{string.Join(",", positions)}]: {plain:E2} (ORT optimizations off), {optimizedVerifier.Check(stages):E2} (on)");
+            output.WriteLine(
+                $"{name} {parts} parts at [{string.Join(",", positions)}]: {plain:E2} (ORT optimizations off), "
+                + $"{optimizedVerifier.Check(stages):E2} (on)");
         }
     }
 }

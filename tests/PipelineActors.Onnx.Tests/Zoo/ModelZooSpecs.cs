@@ -118,7 +118,8 @@ public class ModelZooSpecs(ZooModelCache cache, ITestOutputHelper output) : ICla
         var nodeNames = graph.Node.Select(n => n.Name).ToList();
         Assert.Equal(nodeNames.Count, nodeNames.Distinct().Count());
         Assert.All(nodeNames, n => Assert.False(string.IsNullOrEmpty(n)));
-        var produced = graph.Node.SelectMany(n => n.Output).Concat(graph.Initializer.Select(i => i.Name)).Concat(graph.Input.Select(i => i.Name)).ToList();
+        var produced = graph.Node.SelectMany(n => n.Output).Concat(graph.Initializer.Select(i => i.Name)).Concat(graph.Input.Select(i => i.Name))
+            .ToList();
         Assert.Equal(produced.Count, produced.Distinct().Count());
         var known = produced.ToHashSet();
         Assert.All(graph.Node.SelectMany(n => n.Input).Where(i => i.Length > 0), i => Assert.Contains(i, known));

@@ -71,8 +71,9 @@ public sealed class UnboundMessageSpecs : Akka.TestKit.Xunit2.TestKit
         {
             var here = CreateTestProbe();
             var there = new Akka.TestKit.TestProbe(peer, new Akka.TestKit.Xunit2.XunitAssertions());
-            var hereFromPeer = ((ExtendedActorSystem)peer).Provider.ResolveActorRef(here.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)Sys).Provider.DefaultAddress));
-            var thereFromHere = ((ExtendedActorSystem)Sys).Provider.ResolveActorRef(there.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)peer).Provider.DefaultAddress));
+            var (hereProvider, peerProvider) = (((ExtendedActorSystem)Sys).Provider, ((ExtendedActorSystem)peer).Provider);
+            var hereFromPeer = peerProvider.ResolveActorRef(here.Ref.Path.ToStringWithAddress(hereProvider.DefaultAddress));
+            var thereFromHere = hereProvider.ResolveActorRef(there.Ref.Path.ToStringWithAddress(peerProvider.DefaultAddress));
             var forged = new ModelProto { ProducerName = "forged", Graph = new GraphProto { Name = "not-your-model" } };
             Assert.Equal(2, peer.Serialization.FindSerializerFor(forged).Identifier);
             Assert.IsNotType<RefusingProtobufSerializer>(peer.Serialization.FindSerializerFor(forged));
@@ -108,8 +109,9 @@ public sealed class UnboundMessageSpecs : Akka.TestKit.Xunit2.TestKit
         {
             var here = CreateTestProbe();
             var there = new Akka.TestKit.TestProbe(peer, new Akka.TestKit.Xunit2.XunitAssertions());
-            var hereFromPeer = ((ExtendedActorSystem)peer).Provider.ResolveActorRef(here.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)Sys).Provider.DefaultAddress));
-            var thereFromHere = ((ExtendedActorSystem)Sys).Provider.ResolveActorRef(there.Ref.Path.ToStringWithAddress(((ExtendedActorSystem)peer).Provider.DefaultAddress));
+            var (hereProvider, peerProvider) = (((ExtendedActorSystem)Sys).Provider, ((ExtendedActorSystem)peer).Provider);
+            var hereFromPeer = peerProvider.ResolveActorRef(here.Ref.Path.ToStringWithAddress(hereProvider.DefaultAddress));
+            var thereFromHere = hereProvider.ResolveActorRef(there.Ref.Path.ToStringWithAddress(peerProvider.DefaultAddress));
             Assert.Equal(1, peer.Serialization.FindSerializerFor(new SmuggledCommand("x")).Identifier);
             Assert.IsNotType<RefusingSerializer>(peer.Serialization.FindSerializerFor(new SmuggledCommand("x")));
 

@@ -99,7 +99,8 @@ public sealed class FirstHopJpegSpecs(FirstHopModels models) : Akka.TestKit.Xuni
 
         Assert.Equal("--first-hop jpeg:90 needs the model's .profile.json beside it (it says the picture's layout); without one use "
             + "--first-hop raw.", noProfile.Message);
-        Assert.StartsWith($"--first-hop jpeg:80 needs the source to send the model's picture '{floats.SourceInputs[0].Name}' as uint8 pixels", asFloats.Message);
+        Assert.StartsWith(
+            $"--first-hop jpeg:80 needs the source to send the model's picture '{floats.SourceInputs[0].Name}' as uint8 pixels", asFloats.Message);
         Assert.Contains("float32", asFloats.Message);
         Assert.EndsWith("use --first-hop raw.", asFloats.Message);
     }

@@ -33,7 +33,8 @@ public sealed class SourceEnvironmentSpecs
     [Fact]
     public void A_variable_not_set_on_the_ingest_node_is_one_sentence_naming_it_without_the_rest_of_the_credentials()
     {
-        var error = Assert.Throws<PipelineInputException>(() => SourceCredentials.ExpandEnvironment("rtsp://door:${CAMERA_SECRET}@10.0.0.7/stream", Lookup));
+        var error = Assert.Throws<PipelineInputException>(
+            () => SourceCredentials.ExpandEnvironment("rtsp://door:${CAMERA_SECRET}@10.0.0.7/stream", Lookup));
 
         Assert.Contains("environment variable CAMERA_SECRET, which is not set on ingest node", error.Message, StringComparison.Ordinal);
         Assert.Contains("rtsp://***@10.0.0.7/stream", error.Message, StringComparison.Ordinal);
