@@ -38,7 +38,10 @@ internal static class BenchCommand
             Description = "With --emulate: codecs the planned configuration and the equal split run with, one row each, comma separated, as "
                 + "run --codec takes them (e.g. exact,int8+zstd,pool2; default exact); the other configurations run exact.",
         };
-        var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
+        var command = new Command(
+            "bench",
+            "Measure pipeline throughput against the bare inference loop and N concurrent replicas, and each node's CPU per frame against "
+                + "its stage run alone, in one run, with every node pinned.")
         {
             model, nodes, threads, frames, seconds, input, json, report, emulate, objective, codecs,
         };
