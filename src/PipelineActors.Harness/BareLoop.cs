@@ -31,8 +31,10 @@ public static class BareLoop
     public static BareLoopResult Run(
         string modelPath, int threads, double seconds, IReadOnlyDictionary<string, long[]>? sizes = null, bool stageFile = false)
     {
+        // Parsed first, so a missing or broken file is one sentence rather than ONNX Runtime's exception.
+        var model = OnnxModelFile.Load(modelPath).Model;
         using var session = new StageSession(modelPath, threads);
-        var inputs = stageFile ? session.WarmUpInputs() : InputSizes.Resolve(new ModelGraph(OnnxModelFile.Load(modelPath).Model), sizes);
+        var inputs = stageFile ? session.WarmUpInputs() : InputSizes.Resolve(new ModelGraph(model), sizes);
         var frame = inputs.Select((t, i) => new FrameTensor(t.Name, t.ElementType, t.Shape, HostTensor.Deterministic(t, 5 + i).Data)).ToList();
         session.WarmUp(inputs, runs: 5);
         var self = Process.GetCurrentProcess();
