@@ -166,7 +166,7 @@ public static class Bench
             }
 
             say($"the {run.StageFiles.Count} stage(s) of pipeline x{n} alone: each stage file in a bare loop pinned to its worker's core(s), "
-                + $"all at once, {StageLoopSeconds(options):0} s");
+                + $"one after another, {StageLoopSeconds(options):0} s each");
             var stageLoops = await StageLoops(options, run, cancellation);
             rows.Add(RowOf($"pipeline x{n}", n, run, bare.FramesPerSecond, versusReplicas) with
             {
@@ -242,7 +242,8 @@ public static class Bench
 
     /// <summary>
     /// Each stage file of the run's final plan in a bare loop of its own (<c>pipeline-node --bench-loop FILE --stage</c>), with a
-    /// worker's threads, pinned to the core(s) of the worker that hosted it, all stages at once as the pipeline ran them; in
+    /// worker's threads, pinned to the core(s) of the worker that hosted it, one stage after another so that each runs alone
+    /// (on a 2-core Xeon, ResNet-50's two halves run at once took 104 ms of CPU a frame together, the whole model alone 76); in
     /// stage order. Empty when the run's stages cannot be matched to their files.
     /// </summary>
     private static async Task<IReadOnlyList<BareLoopResult>> StageLoops(BenchOptions options, RunReport run, CancellationToken cancellation)
@@ -254,22 +255,21 @@ public static class Bench
 
         var threads = options.ThreadsPerNode.ToString(CultureInfo.InvariantCulture);
         var seconds = StageLoopSeconds(options).ToString(CultureInfo.InvariantCulture);
-        var processes = run.Stages.Select((stage, i) => NodeProcess.Start(
-            $"stage-loop-{i}",
-            ["--bench-loop", run.StageFiles[i], "--stage", "--threads", threads, "--seconds", seconds],
-            run.Nodes.FirstOrDefault(node => node.Node == stage.Node)?.Cores,
-            options.BinaryFolder)).ToList();
-        try
+        var loops = new List<BareLoopResult>();
+        for (var i = 0; i < run.Stages.Count; i++)
         {
-            await Task.WhenAll(processes.Select(p => p.WaitForExitAsync(cancellation)));
-            return processes.Select(p => p.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{')) is { } line
+            using var process = NodeProcess.Start(
+                $"stage-loop-{i}",
+                ["--bench-loop", run.StageFiles[i], "--stage", "--threads", threads, "--seconds", seconds],
+                run.Nodes.FirstOrDefault(node => node.Node == run.Stages[i].Node)?.Cores,
+                options.BinaryFolder);
+            await process.WaitForExitAsync(cancellation);
+            loops.Add(process.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{')) is { } line
                 ? JsonSerializer.Deserialize<BareLoopResult>(line)!
-                : throw new InvalidOperationException($"The bare loop of {p.Name} printed no result: {p.Output.Trim()}")).ToList();
+                : throw new InvalidOperationException($"The bare loop of {process.Name} printed no result: {process.Output.Trim()}"));
         }
-        finally
-        {
-            processes.ForEach(p => p.Dispose());
-        }
+
+        return loops;
     }
 
     /// <summary>How the per-node overhead and the CPU per MB of a link are derived, with this run's CPU per MB per node.</summary>
@@ -286,7 +286,7 @@ public static class Bench
             "results delivered in that span (CPU times come from /proc in 10 ms ticks); +ingest: the same for this process (the source,",
             "ingest, coordinator, sink and the run's polling).",
             "Bare stage CPU per frame: right after each pipeline run, each stage file as its worker ran it in a bare loop of its own",
-            $"(one ONNX Runtime session, {options.ThreadsPerNode} intra-op thread(s), pinned to that worker's core(s), all stages at once,",
+            $"(one ONNX Runtime session, {options.ThreadsPerNode} intra-op thread(s), pinned to that worker's core(s), one stage at a time,",
             $"{StageLoopSeconds(options):0} s after 5 warm-up runs): the loop process's CPU time over its runs, not wall time.",
             "Overhead per node = (node CPU per frame - bare stage CPU per frame) / bare stage CPU per frame (transport, copies, actors; aim <= 5 %).",
             "CPU per MB on each end of a link = (node CPU per frame - bare stage CPU per frame) / MB (10^6 bytes) the node's stage",
