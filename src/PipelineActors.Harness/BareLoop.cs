@@ -19,15 +19,22 @@ public sealed record BareLoopResult(long Frames, double Seconds, double FramesPe
 /// <summary>
 /// The baseline a user would otherwise run: ONNX Runtime over the whole model in a loop, in one
 /// process, with the same session settings as a stage (optimizations on, no spinning, the given
-/// intra-op threads). <c>pipeline-node --bench-loop MODEL</c> runs it in a process of its own.
+/// intra-op threads). <c>pipeline-node --bench-loop MODEL</c> runs it in a process of its own; with <c>--stage</c> the model is
+/// one stage file of a split, as bench times each stage alone against its worker's CPU.
 /// </summary>
 public static class BareLoop
 {
-    public static BareLoopResult Run(string modelPath, int threads, double seconds, IReadOnlyDictionary<string, long[]>? sizes = null)
+    /// <param name="stageFile">
+    /// The model is one stage of a split (<c>--stage</c>): its inputs are what the stage before it sends, in the shapes the
+    /// split was made for, not the whole model's.
+    /// </param>
+    public static BareLoopResult Run(
+        string modelPath, int threads, double seconds, IReadOnlyDictionary<string, long[]>? sizes = null, bool stageFile = false)
     {
-        var graph = new ModelGraph(OnnxModelFile.Load(modelPath).Model);
-        var inputs = InputSizes.Resolve(graph, sizes);
+        // Parsed first, so a missing or broken file is one sentence rather than ONNX Runtime's exception.
+        var model = OnnxModelFile.Load(modelPath).Model;
         using var session = new StageSession(modelPath, threads);
+        var inputs = stageFile ? session.WarmUpInputs() : InputSizes.Resolve(new ModelGraph(model), sizes);
         var frame = inputs.Select((t, i) => HostTensor.Deterministic(t, 5 + i)).ToList();
         session.WarmUp(inputs, runs: 5);
         var self = Process.GetCurrentProcess();
@@ -55,7 +62,7 @@ public static class BareLoop
         var threads = int.Parse(Arg("--threads") ?? "1", CultureInfo.InvariantCulture);
         var seconds = double.Parse(Arg("--seconds") ?? "10", CultureInfo.InvariantCulture);
         var sizes = Arg("--input") is { } input ? InputSizes.ParseOverrides(input.Split(' ')) : null;
-        var result = Run(model, threads, seconds, sizes);
+        var result = Run(model, threads, seconds, sizes, stageFile: args.Contains("--stage"));
         Console.WriteLine(JsonSerializer.Serialize(result));
         return 0;
     }

@@ -72,6 +72,12 @@ public sealed record BenchRow(
 
     /// <summary>The transfer codec on every cut of the run (<c>--codecs</c>), <c>exact</c> unless the row says otherwise.</summary>
     public string Codec { get; init; } = Transfer.TransferSpec.Exact;
+
+    /// <summary>
+    /// Each node's CPU per frame against its stage's bare loop, in <see cref="CpuSecondsPerFrameOnNodes"/>' order (pipeline
+    /// rows of a bench without <c>--emulate</c>); empty otherwise.
+    /// </summary>
+    public IReadOnlyList<NodeOverhead> NodeOverheads { get; init; } = [];
 }
 
 /// <summary>How one compared configuration placed its stages, and what the cost model said of it.</summary>
@@ -159,7 +165,13 @@ public static class Bench
                 versusReplicas = Math.Round(run.FramesPerSecond / sum, 3);
             }
 
-            rows.Add(RowOf($"pipeline x{n}", n, run, bare.FramesPerSecond, versusReplicas));
+            say($"the {run.StageFiles.Count} stage(s) of pipeline x{n} alone: each stage file in a bare loop pinned to its worker's core(s), "
+                + $"one after another, {StageLoopSeconds(options):0} s each");
+            var stageLoops = await StageLoops(options, run, cancellation);
+            rows.Add(RowOf($"pipeline x{n}", n, run, bare.FramesPerSecond, versusReplicas) with
+            {
+                NodeOverheads = NodeOverhead.Of(run.Nodes, run.Stages, stageLoops),
+            });
         }
 
         RunReport? killRun = null;
@@ -194,6 +206,7 @@ public static class Bench
             $"Pipeline: 'pipeline run' with N worker processes, worker i pinned to core(s) i*T..i*T+T-1 (mod {cores}), the ingest/coordinator process unpinned (its CPU is reported),",
             $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
             "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
+            OverheadMethod(options, rows),
             options.Emulation is { } spec
                 ? $"Emulated workers (pipeline runs only; the bare loop and replicas run at full speed): {spec}; latency is added by the application."
                 : "",
@@ -223,6 +236,64 @@ public static class Bench
         StageBusyPercent = run.Stages.Select(s => s.BusyPercent).ToList(),
         LatencyPercentiles = run.LatencyPercentiles,
     };
+
+    /// <summary>Seconds each stage runs alone in its bare loop: a few, at most the bare loop's.</summary>
+    private static double StageLoopSeconds(BenchOptions options) => Math.Min(options.LoopSeconds, 5);
+
+    /// <summary>
+    /// Each stage file of the run's final plan in a bare loop of its own (<c>pipeline-node --bench-loop FILE --stage</c>), with a
+    /// worker's threads, pinned to the core(s) of the worker that hosted it, one stage after another so that each runs alone
+    /// (on a 2-core Xeon, ResNet-50's two halves run at once took 104 ms of CPU a frame together, the whole model alone 76); in
+    /// stage order. Empty when the run's stages cannot be matched to their files.
+    /// </summary>
+    private static async Task<IReadOnlyList<BareLoopResult>> StageLoops(BenchOptions options, RunReport run, CancellationToken cancellation)
+    {
+        if (run.StageFiles.Count != run.Stages.Count)
+        {
+            return [];
+        }
+
+        var threads = options.ThreadsPerNode.ToString(CultureInfo.InvariantCulture);
+        var seconds = StageLoopSeconds(options).ToString(CultureInfo.InvariantCulture);
+        var loops = new List<BareLoopResult>();
+        for (var i = 0; i < run.Stages.Count; i++)
+        {
+            using var process = NodeProcess.Start(
+                $"stage-loop-{i}",
+                ["--bench-loop", run.StageFiles[i], "--stage", "--threads", threads, "--seconds", seconds],
+                run.Nodes.FirstOrDefault(node => node.Node == run.Stages[i].Node)?.Cores,
+                options.BinaryFolder);
+            await process.WaitForExitAsync(cancellation);
+            loops.Add(process.Output.Split('\n').LastOrDefault(l => l.TrimStart().StartsWith('{')) is { } line
+                ? JsonSerializer.Deserialize<BareLoopResult>(line)!
+                : throw new InvalidOperationException($"The bare loop of {process.Name} printed no result: {process.Output.Trim()}"));
+        }
+
+        return loops;
+    }
+
+    /// <summary>How the per-node overhead and the CPU per MB of a link are derived, with this run's CPU per MB per node.</summary>
+    private static string OverheadMethod(BenchOptions options, IReadOnlyList<BenchRow> rows)
+    {
+        var measured = rows.Where(r => r.NodeOverheads.Count > 0).Select(r => $"{r.Configuration}: " + string.Join(", ", r.NodeOverheads
+            .Where(o => o.Stage is not null)
+            .OrderBy(o => o.Stage)
+            .Select(o => string.Create(CultureInfo.InvariantCulture,
+                $"stage {o.Stage} {(o.OverheadCpuMsPerMB is { } perMb ? $"{perMb:0.0} ms/MB" : "-")} "
+                + $"({(o.BytesInPerFrame + o.BytesOutPerFrame) / 1e6:0.000} MB a frame)"))));
+        return string.Join(" ", [
+            "Node CPU per frame: each worker process's CPU time from the poll that saw the first result to the end of the run, over the",
+            "results delivered in that span (CPU times come from /proc in 10 ms ticks); +ingest: the same for this process (the source,",
+            "ingest, coordinator, sink and the run's polling).",
+            "Bare stage CPU per frame: right after each pipeline run, each stage file as its worker ran it in a bare loop of its own",
+            $"(one ONNX Runtime session, {options.ThreadsPerNode} intra-op thread(s), pinned to that worker's core(s), one stage at a time,",
+            $"{StageLoopSeconds(options):0} s after 5 warm-up runs): the loop process's CPU time over its runs, not wall time.",
+            "Overhead per node = (node CPU per frame - bare stage CPU per frame) / bare stage CPU per frame (transport, copies, actors; aim <= 5 %).",
+            "CPU per MB on each end of a link = (node CPU per frame - bare stage CPU per frame) / MB (10^6 bytes) the node's stage",
+            "received and sent per frame (an upper bound: it charges all of the node's excess, per-frame messages and idle cluster work",
+            $"included, to the bytes); measured here: {string.Join("; ", measured)}.",
+        ]);
+    }
 
     /// <summary>
     /// <c>bench --emulate</c>: on the emulated workers, in one run, the planner's plan, the balanced equal split (stage i on

@@ -101,6 +101,9 @@ public sealed record RunReport(
 
     /// <summary>The ingest's mean time to encode a frame for the first hop (0 for raw).</summary>
     public double FirstHopEncodeMsPerFrame { get; init; }
+
+    /// <summary>The model file of each stage of the final plan, in stage order, as its worker ran it (bench times each alone).</summary>
+    public IReadOnlyList<string> StageFiles { get; init; } = [];
 }
 
 /// <summary>

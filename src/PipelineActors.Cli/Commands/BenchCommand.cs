@@ -38,7 +38,10 @@ internal static class BenchCommand
             Description = "With --emulate: codecs the planned configuration and the equal split run with, one row each, comma separated, as "
                 + "run --codec takes them (e.g. exact,int8+zstd,pool2; default exact); the other configurations run exact.",
         };
-        var command = new Command("bench", "Measure pipeline throughput against the bare inference loop and N concurrent replicas, in one run, with every node pinned.")
+        var command = new Command(
+            "bench",
+            "Measure pipeline throughput against the bare inference loop and N concurrent replicas, and each node's CPU per frame against "
+                + "its stage run alone, in one run, with every node pinned.")
         {
             model, nodes, threads, frames, seconds, input, json, report, emulate, objective, codecs,
         };
@@ -135,7 +138,11 @@ internal static class BenchCommand
             : throw new PipelineInputException("--codecs names no codec; give some, comma separated (e.g. exact,int8+zstd,pool2).");
     }
 
-    private static void Render(IAnsiConsole console, BenchReport r)
+    /// <summary>A node's overhead as a signed percentage, <c>-</c> where it hosted no stage.</summary>
+    internal static string Percent(double? overhead) =>
+        overhead is { } p ? p.ToString("+0.0 '%';-0.0 '%';0.0 '%'", CultureInfo.InvariantCulture) : "-";
+
+    internal static void Render(IAnsiConsole console, BenchReport r)
     {
         console.MarkupLine($"[bold]{Markup.Escape(r.Model)}[/] on {Markup.Escape(r.Machine)}");
         console.MarkupLine($"[grey]method: {Markup.Escape(r.Method)}[/]");
@@ -169,7 +176,9 @@ internal static class BenchCommand
 
         table.AddColumn("x bare loop", c => c.RightAligned())
             .AddColumn("efficiency", c => c.RightAligned()).AddColumn("vs N replicas", c => c.RightAligned())
-            .AddColumn("p50 ms", c => c.RightAligned()).AddColumn("bytes/frame per link").AddColumn("CPU s/frame per node").AddColumn("memory per node").AddColumn("lost", c => c.RightAligned());
+            .AddColumn("p50 ms", c => c.RightAligned()).AddColumn("bytes/frame per link").AddColumn("CPU s/frame per node")
+            .AddColumn("bare stage CPU ms/frame per node").AddColumn("overhead per node")
+            .AddColumn("memory per node").AddColumn("lost", c => c.RightAligned());
         foreach (var row in r.Rows)
         {
             var cells = new List<string> { row.Configuration, row.Codec, row.FramesPerSecond.ToString("0.00", CultureInfo.InvariantCulture) };
@@ -189,6 +198,8 @@ internal static class BenchCommand
                 row.LatencyP50Ms.ToString("0.0", CultureInfo.InvariantCulture),
                 string.Join(", ", row.BytesPerFrameOnLinks.Select(Format.Bytes)),
                 string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture))) + $" (+ingest {row.HeadCpuSecondsPerFrame:0.0000})",
+                string.Join(", ", row.NodeOverheads.Select(o => o.StageBareCpuMsPerFrame?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-")),
+                string.Join(", ", row.NodeOverheads.Select(o => Percent(o.OverheadPercent))),
                 string.Join(", ", row.RssBytesPerNode.Select(Format.Bytes)),
                 row.Lost.ToString(CultureInfo.InvariantCulture),
             ]);
@@ -196,7 +207,10 @@ internal static class BenchCommand
 
         foreach (var (n, fps, rss) in r.Replicas)
         {
-            table.AddRow($"{n} replicas", Transfer.TransferSpec.Exact, fps.ToString("0.00", CultureInfo.InvariantCulture), (fps / r.BareLoopFps).ToString("0.00x", CultureInfo.InvariantCulture), $"{fps / r.BareLoopFps / n * 100:0.0} %", "100.0 %", "-", "-", "-", Format.Bytes(rss), "-");
+            table.AddRow(
+                $"{n} replicas", Transfer.TransferSpec.Exact, fps.ToString("0.00", CultureInfo.InvariantCulture),
+                (fps / r.BareLoopFps).ToString("0.00x", CultureInfo.InvariantCulture), $"{fps / r.BareLoopFps / n * 100:0.0} %", "100.0 %",
+                "-", "-", "-", "-", "-", Format.Bytes(rss), "-");
         }
 
         console.Write(table);

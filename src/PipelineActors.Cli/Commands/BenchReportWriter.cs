@@ -120,6 +120,13 @@ public static class BenchReportWriter
         plot.SavePng(path, width, 500);
     }
 
+    /// <summary>A row's nodes, each: its stage, node and bare stage CPU per frame, the overhead and the CPU per MB it moved.</summary>
+    private static string Overheads(BenchRow row) => string.Join("; ", row.NodeOverheads.Select(o => o.Stage is null
+        ? $"{o.Node} hosted no stage"
+        : string.Create(CultureInfo.InvariantCulture,
+            $"stage {o.Stage} on {o.Node}: {o.NodeCpuMsPerFrame:0.00} ms CPU a frame against {o.StageBareCpuMsPerFrame:0.00} ms alone, "
+            + $"{BenchCommand.Percent(o.OverheadPercent)}, {o.OverheadCpuMsPerMB:0.0} ms per MB in and out")));
+
     private static string Summary(BenchReport r)
     {
         var text = new StringBuilder();
@@ -144,6 +151,13 @@ public static class BenchReportWriter
         }
 
         text.AppendLine();
+        foreach (var row in r.Rows.Where(x => x.NodeOverheads.Count > 0))
+        {
+            text.AppendLine(
+                CultureInfo.InvariantCulture, $"Per-node overhead of {Named(row)} against each stage alone (aim <= 5 %): {Overheads(row)}.");
+            text.AppendLine();
+        }
+
         text.AppendLine("![throughput against worker count](throughput-vs-nodes.png)");
         text.AppendLine();
         text.AppendLine("![busy % per stage](stage-busy.png)");
