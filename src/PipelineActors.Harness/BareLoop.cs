@@ -51,7 +51,8 @@ public static class BareLoop
         var elapsed = clock.Elapsed.TotalSeconds;
         self.Refresh();
         var sorted = Percentiles.Sorted(samples);
-        return new BareLoopResult(samples.Count, elapsed, samples.Count / elapsed, (self.TotalProcessorTime - cpuStart).TotalSeconds, self.PeakWorkingSet64, Percentiles.At(sorted, 0.5));
+        return new BareLoopResult(samples.Count, elapsed, samples.Count / elapsed, (self.TotalProcessorTime - cpuStart).TotalSeconds,
+            self.PeakWorkingSet64, Percentiles.At(sorted, 0.5));
     }
 
     /// <summary>Runs the loop in this process and prints the result as one JSON line (the node's bench mode).</summary>
@@ -85,7 +86,8 @@ public sealed record SegmentLoopReport(IReadOnlyList<SegmentLoopResult> Segments
 /// </summary>
 public static class SegmentLoop
 {
-    /// <summary>Each <c>segment-NN.onnx</c> in <paramref name="folder"/>, in name order: 2 warm-up runs, then runs for <paramref name="seconds"/> (at least 3).</summary>
+    /// <summary>Each <c>segment-NN.onnx</c> in <paramref name="folder"/>, in name order: 2 warm-up runs, then runs for <paramref
+    /// name="seconds"/> (at least 3).</summary>
     public static IReadOnlyList<SegmentLoopResult> Run(string folder, int threads, double seconds)
     {
         var results = new List<SegmentLoopResult>();
@@ -105,7 +107,8 @@ public static class SegmentLoop
             }
 
             var elapsedMs = clock.Elapsed.TotalMilliseconds;
-            results.Add(new SegmentLoopResult(Path.GetFileName(file), elapsedMs / samples.Count, Percentiles.At(Percentiles.Sorted(samples), 0.5), samples.Count));
+            results.Add(new SegmentLoopResult(Path.GetFileName(file), elapsedMs / samples.Count,
+                Percentiles.At(Percentiles.Sorted(samples), 0.5), samples.Count));
         }
 
         return results;

@@ -98,7 +98,8 @@ public sealed record BenchPlanRow(
 public sealed record ReplicaRow(int Nodes, double Fps, long RssPerReplica);
 
 /// <summary>A benchmark's method, machine and figures.</summary>
-public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter, double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<ReplicaRow> Replicas)
+public sealed record BenchReport(string Model, string Machine, string Method, double BareLoopFps, double BareLoopFpsAfter,
+    double BareLoopP50Ms, long BareLoopRssBytes, IReadOnlyList<BenchRow> Rows, IReadOnlyList<ReplicaRow> Replicas)
 {
     /// <summary>With a report: a run on the most workers with one worker SIGKILLed, for the throughput-over-time plot.</summary>
     public RunReport? KillRun { get; init; }
@@ -112,7 +113,8 @@ public sealed record BenchReport(string Model, string Machine, string Method, do
     /// <summary>With <c>--emulate</c>: each worker's whole-model time, measured inside its device before planning.</summary>
     public IReadOnlyList<DeviceSpeed> DeviceSpeeds { get; init; } = [];
 
-    /// <summary>With <c>--emulate</c>: each worker's segment times, measured inside its device as stages of their own (blocks are priced from them).</summary>
+    /// <summary>With <c>--emulate</c>: each worker's segment times, measured inside its device as stages of their own (blocks are priced
+    /// from them).</summary>
     public IReadOnlyList<SegmentTimes> SegmentTimes { get; init; } = [];
 
     /// <summary>With <c>--emulate</c>: the planned row's objective, <c>throughput</c> or <c>latency</c>.</summary>
@@ -201,17 +203,21 @@ public static class Bench
         say("bare loop again, to see how much the machine drifted during the run");
         var bareAfter = (await Loops(options, 1, coresFor, cancellation))[0];
         var method = string.Join(" ", [
-            $"One run on this machine ({cores} cores). Baseline: ONNX Runtime over the whole model in a loop in one process ({options.ThreadsPerNode} intra-op thread(s), optimizations on, spinning off),",
+            $"One run on this machine ({cores} cores). Baseline: ONNX Runtime over the whole model in a loop in one process "
+                + $"({options.ThreadsPerNode} intra-op thread(s), optimizations on, spinning off),",
             $"pinned with taskset, {options.LoopSeconds:0} s after 5 warm-up runs, run first and last.",
-            $"Pipeline: 'pipeline run' with N worker processes, worker i pinned to core(s) i*T..i*T+T-1 (mod {cores}), the ingest/coordinator process unpinned (its CPU is reported),",
+            $"Pipeline: 'pipeline run' with N worker processes, worker i pinned to core(s) i*T..i*T+T-1 (mod {cores}), the "
+                + $"ingest/coordinator process unpinned (its CPU is reported),",
             $"{options.Frames} synthetic frames read as fast as the pipeline takes them, throughput = (results - 1) / (last result - first result).",
-            "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the fair ceiling, since processes sharing a machine slow each other down).",
+            "Replicas: N bare loops at once on the same cores, frames/s summed (the data-parallel alternative; on one machine also the "
+                + "fair ceiling, since processes sharing a machine slow each other down).",
             OverheadMethod(options, rows),
             options.Emulation is { } spec
                 ? $"Emulated workers (pipeline runs only; the bare loop and replicas run at full speed): {spec}; latency is added by the application."
                 : "",
         ]).TrimEnd();
-        return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2), Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
+        return new BenchReport(Path.GetFileName(options.ModelPath), Machine(cores), method, Math.Round(bare.FramesPerSecond, 2),
+            Math.Round(bareAfter.FramesPerSecond, 2), Math.Round(bare.P50Ms, 2), bare.PeakRssBytes, rows, replicas)
         {
             KillRun = killRun,
             Emulation = emulation,
@@ -425,11 +431,15 @@ public static class Bench
             $"Calibration: a bare loop of the whole model inside each worker's cgroup and namespace, all at once, {calibrationSeconds:0} s.",
             planning.Segments.Count > 0
                 ? $"Block times: the model cut into {planning.Segments[0].MeanMs.Count} segments at block bounds, each written as a stage file and "
-                    + $"timed as a session of its own inside every worker's device, all devices at once ({planningOptions.SegmentSeconds:0.#} s a segment, "
-                    + "wall time per run; cached by model SHA-256 and device spec); a block's time = its segment's time x its share of the segment's per-node times."
-                : "Each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's whole-model time.",
+                    + $"timed as a session of its own inside every worker's device, all devices at once "
+                    + $"({planningOptions.SegmentSeconds:0.#} s a segment, "
+                    + "wall time per run; cached by model SHA-256 and device spec); a block's time = its segment's time x its share of "
+                    + "the segment's per-node times."
+                : "Each block's time on a worker = its share of the per-node times measured in one ONNX Runtime session x that worker's "
+                    + "whole-model time.",
             latency
-                ? "Objective latency: the planned row is the planner's least-latency plan; every pipeline run keeps one frame in flight, so its p50 is one frame's latency without queueing."
+                ? "Objective latency: the planned row is the planner's least-latency plan; every pipeline run keeps one frame in flight, "
+                    + "so its p50 is one frame's latency without queueing."
                 : "",
             $"Links from the spec (unshaped: {DevicePlanning.UnshapedMbps:0} Mbit/s; a worker-to-worker hop gets the narrower of the two;",
             "latency is added by the application).",

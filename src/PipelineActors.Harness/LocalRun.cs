@@ -150,7 +150,8 @@ public static partial class LocalRun
         var say = options.Progress ?? (_ => { });
         // This user's own folder (0700), not a fixed one in /tmp where another user could plant links (review S3).
         var store = Path.Combine(PrivateFiles.RunFolder(), "store");
-        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1) + (options.ChaosMinutes is null ? 0 : ChaosRun.ExtraWorkers);
+        var maxWorkers = options.Workers + (options.AddWorkerAfterSeconds is null ? 0 : 1) + (options.ChaosMinutes is null ? 0
+            : ChaosRun.ExtraWorkers);
         var profile = File.Exists(ModelProfile.PathFor(options.ModelPath)) ? ModelProfile.ForModel(options.ModelPath) : null;
         if (profile is null && options.Source != "synthetic")
         {
@@ -251,7 +252,8 @@ public static partial class LocalRun
             var window = options.Window ?? Math.Max(2, options.Workers + 1);
             if (options.Annotate is not null && profile?.Decoder is null)
             {
-                throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the bundled BlazeFace or PaddleOCR detector).");
+                throw new Onnx.PipelineInputException("--annotate needs a model whose profile names a decoder (a detector such as the "
+                    + "bundled BlazeFace or PaddleOCR detector).");
             }
 
             if (options.ChaosMinutes is { } minutes)
@@ -377,9 +379,11 @@ public static partial class LocalRun
                     say($"plan epoch {shown.Epoch} ({shown.Reason.Text()}): {string.Join(" -> ", shown.Placements.Select(p => p.Node))}");
                 }
 
-                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent {ingest.Resent}  epoch {ingest.Epoch}");
+                say($"{clock.Elapsed.TotalSeconds,5:0.0} s  in {ingest.Accepted}  out {sink.Delivered}  skipped {ingest.Skipped}  resent "
+                    + $"{ingest.Resent}  epoch {ingest.Epoch}");
 
-                if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
+                if (options.KillWorkerAfterSeconds is { } killAfter && killTicks is null && firstResultAt is { } first
+                    && clock.Elapsed.TotalSeconds >= first + killAfter && ingest.Plan is { } plan)
                 {
                     var victimNode = plan.Placements[plan.Placements.Count / 2].Node;
                     var victim = workers.FirstOrDefault(w => !w.HasExited && LocalCluster.NodeOf(w) == victimNode)
@@ -420,7 +424,8 @@ public static partial class LocalRun
                     }
                 }
 
-                if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2 && clock.Elapsed.TotalSeconds >= f2 + addAfter)
+                if (options.AddWorkerAfterSeconds is { } addAfter && added is null && firstResultAt is { } f2
+                    && clock.Elapsed.TotalSeconds >= f2 + addAfter)
                 {
                     var extra = cluster.LaunchAnother();
                     added = extra.Name;
@@ -451,7 +456,8 @@ public static partial class LocalRun
                 double? recovery = first.Ticks > 0 ? Math.Round((first.Ticks - k.Ticks) * 1000.0 / Stopwatch.Frequency, 0) : null;
                 return new SoakKill(k.Number, k.Node, k.InFlight, recovery);
             }).ToList();
-            var report = Report(options, finalIngest, finalSink, audited!.Read(finalIngest.Accepted), stages, killed, inFlightAtKill, killTicks, added) with
+            var report = Report(options, finalIngest, finalSink, audited!.Read(finalIngest.Accepted), stages, killed, inFlightAtKill,
+                killTicks, added) with
             {
                 Nodes = nodes,
                 HeadCpuSecondsPerFrame = Math.Round(headCpu, 4),
@@ -463,7 +469,8 @@ public static partial class LocalRun
                 FidelityMeasure = codecChoice?.Measure,
                 HopCodecs = codecChoice is null ? [] : [.. codecChoice.Hops.Select(h => HopCodecRow.Of(h, codecChoice))],
                 Codec = codecChoice is null ? CutCodecPlan.Parse(options.Codec ?? Transfer.TransferSpec.Exact).Text
-                    : string.Join(",", codecChoice.Hops.Where(h => h.Parts == stages.Count).Select(h => h.Codec).DefaultIfEmpty(Transfer.TransferSpec.Exact)),
+                    : string.Join(
+                        ",", codecChoice.Hops.Where(h => h.Parts == stages.Count).Select(h => h.Codec).DefaultIfEmpty(Transfer.TransferSpec.Exact)),
             };
             return chaos is null ? report : report with { Chaos = chaos.Report(report, DateTime.UtcNow) };
         }
@@ -563,7 +570,8 @@ public static partial class LocalRun
 
         var pixels = prepared.SourceInputs.Any(t => t.ElementType == Onnx.Proto.TensorProto.Types.DataType.Uint8);
         return new LimitedSource(
-            SourceSpec.Parse(options.Source, profile, new FrameSourceOptions(Uint8Pixels: pixels, Frames: frames, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null)),
+            SourceSpec.Parse(options.Source, profile,
+                new FrameSourceOptions(Uint8Pixels: pixels, Frames: frames, FramesPerSecond: framesPerSecond > 0 ? framesPerSecond : null)),
             frames);
     }
 

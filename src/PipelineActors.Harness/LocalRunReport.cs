@@ -21,7 +21,8 @@ public sealed record SoakKill(int Number, string Node, long InFlight, double? Re
 public sealed record NodeRow(string Node, string? Cores, double CpuSeconds, double CpuSecondsPerFrame, long RssBytes);
 
 /// <summary>One stage's row in a run's summary.</summary>
-public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95, long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
+public sealed record StageRow(int Index, string Node, string Layers, long Frames, double ComputeMsP50, double ComputeMsP95,
+    long BytesInPerFrame, long BytesOutPerFrame, double BusyPercent);
 
 /// <summary>A run's summary: what came in, what came out, how fast, and how recovery went.</summary>
 public sealed record RunReport(
@@ -173,7 +174,8 @@ public static partial class LocalRun
         }
     }
 
-    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written, List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
+    private static RunReport Report(LocalRunOptions options, IngestStats ingest, SinkStats sink, ResultCounts written,
+        List<StageRow> stages, string? killed, long? inFlightAtKill, long? killTicks, string? added)
     {
         var latencies = Percentiles.Sorted(sink.LatenciesMs);
         double Percentile(double p) => Math.Round(Percentiles.At(latencies, p), 2);
@@ -196,7 +198,8 @@ public static partial class LocalRun
         var first = sink.FirstDeliveryTicks;
         double Seconds(long ticks) => (ticks - first) / (double)Stopwatch.Frequency;
         var bins = sink.Deliveries.GroupBy(d => (int)Math.Floor(Seconds(d.Ticks) * 2)).ToDictionary(g => g.Key, g => g.Count());
-        var series = bins.Count == 0 ? [] : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => new ThroughputPoint(b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
+        var series = bins.Count == 0 ? []
+            : Enumerable.Range(0, bins.Keys.Max() + 1).Select(b => new ThroughputPoint(b / 2.0, bins.GetValueOrDefault(b) * 2.0)).ToList();
         var percentiles = latencies.Length == 0 ? [] : Enumerable.Range(0, 101).Select(p => Percentiles.At(latencies, p / 100.0)).ToList();
         double? killAt = killTicks is { } k2 ? Math.Round(Seconds(k2), 2) : null;
         double? liveAt = killTicks is { } k3 && RecoveryAfter(ingest, k3) is { } recovery ? Math.Round(Seconds(recovery.Ticks), 2) : null;

@@ -14,18 +14,23 @@ namespace PipelineActors.Cli.Commands;
 /// <summary><c>pipeline bench</c>: the pipeline against the bare loop and concurrent replicas, measured in one run.</summary>
 internal static class BenchCommand
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, IncludeFields = true };
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        IncludeFields = true };
 
     public static Command Create(CliContext context)
     {
         var model = new Option<string?>("--model") { Description = $"ONNX model (default: the bundled {RunCommand.DefaultModel})." };
-        var nodes = new Option<string>("--nodes") { Description = "Worker counts to measure, comma separated (e.g. 1,2).", DefaultValueFactory = _ => "1,2" };
-        var threads = new Option<int>("--threads-per-node") { Description = "ONNX Runtime intra-op threads (and cores) per worker and per bare loop.", DefaultValueFactory = _ => 1 };
+        var nodes = new Option<string>("--nodes") { Description = "Worker counts to measure, comma separated (e.g. 1,2).",
+            DefaultValueFactory = _ => "1,2" };
+        var threads = new Option<int>("--threads-per-node") { Description = "ONNX Runtime intra-op threads (and cores) per worker and "
+            + "per bare loop.", DefaultValueFactory = _ => 1 };
         var frames = new Option<long>("--frames") { Description = "Frames per pipeline run.", DefaultValueFactory = _ => 200 };
-        var seconds = new Option<double>("--loop-seconds") { Description = "Seconds each bare loop and replica set runs.", DefaultValueFactory = _ => 15 };
+        var seconds = new Option<double>("--loop-seconds") { Description = "Seconds each bare loop and replica set runs.",
+            DefaultValueFactory = _ => 15 };
         var input = CommonOptions.Input();
         var json = new Option<bool>("--json") { Description = "Print the report as one JSON object." };
-        var report = new Option<string?>("--report") { Description = "Write PNG plots and a Markdown summary to this folder (adds a run with a worker kill)." };
+        var report = new Option<string?>("--report") { Description = "Write PNG plots and a Markdown summary to this folder (adds a run "
+            + "with a worker kill)." };
         var emulate = CommonOptions.Emulate();
         emulate.Description += " In bench the pipeline runs are emulated (--nodes defaults to the spec's count); the bare loop and replicas are not.";
         var objective = new Option<string?>("--objective")
@@ -61,7 +66,8 @@ internal static class BenchCommand
             var goal = PlanCommand.Objective(parse.GetValue(objective), null);
             if (parse.GetValue(objective) is not null && emulation is null)
             {
-                throw new PipelineInputException("--objective chooses the planned row of bench --emulate; add --emulate SPEC (e.g. \"cpu=0.25;cpu=1.0,link=20\").");
+                throw new PipelineInputException("--objective chooses the planned row of bench --emulate; add --emulate SPEC (e.g. "
+                    + "\"cpu=0.25;cpu=1.0,link=20\").");
             }
             if (parse.GetValue(codecs) is not null && emulation is null)
             {
@@ -165,7 +171,8 @@ internal static class BenchCommand
                 $"{Markup.Escape(p.Configuration)}: {Markup.Escape(string.Join("; ", p.Stages))}; bottleneck {Markup.Escape(p.Bottleneck)}");
         }
 
-        console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
+        console.MarkupLine($"bare loop: {r.BareLoopFps:0.00} frames/s (p50 {r.BareLoopP50Ms:0.0} ms, {Format.Bytes(r.BareLoopRssBytes)} "
+            + $"resident); again at the end: {r.BareLoopFpsAfter:0.00} frames/s");
         var predicted = r.Rows.Any(row => row.PredictedFramesPerSecond is not null);
         var table = new Table().Border(TableBorder.Rounded).AddColumn("configuration").AddColumn("codec")
             .AddColumn("frames/s", c => c.RightAligned());
@@ -197,7 +204,8 @@ internal static class BenchCommand
                 row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-",
                 row.LatencyP50Ms.ToString("0.0", CultureInfo.InvariantCulture),
                 string.Join(", ", row.BytesPerFrameOnLinks.Select(Format.Bytes)),
-                string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture))) + $" (+ingest {row.HeadCpuSecondsPerFrame:0.0000})",
+                string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000",
+                    CultureInfo.InvariantCulture))) + $" (+ingest {row.HeadCpuSecondsPerFrame:0.0000})",
                 string.Join(", ", row.NodeOverheads.Select(o => o.StageBareCpuMsPerFrame?.ToString("0.00", CultureInfo.InvariantCulture) ?? "-")),
                 string.Join(", ", row.NodeOverheads.Select(o => Percent(o.OverheadPercent))),
                 string.Join(", ", row.RssBytesPerNode.Select(Format.Bytes)),

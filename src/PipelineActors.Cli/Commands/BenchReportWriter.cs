@@ -58,7 +58,8 @@ public static class BenchReportWriter
         var row = r.Rows.OrderByDescending(x => x.Nodes).First();
         var plot = new ScottPlot.Plot();
         plot.Add.Bars(row.StageBusyPercent.ToArray());
-        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => (double)i).ToArray(), Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => $"stage {i}").ToArray());
+        plot.Axes.Bottom.SetTicks(Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => (double)i).ToArray(),
+            Enumerable.Range(0, row.StageBusyPercent.Count).Select(i => $"stage {i}").ToArray());
         plot.Axes.SetLimitsY(0, 100);
         Save(plot, $"{r.Model}: busy % per stage, pipeline on {row.Nodes} worker(s)", null, "busy %", path, legend: false);
     }
@@ -71,7 +72,8 @@ public static class BenchReportWriter
         var plot = new ScottPlot.Plot();
         foreach (var row in r.Rows.Where(x => x.LatencyPercentiles.Count > 0))
         {
-            var line = plot.Add.Scatter(row.LatencyPercentiles.ToArray(), Enumerable.Range(0, row.LatencyPercentiles.Count).Select(p => p / 100.0).ToArray());
+            var line = plot.Add.Scatter(row.LatencyPercentiles.ToArray(),
+                Enumerable.Range(0, row.LatencyPercentiles.Count).Select(p => p / 100.0).ToArray());
             line.LegendText = Named(row);
             line.MarkerSize = 0;
         }
@@ -82,7 +84,8 @@ public static class BenchReportWriter
     private static void Recovery(RunReport kill, string path)
     {
         var plot = new ScottPlot.Plot();
-        var line = plot.Add.Scatter(kill.ThroughputSeries.Select(p => p.Seconds).ToArray(), kill.ThroughputSeries.Select(p => p.FramesPerSecond).ToArray());
+        var line = plot.Add.Scatter(kill.ThroughputSeries.Select(p => p.Seconds).ToArray(),
+            kill.ThroughputSeries.Select(p => p.FramesPerSecond).ToArray());
         line.LegendText = "results/s (0.5 s bins)";
         if (kill.KillAtSeconds is { } k)
         {
@@ -136,18 +139,30 @@ public static class BenchReportWriter
         text.AppendLine();
         text.AppendLine(CultureInfo.InvariantCulture, $"Method: {r.Method}");
         text.AppendLine();
-        text.AppendLine(CultureInfo.InvariantCulture, $"Bare loop: {r.BareLoopFps:0.00} frames/s at the start, {r.BareLoopFpsAfter:0.00} at the end (p50 {r.BareLoopP50Ms:0.0} ms, {r.BareLoopRssBytes / (1 << 20)} MiB resident).");
+        text.AppendLine(CultureInfo.InvariantCulture,
+            $"Bare loop: {r.BareLoopFps:0.00} frames/s at the start, {r.BareLoopFpsAfter:0.00} at the end (p50 {r.BareLoopP50Ms:0.0} ms, "
+                + $"{r.BareLoopRssBytes / (1 << 20)} MiB resident).");
         text.AppendLine();
-        text.AppendLine("| configuration | frames/s | x bare loop | efficiency | vs N replicas | latency p50 (ms) | bytes/frame per link | CPU s/frame per node (+ingest) | memory per node (MiB) | lost |");
+        text.AppendLine("| configuration | frames/s | x bare loop | efficiency | vs N replicas | latency p50 (ms) | bytes/frame per link "
+            + "| CPU s/frame per node (+ingest) | memory per node (MiB) | lost |");
         text.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var row in r.Rows)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {Named(row)} | {row.FramesPerSecond:0.00} | {row.SpeedupOverBareLoop:0.00}x | {row.ScalingEfficiency * 100:0.0} % | {(row.VersusConcurrentReplicas is { } v ? $"{v * 100:0.0} %" : "-")} | {row.LatencyP50Ms:0.0} | {string.Join(", ", row.BytesPerFrameOnLinks)} | {string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture)))} (+{row.HeadCpuSecondsPerFrame:0.0000}) | {string.Join(", ", row.RssBytesPerNode.Select(b => b / (1 << 20)))} | {row.Lost} |");
+            var versus = row.VersusConcurrentReplicas is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v * 100:0.0} %") : "-";
+            var cpu = string.Join(", ", row.CpuSecondsPerFrameOnNodes.Select(c => c.ToString("0.0000", CultureInfo.InvariantCulture)));
+            var memory = string.Join(", ", row.RssBytesPerNode.Select(b => b / (1 << 20)));
+            text.AppendLine(
+                CultureInfo.InvariantCulture,
+                $"| {Named(row)} | {row.FramesPerSecond:0.00} | {row.SpeedupOverBareLoop:0.00}x | {row.ScalingEfficiency * 100:0.0} % | {versus} "
+                + $"| {row.LatencyP50Ms:0.0} | {string.Join(", ", row.BytesPerFrameOnLinks)} | {cpu} (+{row.HeadCpuSecondsPerFrame:0.0000}) "
+                + $"| {memory} | {row.Lost} |");
         }
 
         foreach (var (n, fps, rss) in r.Replicas)
         {
-            text.AppendLine(CultureInfo.InvariantCulture, $"| {n} replicas | {fps:0.00} | {fps / r.BareLoopFps:0.00}x | {fps / r.BareLoopFps / n * 100:0.0} % | 100 % | - | - | - | {rss / (1 << 20)} each | - |");
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {n} replicas | {fps:0.00} | {fps / r.BareLoopFps:0.00}x | {fps / r.BareLoopFps / n * 100:0.0} % | 100 % | - | - | - "
+                    + $"| {rss / (1 << 20)} each | - |");
         }
 
         text.AppendLine();
@@ -166,7 +181,11 @@ public static class BenchReportWriter
         if (r.KillRun is { } kill)
         {
             text.AppendLine();
-            text.AppendLine(CultureInfo.InvariantCulture, $"Worker kill: SIGKILL of {kill.KilledNode} with {kill.InFlightAtKill} frame(s) in flight; first in-order result through the replacement {kill.RecoveryToFirstResultMs:0} ms after the kill; throughput back at the new steady rate after {kill.RecoveryToSteadyMs:0} ms; {kill.FramesIn} frames in, {kill.ResultsOut} out, {kill.Lost} lost, {kill.OutOfOrder} out of order.");
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"Worker kill: SIGKILL of {kill.KilledNode} with {kill.InFlightAtKill} frame(s) in flight; first in-order result through "
+                    + $"the replacement {kill.RecoveryToFirstResultMs:0} ms after the kill; throughput back at the new steady rate after "
+                    + $"{kill.RecoveryToSteadyMs:0} ms; {kill.FramesIn} frames in, {kill.ResultsOut} out, {kill.Lost} lost, "
+                    + $"{kill.OutOfOrder} out of order.");
             text.AppendLine();
             text.AppendLine("![throughput across a worker kill](throughput-over-time-kill.png)");
         }
