@@ -198,12 +198,12 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
             var exact = row.GetProperty("codec").GetString() == "exact";
             Assert.True(exact ? predicted.GetDouble() > 0 : predicted.ValueKind == JsonValueKind.Null, row.ToString());
         }
-        // Each configuration's runs use one two-stage placement, so the codecs' rows cross the same hop as exact, never with more
-        // bytes: a codec goes only where it makes the cut smaller, and the measured balance may cut where tinynet carries a
-        // 175-byte vector, which stays exact. A run whose worker flapped on this loaded machine may end with both stages on one
-        // worker, whose frames cross no link (0 bytes). So each codec must have crossed a link with fewer bytes than exact in at
-        // least one of the two configurations.
-        var crossed = new HashSet<string>(StringComparer.Ordinal);
+        // The equal split cuts by FLOPs, the same hop in each of its runs, so there a codec never sends more bytes than exact: it
+        // goes only where it makes the cut smaller (tinynet's FLOP-balanced cut carries a 175-byte vector, which stays exact,
+        // and pool2 leaves a 1x1 map alone). The planned configuration is measured again for every run, and tinynet's blocks
+        // take 0.01 to 0.1 ms, so its cut moved from run to run in CI (exact crossed 1,059 bytes where int8+zstd crossed the
+        // 8 KiB map as 1,330): its rows are checked for their shape only. What a codec does to a cut's bytes is held by
+        // RunCodecSpecs on a fixed cut. A run whose worker flapped may end with both stages on one worker (0 bytes).
         foreach (var first in new[] { 0, 3 })
         {
             var runs = rows.Skip(first).Take(3).ToList();
@@ -212,12 +212,11 @@ public sealed class EmulatedRunSpecs(ITestOutputHelper output) : IDisposable
                 + $"{r.GetProperty("framesPerSecond")} frames/s, bytes a frame on links [{string.Join(", ", links[i])}]")));
             Assert.All(runs, r => Assert.Equal(2, r.GetProperty("nodes").GetInt32()));
             Assert.All(links, l => Assert.Single(l));
-            Assert.True(links[1][0] <= links[0][0] && links[2][0] <= links[0][0], string.Join(" / ", links.Select(l => l[0])));
-            crossed.UnionWith(runs.Where((_, i) => i > 0 && links[i][0] > 0
-                && links[i][0] < links[0][0]).Select(r => r.GetProperty("codec").GetString()!));
+            if (first == 3 && links.All(l => l[0] > 0))
+            {
+                Assert.True(links[1][0] <= links[0][0] && links[2][0] <= links[0][0], string.Join(" / ", links.Select(l => l[0])));
+            }
         }
-
-        Assert.Equal(["int8+zstd", "pool2"], crossed.Order(StringComparer.Ordinal));
     }
 
     [Theory]
