@@ -32,6 +32,8 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     private readonly ITestOutputHelper _output;
     private readonly string _folder = Directory.CreateTempSubdirectory("pa-procs-").FullName;
     private readonly List<NodeProcess> _processes = [];
+    // How each process was started, so one the downing judge removed in a start-up flap starts again, as its service would.
+    private readonly List<(string Name, List<string> Args)> _starts = [];
     private readonly List<PipelineNode> _nodes = [];
     // Over TLS, as deployed: the head in this process, the workers node processes with their own TLS folders.
     private readonly TestCertificates _certificates = new();
@@ -56,7 +58,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             StartWorker(head.SeedUri, [Roles.Worker]);
         }
 
-        await LocalCluster.WaitForMembers(head.System, 3, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 3, _processes, TimeSpan.FromSeconds(60), Relaunch, _output.WriteLine);
         var (session, writer) = Stream(head, frames: 160);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the kill");
         var ingest = await session.IngestStatsAsync();
@@ -82,7 +84,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
     {
         var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
         StartWorker(head.SeedUri, [Roles.Worker]);
-        await LocalCluster.WaitForMembers(head.System, 1, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 1, _processes, TimeSpan.FromSeconds(60), Relaunch, _output.WriteLine);
         var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 20, "20 results on one worker");
         Assert.Equal(1, (await session.IngestStatsAsync()).Plan!.Parts);
@@ -100,7 +102,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         var head = await StartHead([Roles.Coordinator, Roles.Ingest]);
         StartWorker(head.SeedUri, [Roles.Worker]);
         StartWorker(head.SeedUri, [Roles.Worker]);
-        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60), Relaunch, _output.WriteLine);
         var (session, writer) = Stream(head, frames: 240, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the leave");
         var plan = (await session.IngestStatsAsync()).Plan!;
@@ -123,7 +125,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         var head = await StartHead([Roles.Ingest], seed);
         StartWorker(seed, [Roles.Worker, Roles.Coordinator]);
         StartWorker(seed, [Roles.Worker]);
-        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60), Relaunch, _output.WriteLine);
         var (session, writer) = Stream(head, frames: 300, framesPerSecond: 30);
         await WaitFor(() => writer.Snapshot().Count >= 30, "30 results before the coordinator dies");
         await WaitFor(async () => (await session.IngestStatsAsync()).Plan?.Placements.Select(p => p.Node).Distinct().Count() == 2,
@@ -170,7 +172,7 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
             StartWorker(head.SeedUri, [Roles.Worker]);
         }
 
-        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60));
+        await LocalCluster.WaitForMembers(head.System, 2, _processes, TimeSpan.FromSeconds(60), Relaunch, _output.WriteLine);
         // Every member's views reach the head: the judge hears each worker speak, so none is taken for dead.
         await WaitFor(async () =>
         {
@@ -261,9 +263,13 @@ public sealed class MultiProcessSpecs : IAsyncLifetime
         }
 
         var process = NodeProcess.Start($"node-{_processes.Count}", args);
+        _starts.Add((process.Name, args));
         _processes.Add(process);
         return (process, port);
     }
+
+    /// <summary>Starts node <paramref name="index"/> again with its first arguments (a service manager's restart).</summary>
+    private NodeProcess Relaunch(int index) => NodeProcess.Start(_starts[index].Name, _starts[index].Args);
 
     private (NodeProcess Process, int Port) StartWorker(string? seed, IReadOnlyList<string> roles, int port = 0) => StartWorkerAt(seed, roles, port);
 
